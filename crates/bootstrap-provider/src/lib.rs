@@ -1,0 +1,1 @@
+//! The bootstrap provider's library: everything but process start-up, so tests reach it.

@@ -1,0 +1,1 @@
+//! The controlplane provider's library: everything but process start-up, so tests reach it.
