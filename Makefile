@@ -1,0 +1,23 @@
+# The two commands the README promises, plus the chores behind them.
+.PHONY: run test down crds release-manifests
+
+## run: the main job — a local management cluster from test/harness, CAPI core, both providers,
+## and a sample cluster reconciled, shown as it converges.
+run:
+	bash hack/demo.sh
+
+## test: everything CI runs (static checks, harness, unit + snapshot + integration + e2e tests).
+test:
+	bash test/run-all.sh
+
+## down: stop whatever `make run` or `make test` left running.
+down:
+	test/harness/cluster down
+
+## crds: regenerate config/crd/bases from the Rust types.
+crds:
+	cargo xtask crd
+
+## release-manifests: write out/control-plane-components.yaml and out/bootstrap-components.yaml.
+release-manifests:
+	bash hack/release-manifests.sh
