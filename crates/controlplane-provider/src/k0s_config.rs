@@ -1,0 +1,420 @@
+//! The k0s `ClusterConfig` the controller pods start with (ConfigMap `kmc-<name>-config`, key
+//! `K0SMOTRON_K0S_YAML`): the user's `spec.k0sConfig` merged with the values the provider owns.
+//!
+//! Pure, over `serde_json::Value`: it knows k0s' field paths but not our API types. Values the
+//! provider must own (API port, SANs, external address, konnectivity port, storage) override the
+//! user's; network values from the CAPI Cluster only fill what the user left empty.
+
+use serde_json::{Map, Value, json};
+
+/// `apiVersion` of a k0s ClusterConfig.
+pub const API_VERSION: &str = "k0s.k0sproject.io/v1beta1";
+/// `kind` of a k0s ClusterConfig.
+pub const KIND: &str = "ClusterConfig";
+
+/// Errors of the k0s config merge.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum K0sConfigError {
+    /// `spec.k0sConfig` is not a YAML/JSON object.
+    #[error("spec.k0sConfig must be an object, got {0}")]
+    NotAnObject(&'static str),
+    /// `spec.k0sConfig` has another apiVersion or kind.
+    #[error(
+        "spec.k0sConfig must be apiVersion {API_VERSION}, kind {KIND}; got {api_version}/{kind}"
+    )]
+    WrongType {
+        /// The apiVersion found.
+        api_version: String,
+        /// The kind found.
+        kind: String,
+    },
+    /// A path the provider must write is occupied by a non-object (e.g. `spec.api: 3`).
+    #[error("spec.k0sConfig.{0} must be an object")]
+    NotAnObjectAt(String),
+}
+
+/// Network values from `Cluster.spec.clusterNetwork`, used only where the user set none.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NetworkDefaults {
+    /// `clusterNetwork.pods.cidrBlocks`, comma-joined (k0s' dual-stack form).
+    pub pod_cidr: Option<String>,
+    /// `clusterNetwork.services.cidrBlocks`, comma-joined.
+    pub service_cidr: Option<String>,
+    /// `clusterNetwork.serviceDomain`.
+    pub cluster_domain: Option<String>,
+}
+
+/// The values the provider owns in the generated config.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Owned {
+    /// `spec.api.port`.
+    pub api_port: i32,
+    /// `spec.konnectivity.agentPort`.
+    pub konnectivity_port: i32,
+    /// `spec.api.externalAddress` (skipped when node-local load balancing is enabled, as k0s
+    /// refuses both).
+    pub external_address: Option<String>,
+    /// Added to `spec.api.sans` (merged with the user's, sorted, de-duplicated).
+    pub sans: Vec<String>,
+    /// `spec.storage`, replacing the user's entirely.
+    pub storage: Value,
+}
+
+/// The merged config and the user values the provider replaced.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Merged {
+    /// The ClusterConfig.
+    pub config: Value,
+    /// Dotted paths of user-set values that the provider overrode (reported to the user).
+    pub overridden: Vec<String>,
+}
+
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// The object at `path` under `root`, created when missing.
+fn object_at<'a>(
+    root: &'a mut Map<String, Value>,
+    path: &[&str],
+) -> Result<&'a mut Map<String, Value>, K0sConfigError> {
+    let mut cur = root;
+    for (i, key) in path.iter().enumerate() {
+        let entry = cur
+            .entry((*key).to_string())
+            .or_insert_with(|| Value::Object(Map::new()));
+        if entry.is_null() {
+            *entry = Value::Object(Map::new());
+        }
+        cur = entry
+            .as_object_mut()
+            .ok_or_else(|| K0sConfigError::NotAnObjectAt(path[..=i].join(".")))?;
+    }
+    Ok(cur)
+}
+
+fn is_unset(v: Option<&Value>) -> bool {
+    match v {
+        None | Some(Value::Null) => true,
+        Some(Value::String(s)) => s.is_empty(),
+        _ => false,
+    }
+}
+
+/// Sets `key` in `obj` to `value`, recording `path` when a different user value is replaced.
+fn set_owned(
+    obj: &mut Map<String, Value>,
+    key: &str,
+    value: Value,
+    path: &str,
+    overridden: &mut Vec<String>,
+) {
+    if let Some(old) = obj.get(key)
+        && !is_unset(Some(old))
+        && *old != value
+    {
+        overridden.push(path.to_string());
+    }
+    obj.insert(key.to_string(), value);
+}
+
+fn set_default(obj: &mut Map<String, Value>, key: &str, value: Option<&String>) {
+    if let Some(v) = value
+        && !v.is_empty()
+        && is_unset(obj.get(key))
+    {
+        obj.insert(key.to_string(), Value::String(v.clone()));
+    }
+}
+
+/// Whether `spec.network.nodeLocalLoadBalancing.enabled` is true in a config.
+pub fn node_local_load_balancing(config: &Value) -> bool {
+    config
+        .pointer("/spec/network/nodeLocalLoadBalancing/enabled")
+        .and_then(Value::as_bool)
+        .unwrap_or(false)
+}
+
+/// The cluster domain the config will use (`cluster.local` when unset, as k0s).
+pub fn cluster_domain(config: &Value) -> String {
+    config
+        .pointer("/spec/network/clusterDomain")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .unwrap_or("cluster.local")
+        .to_string()
+}
+
+/// Validates the user's config and fills the CAPI network defaults (no provider-owned values
+/// yet). The result is what [`merge`] starts from.
+pub fn with_network_defaults(
+    user: Option<&Value>,
+    network: &NetworkDefaults,
+) -> Result<Value, K0sConfigError> {
+    let mut root = match user {
+        None | Some(Value::Null) => Map::new(),
+        Some(Value::Object(m)) => m.clone(),
+        Some(other) => return Err(K0sConfigError::NotAnObject(type_name(other))),
+    };
+    let api_version = root.get("apiVersion").and_then(Value::as_str).unwrap_or("");
+    let kind = root.get("kind").and_then(Value::as_str).unwrap_or("");
+    // Upstream rejects any other type; an absent apiVersion/kind is filled in (a bare `spec:` is
+    // a common hand-written form and unambiguous).
+    if (!api_version.is_empty() && api_version != API_VERSION) || (!kind.is_empty() && kind != KIND)
+    {
+        return Err(K0sConfigError::WrongType {
+            api_version: api_version.to_string(),
+            kind: kind.to_string(),
+        });
+    }
+    root.insert("apiVersion".into(), json!(API_VERSION));
+    root.insert("kind".into(), json!(KIND));
+    let net = object_at(&mut root, &["spec", "network"])?;
+    set_default(net, "podCIDR", network.pod_cidr.as_ref());
+    set_default(net, "serviceCIDR", network.service_cidr.as_ref());
+    set_default(net, "clusterDomain", network.cluster_domain.as_ref());
+    Ok(Value::Object(root))
+}
+
+/// Merges the provider-owned values into a config prepared by [`with_network_defaults`].
+pub fn merge(base: Value, owned: &Owned) -> Result<Merged, K0sConfigError> {
+    let nllb = node_local_load_balancing(&base);
+    let mut root = match base {
+        Value::Object(m) => m,
+        other => return Err(K0sConfigError::NotAnObject(type_name(&other))),
+    };
+    let mut overridden = Vec::new();
+
+    let api = object_at(&mut root, &["spec", "api"])?;
+    set_owned(
+        api,
+        "port",
+        json!(owned.api_port),
+        "spec.api.port",
+        &mut overridden,
+    );
+    let mut sans: Vec<String> = match api.get("sans") {
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_string)
+            .collect(),
+        _ => Vec::new(),
+    };
+    sans.extend(owned.sans.iter().cloned());
+    if let Some(addr) = &owned.external_address {
+        sans.push(addr.clone());
+    }
+    sans.retain(|s| !s.is_empty());
+    sans.sort();
+    sans.dedup();
+    api.insert("sans".into(), json!(sans));
+    // k0s refuses externalAddress together with node-local load balancing; the address still goes
+    // into the SANs above.
+    if let Some(addr) = &owned.external_address
+        && !nllb
+    {
+        set_owned(
+            api,
+            "externalAddress",
+            json!(addr),
+            "spec.api.externalAddress",
+            &mut overridden,
+        );
+    }
+
+    let konnectivity = object_at(&mut root, &["spec", "konnectivity"])?;
+    set_owned(
+        konnectivity,
+        "agentPort",
+        json!(owned.konnectivity_port),
+        "spec.konnectivity.agentPort",
+        &mut overridden,
+    );
+
+    let spec = object_at(&mut root, &["spec"])?;
+    set_owned(
+        spec,
+        "storage",
+        owned.storage.clone(),
+        "spec.storage",
+        &mut overridden,
+    );
+    Ok(Merged {
+        config: Value::Object(root),
+        overridden,
+    })
+}
+
+/// `spec.storage` for the managed etcd `kmc-<name>-etcd`.
+pub fn etcd_storage(etcd_service: &str, etcd_prefix: &str) -> Value {
+    json!({
+        "type": "etcd",
+        "etcd": {
+            "externalCluster": {
+                "endpoints": [format!("https://{etcd_service}:2379")],
+                "etcdPrefix": etcd_prefix,
+                "caFile": "/var/lib/k0s/pki/etcd-ca.crt",
+                "clientCertFile": "/var/lib/k0s/pki/apiserver-etcd-client.crt",
+                "clientKeyFile": "/var/lib/k0s/pki/apiserver-etcd-client.key",
+            }
+        }
+    })
+}
+
+/// Placeholder the entrypoint script replaces with `$K0SMOTRON_KINE_DATASOURCE_URL` (the DSN from
+/// `storage.kine.dataSourceSecretName`), so the secret never lands in a ConfigMap.
+pub const KINE_DSN_PLACEHOLDER: &str = "__K0SMOTRON_KINE_DATASOURCE_URL_PLACEHOLDER__";
+
+/// `spec.storage` for kine with an inline DSN, or the placeholder when it comes from a Secret.
+pub fn kine_storage(inline_dsn: Option<&str>) -> Value {
+    json!({
+        "type": "kine",
+        "kine": { "dataSource": inline_dsn.unwrap_or(KINE_DSN_PLACEHOLDER) }
+    })
+}
+
+/// YAML text of a config, as stored in the ConfigMap.
+pub fn to_yaml(config: &Value) -> Result<String, serde_saphyr::SerializeError> {
+    serde_saphyr::to_string(config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pretty_assertions::assert_eq;
+
+    fn owned() -> Owned {
+        Owned {
+            api_port: 30443,
+            konnectivity_port: 30132,
+            external_address: Some("203.0.113.10".into()),
+            sans: vec!["kmc-a".into(), "kmc-a.ns".into(), "10.96.0.20".into()],
+            storage: etcd_storage("kmc-a-etcd", "a"),
+        }
+    }
+
+    #[test]
+    fn empty_user_config_gets_type_network_and_owned_values() {
+        let base = with_network_defaults(
+            None,
+            &NetworkDefaults {
+                pod_cidr: Some("192.168.0.0/16".into()),
+                service_cidr: Some("10.128.0.0/12".into()),
+                cluster_domain: Some("example.local".into()),
+            },
+        )
+        .unwrap();
+        let merged = merge(base, &owned()).unwrap();
+        assert_eq!(merged.overridden, Vec::<String>::new());
+        insta::assert_snapshot!(to_yaml(&merged.config).unwrap());
+    }
+
+    #[test]
+    fn user_network_wins_over_capi_but_provider_values_win_over_user() {
+        let user = json!({
+            "apiVersion": API_VERSION,
+            "kind": KIND,
+            "metadata": {"name": "k0s"},
+            "spec": {
+                "api": {"port": 6443, "sans": ["user.example.com", "kmc-a"], "externalAddress": "1.2.3.4",
+                        "extraArgs": {"anonymous-auth": "false"}},
+                "konnectivity": {"agentPort": 8132},
+                "network": {"podCIDR": "10.244.0.0/16", "provider": "calico"},
+                "storage": {"type": "kine"},
+                "telemetry": {"enabled": false}
+            }
+        });
+        let base = with_network_defaults(
+            Some(&user),
+            &NetworkDefaults {
+                pod_cidr: Some("192.168.0.0/16".into()),
+                service_cidr: Some("10.128.0.0/12".into()),
+                cluster_domain: None,
+            },
+        )
+        .unwrap();
+        let merged = merge(base, &owned()).unwrap();
+        assert_eq!(
+            merged.overridden,
+            vec![
+                "spec.api.port",
+                "spec.api.externalAddress",
+                "spec.konnectivity.agentPort",
+                "spec.storage"
+            ]
+        );
+        let c = &merged.config;
+        assert_eq!(
+            c.pointer("/spec/network/podCIDR"),
+            Some(&json!("10.244.0.0/16"))
+        );
+        assert_eq!(
+            c.pointer("/spec/network/serviceCIDR"),
+            Some(&json!("10.128.0.0/12"))
+        );
+        assert_eq!(c.pointer("/spec/network/clusterDomain"), None);
+        assert_eq!(
+            c.pointer("/spec/api/extraArgs/anonymous-auth"),
+            Some(&json!("false"))
+        );
+        insta::assert_snapshot!(to_yaml(c).unwrap());
+    }
+
+    #[test]
+    fn node_local_load_balancing_keeps_external_address_out() {
+        let user = json!({"spec": {"network": {"nodeLocalLoadBalancing": {"enabled": true}}}});
+        let base = with_network_defaults(Some(&user), &NetworkDefaults::default()).unwrap();
+        let merged = merge(base, &owned()).unwrap();
+        assert_eq!(merged.config.pointer("/spec/api/externalAddress"), None);
+        let sans = merged.config.pointer("/spec/api/sans").unwrap();
+        assert!(sans.as_array().unwrap().contains(&json!("203.0.113.10")));
+    }
+
+    #[test]
+    fn wrong_types_are_refused() {
+        let wrong = json!({"apiVersion": "v1", "kind": "ConfigMap"});
+        assert!(matches!(
+            with_network_defaults(Some(&wrong), &NetworkDefaults::default()),
+            Err(K0sConfigError::WrongType { .. })
+        ));
+        assert_eq!(
+            with_network_defaults(Some(&json!([1])), &NetworkDefaults::default()),
+            Err(K0sConfigError::NotAnObject("a list"))
+        );
+        let bad_api = json!({"spec": {"api": "nope"}});
+        let base = with_network_defaults(Some(&bad_api), &NetworkDefaults::default()).unwrap();
+        assert_eq!(
+            merge(base, &owned()),
+            Err(K0sConfigError::NotAnObjectAt("spec.api".into()))
+        );
+    }
+
+    #[test]
+    fn kine_storage_placeholder_and_inline() {
+        assert_eq!(
+            kine_storage(None).pointer("/kine/dataSource"),
+            Some(&json!(KINE_DSN_PLACEHOLDER))
+        );
+        assert_eq!(
+            kine_storage(Some("postgres://u:p@db:5432/k0s")).pointer("/kine/dataSource"),
+            Some(&json!("postgres://u:p@db:5432/k0s"))
+        );
+    }
+
+    #[test]
+    fn cluster_domain_defaults_to_cluster_local() {
+        assert_eq!(cluster_domain(&json!({})), "cluster.local");
+        assert_eq!(
+            cluster_domain(&json!({"spec": {"network": {"clusterDomain": "x.y"}}})),
+            "x.y"
+        );
+    }
+}
