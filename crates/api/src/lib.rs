@@ -1,2 +1,19 @@
 //! The v1beta2 API of the k0smotron-rs providers: CRD types, their schemas, and every name,
 //! label, annotation and finalizer the controllers use. No I/O lives here.
+//!
+//! - [`controlplane::v1beta2`]: `K0smotronControlPlane` and its template.
+//! - [`bootstrap::v1beta2`]: `K0sWorkerConfig` and its template.
+//! - [`capi`]: the few Cluster API core types the providers read (never installed by us).
+//! - [`names`], [`conditions`]: well-known names, labels, finalizers, condition types, reasons.
+//! - [`version`]: k0s version parsing and the upgrade-skew rule.
+//! - [`crds`]: the CRDs we install, labelled for the CAPI contract.
+
+pub mod bootstrap;
+pub mod capi;
+pub mod common;
+pub mod conditions;
+pub mod controlplane;
+pub mod crds;
+pub mod names;
+mod schema;
+pub mod version;

@@ -1,0 +1,3 @@
+//! `bootstrap.cluster.x-k8s.io`: the bootstrap provider's API.
+
+pub mod v1beta2;

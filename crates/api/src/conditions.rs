@@ -1,0 +1,90 @@
+//! Condition types and reasons the providers set, using the CAPI v1beta2 names where CAPI defines
+//! them (core mirrors `Available`, `ScalingUp`, `ScalingDown`, `RollingOut` and `Ready` into the
+//! `Cluster` and `Machine` conditions). Constants only.
+
+// ---------------------------------------------------------------------------------------------
+// Condition types
+// ---------------------------------------------------------------------------------------------
+
+/// Control plane: the API server of the workload cluster answers and enough replicas are ready.
+/// Mirrored by CAPI into `Cluster` `ControlPlaneAvailable`.
+pub const AVAILABLE: &str = "Available";
+/// The object (or its Cluster) is paused; reconciliation is skipped.
+pub const PAUSED: &str = "Paused";
+/// Control plane: more replicas are desired than exist.
+pub const SCALING_UP: &str = "ScalingUp";
+/// Control plane: fewer replicas are desired than exist.
+pub const SCALING_DOWN: &str = "ScalingDown";
+/// Control plane: some replicas do not run the desired spec yet.
+pub const ROLLING_OUT: &str = "RollingOut";
+/// Control plane: the cluster certificates exist (generated or user-provided).
+pub const CERTIFICATES_AVAILABLE: &str = "CertificatesAvailable";
+/// Control plane: the `<cluster>-kubeconfig` Secret exists and is current.
+pub const KUBECONFIG_SECRET_AVAILABLE: &str = "KubeconfigSecretAvailable";
+/// Control plane: the managed etcd cluster is available.
+pub const ETCD_CLUSTER_AVAILABLE: &str = "EtcdClusterAvailable";
+/// Control plane: the control plane is being deleted.
+pub const DELETING: &str = "Deleting";
+/// Bootstrap: the data Secret exists. Summarised into [`READY`].
+pub const DATA_SECRET_AVAILABLE: &str = "DataSecretAvailable";
+/// Bootstrap: summary condition, mirrored by CAPI into `Machine` `BootstrapConfigReady`.
+pub const READY: &str = "Ready";
+
+// ---------------------------------------------------------------------------------------------
+// Reasons (CamelCase, as metav1.Condition requires)
+// ---------------------------------------------------------------------------------------------
+
+/// Generic positive reason for a True summary condition.
+pub const READY_REASON: &str = "Ready";
+/// Generic negative reason for a False summary condition.
+pub const NOT_READY_REASON: &str = "NotReady";
+/// The state could not be determined yet.
+pub const READY_UNKNOWN_REASON: &str = "ReadyUnknown";
+/// `Available` is True.
+pub const AVAILABLE_REASON: &str = "Available";
+/// `Available` is False.
+pub const NOT_AVAILABLE_REASON: &str = "NotAvailable";
+/// Reconciliation is paused (`Paused` True).
+pub const PAUSED_REASON: &str = "Paused";
+/// Reconciliation is not paused (`Paused` False).
+pub const NOT_PAUSED_REASON: &str = "NotPaused";
+/// `ScalingUp` is True.
+pub const SCALING_UP_REASON: &str = "ScalingUp";
+/// `ScalingUp` is False.
+pub const NOT_SCALING_UP_REASON: &str = "NotScalingUp";
+/// `ScalingDown` is True.
+pub const SCALING_DOWN_REASON: &str = "ScalingDown";
+/// `ScalingDown` is False.
+pub const NOT_SCALING_DOWN_REASON: &str = "NotScalingDown";
+/// `RollingOut` is True.
+pub const ROLLING_OUT_REASON: &str = "RollingOut";
+/// `RollingOut` is False.
+pub const NOT_ROLLING_OUT_REASON: &str = "NotRollingOut";
+/// Waiting for the Cluster's infrastructure to be provisioned.
+pub const WAITING_FOR_INFRASTRUCTURE_REASON: &str = "WaitingForInfrastructure";
+/// Waiting for the control plane to be initialized (workers join only afterwards).
+pub const WAITING_FOR_CONTROL_PLANE_INITIALIZED_REASON: &str = "WaitingForControlPlaneInitialized";
+/// Waiting for `Cluster.spec.controlPlaneEndpoint`.
+pub const WAITING_FOR_CONTROL_PLANE_ENDPOINT_REASON: &str = "WaitingForControlPlaneEndpoint";
+/// Waiting for an owner (`Machine`, `MachinePool`, CAPI `Cluster`).
+pub const WAITING_FOR_OWNER_REASON: &str = "WaitingForOwner";
+/// The object's spec is invalid in a way the schema could not catch.
+pub const INVALID_SPEC_REASON: &str = "InvalidSpec";
+/// A Secret or ConfigMap the spec refers to does not exist or lacks the key.
+pub const REFERENCE_NOT_FOUND_REASON: &str = "ReferenceNotFound";
+/// The version change skips a minor release.
+pub const UNSUPPORTED_UPGRADE_REASON: &str = "UnsupportedUpgrade";
+/// The data Secret was created or updated.
+pub const DATA_SECRET_CREATED_REASON: &str = "DataSecretCreated";
+/// Generating the bootstrap data failed.
+pub const DATA_SECRET_GENERATION_FAILED_REASON: &str = "DataSecretGenerationFailed";
+/// Certificates were generated or found.
+pub const CERTIFICATES_AVAILABLE_REASON: &str = "CertificatesAvailable";
+/// Generating or reading certificates failed.
+pub const CERTIFICATES_NOT_AVAILABLE_REASON: &str = "CertificatesNotAvailable";
+/// Deletion is in progress.
+pub const DELETING_REASON: &str = "Deleting";
+/// The object is not being deleted.
+pub const NOT_DELETING_REASON: &str = "NotDeleting";
+/// An unexpected error; details in the message.
+pub const INTERNAL_ERROR_REASON: &str = "InternalError";

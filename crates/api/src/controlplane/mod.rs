@@ -1,0 +1,3 @@
+//! `controlplane.cluster.x-k8s.io`: the control-plane provider's API.
+
+pub mod v1beta2;

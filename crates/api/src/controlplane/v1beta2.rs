@@ -1,0 +1,923 @@
+//! `controlplane.cluster.x-k8s.io/v1beta2`: `K0smotronControlPlane` (k0s control planes hosted as
+//! pods in the management cluster) and `K0smotronControlPlaneTemplate`.
+//!
+//! The spec is upstream k0smotron's v1beta2 `ClusterSpec` field for field, so upstream manifests
+//! apply unchanged, plus the CAPI contract field `controlPlaneEndpoint`. Values the controller
+//! discovers (the external address, the certificates in use) live in status, never in spec: the
+//! spec belongs to the user and their GitOps tool. Upstream's validating webhook checks are
+//! expressed as OpenAPI constraints and CEL rules, so bad input is refused at admission without a
+//! webhook.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::{
+    api::core::v1::{
+        PersistentVolumeClaimSpec, PersistentVolumeClaimStatus, ResourceRequirements,
+        TopologySpreadConstraint, Volume,
+    },
+    apimachinery::pkg::{api::resource::Quantity, apis::meta::v1::Condition},
+};
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::{capi::ApiEndpoint, common::ObjectLabels, names};
+
+/// RE2 pattern (as the API server evaluates it) of a k0s version on the control plane: both the
+/// release (`+k0s.N`) and the image-tag (`-k0s.N`) spellings are accepted, as upstream does, and
+/// a missing suffix means `k0s.0`.
+pub const VERSION_PATTERN: &str =
+    r"^v[0-9]+\.[0-9]+\.[0-9]+(-(alpha|beta|rc)\.[0-9]+)?([-+]k0s\.[0-9]+)?$";
+
+// ---------------------------------------------------------------------------------------------
+// K0smotronControlPlane
+// ---------------------------------------------------------------------------------------------
+
+/// Desired state of a k0s control plane hosted as pods in the management cluster.
+///
+/// Same fields as upstream k0smotron's v1beta2 `ClusterSpec`, plus `controlPlaneEndpoint`.
+#[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[kube(
+    group = "controlplane.cluster.x-k8s.io",
+    version = "v1beta2",
+    kind = "K0smotronControlPlane",
+    plural = "k0smotroncontrolplanes",
+    singular = "k0smotroncontrolplane",
+    namespaced,
+    status = "K0smotronControlPlaneStatus",
+    derive = "PartialEq",
+    derive = "Default",
+    category = "cluster-api",
+    doc = "K0smotronControlPlane is a Cluster API control plane whose k0s controllers run as pods in the management cluster.",
+    scale(
+        spec_replicas_path = ".spec.replicas",
+        status_replicas_path = ".status.replicas",
+        label_selector_path = ".status.selector"
+    ),
+    printcolumn(
+        name = "Cluster",
+        type_ = "string",
+        description = "Cluster",
+        json_path = ".metadata.labels['cluster\\.x-k8s\\.io/cluster-name']"
+    ),
+    printcolumn(
+        name = "Desired",
+        type_ = "integer",
+        description = "Desired number of replicas",
+        json_path = ".spec.replicas",
+        priority = 10
+    ),
+    printcolumn(
+        name = "Replicas",
+        type_ = "integer",
+        description = "Number of control-plane pods",
+        json_path = ".status.replicas"
+    ),
+    printcolumn(
+        name = "Ready",
+        type_ = "integer",
+        description = "Number of ready control-plane pods",
+        json_path = ".status.readyReplicas"
+    ),
+    printcolumn(
+        name = "UpToDate",
+        type_ = "integer",
+        description = "Number of up-to-date control-plane pods",
+        json_path = ".status.upToDateReplicas"
+    ),
+    printcolumn(
+        name = "Available",
+        type_ = "integer",
+        description = "Number of available control-plane pods",
+        json_path = ".status.availableReplicas"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        description = "Time since creation",
+        json_path = ".metadata.creationTimestamp"
+    ),
+    printcolumn(
+        name = "Version",
+        type_ = "string",
+        description = "k0s version",
+        json_path = ".spec.version"
+    ),
+    label("cluster.x-k8s.io/v1beta2", "v1beta2"),
+    label("cluster.x-k8s.io/provider", "control-plane-k0smotron"),
+    // Upstream's webhook refuses a version change that skips a minor release. This is a
+    // transition rule on the root rather than on `spec.version` so that it does not apply to
+    // `K0smotronControlPlaneTemplate`, which shares the spec type. Downgrades are not refused (as
+    // upstream); `version::check_upgrade` implements the same rule for the controller.
+    validation = Rule::new(
+        "self.spec.version == oldSelf.spec.version || !self.spec.version.matches('^v[0-9]+[.][0-9]+[.]') || !oldSelf.spec.version.matches('^v[0-9]+[.][0-9]+[.]') || (self.spec.version.split('.')[0] == oldSelf.spec.version.split('.')[0] && int(self.spec.version.split('.')[1]) <= int(oldSelf.spec.version.split('.')[1]) + 1)"
+    ).message("spec.version may not skip a minor release: upgrade one minor version at a time").field_path(".spec.version").reason(Reason::FieldValueForbidden),
+    // Embedded NATS cannot be rescaled (upstream webhook rule).
+    validation = Rule::new(
+        "self.spec.storage.type != 'nats' || oldSelf.spec.storage.type != 'nats' || self.spec.replicas == oldSelf.spec.replicas"
+    ).message("spec.replicas cannot be changed when spec.storage.type is nats").field_path(".spec.replicas").reason(Reason::FieldValueForbidden)
+)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {
+        "rule": "!has(self.ingress) || !self.version.startsWith('v1.34.0')",
+        "message": "spec.ingress needs k0s v1.34.1 or newer on the 1.34 line",
+        "fieldPath": ".ingress"
+    }
+]))]
+pub struct K0smotronControlPlaneSpec {
+    /// Run the control plane in another ("hosting") cluster instead of the management cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_host_cluster: Option<RemoteHostClusterSpec>,
+
+    /// Number of k0s controller replicas. More than one needs a shared datastore (etcd, the
+    /// default, or kine with an external database); 3 is recommended for HA.
+    #[serde(default = "default_replicas")]
+    #[schemars(range(min = 0, max = 32))]
+    pub replicas: i32,
+
+    /// k0s image repository, without a tag; the tag comes from `version`.
+    #[serde(default = "default_image")]
+    #[schemars(length(min = 1, max = 512))]
+    pub image: String,
+
+    /// ServiceAccount of the k0s and etcd pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_account: Option<String>,
+
+    /// k0s version, e.g. `v1.35.7+k0s.0` (the image-tag spelling `v1.35.7-k0s.0` and a bare
+    /// `v1.35.7`, meaning `k0s.0`, are accepted too). Defaults to the provider's default version at
+    /// creation; a change may not skip a minor release.
+    #[serde(default = "default_version")]
+    #[schemars(
+        regex(pattern = r"^v[0-9]+\.[0-9]+\.[0-9]+(-(alpha|beta|rc)\.[0-9]+)?([-+]k0s\.[0-9]+)?$"),
+        length(max = 64)
+    )]
+    pub version: String,
+
+    /// k0s `spec.api.externalAddress`: the address clients and workers use to reach the API
+    /// server. For LoadBalancer and NodePort Services it is discovered when empty; the discovered
+    /// value is reported in `status.externalAddress` and never written here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_address: Option<String>,
+
+    /// Expose the API server and konnectivity through an Ingress (TLS passthrough, by SNI).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ingress: Option<IngressSpec>,
+
+    /// The Service exposing the API server and konnectivity.
+    #[serde(default)]
+    pub service: ServiceSpec,
+
+    /// Volume for `/var/lib/k0s` of the controller pods.
+    #[serde(default)]
+    pub persistence: PersistenceSpec,
+
+    /// Datastore of the control plane.
+    #[serde(default)]
+    pub storage: StorageSpec,
+
+    /// k0s `ClusterConfig` (`apiVersion: k0s.k0sproject.io/v1beta1`) merged into the generated one;
+    /// fields the provider manages (API address, ports, storage, SANs) are overwritten.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::schema::preserve_unknown_object")]
+    pub k0s_config: Option<serde_json::Value>,
+
+    /// Pre-existing certificate Secrets to use. When empty, the provider generates the CAPI
+    /// certificate Secrets (`<cluster>-ca`, `-proxy`, `-sa`, `-etcd`) and reports them in
+    /// `status.certificateRefs`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    pub certificate_refs: Vec<CertificateRef>,
+
+    /// Volumes holding manifests k0s deploys into the workload cluster; each is mounted
+    /// read-only at `/var/lib/k0s/manifests/<volume name>` and becomes one k0s stack.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub manifests: Vec<Volume>,
+
+    /// Extra volumes mounted into the controller pods.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mounts: Vec<Mount>,
+
+    /// Extra `k0s controller` flags, each a single string such as `--some-flag=value`; they
+    /// override the provider's defaults of the same name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub control_plane_flags: Vec<String>,
+
+    /// Prometheus sidecar exposing control-plane component metrics.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monitoring: Option<MonitoringSpec>,
+
+    /// Topology spread constraints for the k0s and etcd pods.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub topology_spread_constraints: Vec<TopologySpreadConstraint>,
+
+    /// Compute resources of the k0s controller container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+
+    /// Labels and annotations for the `<cluster>-kubeconfig` Secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kubeconfig_secret_metadata: Option<ObjectLabels>,
+
+    /// Patches applied to generated objects after generation, matched by kind and the
+    /// `app.kubernetes.io/component` label.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
+    pub patches: Vec<ComponentPatch>,
+
+    /// CAPI contract: where the workload API server is reachable. Normally left empty: the
+    /// provider publishes the endpoint on the CAPI `Cluster`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub control_plane_endpoint: Option<ApiEndpoint>,
+}
+
+fn default_replicas() -> i32 {
+    1
+}
+
+fn default_image() -> String {
+    names::DEFAULT_K0S_IMAGE.to_owned()
+}
+
+fn default_version() -> String {
+    names::DEFAULT_K0S_VERSION.to_owned()
+}
+
+/// The spec the API server produces from `spec: {}` (every schema default applied).
+impl Default for K0smotronControlPlaneSpec {
+    fn default() -> Self {
+        Self {
+            remote_host_cluster: None,
+            replicas: default_replicas(),
+            image: default_image(),
+            service_account: None,
+            version: default_version(),
+            external_address: None,
+            ingress: None,
+            service: ServiceSpec::default(),
+            persistence: PersistenceSpec::default(),
+            storage: StorageSpec::default(),
+            k0s_config: None,
+            certificate_refs: Vec::new(),
+            manifests: Vec::new(),
+            mounts: Vec::new(),
+            control_plane_flags: Vec::new(),
+            monitoring: None,
+            topology_spread_constraints: Vec::new(),
+            resources: None,
+            kubeconfig_secret_metadata: None,
+            patches: Vec::new(),
+            control_plane_endpoint: None,
+        }
+    }
+}
+
+/// Where to run the control plane when it is not the management cluster.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RemoteHostClusterSpec {
+    /// Secret in the management cluster holding a kubeconfig of the hosting cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kubeconfig_ref: Option<KubeconfigRef>,
+}
+
+/// A key of a Secret holding a kubeconfig.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct KubeconfigRef {
+    /// Name of the Secret.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    /// Namespace of the Secret.
+    #[schemars(length(min = 1, max = 63))]
+    pub namespace: String,
+    /// Key in the Secret holding the kubeconfig.
+    #[serde(default = "default_kubeconfig_key")]
+    pub key: String,
+}
+
+fn default_kubeconfig_key() -> String {
+    names::SECRET_VALUE_KEY.to_owned()
+}
+
+/// Exposure through an Ingress controller with TLS passthrough.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct IngressSpec {
+    /// Create the Ingress object (true) or leave it to the user (false).
+    #[serde(default = "default_true")]
+    pub deploy: bool,
+    /// Port of the ingress controller.
+    #[serde(default = "default_ingress_port")]
+    #[schemars(range(min = 1, max = 65535))]
+    pub port: i64,
+    /// Hostname routed to the API server.
+    #[schemars(length(min = 1, max = 253))]
+    pub api_host: String,
+    /// Hostname routed to the konnectivity server.
+    #[schemars(length(min = 1, max = 253))]
+    pub konnectivity_host: String,
+    /// `ingressClassName` of the Ingress.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class_name: Option<String>,
+    /// Annotations added to the Ingress (e.g. to enable SSL passthrough).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_ingress_port() -> i64 {
+    names::DEFAULT_INGRESS_PORT
+}
+
+/// Type of the Service exposing the control plane.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+pub enum ServiceType {
+    /// Reachable inside the management cluster only.
+    #[default]
+    ClusterIP,
+    /// Reachable on every node's address at `apiPort` / `konnectivityPort`.
+    NodePort,
+    /// Reachable through a cloud load balancer.
+    LoadBalancer,
+}
+
+/// The Service exposing the API server and konnectivity.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceSpec {
+    /// Service type.
+    #[serde(rename = "type", default)]
+    pub type_: ServiceType,
+    /// Kubernetes API port (container port, Service port and, for NodePort, node port).
+    #[serde(default = "default_api_port")]
+    #[schemars(range(min = 1, max = 65535))]
+    pub api_port: i32,
+    /// konnectivity server port.
+    #[serde(default = "default_konnectivity_port")]
+    #[schemars(range(min = 1, max = 65535))]
+    pub konnectivity_port: i32,
+}
+
+fn default_api_port() -> i32 {
+    names::DEFAULT_API_PORT
+}
+
+fn default_konnectivity_port() -> i32 {
+    names::DEFAULT_KONNECTIVITY_PORT
+}
+
+impl Default for ServiceSpec {
+    fn default() -> Self {
+        Self {
+            type_: ServiceType::ClusterIP,
+            api_port: default_api_port(),
+            konnectivity_port: default_konnectivity_port(),
+        }
+    }
+}
+
+/// Kind of volume for `/var/lib/k0s`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+pub enum PersistenceType {
+    /// Ephemeral; state is lost when a pod is rescheduled.
+    #[default]
+    #[serde(rename = "emptyDir")]
+    EmptyDir,
+    /// A directory on the node (`persistence.hostPath`).
+    #[serde(rename = "hostPath")]
+    HostPath,
+    /// A PersistentVolumeClaim per pod (`persistence.persistentVolumeClaim`).
+    #[serde(rename = "pvc")]
+    Pvc,
+}
+
+/// Volume for `/var/lib/k0s`.
+// Upstream's enum marker on `type` is malformed, so upstream enforces nothing; we enforce the
+// enum it meant, and also require the field each type needs (see docs/deviations.md).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {
+        "rule": "self.type != 'pvc' || has(self.persistentVolumeClaim)",
+        "message": "persistentVolumeClaim is required when type is pvc",
+        "fieldPath": ".persistentVolumeClaim"
+    },
+    {
+        "rule": "self.type != 'hostPath' || (has(self.hostPath) && self.hostPath != '')",
+        "message": "hostPath is required when type is hostPath",
+        "fieldPath": ".hostPath"
+    }
+]))]
+pub struct PersistenceSpec {
+    /// Volume type: `emptyDir`, `hostPath` or `pvc`.
+    #[serde(rename = "type", default)]
+    pub type_: PersistenceType,
+    /// Claim template used verbatim when `type` is `pvc`; its name defaults to `kmc-<cluster>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub persistent_volume_claim: Option<PersistentVolumeClaimTemplate>,
+    /// Delete the claims when the control plane is deleted.
+    #[serde(rename = "autoDeletePVCs", default)]
+    pub auto_delete_pvcs: bool,
+    /// Node directory used when `type` is `hostPath`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_path: Option<String>,
+}
+
+/// A PersistentVolumeClaim as written by the user, used as a StatefulSet claim template.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PersistentVolumeClaimTemplate {
+    /// API version (ignored; `v1`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_version: Option<String>,
+    /// Kind (ignored; `PersistentVolumeClaim`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// Claim metadata.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<ClaimMetadata>,
+    /// Claim spec.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spec: Option<PersistentVolumeClaimSpec>,
+    /// Ignored; accepted because upstream's type has it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<PersistentVolumeClaimStatus>,
+}
+
+/// The metadata fields a claim template may carry.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ClaimMetadata {
+    /// Claim name prefix; defaults to `kmc-<cluster>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Ignored (claims live in the control plane's namespace).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// Claim labels.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// Claim annotations.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+    /// Claim finalizers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub finalizers: Vec<String>,
+}
+
+/// Datastore kind.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+pub enum StorageType {
+    /// A managed etcd StatefulSet next to the control plane.
+    #[default]
+    #[serde(rename = "etcd")]
+    Etcd,
+    /// kine, backed by the database in `storage.kine`.
+    #[serde(rename = "kine")]
+    Kine,
+    /// Embedded NATS JetStream (experimental; replicas cannot change after creation).
+    #[serde(rename = "nats")]
+    Nats,
+}
+
+/// Datastore of the control plane.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StorageSpec {
+    /// Datastore kind: `etcd`, `kine` or `nats`.
+    #[serde(rename = "type", default)]
+    pub type_: StorageType,
+    /// kine datasource, used when `type` is `kine`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kine: Option<KineSpec>,
+    /// Managed etcd, used when `type` is `etcd`.
+    #[serde(default)]
+    pub etcd: EtcdSpec,
+    /// Embedded NATS, used when `type` is `nats`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nats: Option<NatsSpec>,
+}
+
+/// kine datasource.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct KineSpec {
+    /// kine datasource URL (DSN), e.g. `postgres://...` or `nats://...`.
+    #[serde(
+        rename = "dataSourceURL",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub data_source_url: Option<String>,
+    /// Secret whose key `K0SMOTRON_KINE_DATASOURCE_URL` holds the datasource URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_source_secret_name: Option<String>,
+}
+
+/// Managed etcd.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EtcdSpec {
+    /// etcd image.
+    #[serde(default = "default_etcd_image")]
+    #[schemars(length(min = 1))]
+    pub image: String,
+    /// Extra etcd flags, appended to the generated command line.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+    /// etcd data volume.
+    #[serde(default)]
+    pub persistence: StoragePersistenceSpec,
+    /// Delete the etcd claims when the control plane is deleted.
+    #[serde(rename = "autoDeletePVCs", default)]
+    pub auto_delete_pvcs: bool,
+    /// Periodic defragmentation CronJob.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub defrag_job: Option<DefragJobSpec>,
+    /// Compute resources of the etcd container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+}
+
+fn default_etcd_image() -> String {
+    names::DEFAULT_ETCD_IMAGE.to_owned()
+}
+
+impl Default for EtcdSpec {
+    fn default() -> Self {
+        Self {
+            image: default_etcd_image(),
+            args: Vec::new(),
+            persistence: StoragePersistenceSpec::default(),
+            auto_delete_pvcs: false,
+            defrag_job: None,
+            resources: None,
+        }
+    }
+}
+
+/// A data volume of a datastore.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StoragePersistenceSpec {
+    /// StorageClass of the claim; the cluster default when empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_class: Option<String>,
+    /// Size of the claim.
+    #[serde(default = "default_storage_size")]
+    pub size: Quantity,
+}
+
+fn default_storage_size() -> Quantity {
+    Quantity(names::DEFAULT_STORAGE_SIZE.to_owned())
+}
+
+impl Default for StoragePersistenceSpec {
+    fn default() -> Self {
+        Self {
+            storage_class: None,
+            size: default_storage_size(),
+        }
+    }
+}
+
+/// etcd defragmentation CronJob (etcd-defrag).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DefragJobSpec {
+    /// Create the CronJob.
+    #[serde(default)]
+    pub enabled: bool,
+    /// Cron schedule.
+    #[serde(default = "default_defrag_schedule")]
+    pub schedule: String,
+    /// etcd-defrag `--defrag-rule` deciding whether to defragment.
+    #[serde(default = "default_defrag_rule")]
+    pub rule: String,
+    /// etcd-defrag image.
+    #[serde(default = "default_defrag_image")]
+    pub image: String,
+}
+
+fn default_defrag_schedule() -> String {
+    names::DEFAULT_ETCD_DEFRAG_SCHEDULE.to_owned()
+}
+
+fn default_defrag_rule() -> String {
+    names::DEFAULT_ETCD_DEFRAG_RULE.to_owned()
+}
+
+fn default_defrag_image() -> String {
+    names::DEFAULT_ETCD_DEFRAG_IMAGE.to_owned()
+}
+
+/// Embedded NATS JetStream.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NatsSpec {
+    /// NATS data volume.
+    #[serde(default)]
+    pub persistence: StoragePersistenceSpec,
+}
+
+/// Which certificate a [`CertificateRef`] provides.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+pub enum CertificateType {
+    /// Cluster CA.
+    #[serde(rename = "ca")]
+    Ca,
+    /// Service-account signing key pair.
+    #[serde(rename = "sa")]
+    Sa,
+    /// Front-proxy CA.
+    #[serde(rename = "proxy")]
+    Proxy,
+    /// etcd CA.
+    #[serde(rename = "etcd")]
+    Etcd,
+    /// API server client certificate for etcd.
+    #[serde(rename = "apiserver-etcd-client")]
+    ApiserverEtcdClient,
+    /// etcd peer certificate.
+    #[serde(rename = "etcd-peer")]
+    EtcdPeer,
+    /// etcd server certificate.
+    #[serde(rename = "etcd-server")]
+    EtcdServer,
+}
+
+/// A certificate Secret (CAPI format: `tls.crt`, `tls.key`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CertificateRef {
+    /// Which certificate the Secret holds.
+    #[serde(rename = "type")]
+    pub type_: CertificateType,
+    /// Secret name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+/// A volume mounted into the controller pods: a path, a read-only flag and, inline, any
+/// Kubernetes volume source (`configMap`, `secret`, `hostPath`, `persistentVolumeClaim`, ...).
+///
+/// The volume source is kept as the JSON the user wrote, because k8s-openapi has no
+/// `VolumeSource` type (its `Volume` inlines the sources next to `name`); [`Mount::to_volume`]
+/// turns it into a typed [`Volume`]. The schema is `Volume`'s without `name`, so the API server
+/// validates the source fully.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Mount {
+    /// Mount path in the container.
+    pub path: String,
+    /// Mount read-only. ConfigMap and Secret volumes are always mounted read-only.
+    #[serde(default)]
+    pub read_only: bool,
+    /// The inline volume source fields (everything but `path` and `readOnly`).
+    #[serde(flatten)]
+    pub volume_source: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Mount {
+    /// The pod volume for this mount, named `name`.
+    pub fn to_volume(&self, name: &str) -> Result<Volume, serde_json::Error> {
+        let mut volume = self.volume_source.clone();
+        volume.insert(
+            "name".to_owned(),
+            serde_json::Value::String(name.to_owned()),
+        );
+        serde_json::from_value(serde_json::Value::Object(volume))
+    }
+}
+
+impl JsonSchema for Mount {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Mount".into()
+    }
+
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        // `Volume::json_schema` (not `subschema_for`) so the properties are inline whatever the
+        // generator settings.
+        let volume = <Volume as JsonSchema>::json_schema(generator);
+        let mut properties = volume
+            .get("properties")
+            .and_then(serde_json::Value::as_object)
+            .cloned()
+            .unwrap_or_default();
+        properties.remove("name");
+        properties.insert(
+            "path".to_owned(),
+            serde_json::json!({
+                "description": "Mount path in the container.",
+                "type": "string",
+                "minLength": 1
+            }),
+        );
+        properties.insert(
+            "readOnly".to_owned(),
+            serde_json::json!({
+                "description": "Mount read-only. ConfigMap and Secret volumes are always mounted read-only.",
+                "type": "boolean",
+                "default": false
+            }),
+        );
+        schemars::json_schema!({
+            "description": "A volume mounted into the controller pods: a path, a read-only flag and, inline, any Kubernetes volume source.",
+            "type": "object",
+            "properties": properties,
+            "required": ["path"]
+        })
+    }
+}
+
+/// Prometheus sidecar configuration.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MonitoringSpec {
+    /// Run the Prometheus and nginx sidecars.
+    #[serde(default)]
+    pub enabled: bool,
+    /// Prometheus image.
+    #[serde(default = "default_prometheus_image")]
+    pub prometheus_image: String,
+    /// nginx proxy image.
+    #[serde(default = "default_proxy_image")]
+    pub proxy_image: String,
+}
+
+fn default_prometheus_image() -> String {
+    names::DEFAULT_PROMETHEUS_IMAGE.to_owned()
+}
+
+fn default_proxy_image() -> String {
+    names::DEFAULT_MONITORING_PROXY_IMAGE.to_owned()
+}
+
+/// A patch applied to a generated object.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ComponentPatch {
+    /// Which generated object to patch.
+    pub target: PatchTarget,
+    /// The patch.
+    pub patch: PatchSpec,
+}
+
+/// Selects generated objects by kind and `app.kubernetes.io/component` label.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PatchTarget {
+    /// Kind of the target, e.g. `StatefulSet`, `Service`, `ConfigMap`.
+    #[schemars(length(min = 1, max = 63))]
+    pub kind: String,
+    /// Value of the target's `app.kubernetes.io/component` label.
+    #[schemars(length(min = 1, max = 63))]
+    pub component: String,
+}
+
+/// Patch format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+pub enum PatchType {
+    /// RFC 6902 JSON patch (a list of operations).
+    #[serde(rename = "json")]
+    Json,
+    /// Kubernetes strategic merge patch.
+    #[serde(rename = "strategic")]
+    Strategic,
+    /// RFC 7386 JSON merge patch.
+    #[serde(rename = "merge")]
+    Merge,
+}
+
+/// A patch and its format.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PatchSpec {
+    /// Patch format: `json`, `strategic` or `merge`.
+    #[serde(rename = "type")]
+    pub type_: PatchType,
+    /// The patch, as JSON or YAML.
+    #[schemars(length(min = 1))]
+    pub content: String,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Status
+// ---------------------------------------------------------------------------------------------
+
+/// Observed state of a `K0smotronControlPlane`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct K0smotronControlPlaneStatus {
+    /// CAPI contract: initialization milestones.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initialization: Option<ControlPlaneInitialization>,
+    /// CAPI contract: true, as the control plane has no Machines or Nodes in the workload cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_managed_control_plane: Option<bool>,
+    /// CAPI contract (deprecated in CAPI 1.14, still read by 1.11–1.13): the lowest k0s version
+    /// running, in `vX.Y.Z+k0s.N` form.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// CAPI contract (1.14+): the k0s versions running and how many replicas run each, oldest
+    /// first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub versions: Vec<StatusVersion>,
+    /// Number of control-plane pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<i32>,
+    /// Number of ready control-plane pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_replicas: Option<i32>,
+    /// Number of available control-plane pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub available_replicas: Option<i32>,
+    /// Number of control-plane pods running the desired spec and version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub up_to_date_replicas: Option<i32>,
+    /// Label selector of the control-plane pods, in string form (scale subresource).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<String>,
+    /// Conditions: `Available`, `Paused`, `ScalingUp`, `ScalingDown`, `RollingOut`,
+    /// `CertificatesAvailable`, ...
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
+    /// The `metadata.generation` this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// The external address in use: `spec.externalAddress`, or the one discovered from the
+    /// LoadBalancer or NodePort Service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_address: Option<String>,
+    /// The certificate Secrets in use: `spec.certificateRefs`, or the ones the provider generated.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub certificate_refs: Vec<CertificateRef>,
+}
+
+/// `status.initialization` (CAPI v1beta2 contract).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ControlPlaneInitialization {
+    /// True once the workload API server has answered; never reset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub control_plane_initialized: Option<bool>,
+}
+
+/// A version and how many replicas run it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusVersion {
+    /// k0s version, `vX.Y.Z+k0s.N`.
+    pub version: String,
+    /// Number of replicas running it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<i32>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// K0smotronControlPlaneTemplate
+// ---------------------------------------------------------------------------------------------
+
+/// Template for `K0smotronControlPlane` objects (used by ClusterClass).
+#[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[kube(
+    group = "controlplane.cluster.x-k8s.io",
+    version = "v1beta2",
+    kind = "K0smotronControlPlaneTemplate",
+    plural = "k0smotroncontrolplanetemplates",
+    singular = "k0smotroncontrolplanetemplate",
+    namespaced,
+    derive = "PartialEq",
+    derive = "Default",
+    category = "cluster-api",
+    doc = "K0smotronControlPlaneTemplate is a template for K0smotronControlPlane objects, used by ClusterClass.",
+    label("cluster.x-k8s.io/v1beta2", "v1beta2"),
+    label("cluster.x-k8s.io/provider", "control-plane-k0smotron")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct K0smotronControlPlaneTemplateSpec {
+    /// The template.
+    pub template: K0smotronControlPlaneTemplateResource,
+}
+
+/// `spec.template` of a `K0smotronControlPlaneTemplate`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct K0smotronControlPlaneTemplateResource {
+    /// Labels and annotations of the created object.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<ObjectLabels>,
+    /// Spec of the created object.
+    #[serde(default)]
+    pub spec: K0smotronControlPlaneSpec,
+}
