@@ -1,2 +1,96 @@
 //! What both provider managers share: command-line scoping flags, telemetry, the health and
 //! metrics server, leader election, graceful shutdown, and the apply and condition helpers.
+//!
+//! A manager's `main.rs` wires it like this (the controller here is a stand-in):
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//!
+//! use clap::Parser;
+//! use futures::StreamExt;
+//! use k8s_openapi::api::core::v1::ConfigMap;
+//! use kube::runtime::controller::{Action, Controller};
+//! use prometheus_client::registry::Registry;
+//! use provider_runtime::{ManagerArgs, Metrics, Readiness, Server, leader, shutdown, telemetry};
+//!
+//! #[derive(Parser)]
+//! struct Cli {
+//!     #[command(flatten)]
+//!     manager: ManagerArgs,
+//! }
+//!
+//! #[tokio::main]
+//! async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     let cli = Cli::parse();
+//!     telemetry::init(cli.manager.log_format)?;
+//!     let shutdown = shutdown::on_signals()?;
+//!     let client = kube::Client::try_default().await?;
+//!
+//!     let mut registry = Registry::default();
+//!     let metrics = Metrics::register(&mut registry);
+//!     let readiness = Readiness::new();
+//!     let args = &cli.manager;
+//!     let server = Server::bind(args.health_addr, args.metrics_addr, Arc::new(registry), readiness.clone()).await?;
+//!     let server = tokio::spawn(server.run(shutdown.clone()));
+//!
+//!     let election = args.leader_election("controlplane.k0smotron.io");
+//!     let (api, watch_config, config) = (args.api::<ConfigMap>(client.clone()), args.watcher_config(), args.controller_config());
+//!     let gates = readiness.clone();
+//!     let result = leader::run_with_leader_election(client, election, shutdown.clone(), readiness, move |token| async move {
+//!         let controller = Controller::new(api, watch_config)
+//!             .with_config(config)
+//!             .graceful_shutdown_on(token.cancelled_owned());
+//!         gates.gate_on_store("configmaps", controller.store());
+//!         let reconcile = |_obj: Arc<ConfigMap>, metrics: Arc<Metrics>| async move {
+//!             let _timer = metrics.reconcile_started("configmap");
+//!             Ok::<_, kube::Error>(Action::await_change())
+//!         };
+//!         let error_policy = |_obj: Arc<ConfigMap>, _err: &kube::Error, metrics: Arc<Metrics>| {
+//!             metrics.reconcile_failed("configmap", "kube");
+//!             Action::requeue(std::time::Duration::from_secs(5))
+//!         };
+//!         controller.run(reconcile, error_policy, Arc::new(metrics)).for_each(|_| async {}).await;
+//!     })
+//!     .await;
+//!
+//!     // Stop the server whatever stopped the controllers, then report: a lost leadership is an
+//!     // error, so the process exits non-zero and the Deployment restarts it clean.
+//!     shutdown.cancel();
+//!     server.await??;
+//!     Ok(result?)
+//! }
+//! ```
+//!
+//! Modules: [`cli`] (flags), [`telemetry`] (logs), [`shutdown`] (signals), [`readiness`] and
+//! [`server`] (`/healthz`, `/readyz`, `/metrics`), [`metrics`], [`leader`] (Lease election),
+//! [`apply`] (server-side apply, owner references), [`conditions`], [`pause`], [`events`].
+
+pub mod apply;
+pub mod cli;
+pub mod conditions;
+pub mod events;
+pub mod leader;
+pub mod metrics;
+pub mod pause;
+pub mod readiness;
+pub mod server;
+pub mod shutdown;
+pub mod telemetry;
+
+pub use cli::{LogFormat, ManagerArgs};
+pub use leader::{LeaderElection, run_with_leader_election};
+pub use metrics::Metrics;
+pub use readiness::{Readiness, ReadyGate};
+pub use server::Server;
+
+/// `s` cut to at most `max` bytes at a character boundary (API string limits are in bytes).
+pub(crate) fn truncate_utf8(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
