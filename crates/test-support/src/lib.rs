@@ -1,1 +1,25 @@
-//! Helpers for integration tests against the real API server started by `test/harness`.
+//! Helpers for integration tests against the real API server started by `test/harness/cluster`.
+//!
+//! The harness is started outside the tests (`eval "$(test/harness/cluster up --workloads --capi)"`)
+//! and found through the environment it prints (`KUBECONFIG`, `HARNESS_DIR`, ...). Tests that need
+//! it are `#[ignore = "needs test/harness (KUBECONFIG)"]` and run with `--include-ignored`.
+//!
+//! - [`client`]: a [`kube::Client`] for the harness cluster.
+//! - [`TestNamespace`]: a unique namespace per test, deleted when the guard drops.
+//! - [`wait_for`]: wait for a condition on one object, with the last seen object on timeout.
+//! - [`WorkloadServer`]: a second API server fronted by a CA the test chooses.
+//! - [`apply_crd_file`] / [`apply_crd_dir`]: install CRDs and wait until they are served.
+
+mod client;
+mod crd;
+mod harness;
+mod namespace;
+mod wait;
+mod workload;
+
+pub use client::{ClientError, client, client_from_kubeconfig_file, client_from_kubeconfig_yaml};
+pub use crd::{CrdError, apply_crd_dir, apply_crd_file};
+pub use harness::{HarnessError, env_path, harness_script, run_harness};
+pub use namespace::{NamespaceError, TestNamespace, unique_name};
+pub use wait::{WaitError, wait_for};
+pub use workload::{WorkloadError, WorkloadServer, free_port};
