@@ -239,6 +239,7 @@ pub fn check_upgrade(old: &str, new: &str) -> Result<(), VersionError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::panic)]
 mod tests {
     use super::*;
 

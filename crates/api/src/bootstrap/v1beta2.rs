@@ -95,7 +95,10 @@ pub struct K0sWorkerConfigSpec {
 
     /// Extra files written to the node. Paths must be unique.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["path"]))]
+    #[schemars(
+        length(max = 256),
+        extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["path"])
+    )]
     pub files: Vec<File>,
 
     /// Extra `k0s install worker` arguments; `--kubelet-extra-args` values are merged with the

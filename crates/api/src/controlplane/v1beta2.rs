@@ -193,6 +193,7 @@ pub struct K0smotronControlPlaneSpec {
     /// Volumes holding manifests k0s deploys into the workload cluster; each is mounted
     /// read-only at `/var/lib/k0s/manifests/<volume name>` and becomes one k0s stack.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(transform = crate::schema::strip_nested_descriptions)]
     pub manifests: Vec<Volume>,
 
     /// Extra volumes mounted into the controller pods.
@@ -210,10 +211,12 @@ pub struct K0smotronControlPlaneSpec {
 
     /// Topology spread constraints for the k0s and etcd pods.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(transform = crate::schema::strip_nested_descriptions)]
     pub topology_spread_constraints: Vec<TopologySpreadConstraint>,
 
     /// Compute resources of the k0s controller container.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(transform = crate::schema::strip_nested_descriptions)]
     pub resources: Option<ResourceRequirements>,
 
     /// Labels and annotations for the `<cluster>-kubeconfig` Secret.
@@ -443,9 +446,11 @@ pub struct PersistentVolumeClaimTemplate {
     pub metadata: Option<ClaimMetadata>,
     /// Claim spec.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(transform = crate::schema::strip_nested_descriptions)]
     pub spec: Option<PersistentVolumeClaimSpec>,
     /// Ignored; accepted because upstream's type has it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(transform = crate::schema::strip_nested_descriptions)]
     pub status: Option<PersistentVolumeClaimStatus>,
 }
 
@@ -541,6 +546,7 @@ pub struct EtcdSpec {
     pub defrag_job: Option<DefragJobSpec>,
     /// Compute resources of the etcd container.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(transform = crate::schema::strip_nested_descriptions)]
     pub resources: Option<ResourceRequirements>,
 }
 
@@ -569,12 +575,25 @@ pub struct StoragePersistenceSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage_class: Option<String>,
     /// Size of the claim.
-    #[serde(default = "default_storage_size")]
+    // kube marks int-or-string fields nullable, so the API server keeps an explicit `null`;
+    // read it as the default instead of failing to deserialise the object.
+    #[serde(
+        default = "default_storage_size",
+        deserialize_with = "null_as_default_storage_size"
+    )]
     pub size: Quantity,
 }
 
 fn default_storage_size() -> Quantity {
     Quantity(names::DEFAULT_STORAGE_SIZE.to_owned())
+}
+
+/// Reads an explicit `null` size (the schema allows it, see above) as the default size.
+fn null_as_default_storage_size<'de, D>(deserializer: D) -> Result<Quantity, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    Ok(Option::<Quantity>::deserialize(deserializer)?.unwrap_or_else(default_storage_size))
 }
 
 impl Default for StoragePersistenceSpec {
@@ -714,6 +733,14 @@ impl JsonSchema for Mount {
             .cloned()
             .unwrap_or_default();
         properties.remove("name");
+        for property in properties.values_mut() {
+            let mut schema = schemars::Schema::try_from(property.take()).unwrap_or_default();
+            crate::schema::strip_nested_descriptions(&mut schema);
+            if let Some(object) = schema.as_object_mut() {
+                object.remove("description");
+            }
+            *property = schema.to_value();
+        }
         properties.insert(
             "path".to_owned(),
             serde_json::json!({
