@@ -194,6 +194,7 @@ fn resolve_lease_namespace(flag: Option<&str>, pod_namespace: Option<&str>) -> S
 
 /// Accepts `host:port`, `[v6]:port` and Go's `:port` (all interfaces), so flags written for the
 /// upstream manager (`--health-probe-bind-address=:8081`) keep working.
+// Deviation (docs/deviations.md, manager runtime): our flag names, upstream's as aliases.
 fn parse_addr(value: &str) -> Result<SocketAddr, String> {
     if let Some(port) = value.strip_prefix(':') {
         let port: u16 = port
@@ -217,6 +218,7 @@ fn parse_seconds(value: &str) -> Result<u64, String> {
 /// A label value: at most 63 characters, alphanumerics plus `-`, `_`, `.`, starting and ending
 /// alphanumeric. Checked here so a typo fails at start-up instead of as an API error on every
 /// watch. Empty means "no filter" (upstream's default).
+// Deviation (docs/deviations.md, manager runtime): upstream does not check the value.
 fn parse_watch_filter(value: &str) -> Result<String, String> {
     let bytes = value.as_bytes();
     let valid_inner = bytes

@@ -216,6 +216,8 @@ where
     tracing::info!(lease = name, %namespace, %identity, "became leader, starting controllers");
     readiness.set_role(Role::Leading);
 
+    // Deviation (docs/deviations.md, manager runtime): the Lease watchdog fences a leader whose
+    // renewals fail or hang, which the library alone would let go on leading.
     let controllers_token = shutdown.child_token();
     let mut controllers = tokio::spawn(run(controllers_token.clone()));
     let loss = {

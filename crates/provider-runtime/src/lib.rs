@@ -30,16 +30,17 @@
 //!     let metrics = Metrics::register(&mut registry);
 //!     let readiness = Readiness::new();
 //!     let args = &cli.manager;
-//!     let server = Server::bind(args.health_addr, args.metrics_addr, Arc::new(registry), readiness.clone()).await?;
-//!     let server = tokio::spawn(server.run(shutdown.clone()));
+//!     let registry = Arc::new(registry);
+//!     let server = Server::bind(args.health_addr, args.metrics_addr, registry, readiness.clone());
+//!     let server = tokio::spawn(server.await?.run(shutdown.clone()));
 //!
+//!     // Everything the controllers need is built before the election and moved in.
 //!     let election = args.leader_election("controlplane.k0smotron.io");
-//!     let (api, watch_config, config) = (args.api::<ConfigMap>(client.clone()), args.watcher_config(), args.controller_config());
+//!     let controller = Controller::new(args.api::<ConfigMap>(client.clone()), args.watcher_config())
+//!         .with_config(args.controller_config());
 //!     let gates = readiness.clone();
-//!     let result = leader::run_with_leader_election(client, election, shutdown.clone(), readiness, move |token| async move {
-//!         let controller = Controller::new(api, watch_config)
-//!             .with_config(config)
-//!             .graceful_shutdown_on(token.cancelled_owned());
+//!     let controllers = move |token: tokio_util::sync::CancellationToken| async move {
+//!         let controller = controller.graceful_shutdown_on(token.cancelled_owned());
 //!         gates.gate_on_store("configmaps", controller.store());
 //!         let reconcile = |_obj: Arc<ConfigMap>, metrics: Arc<Metrics>| async move {
 //!             let _timer = metrics.reconcile_started("configmap");
@@ -49,9 +50,12 @@
 //!             metrics.reconcile_failed("configmap", "kube");
 //!             Action::requeue(std::time::Duration::from_secs(5))
 //!         };
-//!         controller.run(reconcile, error_policy, Arc::new(metrics)).for_each(|_| async {}).await;
-//!     })
-//!     .await;
+//!         let ctx = Arc::new(metrics);
+//!         controller.run(reconcile, error_policy, ctx).for_each(|_| async {}).await;
+//!     };
+//!     let result =
+//!         leader::run_with_leader_election(client, election, shutdown.clone(), readiness, controllers)
+//!             .await;
 //!
 //!     // Stop the server whatever stopped the controllers, then report: a lost leadership is an
 //!     // error, so the process exits non-zero and the Deployment restarts it clean.

@@ -259,6 +259,29 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn one_address_serves_health_and_metrics() {
+        // Find a free port, then ask for it twice.
+        let addr = TcpListener::bind(localhost())
+            .await
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let server = Server::bind(addr, addr, Arc::new(Registry::default()), Readiness::new())
+            .await
+            .unwrap();
+        assert_eq!(server.metrics_addr(), Some(addr));
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(server.run(shutdown.clone()));
+        assert_eq!(get(addr, "/healthz").await.0, 200);
+        assert_eq!(get(addr, "/readyz").await.0, 503);
+        let (status, body) = get(addr, "/metrics").await;
+        assert_eq!(status, 200);
+        assert!(body.ends_with("# EOF\n"), "{body}");
+        shutdown.cancel();
+        task.await.unwrap().unwrap();
+    }
+
+    #[tokio::test]
     async fn busy_port_is_a_bind_error() {
         let taken = TcpListener::bind(localhost()).await.unwrap();
         let addr = taken.local_addr().unwrap();

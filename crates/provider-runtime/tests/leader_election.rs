@@ -2,18 +2,17 @@
 //! Lease in a namespace of their own.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::Namespace;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
-use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
+use kube::api::{Patch, PatchParams};
 use kube::{Api, Client};
 use provider_runtime::leader::{LeaderError, LossReason};
 use provider_runtime::{LeaderElection, Readiness, run_with_leader_election};
+use test_support::TestNamespace;
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep};
 use tokio_util::sync::CancellationToken;
@@ -23,35 +22,6 @@ const LEASE: &str = "test-leader";
 // 6 s after it. The machine running the tests may be busy.
 const LEASE_DURATION: u64 = 6;
 const RENEW_DEADLINE: u64 = 4;
-
-/// Runs `body` in a fresh namespace and deletes the namespace afterwards, pass or fail.
-async fn in_namespace<F, Fut>(prefix: &str, body: F)
-where
-    F: FnOnce(Client, String) -> Fut,
-    Fut: Future<Output = ()> + Send + 'static,
-{
-    let client = Client::try_default()
-        .await
-        .expect("KUBECONFIG from test/harness");
-    let name = format!("{prefix}-{}", std::process::id());
-    let namespaces: Api<Namespace> = Api::all(client.clone());
-    let ns = Namespace {
-        metadata: ObjectMeta {
-            name: Some(name.clone()),
-            ..ObjectMeta::default()
-        },
-        ..Namespace::default()
-    };
-    namespaces
-        .create(&PostParams::default(), &ns)
-        .await
-        .unwrap();
-    let result = tokio::spawn(body(client, name.clone())).await;
-    let _ = namespaces.delete(&name, &DeleteParams::default()).await;
-    if let Err(err) = result {
-        std::panic::resume_unwind(err.into_panic());
-    }
-}
 
 /// One competing replica: its controllers only flip `leading` while they run.
 struct Elector {
@@ -132,110 +102,108 @@ async fn holder(client: &Client, namespace: &str) -> Option<String> {
 #[tokio::test]
 #[ignore = "needs test/harness"]
 async fn one_leader_at_a_time_and_the_standby_takes_over_after_release() {
-    in_namespace("pr-leader-handover", |client, ns| async move {
-        let a = Elector::start(&client, &ns, "replica-a");
-        let b = Elector::start(&client, &ns, "replica-b");
+    let namespace = TestNamespace::create("pr-leader-handover").await.unwrap();
+    let (client, ns) = (namespace.client(), namespace.name().to_owned());
+    let a = Elector::start(&client, &ns, "replica-a");
+    let b = Elector::start(&client, &ns, "replica-b");
 
-        wait_for("a leader", Duration::from_secs(30), || {
-            a.is_leading() || b.is_leading()
-        })
-        .await;
-        let (leader, standby) = if a.is_leading() { (a, b) } else { (b, a) };
-
-        // Through several renewals: the leader keeps leading, the standby never leads, and both
-        // report ready (the standby because it stands by, the leader because its gate is done).
-        let end = Instant::now() + Duration::from_secs(3 * LEASE_DURATION);
-        while Instant::now() < end {
-            assert!(leader.is_leading(), "{} lost leadership", leader.identity);
-            assert!(!standby.is_leading(), "two leaders at once");
-            sleep(Duration::from_millis(100)).await;
-        }
-        assert_eq!(
-            holder(&client, &ns).await.as_deref(),
-            Some(leader.identity.as_str())
-        );
-        assert!(
-            leader.readiness.is_ready(),
-            "{}",
-            leader.readiness.describe()
-        );
-        assert!(
-            standby.readiness.is_ready(),
-            "{}",
-            standby.readiness.describe()
-        );
-
-        // The leader shuts down: it stops its controllers first, then hands the Lease over.
-        let old_leader = leader.identity.clone();
-        let leading_flag = leader.leading.clone();
-        leader.stop().await.unwrap();
-        assert!(!leading_flag.load(Ordering::SeqCst));
-        assert_ne!(
-            holder(&client, &ns).await.as_deref(),
-            Some(old_leader.as_str())
-        );
-
-        wait_for(
-            "the standby to take over",
-            Duration::from_secs(4 * LEASE_DURATION),
-            || standby.is_leading(),
-        )
-        .await;
-        assert_eq!(
-            holder(&client, &ns).await.as_deref(),
-            Some(standby.identity.as_str())
-        );
-        standby.stop().await.unwrap();
+    wait_for("a leader", Duration::from_secs(30), || {
+        a.is_leading() || b.is_leading()
     })
     .await;
+    let (leader, standby) = if a.is_leading() { (a, b) } else { (b, a) };
+
+    // Through several renewals: the leader keeps leading, the standby never leads, and both
+    // report ready (the standby because it stands by, the leader because its gate is done).
+    let end = Instant::now() + Duration::from_secs(3 * LEASE_DURATION);
+    while Instant::now() < end {
+        assert!(leader.is_leading(), "{} lost leadership", leader.identity);
+        assert!(!standby.is_leading(), "two leaders at once");
+        sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        holder(&client, &ns).await.as_deref(),
+        Some(leader.identity.as_str())
+    );
+    assert!(
+        leader.readiness.is_ready(),
+        "{}",
+        leader.readiness.describe()
+    );
+    assert!(
+        standby.readiness.is_ready(),
+        "{}",
+        standby.readiness.describe()
+    );
+
+    // The leader shuts down: it stops its controllers first, then hands the Lease over.
+    let old_leader = leader.identity.clone();
+    let leading_flag = leader.leading.clone();
+    leader.stop().await.unwrap();
+    assert!(!leading_flag.load(Ordering::SeqCst));
+    assert_ne!(
+        holder(&client, &ns).await.as_deref(),
+        Some(old_leader.as_str())
+    );
+
+    wait_for(
+        "the standby to take over",
+        Duration::from_secs(4 * LEASE_DURATION),
+        || standby.is_leading(),
+    )
+    .await;
+    assert_eq!(
+        holder(&client, &ns).await.as_deref(),
+        Some(standby.identity.as_str())
+    );
+    standby.stop().await.unwrap();
 }
 
 #[tokio::test]
 #[ignore = "needs test/harness"]
 async fn a_leader_whose_lease_is_taken_stops_its_controllers_and_fails() {
-    in_namespace("pr-leader-loss", |client, ns| async move {
-        let a = Elector::start(&client, &ns, "replica-a");
-        wait_for("leadership", Duration::from_secs(30), || a.is_leading()).await;
+    let namespace = TestNamespace::create("pr-leader-loss").await.unwrap();
+    let (client, ns) = (namespace.client(), namespace.name().to_owned());
+    let a = Elector::start(&client, &ns, "replica-a");
+    wait_for("leadership", Duration::from_secs(30), || a.is_leading()).await;
 
-        // Someone else claims the Lease (as a replica would after a partition).
-        let leases: Api<Lease> = Api::namespaced(client.clone(), &ns);
-        let claim = serde_json::json!({
-            "spec": {
-                "holderIdentity": "intruder",
-                "renewTime": MicroTime(jiff::Timestamp::now()),
-                "leaseDurationSeconds": 60,
-            }
-        });
-        leases
-            .patch(LEASE, &PatchParams::default(), &Patch::Merge(&claim))
-            .await
-            .unwrap();
-
-        let result = tokio::time::timeout(Duration::from_secs(RENEW_DEADLINE + 5), a.handle)
-            .await
-            .expect("the leader did not notice it lost the Lease")
-            .unwrap();
-        match result {
-            // The Lease watch usually sees the claim first (holder named); a renewal that
-            // happens to run first reports the loss without the holder.
-            Err(LeaderError::LeadershipLost {
-                reason: LossReason::TakenOver { holder },
-                ..
-            }) => assert!(
-                matches!(holder.as_deref(), Some("intruder") | None),
-                "{holder:?}"
-            ),
-            other => panic!("expected LeadershipLost, got {other:?}"),
+    // Someone else claims the Lease (as a replica would after a partition).
+    let leases: Api<Lease> = Api::namespaced(client.clone(), &ns);
+    let claim = serde_json::json!({
+        "spec": {
+            "holderIdentity": "intruder",
+            "renewTime": MicroTime(jiff::Timestamp::now()),
+            "leaseDurationSeconds": 60,
         }
-        assert!(
-            !a.leading.load(Ordering::SeqCst),
-            "controllers still running"
-        );
-        assert!(!a.readiness.is_ready());
-        // It must not have cleared the intruder's claim on the way out.
-        assert_eq!(holder(&client, &ns).await.as_deref(), Some("intruder"));
-    })
-    .await;
+    });
+    leases
+        .patch(LEASE, &PatchParams::default(), &Patch::Merge(&claim))
+        .await
+        .unwrap();
+
+    let result = tokio::time::timeout(Duration::from_secs(RENEW_DEADLINE + 5), a.handle)
+        .await
+        .expect("the leader did not notice it lost the Lease")
+        .unwrap();
+    match result {
+        // The Lease watch usually sees the claim first (holder named); a renewal that
+        // happens to run first reports the loss without the holder.
+        Err(LeaderError::LeadershipLost {
+            reason: LossReason::TakenOver { holder },
+            ..
+        }) => assert!(
+            matches!(holder.as_deref(), Some("intruder") | None),
+            "{holder:?}"
+        ),
+        other => panic!("expected LeadershipLost, got {other:?}"),
+    }
+    assert!(
+        !a.leading.load(Ordering::SeqCst),
+        "controllers still running"
+    );
+    assert!(!a.readiness.is_ready());
+    // It must not have cleared the intruder's claim on the way out.
+    assert_eq!(holder(&client, &ns).await.as_deref(), Some("intruder"));
 }
 
 /// A TCP proxy in front of the API server that can black-hole all traffic: connections stay
@@ -276,51 +244,50 @@ async fn partitionable_proxy(upstream: String) -> (u16, tokio::sync::watch::Send
 #[tokio::test]
 #[ignore = "needs test/harness"]
 async fn a_partitioned_leader_gives_up_before_its_lease_can_expire() {
-    in_namespace("pr-leader-partition", |client, ns| async move {
-        let mut config = kube::Config::infer().await.unwrap();
-        let upstream = config.cluster_url.authority().unwrap().to_string();
-        let (port, cut) = partitionable_proxy(upstream).await;
-        config.cluster_url = format!("https://127.0.0.1:{port}").parse().unwrap();
-        let proxied = Client::try_from(config).unwrap();
+    let namespace = TestNamespace::create("pr-leader-partition").await.unwrap();
+    let (client, ns) = (namespace.client(), namespace.name().to_owned());
+    let mut config = kube::Config::infer().await.unwrap();
+    let upstream = config.cluster_url.authority().unwrap().to_string();
+    let (port, cut) = partitionable_proxy(upstream).await;
+    config.cluster_url = format!("https://127.0.0.1:{port}").parse().unwrap();
+    let proxied = Client::try_from(config).unwrap();
 
-        let a = Elector::start(&proxied, &ns, "replica-a");
-        wait_for("leadership", Duration::from_secs(30), || a.is_leading()).await;
-        // Let a few renewals go through the proxy first.
-        sleep(Duration::from_secs(LEASE_DURATION)).await;
-        assert!(a.is_leading());
+    let a = Elector::start(&proxied, &ns, "replica-a");
+    wait_for("leadership", Duration::from_secs(30), || a.is_leading()).await;
+    // Let a few renewals go through the proxy first.
+    sleep(Duration::from_secs(LEASE_DURATION)).await;
+    assert!(a.is_leading());
 
-        cut.send(true).unwrap();
-        let result = tokio::time::timeout(Duration::from_secs(3 * LEASE_DURATION), a.handle)
-            .await
-            .expect("a partitioned leader kept leading")
-            .unwrap();
-        let gave_up_at = std::time::SystemTime::now();
-        match result {
-            Err(LeaderError::LeadershipLost {
-                reason: LossReason::RenewDeadlineExceeded { seconds },
-                ..
-            }) => assert_eq!(seconds, RENEW_DEADLINE),
-            other => panic!("expected RenewDeadlineExceeded, got {other:?}"),
-        }
-        assert!(
-            !a.leading.load(Ordering::SeqCst),
-            "controllers still running"
-        );
+    cut.send(true).unwrap();
+    let result = tokio::time::timeout(Duration::from_secs(3 * LEASE_DURATION), a.handle)
+        .await
+        .expect("a partitioned leader kept leading")
+        .unwrap();
+    let gave_up_at = std::time::SystemTime::now();
+    match result {
+        Err(LeaderError::LeadershipLost {
+            reason: LossReason::RenewDeadlineExceeded { seconds },
+            ..
+        }) => assert_eq!(seconds, RENEW_DEADLINE),
+        other => panic!("expected RenewDeadlineExceeded, got {other:?}"),
+    }
+    assert!(
+        !a.leading.load(Ordering::SeqCst),
+        "controllers still running"
+    );
 
-        // Fencing: it stopped before the Lease it last renewed could be taken by anyone else.
-        let lease = Api::<Lease>::namespaced(client.clone(), &ns)
-            .get(LEASE)
-            .await
-            .unwrap();
-        let spec = lease.spec.unwrap();
-        assert_eq!(spec.holder_identity.as_deref(), Some("replica-a"));
-        let renewed = std::time::SystemTime::from(spec.renew_time.unwrap().0);
-        let expires = renewed + Duration::from_secs(LEASE_DURATION);
-        assert!(
-            gave_up_at < expires,
-            "gave up {:?} after the Lease expired",
-            gave_up_at.duration_since(expires).unwrap_or_default()
-        );
-    })
-    .await;
+    // Fencing: it stopped before the Lease it last renewed could be taken by anyone else.
+    let lease = Api::<Lease>::namespaced(client.clone(), &ns)
+        .get(LEASE)
+        .await
+        .unwrap();
+    let spec = lease.spec.unwrap();
+    assert_eq!(spec.holder_identity.as_deref(), Some("replica-a"));
+    let renewed = std::time::SystemTime::from(spec.renew_time.unwrap().0);
+    let expires = renewed + Duration::from_secs(LEASE_DURATION);
+    assert!(
+        gave_up_at < expires,
+        "gave up {:?} after the Lease expired",
+        gave_up_at.duration_since(expires).unwrap_or_default()
+    );
 }
