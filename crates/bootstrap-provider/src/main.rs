@@ -1,1 +1,135 @@
-fn main() {}
+//! `bootstrap-provider`: the K0sWorkerConfig manager (`run`, the default) and `render`, which
+//! prints the bootstrap data a config yields without a cluster.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use bootstrap_provider::controller::{self, Settings};
+use bootstrap_provider::offline::{self, OfflineOptions};
+use clap::{Parser, Subcommand};
+use prometheus_client::registry::Registry;
+use provider_runtime::{ManagerArgs, Metrics, Readiness, Server, leader, shutdown, telemetry};
+
+/// Lease name when `--leader-election-id` is not given.
+const LEASE_NAME: &str = "bootstrap.k0smotron.io";
+
+#[derive(Parser)]
+#[command(
+    name = "bootstrap-provider",
+    version,
+    about = "k0smotron-rs bootstrap provider (K0sWorkerConfig)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// Manager flags when no subcommand is given.
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the manager (the default).
+    Run(RunArgs),
+    /// Print the bootstrap data a K0sWorkerConfig (or K0sWorkerConfigTemplate) yields, with a
+    /// placeholder token and CA.
+    Render(RenderArgs),
+}
+
+#[derive(clap::Args, Clone)]
+struct RunArgs {
+    #[command(flatten)]
+    manager: ManagerArgs,
+    /// Lifetime of a worker's bootstrap token (`900`, `900s`, `15m`, `1h`); refreshed every
+    /// third of it until the Machine's Node joins, then deleted.
+    #[arg(long, env = "TOKEN_TTL", default_value = "15m", value_parser = controller::parse_ttl)]
+    token_ttl: Duration,
+}
+
+#[derive(clap::Args)]
+struct RenderArgs {
+    /// File with the K0sWorkerConfig (other documents are ignored); `-` reads stdin.
+    #[arg(short = 'f', long = "file", value_name = "CONFIG.yaml")]
+    file: PathBuf,
+    /// Stand-in for the owner Machine's `spec.version` (used when the config has no version).
+    #[arg(long, value_name = "V")]
+    machine_version: Option<String>,
+    /// API server URL written into the join token.
+    #[arg(long, value_name = "URL")]
+    endpoint: Option<String>,
+    /// Stand-in for the owner Machine's name (node name and label); the config's name by default.
+    #[arg(long, value_name = "N")]
+    machine_name: Option<String>,
+}
+
+fn render(args: RenderArgs) -> anyhow::Result<()> {
+    let text = if args.file.as_os_str() == "-" {
+        std::io::read_to_string(std::io::stdin()).context("reading stdin")?
+    } else {
+        std::fs::read_to_string(&args.file)
+            .with_context(|| format!("reading {}", args.file.display()))?
+    };
+    let options = OfflineOptions {
+        machine_version: args.machine_version,
+        endpoint: args.endpoint,
+        machine_name: args.machine_name,
+    };
+    let data = offline::render_text(&text, &options)?;
+    print!("{data}");
+    Ok(())
+}
+
+async fn run(args: RunArgs) -> anyhow::Result<()> {
+    let manager = args.manager;
+    telemetry::init(manager.log_format)?;
+    let shutdown = shutdown::on_signals()?;
+    let client = kube::Client::try_default()
+        .await
+        .context("building the Kubernetes client")?;
+
+    let mut registry = Registry::default();
+    let metrics = Metrics::register(&mut registry);
+    let readiness = Readiness::new();
+    let server = Server::bind(
+        manager.health_addr,
+        manager.metrics_addr,
+        Arc::new(registry),
+        readiness.clone(),
+    )
+    .await?;
+    let server = tokio::spawn(server.run(shutdown.clone()));
+
+    let settings = Settings {
+        token_ttl: args.token_ttl,
+    };
+    let election = manager.leader_election(LEASE_NAME);
+    let gates = readiness.clone();
+    let result = leader::run_with_leader_election(
+        client.clone(),
+        election,
+        shutdown.clone(),
+        readiness,
+        move |token| async move {
+            controller::run(client, &manager, settings, metrics, &gates, token).await;
+        },
+    )
+    .await;
+
+    // Stop the server whatever stopped the controller; a lost leadership exits non-zero so the
+    // Deployment restarts the pod clean.
+    shutdown.cancel();
+    server.await??;
+    Ok(result?)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::Render(args)) => render(args),
+        Some(Command::Run(args)) => run(args).await,
+        None => run(cli.run).await,
+    }
+}

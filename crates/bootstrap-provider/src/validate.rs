@@ -1,0 +1,516 @@
+//! Validation: a `K0sWorkerConfigSpec` plus what was fetched for it (owner name and version,
+//! `contentFrom` contents) becomes a [`WorkerBootstrap`] the renderer cannot fail on.
+//!
+//! Pure. It never fetches: whoever calls it resolves `contentFrom` references first (the
+//! reconciler from the API server, `bootstrap-provider render` with placeholders).
+
+use std::collections::BTreeSet;
+
+use k0smotron_api::bootstrap::v1beta2::{
+    ContentSource, K0sWorkerConfigSpec, Platform, ProvisionerType,
+};
+use k0smotron_api::names;
+use k0smotron_api::version;
+
+use crate::commands::{self, CommandError, Download};
+use crate::render::{BootstrapFile, WorkerBootstrap};
+
+/// A Secret or ConfigMap key a file's content comes from.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ContentRef {
+    /// `contentFrom.secretRef`.
+    Secret {
+        /// Secret name (config's namespace).
+        name: String,
+        /// Key in `data`.
+        key: String,
+    },
+    /// `contentFrom.configMapRef`.
+    ConfigMap {
+        /// ConfigMap name (config's namespace).
+        name: String,
+        /// Key in `data` or `binaryData`.
+        key: String,
+    },
+}
+
+impl ContentRef {
+    /// The reference a `contentFrom` names; `None` when it names neither or both (the CRD's CEL
+    /// rule forbids that, but the `render` subcommand reads files the API server never saw).
+    pub fn from_source(source: &ContentSource) -> Option<Self> {
+        match (&source.secret_ref, &source.config_map_ref) {
+            (Some(s), None) => Some(Self::Secret {
+                name: s.name.clone(),
+                key: s.key.clone(),
+            }),
+            (None, Some(c)) => Some(Self::ConfigMap {
+                name: c.name.clone(),
+                key: c.key.clone(),
+            }),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for ContentRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Secret { name, key } => write!(f, "key {key:?} of Secret {name:?}"),
+            Self::ConfigMap { name, key } => write!(f, "key {key:?} of ConfigMap {name:?}"),
+        }
+    }
+}
+
+/// What looking up a [`ContentRef`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resolved {
+    /// The content.
+    Found(Vec<u8>),
+    /// The Secret or ConfigMap does not exist.
+    ObjectMissing,
+    /// The object exists but has no such key.
+    KeyMissing,
+}
+
+/// Why a spec cannot be rendered. Each variant maps to a condition reason via
+/// [`ValidationError::reason`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ValidationError {
+    /// A bootstrap format other than cloud-config.
+    #[error("provisioner type {0:?} is not supported yet; only cloud-config is")]
+    UnsupportedFormat(String),
+    /// The Windows platform.
+    #[error("platform windows is not supported yet; only linux is")]
+    UnsupportedPlatform,
+    /// `provisioner.customUserDataRef`.
+    #[error("provisioner.customUserDataRef is not supported yet")]
+    CustomUserDataUnsupported,
+    /// Neither the config nor the Machine has a usable version.
+    #[error("version {version:?} (from {source_field}) is not a k0s version: {reason}")]
+    Version {
+        /// The rejected value.
+        version: String,
+        /// `spec.version` or `Machine spec.version`.
+        source_field: &'static str,
+        /// The parser's message.
+        reason: String,
+    },
+    /// A path that is not absolute or contains control characters.
+    #[error("{field} {path:?} must be an absolute path without control characters")]
+    BadPath {
+        /// Which field.
+        field: &'static str,
+        /// The value.
+        path: String,
+    },
+    /// Two files with one path (or a file on the join-token path).
+    #[error("file path {0:?} is used twice (the join token is written to the token path)")]
+    DuplicatePath(String),
+    /// A `permissions` value that is not an octal mode.
+    #[error("file {path:?} has permissions {permissions:?}; expected an octal mode such as 0644")]
+    BadPermissions {
+        /// The file.
+        path: String,
+        /// The value.
+        permissions: String,
+    },
+    /// A file with neither or both of `content` and `contentFrom`, or a `contentFrom` with
+    /// neither or both refs.
+    #[error(
+        "file {0:?} must have exactly one of content or contentFrom (with exactly one of secretRef or configMapRef)"
+    )]
+    BadFileSource(String),
+    /// `contentFrom` names an object or key that does not exist.
+    #[error("file {path:?}: contentFrom {reference} not found ({what})")]
+    ContentFromNotFound {
+        /// The file.
+        path: String,
+        /// The reference.
+        reference: String,
+        /// `the object does not exist` or `no such key`.
+        what: &'static str,
+    },
+    /// `downloadURL` or `args` cannot become commands.
+    #[error(transparent)]
+    Command(#[from] CommandError),
+}
+
+impl ValidationError {
+    /// Reason for the `DataSecretAvailable` condition.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::UnsupportedFormat(_)
+            | Self::UnsupportedPlatform
+            | Self::CustomUserDataUnsupported => {
+                k0smotron_api::conditions::DATA_SECRET_GENERATION_FAILED_REASON
+            }
+            Self::ContentFromNotFound { .. } => crate::CONTENT_FROM_NOT_FOUND_REASON,
+            _ => k0smotron_api::conditions::INVALID_SPEC_REASON,
+        }
+    }
+
+    /// Whether waiting could fix it (a referenced object may be created later).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::ContentFromNotFound { .. })
+    }
+}
+
+/// The owner-derived inputs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnerInfo<'a> {
+    /// Machine (or MachinePool) name.
+    pub name: &'a str,
+    /// Its `spec.version` (`spec.template.spec.version` for a pool).
+    pub version: Option<&'a str>,
+    /// True for a MachinePool: all its instances share one bootstrap data, so no instance may
+    /// be given the pool's name as hostname.
+    pub is_pool: bool,
+}
+
+fn check_path(field: &'static str, path: &str) -> Result<(), ValidationError> {
+    if path.starts_with('/') && !path.chars().any(char::is_control) {
+        Ok(())
+    } else {
+        Err(ValidationError::BadPath {
+            field,
+            path: path.to_string(),
+        })
+    }
+}
+
+fn is_octal_mode(p: &str) -> bool {
+    let octal =
+        |s: &str| (3..=4).contains(&s.len()) && s.bytes().all(|b| (b'0'..=b'7').contains(&b));
+    octal(p) || p.strip_prefix('0').is_some_and(octal)
+}
+
+/// The k0s version to install: `spec.version`, else the owner's, normalised to `vX.Y.Z+k0s.N`;
+/// `None` when neither has one (the download script then installs the latest k0s).
+pub fn effective_version(
+    spec_version: Option<&str>,
+    owner_version: Option<&str>,
+) -> Result<Option<String>, ValidationError> {
+    let (raw, source_field) = match (
+        spec_version.filter(|v| !v.is_empty()),
+        owner_version.filter(|v| !v.is_empty()),
+    ) {
+        (Some(v), _) => (v, "spec.version"),
+        (None, Some(v)) => (v, "Machine spec.version"),
+        (None, None) => return Ok(None),
+    };
+    version::to_release_form(raw)
+        .map(Some)
+        .map_err(|e| ValidationError::Version {
+            version: raw.to_string(),
+            source_field,
+            reason: e.to_string(),
+        })
+}
+
+/// Path of the join-token file: `<workingDir>/k0s.token`, or `/etc/k0s.token`.
+pub fn token_path(working_dir: Option<&str>) -> String {
+    match working_dir.filter(|d| !d.is_empty()) {
+        Some(dir) => commands::join_path(dir, "k0s.token"),
+        None => names::DEFAULT_JOIN_TOKEN_PATH.to_string(),
+    }
+}
+
+/// Checks `spec` and combines it with the owner and the resolved `contentFrom` contents.
+/// `resolve` is asked once per file that has `contentFrom`.
+pub fn validate(
+    spec: &K0sWorkerConfigSpec,
+    owner: &OwnerInfo<'_>,
+    mut resolve: impl FnMut(&ContentRef) -> Resolved,
+) -> Result<WorkerBootstrap, ValidationError> {
+    if spec.provisioner.type_ != ProvisionerType::CloudConfig {
+        return Err(ValidationError::UnsupportedFormat(
+            spec.provisioner.type_.as_str().to_string(),
+        ));
+    }
+    if spec.provisioner.platform == Platform::Windows {
+        return Err(ValidationError::UnsupportedPlatform);
+    }
+    if spec.provisioner.custom_user_data_ref.is_some() {
+        return Err(ValidationError::CustomUserDataUnsupported);
+    }
+
+    let install_dir = if spec.k0s_install_dir.is_empty() {
+        names::DEFAULT_K0S_INSTALL_DIR.to_string()
+    } else {
+        spec.k0s_install_dir.clone()
+    };
+    check_path("k0sInstallDir", &install_dir)?;
+    if let Some(dir) = spec.working_dir.as_deref().filter(|d| !d.is_empty()) {
+        check_path("workingDir", dir)?;
+    }
+    let token_path = token_path(spec.working_dir.as_deref());
+
+    let version = effective_version(spec.version.as_deref(), owner.version)?;
+    let download = Download::from_spec(
+        spec.pre_installed_k0s,
+        spec.download_url.as_deref(),
+        version,
+    )?;
+    let install_args = commands::split_install_args(&spec.args)?;
+
+    let mut seen = BTreeSet::from([token_path.clone()]);
+    let mut files = Vec::with_capacity(spec.files.len());
+    for file in &spec.files {
+        check_path("files[].path", &file.path)?;
+        if !seen.insert(file.path.clone()) {
+            return Err(ValidationError::DuplicatePath(file.path.clone()));
+        }
+        if let Some(p) = &file.permissions
+            && !is_octal_mode(p)
+        {
+            return Err(ValidationError::BadPermissions {
+                path: file.path.clone(),
+                permissions: p.clone(),
+            });
+        }
+        let content = match (&file.content, &file.content_from) {
+            (Some(content), None) => content.clone().into_bytes(),
+            (None, Some(source)) => {
+                let reference = ContentRef::from_source(source)
+                    .ok_or_else(|| ValidationError::BadFileSource(file.path.clone()))?;
+                match resolve(&reference) {
+                    Resolved::Found(bytes) => bytes,
+                    Resolved::ObjectMissing => {
+                        return Err(ValidationError::ContentFromNotFound {
+                            path: file.path.clone(),
+                            reference: reference.to_string(),
+                            what: "the object does not exist",
+                        });
+                    }
+                    Resolved::KeyMissing => {
+                        return Err(ValidationError::ContentFromNotFound {
+                            path: file.path.clone(),
+                            reference: reference.to_string(),
+                            what: "no such key",
+                        });
+                    }
+                }
+            }
+            _ => return Err(ValidationError::BadFileSource(file.path.clone())),
+        };
+        files.push(BootstrapFile {
+            path: file.path.clone(),
+            content,
+            permissions: file.permissions.clone(),
+        });
+    }
+
+    Ok(WorkerBootstrap {
+        machine_name: owner.name.to_string(),
+        token_path,
+        install_dir,
+        download,
+        install_args,
+        // NB: upstream sets `--hostname-override=<pool name>` for MachinePools, which gives every
+        // instance the same node name; a pool's instances keep their own hostnames instead.
+        use_system_hostname: spec.use_system_hostname || owner.is_pool,
+        pre_k0s_commands: spec.pre_k0s_commands.clone(),
+        post_k0s_commands: spec.post_k0s_commands.clone(),
+        files,
+    })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+    use k0smotron_api::bootstrap::v1beta2::{ContentSourceRef, File};
+    use pretty_assertions::assert_eq;
+
+    fn owner() -> OwnerInfo<'static> {
+        OwnerInfo {
+            name: "worker-0",
+            version: Some("v1.34.1"),
+            is_pool: false,
+        }
+    }
+
+    fn no_refs(_: &ContentRef) -> Resolved {
+        panic!("no contentFrom expected")
+    }
+
+    fn secret_file(path: &str, name: &str, key: &str) -> File {
+        File {
+            path: path.into(),
+            content: None,
+            permissions: None,
+            content_from: Some(ContentSource {
+                secret_ref: Some(ContentSourceRef {
+                    name: name.into(),
+                    key: key.into(),
+                }),
+                config_map_ref: None,
+            }),
+        }
+    }
+
+    #[test]
+    fn version_prefers_spec_then_machine_and_normalises() {
+        assert_eq!(
+            effective_version(Some("v1.35.7+k0s.1"), Some("v1.34.1"))
+                .unwrap()
+                .as_deref(),
+            Some("v1.35.7+k0s.1")
+        );
+        assert_eq!(
+            effective_version(None, Some("v1.34.1")).unwrap().as_deref(),
+            Some("v1.34.1+k0s.0")
+        );
+        assert_eq!(
+            effective_version(None, Some("v1.34.1-k0s.2"))
+                .unwrap()
+                .as_deref(),
+            Some("v1.34.1+k0s.2")
+        );
+        assert_eq!(effective_version(Some(""), None).unwrap(), None);
+        let err = effective_version(None, Some("latest; reboot")).unwrap_err();
+        assert!(matches!(
+            err,
+            ValidationError::Version {
+                source_field: "Machine spec.version",
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn defaults() {
+        let b = validate(&K0sWorkerConfigSpec::default(), &owner(), no_refs).unwrap();
+        assert_eq!(b.token_path, "/etc/k0s.token");
+        assert_eq!(b.install_dir, "/usr/local/bin");
+        assert_eq!(
+            b.download,
+            Download::Script {
+                version: Some("v1.34.1+k0s.0".into())
+            }
+        );
+        assert!(!b.use_system_hostname);
+    }
+
+    #[test]
+    fn working_dir_moves_the_token() {
+        let spec = K0sWorkerConfigSpec {
+            working_dir: Some("/var/lib/k0smotron/".into()),
+            ..K0sWorkerConfigSpec::default()
+        };
+        assert_eq!(
+            validate(&spec, &owner(), no_refs).unwrap().token_path,
+            "/var/lib/k0smotron/k0s.token"
+        );
+    }
+
+    #[test]
+    fn pools_never_share_a_hostname_override() {
+        let o = OwnerInfo {
+            is_pool: true,
+            ..owner()
+        };
+        assert!(
+            validate(&K0sWorkerConfigSpec::default(), &o, no_refs)
+                .unwrap()
+                .use_system_hostname
+        );
+    }
+
+    #[test]
+    fn content_from_is_resolved_or_reported() {
+        let spec = K0sWorkerConfigSpec {
+            files: vec![secret_file("/etc/a", "s", "k")],
+            ..K0sWorkerConfigSpec::default()
+        };
+        let b = validate(&spec, &owner(), |r| {
+            assert_eq!(
+                r,
+                &ContentRef::Secret {
+                    name: "s".into(),
+                    key: "k".into()
+                }
+            );
+            Resolved::Found(b"data".to_vec())
+        })
+        .unwrap();
+        assert_eq!(b.files[0].content, b"data");
+
+        let err = validate(&spec, &owner(), |_| Resolved::ObjectMissing).unwrap_err();
+        assert_eq!(err.reason(), crate::CONTENT_FROM_NOT_FOUND_REASON);
+        assert!(err.is_transient());
+        let msg = err.to_string();
+        assert!(
+            msg.contains("/etc/a") && msg.contains("Secret \"s\""),
+            "{msg}"
+        );
+        let err = validate(&spec, &owner(), |_| Resolved::KeyMissing).unwrap_err();
+        assert!(err.to_string().contains("no such key"));
+    }
+
+    #[test]
+    fn bad_files_are_refused() {
+        let file = |path: &str, perm: Option<&str>| File {
+            path: path.into(),
+            content: Some("x".into()),
+            permissions: perm.map(Into::into),
+            content_from: None,
+        };
+        let with = |files: Vec<File>| K0sWorkerConfigSpec {
+            files,
+            ..K0sWorkerConfigSpec::default()
+        };
+        assert!(matches!(
+            validate(&with(vec![file("relative", None)]), &owner(), no_refs),
+            Err(ValidationError::BadPath { .. })
+        ));
+        assert!(matches!(
+            validate(
+                &with(vec![file("/a", None), file("/a", None)]),
+                &owner(),
+                no_refs
+            ),
+            Err(ValidationError::DuplicatePath(_))
+        ));
+        assert!(matches!(
+            validate(&with(vec![file("/etc/k0s.token", None)]), &owner(), no_refs),
+            Err(ValidationError::DuplicatePath(_))
+        ));
+        assert!(matches!(
+            validate(
+                &with(vec![file("/a", Some("rw-r--r--"))]),
+                &owner(),
+                no_refs
+            ),
+            Err(ValidationError::BadPermissions { .. })
+        ));
+        assert!(matches!(
+            validate(&with(vec![file("/a", Some("0999"))]), &owner(), no_refs),
+            Err(ValidationError::BadPermissions { .. })
+        ));
+        for ok in ["644", "0644", "0755", "1777", "01777"] {
+            assert!(
+                validate(&with(vec![file("/a", Some(ok))]), &owner(), no_refs).is_ok(),
+                "{ok}"
+            );
+        }
+        let mut both = file("/a", None);
+        both.content_from = secret_file("/a", "s", "k").content_from;
+        assert!(matches!(
+            validate(&with(vec![both]), &owner(), no_refs),
+            Err(ValidationError::BadFileSource(_))
+        ));
+    }
+
+    #[test]
+    fn unsupported_formats_say_so() {
+        let mut spec = K0sWorkerConfigSpec::default();
+        spec.provisioner.type_ = ProvisionerType::Ignition;
+        let err = validate(&spec, &owner(), no_refs).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "provisioner type \"ignition\" is not supported yet; only cloud-config is"
+        );
+        assert_eq!(err.reason(), "DataSecretGenerationFailed");
+    }
+}
