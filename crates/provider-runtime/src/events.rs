@@ -2,7 +2,9 @@
 //! per controller. Callers publish on condition transitions only, never on every reconcile.
 //! RBAC: `create` and `patch` on `events.k8s.io/events`.
 
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+/// Event severity, re-exported for [`EventPublisher::publish`].
+pub use kube::runtime::events::EventType;
+use kube::runtime::events::{Event, Recorder, Reporter};
 use kube::{Client, Resource};
 
 use crate::cli::POD_NAME_ENV;
@@ -46,38 +48,10 @@ impl EventPublisher {
         }
     }
 
-    /// Publishes a `Normal` event about `obj`. `reason` is UpperCamelCase (`CertificatesGenerated`),
-    /// `action` what we did (`Reconcile`), `note` the human-readable detail (cut to 1 KiB).
-    pub async fn normal<K>(
-        &self,
-        obj: &K,
-        reason: &str,
-        action: &str,
-        note: &str,
-    ) -> Result<(), EventError>
-    where
-        K: Resource<DynamicType = ()>,
-    {
-        self.publish(obj, EventType::Normal, reason, action, note)
-            .await
-    }
-
-    /// Publishes a `Warning` event about `obj`; arguments as for [`EventPublisher::normal`].
-    pub async fn warning<K>(
-        &self,
-        obj: &K,
-        reason: &str,
-        action: &str,
-        note: &str,
-    ) -> Result<(), EventError>
-    where
-        K: Resource<DynamicType = ()>,
-    {
-        self.publish(obj, EventType::Warning, reason, action, note)
-            .await
-    }
-
-    async fn publish<K>(
+    /// Publishes an event of `type_` about `obj`. `reason` is UpperCamelCase
+    /// (`CertificatesGenerated`), `action` what we did (`Reconcile`), `note` the human-readable
+    /// detail (cut to 1 KiB; empty for none).
+    pub async fn publish<K>(
         &self,
         obj: &K,
         type_: EventType,

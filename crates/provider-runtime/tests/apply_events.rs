@@ -8,7 +8,7 @@ use k8s_openapi::api::events::v1::Event;
 use kube::api::{ListParams, ObjectMeta};
 use kube::{Api, ResourceExt};
 use provider_runtime::apply::{apply, controller_owner_ref};
-use provider_runtime::events::EventPublisher;
+use provider_runtime::events::{EventPublisher, EventType};
 use test_support::TestNamespace;
 
 fn config_map(ns: &str, name: &str, data: &[(&str, &str)]) -> ConfigMap {
@@ -84,7 +84,13 @@ async fn events_are_published_about_the_object() {
 
     let publisher = EventPublisher::new(namespace.client(), "provider-runtime-test");
     publisher
-        .warning(&cm, "SomethingFailed", "Reconcile", "it broke")
+        .publish(
+            &cm,
+            EventType::Warning,
+            "SomethingFailed",
+            "Reconcile",
+            "it broke",
+        )
         .await
         .unwrap();
 
