@@ -30,6 +30,8 @@ use crate::readiness::{Readiness, Role};
 
 /// Pause between attempts after a failed election or renewal call.
 const RETRY_PERIOD: Duration = Duration::from_secs(1);
+/// How long a graceful shutdown waits to hand the Lease over before leaving it to expire.
+const RELEASE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Where and how this replica competes for leadership. Built by
 /// [`ManagerArgs::leader_election`](crate::cli::ManagerArgs::leader_election), or directly.
@@ -163,7 +165,7 @@ pub(crate) fn default_identity() -> String {
 /// `Ok(())` if `shutdown` comes first), runs the controllers in their own task while renewing,
 /// and:
 /// - when they return (normally after `shutdown`), releases the Lease so a standby takes over at
-///   once, and returns `Ok(())`;
+///   once, and returns `Ok(())` (a panic in the controllers is resumed after the release);
 /// - when leadership is lost, cancels their token, aborts them if they have not stopped by the
 ///   time another replica may take over, and returns [`LeaderError::LeadershipLost`]. Return
 ///   that from `main` so the process exits non-zero and restarts clean.
@@ -229,29 +231,39 @@ where
             timing.renew_deadline,
         ));
         tokio::select! {
-            result = &mut controllers => {
-                if let Err(err) = result {
-                    tracing::error!(error = %err, "controller task failed");
-                }
-                None
-            }
-            reason = renew => Some(reason),
-            reason = watchdog => Some(reason),
+            result = &mut controllers => Ok(result),
+            reason = renew => Err(reason),
+            reason = watchdog => Err(reason),
         }
     };
     readiness.set_role(Role::Stopping);
 
-    let Some(reason) = loss else {
-        if !shutdown.is_cancelled() {
-            tracing::warn!("controllers stopped without a shutdown signal");
+    let reason = match loss {
+        Ok(finished) => {
+            if !shutdown.is_cancelled() {
+                tracing::warn!("controllers stopped without a shutdown signal");
+            }
+            // Hand over now rather than when the lease expires. Only safe because we still lead:
+            // the library clears the holder without checking who it is.
+            match tokio::time::timeout(RELEASE_TIMEOUT, manager.release()).await {
+                Ok(Ok(())) => tracing::info!(lease = name, "released leadership"),
+                Ok(Err(err)) => {
+                    tracing::warn!(error = %err, lease = name, "releasing the Lease failed; it will expire")
+                }
+                Err(_) => tracing::warn!(
+                    lease = name,
+                    "releasing the Lease timed out; it will expire"
+                ),
+            }
+            // A panic in the controllers goes on as it would have without leader election.
+            if let Err(err) = finished
+                && err.is_panic()
+            {
+                std::panic::resume_unwind(err.into_panic());
+            }
+            return Ok(());
         }
-        // Hand over now rather than when the lease expires. Only safe because we still lead:
-        // the library clears the holder without checking who it is.
-        if let Err(err) = manager.release().await {
-            tracing::warn!(error = %err, lease = name, "releasing the Lease failed; it will expire");
-        }
-        tracing::info!(lease = name, "released leadership");
-        return Ok(());
+        Err(reason) => reason,
     };
 
     // Deliberately no release: the Lease may already be someone else's.
