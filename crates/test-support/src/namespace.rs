@@ -29,15 +29,7 @@ pub enum NamespaceError {
 
 /// A unique DNS-1123 label `PREFIX-xxxxxxxx` (prefix cut to keep it within 63 characters).
 pub fn unique_name(prefix: &str) -> String {
-    static COUNTER: AtomicU32 = AtomicU32::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    let mix = nanos
-        ^ std::process::id().rotate_left(16)
-        ^ COUNTER
-            .fetch_add(1, Ordering::Relaxed)
-            .wrapping_mul(0x9E37_79B9);
+    let mix = pseudo_random();
     let prefix: String = prefix
         .to_ascii_lowercase()
         .chars()
@@ -47,6 +39,19 @@ pub fn unique_name(prefix: &str) -> String {
     let prefix = prefix.trim_matches('-');
     let prefix = if prefix.is_empty() { "test" } else { prefix };
     format!("{prefix}-{mix:08x}")
+}
+
+/// Different on every call within a process and (very likely) across processes; not crypto.
+pub(crate) fn pseudo_random() -> u32 {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    nanos
+        ^ std::process::id().rotate_left(16)
+        ^ COUNTER
+            .fetch_add(1, Ordering::Relaxed)
+            .wrapping_mul(0x9E37_79B9)
 }
 
 /// A namespace owned by one test. Dropping it deletes the namespace (in the background of a

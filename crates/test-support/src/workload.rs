@@ -190,8 +190,25 @@ fn path_str(path: &Path) -> &str {
     path.to_str().unwrap_or_default()
 }
 
-/// A TCP port on 127.0.0.1 that is free right now (for [`WorkloadServer::start`]).
+/// A TCP port on 127.0.0.1 that is free right now (for [`WorkloadServer::start`]). It is taken
+/// below the kernel's ephemeral range, as the harness script does, so that no outgoing
+/// connection can be holding it by the time the server binds.
 pub fn free_port() -> std::io::Result<u16> {
+    const LOWEST: u32 = 12000;
+    let ephemeral_start = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u32>().ok())
+        .filter(|&p| p > LOWEST + 4000)
+        .unwrap_or(32768);
+    for _ in 0..200 {
+        let candidate = LOWEST + crate::namespace::pseudo_random() % (ephemeral_start - LOWEST);
+        let Ok(port) = u16::try_from(candidate) else {
+            continue;
+        };
+        if TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_ok() {
+            return Ok(port);
+        }
+    }
     TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
         .local_addr()
         .map(|a| a.port())

@@ -1,12 +1,12 @@
 //! The harness runs real workloads: kube-controller-manager, kube-scheduler and kwok turn
-//! StatefulSets and Deployments into Running/Ready pods on fake nodes, and LoadBalancer
-//! Services get an ingress IP. Needs `cluster up --workloads`.
+//! StatefulSets (with volume claims too) and Deployments into Running/Ready pods on fake nodes,
+//! and LoadBalancer Services get an ingress IP. Needs `cluster up --workloads`.
 
 use std::time::Duration;
 
 use anyhow::{Context, ensure};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
-use k8s_openapi::api::core::v1::{Node, Pod, Service};
+use k8s_openapi::api::core::v1::{Node, PersistentVolumeClaim, Pod, Service};
 use kube::Api;
 use kube::api::{ListParams, PostParams};
 use serde_json::json;
@@ -93,6 +93,42 @@ async fn statefulset_pods_become_running_and_ready() -> anyhow::Result<()> {
     )
     .await?;
     assert_pods_running_and_ready(&ns, "etcd", 2).await
+}
+
+#[tokio::test]
+#[ignore = "needs test/harness (KUBECONFIG)"]
+async fn statefulset_with_volume_claims_becomes_ready() -> anyhow::Result<()> {
+    require_workloads()?;
+    let ns = TestNamespace::create("sts-pvc").await?;
+    let sts: StatefulSet = serde_json::from_value(json!({
+        "metadata": {"name": "data"},
+        "spec": {"replicas": 2, "serviceName": "data",
+                 "selector": {"matchLabels": {"app": "data"}},
+                 "template": pod_template("data"),
+                 "volumeClaimTemplates": [{"metadata": {"name": "etcd"},
+                     "spec": {"accessModes": ["ReadWriteOnce"],
+                              "resources": {"requests": {"storage": "1Gi"}}}}]}
+    }))?;
+    let api = ns.api::<StatefulSet>();
+    api.create(&PostParams::default(), &sts).await?;
+    wait_for(
+        &api,
+        "data",
+        |s| s.status.as_ref().and_then(|s| s.ready_replicas) == Some(2),
+        Duration::from_secs(90),
+        "2 ready replicas with bound volume claims",
+    )
+    .await?;
+    assert_pods_running_and_ready(&ns, "data", 2).await?;
+    for claim in ["etcd-data-0", "etcd-data-1"] {
+        let pvc = ns.api::<PersistentVolumeClaim>().get(claim).await?;
+        let phase = pvc.status.and_then(|s| s.phase);
+        ensure!(
+            phase.as_deref() == Some("Bound"),
+            "claim {claim} is {phase:?}"
+        );
+    }
+    Ok(())
 }
 
 #[tokio::test]
