@@ -176,6 +176,9 @@ pub fn with_network_defaults(
     }
     root.insert("apiVersion".into(), json!(API_VERSION));
     root.insert("kind".into(), json!(KIND));
+    if *network == NetworkDefaults::default() {
+        return Ok(Value::Object(root));
+    }
     let net = object_at(&mut root, &["spec", "network"])?;
     set_default(net, "podCIDR", network.pod_cidr.as_ref());
     set_default(net, "serviceCIDR", network.service_cidr.as_ref());
@@ -287,6 +290,7 @@ pub fn to_yaml(config: &Value) -> Result<String, serde_saphyr::SerializeError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::panic, clippy::field_reassign_with_default)]
 mod tests {
     use super::*;
     use pretty_assertions::assert_eq;

@@ -2,7 +2,16 @@
 //!
 //! Reconciles `K0smotronControlPlane` as a pipeline: fetch → validate → build → apply → status.
 
+pub mod build;
 pub mod certs;
+pub mod entrypoint;
+pub mod etcd;
+pub mod hash;
 pub mod k0s_config;
 pub mod kubeconfig;
+pub mod labels;
 pub mod patches;
+pub mod services;
+pub mod statefulset;
+pub mod status;
+pub mod validate;

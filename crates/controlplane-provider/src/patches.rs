@@ -74,7 +74,7 @@ pub enum PatchError {
 }
 
 /// One patch, independent of the API type it comes from.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ComponentPatch {
     /// Target kind, e.g. `StatefulSet`.
     pub kind: String,
@@ -288,6 +288,7 @@ fn strategic_merge_at(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::panic, clippy::field_reassign_with_default)]
 mod tests {
     use super::*;
     use pretty_assertions::assert_eq;

@@ -1,0 +1,751 @@
+//! Tests of the build step: snapshots of the generated objects for representative specs, and the
+//! look-up-or-generate, adoption, version and hashing rules.
+
+use std::sync::OnceLock;
+
+use k0smotron_api::capi::NetworkRanges;
+use k0smotron_api::controlplane::v1beta2::{
+    ClaimMetadata, ComponentPatch as ApiPatch, K0smotronControlPlaneSpec, KineSpec, Mount,
+    PatchSpec, PatchTarget, PatchType, PersistentVolumeClaimTemplate, ServiceType,
+};
+use k8s_openapi::api::core::v1::{
+    ConfigMapVolumeSource, LoadBalancerIngress, LoadBalancerStatus, NodeAddress, NodeStatus,
+    PersistentVolumeClaimSpec, ResourceRequirements, ServiceSpec, ServiceStatus, Volume,
+    VolumeResourceRequirements,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use pretty_assertions::assert_eq;
+use serde_json::json;
+
+use super::*;
+
+const NS: &str = "tenants";
+const CLUSTER: &str = "demo";
+const UID: &str = "4f0c2a8e-0000-4000-8000-000000000001";
+
+fn now() -> Timestamp {
+    "2026-03-01T12:00:00Z".parse().unwrap()
+}
+
+/// Certificate Secrets generated once for all tests (RSA key generation is slow in debug builds).
+fn cert_secrets() -> &'static BTreeMap<String, Secret> {
+    static SECRETS: OnceLock<BTreeMap<String, Secret>> = OnceLock::new();
+    SECRETS.get_or_init(|| {
+        let facts = Facts {
+            secrets: BTreeMap::new(),
+            ..facts_with(K0smotronControlPlaneSpec::default())
+        };
+        let owner = controller_owner(&facts.kcp).unwrap();
+        let plan = plan_certificates(&facts, CLUSTER, NS, UID, &owner).unwrap();
+        plan.create
+            .into_iter()
+            .map(|s| (s.metadata.name.clone().unwrap(), s))
+            .collect()
+    })
+}
+
+fn kcp(spec: K0smotronControlPlaneSpec) -> K0smotronControlPlane {
+    let mut kcp = K0smotronControlPlane::new(CLUSTER, spec);
+    kcp.metadata.namespace = Some(NS.into());
+    kcp.metadata.uid = Some(UID.into());
+    kcp.metadata.generation = Some(1);
+    kcp
+}
+
+fn exposure(type_: ServiceType, lb: Option<&str>) -> Service {
+    Service {
+        spec: Some(ServiceSpec {
+            cluster_ip: Some("10.96.12.34".into()),
+            cluster_ips: Some(vec!["10.96.12.34".into()]),
+            type_: Some(format!("{type_:?}")),
+            ..Default::default()
+        }),
+        status: lb.map(|ip| ServiceStatus {
+            load_balancer: Some(LoadBalancerStatus {
+                ingress: Some(vec![LoadBalancerIngress {
+                    ip: Some(ip.into()),
+                    ..Default::default()
+                }]),
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn facts_with(spec: K0smotronControlPlaneSpec) -> Facts {
+    let type_ = spec.service.type_;
+    Facts {
+        kcp: kcp(spec),
+        cluster_name: CLUSTER.into(),
+        cluster_network: None,
+        secrets: BTreeMap::new(),
+        exposure_service: Some(exposure(type_, None)),
+        nodes: vec![],
+        statefulset: None,
+        etcd_statefulset: None,
+        now: now(),
+    }
+}
+
+/// Facts for `spec` with every certificate Secret already present.
+fn facts(spec: K0smotronControlPlaneSpec) -> Facts {
+    let mut f = facts_with(spec);
+    f.secrets = cert_secrets().clone();
+    f
+}
+
+fn to_json<T: Serialize>(v: &T) -> serde_json::Value {
+    serde_json::to_value(v).unwrap()
+}
+
+fn plan_json(plan: &Option<StatefulSetPlan>) -> serde_json::Value {
+    match plan {
+        None => json!(null),
+        Some(StatefulSetPlan::Apply(s)) => json!({"apply": to_json(s)}),
+        Some(StatefulSetPlan::Recreate(s)) => json!({"recreate": to_json(s)}),
+        Some(StatefulSetPlan::ScaleOnly {
+            name,
+            replicas,
+            record_inputs_hash,
+        }) => {
+            json!({"scaleOnly": {"name": name, "replicas": replicas, "recordInputsHash": record_inputs_hash}})
+        }
+    }
+}
+
+/// Everything deterministic in a desired state, as YAML.
+fn snapshot(d: &DesiredState) -> String {
+    let value = json!({
+        "endpoint": to_json(&d.endpoint),
+        "publishEndpoint": d.publish_endpoint,
+        "externalAddress": d.external_address,
+        "certificateRefs": to_json(&d.certificate_refs),
+        "waiting": d.waiting,
+        "overridden": d.overridden,
+        "configMaps": to_json(&d.config_maps),
+        "services": to_json(&d.services),
+        "obsoleteServices": d.obsolete_services,
+        "statefulSet": plan_json(&d.statefulset),
+        "etcdStatefulSet": plan_json(&d.etcd_statefulset),
+        "cronJobs": to_json(&d.cron_jobs),
+        "secretsToCreate": d.create_secrets.iter().map(|s| s.metadata.name.clone()).collect::<Vec<_>>(),
+        "kubeconfig": d.kubeconfig.as_ref().map(|s| json!({
+            "name": s.metadata.name,
+            "labels": s.metadata.labels,
+            "type": s.type_,
+        })),
+    });
+    serde_saphyr::to_string(&value).unwrap()
+}
+
+#[test]
+fn etcd_cluster_ip_defaults() {
+    let d = build(&facts(K0smotronControlPlaneSpec::default())).unwrap();
+    // ClusterIP without externalAddress: the in-cluster DNS name is the endpoint (deviation).
+    assert_eq!(
+        d.endpoint,
+        Some(ApiEndpoint {
+            host: Some("kmc-demo.tenants.svc".into()),
+            port: Some(30443)
+        })
+    );
+    insta::assert_snapshot!(snapshot(&d));
+}
+
+#[test]
+fn kine_secret_node_port_pvc() {
+    let mut spec = K0smotronControlPlaneSpec::default();
+    spec.replicas = 3;
+    spec.service.type_ = ServiceType::NodePort;
+    spec.storage.type_ = StorageType::Kine;
+    spec.storage.kine = Some(KineSpec {
+        data_source_url: None,
+        data_source_secret_name: Some("kine-dsn".into()),
+    });
+    spec.persistence.type_ = PersistenceType::Pvc;
+    spec.persistence.auto_delete_pvcs = true;
+    spec.persistence.persistent_volume_claim = Some(PersistentVolumeClaimTemplate {
+        metadata: Some(ClaimMetadata {
+            name: None,
+            labels: BTreeMap::from([("backup".to_string(), "daily".to_string())]),
+            ..Default::default()
+        }),
+        spec: Some(PersistentVolumeClaimSpec {
+            access_modes: Some(vec!["ReadWriteOnce".into()]),
+            storage_class_name: Some("fast".into()),
+            resources: Some(VolumeResourceRequirements {
+                requests: Some(BTreeMap::from([(
+                    "storage".to_string(),
+                    Quantity("2Gi".into()),
+                )])),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    let mut f = facts(spec);
+    f.secrets.insert(
+        "kine-dsn".into(),
+        Secret {
+            data: Some(BTreeMap::from([(
+                names::KINE_DATASOURCE_URL_KEY.to_string(),
+                ByteString(b"postgres://k0s:pw@db:5432/k0s".to_vec()),
+            )])),
+            ..Default::default()
+        },
+    );
+    f.nodes = vec![Node {
+        metadata: ObjectMeta {
+            name: Some("worker-1".into()),
+            ..Default::default()
+        },
+        status: Some(NodeStatus {
+            addresses: Some(vec![NodeAddress {
+                type_: "InternalIP".into(),
+                address: "172.18.0.3".into(),
+            }]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }];
+    let d = build(&f).unwrap();
+    assert_eq!(d.external_address.as_deref(), Some("172.18.0.3"));
+    // The DSN stays in its Secret: the config only has the placeholder.
+    let config = &d.config_maps[0].data.as_ref().unwrap()[entrypoint::K0S_YAML_ENV];
+    assert!(config.contains(k0s_config::KINE_DSN_PLACEHOLDER));
+    assert!(!config.contains("postgres://"));
+    insta::assert_snapshot!(snapshot(&d));
+}
+
+#[test]
+fn kine_inline_load_balancer_host_path_extras() {
+    let mut spec = K0smotronControlPlaneSpec::default();
+    spec.replicas = 2;
+    spec.service.type_ = ServiceType::LoadBalancer;
+    spec.service.api_port = 6443;
+    spec.service.konnectivity_port = 8132;
+    spec.storage.type_ = StorageType::Kine;
+    spec.storage.kine = Some(KineSpec {
+        data_source_url: Some("mysql://k0s:pw@tcp(db:3306)/k0s".into()),
+        data_source_secret_name: None,
+    });
+    spec.persistence.type_ = PersistenceType::HostPath;
+    spec.persistence.host_path = Some("/var/lib/k0smotron/demo".into());
+    spec.service_account = Some("k0s".into());
+    spec.control_plane_flags = vec!["--enable-metrics-scraper".into()];
+    spec.resources = Some(ResourceRequirements {
+        requests: Some(BTreeMap::from([(
+            "cpu".to_string(),
+            Quantity("100m".into()),
+        )])),
+        ..Default::default()
+    });
+    spec.manifests = vec![Volume {
+        name: "addons".into(),
+        config_map: Some(ConfigMapVolumeSource {
+            name: "addons".into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }];
+    spec.mounts = vec![
+        serde_json::from_value::<Mount>(json!({
+            "path": "/etc/extra",
+            "secret": {"secretName": "extra"}
+        }))
+        .unwrap(),
+    ];
+    let mut f = facts(spec);
+    f.exposure_service = Some(exposure(ServiceType::LoadBalancer, Some("198.51.100.7")));
+    let d = build(&f).unwrap();
+    assert_eq!(d.external_address.as_deref(), Some("198.51.100.7"));
+    insta::assert_snapshot!(snapshot(&d));
+}
+
+#[test]
+fn user_k0s_config_with_conflicting_values() {
+    let mut spec = K0smotronControlPlaneSpec::default();
+    spec.external_address = Some("cp.example.com".into());
+    spec.k0s_config = Some(json!({
+        "apiVersion": "k0s.k0sproject.io/v1beta1",
+        "kind": "ClusterConfig",
+        "spec": {
+            "api": {"port": 6443, "externalAddress": "wrong.example.com", "sans": ["extra.example.com"]},
+            "konnectivity": {"agentPort": 8132},
+            "storage": {"type": "kine", "kine": {"dataSource": "sqlite:///tmp/x"}},
+            "network": {"provider": "calico", "serviceCIDR": "10.100.0.0/16"},
+        }
+    }));
+    let mut f = facts(spec);
+    f.cluster_network = Some(ClusterNetwork {
+        pods: Some(NetworkRanges {
+            cidr_blocks: vec!["192.168.0.0/16".into(), "fd00::/56".into()],
+        }),
+        services: Some(NetworkRanges {
+            cidr_blocks: vec!["10.128.0.0/12".into()],
+        }),
+        service_domain: Some("demo.local".into()),
+        api_server_port: None,
+    });
+    let d = build(&f).unwrap();
+    assert_eq!(
+        d.overridden,
+        vec![
+            "spec.api.port",
+            "spec.api.externalAddress",
+            "spec.konnectivity.agentPort",
+            "spec.storage"
+        ]
+    );
+    let config: serde_json::Value =
+        serde_saphyr::from_str(&d.config_maps[0].data.as_ref().unwrap()[entrypoint::K0S_YAML_ENV])
+            .unwrap();
+    // The user's service CIDR wins over the Cluster's; the pod CIDR comes from the Cluster.
+    assert_eq!(
+        config.pointer("/spec/network/serviceCIDR"),
+        Some(&json!("10.100.0.0/16"))
+    );
+    assert_eq!(
+        config.pointer("/spec/network/podCIDR"),
+        Some(&json!("192.168.0.0/16,fd00::/56"))
+    );
+    insta::assert_snapshot!(snapshot(&d));
+}
+
+#[test]
+fn patches_are_applied_and_change_the_template_hash() {
+    let mut spec = K0smotronControlPlaneSpec::default();
+    let plain = build(&facts(spec.clone())).unwrap();
+    spec.patches = vec![
+        ApiPatch {
+            target: PatchTarget {
+                kind: "Service".into(),
+                component: "control-plane".into(),
+            },
+            patch: PatchSpec {
+                type_: PatchType::Merge,
+                content: "metadata:\n  annotations:\n    lb.example.com/internal: \"true\"\n".into(),
+            },
+        },
+        ApiPatch {
+            target: PatchTarget {
+                kind: "StatefulSet".into(),
+                component: "control-plane".into(),
+            },
+            patch: PatchSpec {
+                type_: PatchType::Strategic,
+                content: "spec:\n  template:\n    spec:\n      priorityClassName: system-cluster-critical\n".into(),
+            },
+        },
+    ];
+    let patched = build(&facts(spec)).unwrap();
+    assert_eq!(
+        patched.services[0].metadata.annotations,
+        Some(BTreeMap::from([(
+            "lb.example.com/internal".to_string(),
+            "true".to_string()
+        )]))
+    );
+    let (Some(StatefulSetPlan::Apply(a)), Some(StatefulSetPlan::Apply(b))) =
+        (&plain.statefulset, &patched.statefulset)
+    else {
+        panic!("expected full applies");
+    };
+    assert_eq!(
+        b.spec
+            .template
+            .spec
+            .as_ref()
+            .unwrap()
+            .priority_class_name
+            .as_deref(),
+        Some("system-cluster-critical")
+    );
+    // Patches are template inputs.
+    assert_ne!(
+        annotation(&a.metadata, INPUTS_HASH_ANNOTATION),
+        annotation(&b.metadata, INPUTS_HASH_ANNOTATION)
+    );
+    // The etcd StatefulSet is not targeted by the control-plane patch.
+    let (Some(StatefulSetPlan::Apply(ea)), Some(StatefulSetPlan::Apply(eb))) =
+        (&plain.etcd_statefulset, &patched.etcd_statefulset)
+    else {
+        panic!("expected full applies");
+    };
+    assert_eq!(ea.spec.template, eb.spec.template);
+}
+
+#[test]
+fn load_balancer_without_address_waits_for_it() {
+    let mut spec = K0smotronControlPlaneSpec::default();
+    spec.service.type_ = ServiceType::LoadBalancer;
+    let d = build(&facts(spec)).unwrap();
+    assert!(d.statefulset.is_none());
+    assert!(d.endpoint.is_none());
+    assert!(d.kubeconfig.is_none());
+    assert!(d.waiting.as_deref().unwrap().contains("LoadBalancer"));
+    // The Service itself is still created, so it can get its address.
+    assert_eq!(d.services[0].metadata.name.as_deref(), Some("kmc-demo-lb"));
+}
+
+#[test]
+fn missing_service_cluster_ip_waits_but_writes_the_kubeconfig() {
+    let mut f = facts(K0smotronControlPlaneSpec::default());
+    f.exposure_service = None;
+    let d = build(&f).unwrap();
+    assert!(d.statefulset.is_none());
+    assert!(d.kubeconfig.is_some());
+}
+
+#[test]
+fn missing_certificates_are_generated_existing_ones_read_only() {
+    let mut f = facts_with(K0smotronControlPlaneSpec::default());
+    // A user-provided CA under the default name.
+    let user_ca = cert_secrets()["demo-ca"].clone();
+    let mut user_ca_unowned = user_ca.clone();
+    user_ca_unowned.metadata.owner_references = None;
+    f.secrets.insert("demo-ca".into(), user_ca_unowned);
+    let d = build(&f).unwrap();
+    let created: Vec<_> = d
+        .create_secrets
+        .iter()
+        .map(|s| s.metadata.name.clone().unwrap())
+        .collect();
+    assert_eq!(
+        created,
+        vec![
+            "demo-proxy",
+            "demo-sa",
+            "demo-etcd",
+            "demo-etcd-server",
+            "demo-etcd-peer",
+            "demo-apiserver-etcd-client"
+        ]
+    );
+    for s in &d.create_secrets {
+        assert_eq!(s.type_.as_deref(), Some(names::CAPI_SECRET_TYPE));
+        assert_eq!(
+            s.metadata.labels.as_ref().unwrap()[names::CLUSTER_NAME_LABEL],
+            CLUSTER
+        );
+        assert_eq!(s.metadata.owner_references.as_ref().unwrap()[0].uid, UID);
+        let data = s.data.as_ref().unwrap();
+        assert!(data.contains_key("tls.crt") && data.contains_key("tls.key"));
+    }
+    // The kubeconfig trusts the user's CA.
+    let kubeconfig = d.kubeconfig.as_ref().unwrap().data.as_ref().unwrap()["value"]
+        .0
+        .clone();
+    let parsed = kubeconfig::parse(&String::from_utf8(kubeconfig).unwrap()).unwrap();
+    let ca_pem = String::from_utf8(user_ca.data.as_ref().unwrap()["tls.crt"].0.clone()).unwrap();
+    assert_eq!(parsed.ca_cert_pem, ca_pem);
+    assert_eq!(parsed.server, "https://kmc-demo.tenants.svc:30443");
+}
+
+#[test]
+fn a_missing_user_named_certificate_is_an_error_not_generated() {
+    let mut spec = K0smotronControlPlaneSpec::default();
+    spec.certificate_refs = vec![CertificateRef {
+        type_: CertificateType::Ca,
+        name: Some("my-ca".into()),
+    }];
+    let err = build(&facts(spec)).unwrap_err();
+    assert_eq!(
+        err.reason(),
+        k0smotron_api::conditions::REFERENCE_NOT_FOUND_REASON
+    );
+    assert!(err.to_string().contains("my-ca"), "{err}");
+}
+
+#[test]
+fn kine_secret_must_exist() {
+    let mut spec = K0smotronControlPlaneSpec::default();
+    spec.storage.type_ = StorageType::Kine;
+    spec.storage.kine = Some(KineSpec {
+        data_source_url: None,
+        data_source_secret_name: Some("nope".into()),
+    });
+    let err = build(&facts(spec)).unwrap_err();
+    assert_eq!(
+        err.reason(),
+        k0smotron_api::conditions::REFERENCE_NOT_FOUND_REASON
+    );
+}
+
+fn applied(plan: &Option<StatefulSetPlan>) -> StatefulSet {
+    match plan {
+        Some(StatefulSetPlan::Apply(s)) => (**s).clone(),
+        other => panic!("expected a full apply, got {other:?}"),
+    }
+}
+
+#[test]
+fn same_inputs_never_reapply_the_template() {
+    let first = build(&facts(K0smotronControlPlaneSpec::default())).unwrap();
+    let live = applied(&first.statefulset);
+    // Same spec (a provider restart): replicas only.
+    let mut f = facts(K0smotronControlPlaneSpec::default());
+    f.statefulset = Some(live.clone());
+    let again = build(&f).unwrap();
+    assert_eq!(
+        again.statefulset,
+        Some(StatefulSetPlan::ScaleOnly {
+            name: "kmc-demo".into(),
+            replicas: 1,
+            record_inputs_hash: None
+        })
+    );
+    // A rebuild produces the identical object.
+    let rebuilt = applied(
+        &build(&facts(K0smotronControlPlaneSpec::default()))
+            .unwrap()
+            .statefulset,
+    );
+    assert_eq!(to_json(&rebuilt), to_json(&live));
+    // A template built by an older provider (different template, same inputs) is kept.
+    let mut older = live.clone();
+    older.spec.template.spec.as_mut().unwrap().containers[0].readiness_probe = None;
+    f.statefulset = Some(older);
+    assert!(matches!(
+        build(&f).unwrap().statefulset,
+        Some(StatefulSetPlan::ScaleOnly { .. })
+    ));
+    // Scaling changes replicas only.
+    let mut spec = K0smotronControlPlaneSpec::default();
+    spec.replicas = 3;
+    let mut f = facts(spec);
+    f.statefulset = Some(live);
+    assert_eq!(
+        build(&f).unwrap().statefulset,
+        Some(StatefulSetPlan::ScaleOnly {
+            name: "kmc-demo".into(),
+            replicas: 3,
+            record_inputs_hash: None
+        })
+    );
+}
+
+#[test]
+fn a_spec_change_reapplies_the_template() {
+    let live = applied(
+        &build(&facts(K0smotronControlPlaneSpec::default()))
+            .unwrap()
+            .statefulset,
+    );
+    let mut spec = K0smotronControlPlaneSpec::default();
+    spec.version = "v1.36.1+k0s.0".into();
+    let mut f = facts(spec);
+    f.statefulset = Some(live);
+    let sts = applied(&build(&f).unwrap().statefulset);
+    assert_eq!(
+        sts.spec.template.spec.unwrap().containers[0]
+            .image
+            .as_deref(),
+        Some("quay.io/k0sproject/k0s:v1.36.1-k0s.0")
+    );
+}
+
+#[test]
+fn a_version_jump_over_a_minor_is_refused_and_the_old_template_kept() {
+    let live = applied(
+        &build(&facts(K0smotronControlPlaneSpec::default()))
+            .unwrap()
+            .statefulset,
+    );
+    let mut spec = K0smotronControlPlaneSpec::default();
+    spec.version = "v1.37.0+k0s.0".into();
+    let mut f = facts(spec);
+    f.statefulset = Some(live);
+    let d = build(&f).unwrap();
+    assert!(matches!(
+        d.statefulset,
+        Some(StatefulSetPlan::ScaleOnly {
+            record_inputs_hash: None,
+            ..
+        })
+    ));
+    let msg = d.version_blocked.unwrap();
+    assert!(
+        msg.contains("skips a minor release") && msg.contains("v1.35.7-k0s.0"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn a_statefulset_made_by_upstream_is_adopted_without_touching_its_template() {
+    let mut upstream = applied(
+        &build(&facts(K0smotronControlPlaneSpec::default()))
+            .unwrap()
+            .statefulset,
+    );
+    upstream.metadata.annotations = Some(BTreeMap::from([(
+        statefulset::STATEFULSET_HASH_ANNOTATION.to_string(),
+        "6d4b7c9f8".to_string(),
+    )]));
+    let mut f = facts(K0smotronControlPlaneSpec::default());
+    f.statefulset = Some(upstream);
+    match build(&f).unwrap().statefulset {
+        Some(StatefulSetPlan::ScaleOnly {
+            record_inputs_hash: Some(h),
+            replicas: 1,
+            ..
+        }) => assert_eq!(h.len(), 16),
+        other => panic!("expected adoption, got {other:?}"),
+    }
+}
+
+#[test]
+fn claim_template_changes_recreate_the_statefulset() {
+    let mut spec = K0smotronControlPlaneSpec::default();
+    spec.persistence.type_ = PersistenceType::Pvc;
+    spec.persistence.persistent_volume_claim = Some(PersistentVolumeClaimTemplate {
+        spec: Some(PersistentVolumeClaimSpec {
+            resources: Some(VolumeResourceRequirements {
+                requests: Some(BTreeMap::from([(
+                    "storage".to_string(),
+                    Quantity("1Gi".into()),
+                )])),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    let live = applied(&build(&facts(spec.clone())).unwrap().statefulset);
+    if let Some(pvc) = spec.persistence.persistent_volume_claim.as_mut() {
+        pvc.spec.as_mut().unwrap().resources = Some(VolumeResourceRequirements {
+            requests: Some(BTreeMap::from([(
+                "storage".to_string(),
+                Quantity("5Gi".into()),
+            )])),
+            ..Default::default()
+        });
+    }
+    let mut f = facts(spec);
+    f.statefulset = Some(live);
+    assert!(matches!(
+        build(&f).unwrap().statefulset,
+        Some(StatefulSetPlan::Recreate(_))
+    ));
+}
+
+#[test]
+fn etcd_keeps_its_first_dns_check_image_and_bootstrap_size() {
+    let mut spec = K0smotronControlPlaneSpec::default();
+    spec.replicas = 3;
+    let first = build(&facts(spec.clone())).unwrap();
+    let mut live = applied(&first.etcd_statefulset);
+    assert_eq!(live.spec.replicas, Some(3));
+    live.status = Some(k8s_openapi::api::apps::v1::StatefulSetStatus {
+        ready_replicas: Some(3),
+        ..Default::default()
+    });
+    // A k0s upgrade and a scale-up do not change the etcd template.
+    spec.version = "v1.36.0+k0s.0".into();
+    spec.replicas = 5;
+    let mut f = facts(spec);
+    f.etcd_statefulset = Some(live);
+    assert_eq!(
+        build(&f).unwrap().etcd_statefulset,
+        Some(StatefulSetPlan::ScaleOnly {
+            name: "kmc-demo-etcd".into(),
+            replicas: 4,
+            record_inputs_hash: None
+        })
+    );
+}
+
+#[test]
+fn our_expiring_etcd_leaf_is_renewed_a_user_one_is_not() {
+    let mut f = facts(K0smotronControlPlaneSpec::default());
+    f.now = now()
+        .checked_add(jiff::SignedDuration::from_hours(24 * 200))
+        .unwrap();
+    let d = build(&f).unwrap();
+    let renewed: Vec<_> = d
+        .renew_secrets
+        .iter()
+        .map(|s| s.metadata.name.clone().unwrap())
+        .collect();
+    assert_eq!(
+        renewed,
+        vec![
+            "demo-etcd-server",
+            "demo-etcd-peer",
+            "demo-apiserver-etcd-client"
+        ]
+    );
+    // The same certificates without our owner reference (user-provided) are left alone.
+    for name in [
+        "demo-etcd-server",
+        "demo-etcd-peer",
+        "demo-apiserver-etcd-client",
+    ] {
+        if let Some(s) = f.secrets.get_mut(name) {
+            s.metadata.owner_references = None;
+        }
+    }
+    assert!(build(&f).unwrap().renew_secrets.is_empty());
+}
+
+#[test]
+fn kubeconfig_is_reused_until_it_must_change() {
+    let d = build(&facts(K0smotronControlPlaneSpec::default())).unwrap();
+    assert_eq!(d.kubeconfig_regenerated, Some(RegenerateReason::Missing));
+    let mut f = facts(K0smotronControlPlaneSpec::default());
+    let secret = d.kubeconfig.clone().unwrap();
+    f.secrets.insert("demo-kubeconfig".into(), secret.clone());
+    let again = build(&f).unwrap();
+    assert_eq!(again.kubeconfig_regenerated, None);
+    assert_eq!(again.kubeconfig.unwrap().data, secret.data);
+    // The endpoint moves: regenerated.
+    let mut spec = K0smotronControlPlaneSpec::default();
+    spec.external_address = Some("203.0.113.9".into());
+    let mut f = facts(spec);
+    f.secrets.insert("demo-kubeconfig".into(), secret);
+    assert_eq!(
+        build(&f).unwrap().kubeconfig_regenerated,
+        Some(RegenerateReason::ServerChanged)
+    );
+}
+
+#[test]
+fn a_user_set_endpoint_is_used_as_is() {
+    let mut spec = K0smotronControlPlaneSpec::default();
+    spec.control_plane_endpoint = Some(ApiEndpoint {
+        host: Some("api.example.com".into()),
+        port: Some(443),
+    });
+    let d = build(&facts(spec)).unwrap();
+    assert!(!d.publish_endpoint);
+    assert_eq!(d.endpoint.unwrap().host.as_deref(), Some("api.example.com"));
+    let config = &d.config_maps[0].data.as_ref().unwrap()[entrypoint::K0S_YAML_ENV];
+    assert!(
+        config.contains("api.example.com"),
+        "the endpoint host is a SAN"
+    );
+}
+
+#[test]
+fn unsupported_and_invalid_specs_are_refused_before_anything_is_built() {
+    let mut spec = K0smotronControlPlaneSpec::default();
+    spec.storage.type_ = StorageType::Nats;
+    assert_eq!(
+        build(&facts(spec)).unwrap_err().reason(),
+        "UnsupportedFeature"
+    );
+    let mut spec = K0smotronControlPlaneSpec::default();
+    spec.k0s_config = Some(json!({"apiVersion": "v1", "kind": "ConfigMap"}));
+    assert_eq!(
+        build(&facts(spec)).unwrap_err().reason(),
+        k0smotron_api::conditions::INVALID_SPEC_REASON
+    );
+}
+
+#[test]
+fn ipv6_server_urls_are_bracketed() {
+    assert_eq!(server_url("fd00::1", 6443), "https://[fd00::1]:6443");
+    assert_eq!(server_url("10.0.0.1", 6443), "https://10.0.0.1:6443");
+}

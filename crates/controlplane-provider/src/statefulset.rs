@@ -1,0 +1,606 @@
+//! The k0s controller StatefulSet `kmc-<name>`: its pod template and the inputs it is built from.
+//!
+//! Pure. The pod template is built from [`ControllerInputs`] and nothing else, so the hash of those
+//! inputs (stored on the StatefulSet) covers everything the template depends on; the reconciler
+//! re-applies the template only when that hash changes (see docs/controlplane.md, "Stable
+//! hashing"). Everything here is deterministic: sorted maps, no timestamps, no randomness.
+
+use std::collections::BTreeMap;
+
+use k0smotron_api::controlplane::v1beta2::{CertificateType, Mount};
+use k0smotron_api::names;
+use k8s_openapi::api::apps::v1::{
+    StatefulSet, StatefulSetPersistentVolumeClaimRetentionPolicy, StatefulSetSpec,
+};
+use k8s_openapi::api::core::v1::{
+    Affinity, ConfigMapEnvSource, ConfigMapVolumeSource, Container, ContainerPort,
+    EmptyDirVolumeSource, EnvFromSource, ExecAction, HostPathVolumeSource, KeyToPath,
+    PersistentVolumeClaim, PodAffinityTerm, PodAntiAffinity, PodSpec, PodTemplateSpec, Probe,
+    ProjectedVolumeSource, ResourceRequirements, SecretEnvSource, SecretProjection,
+    TopologySpreadConstraint, Volume, VolumeMount, VolumeProjection, WeightedPodAffinityTerm,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::entrypoint::SCRIPT_KEY;
+use crate::hash::{HashError, stable_hash};
+use crate::labels;
+
+/// Bumped when a provider release must change the pod template of existing control planes (and
+/// so roll their pods). Part of the template inputs hash; see docs/controlplane.md.
+pub const TEMPLATE_GENERATION: u32 = 1;
+
+/// StatefulSet annotation: hash of the built pod template (upstream's annotation name).
+pub const STATEFULSET_HASH_ANNOTATION: &str = "k0smotron.io/statefulset-hash";
+/// StatefulSet annotation: hash of the [`ControllerInputs`] the template was built from.
+pub const INPUTS_HASH_ANNOTATION: &str = "k0smotron.io/template-inputs-hash";
+/// Pod template annotation: checksum of the k0s config and entrypoint the pods start with, so a
+/// config change rolls the pods (k0s reads its node config only at start).
+pub const CONFIG_CHECKSUM_ANNOTATION: &str = "k0smotron.io/config-checksum";
+
+/// Name of the k0s container.
+pub const CONTROLLER_CONTAINER: &str = "controller";
+/// Mount path of the k0s data directory.
+pub const K0S_DATA_DIR: &str = "/var/lib/k0s";
+const CERTS_VOLUME: &str = "certs";
+const CERTS_INIT_DIR: &str = "/certs-init";
+const ENTRYPOINT_MODE: i32 = 0o744;
+
+/// Where `/var/lib/k0s` lives.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum DataVolume {
+    /// An emptyDir named `kmc-<name>`.
+    EmptyDir,
+    /// A node directory.
+    HostPath(String),
+    /// A claim template (name included), with the PVC retention choice.
+    Pvc {
+        /// The claim template.
+        claim: Box<PersistentVolumeClaim>,
+        /// Delete the claims with the StatefulSet.
+        auto_delete: bool,
+    },
+}
+
+/// A certificate Secret mounted into the pods, with the file names k0s expects.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MountedCert {
+    /// Which certificate.
+    pub purpose: CertificateType,
+    /// Secret name.
+    pub secret: String,
+}
+
+/// Everything the k0s StatefulSet is built from. Serialised (skipping empty values, so adding an
+/// optional input later does not change existing hashes) into the inputs hash.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ControllerInputs {
+    /// [`TEMPLATE_GENERATION`].
+    pub generation: u32,
+    /// CAPI cluster name (`<name>`).
+    pub cluster: String,
+    /// Namespace of the control plane.
+    pub namespace: String,
+    /// Full image reference, `<repo>:<tag>`.
+    pub image: String,
+    /// ServiceAccount of the pods.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service_account: Option<String>,
+    /// API server port.
+    pub api_port: i32,
+    /// konnectivity port.
+    pub konnectivity_port: i32,
+    /// Secret with the kine DSN (`storage.kine.dataSourceSecretName`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kine_secret: Option<String>,
+    /// Certificates copied into `/var/lib/k0s/pki` by the `certs-init` container.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub certificates: Vec<MountedCert>,
+    /// The data volume.
+    pub data: DataVolume,
+    /// `spec.manifests`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub manifests: Vec<Volume>,
+    /// `spec.mounts`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub mounts: Vec<Mount>,
+    /// Mount the endpoint manifest ConfigMap `kmc-<name>-endpoint`.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub endpoint_manifest: bool,
+    /// `spec.topologySpreadConstraints`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub topology_spread_constraints: Vec<TopologySpreadConstraint>,
+    /// `spec.resources`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+    /// Checksum of the k0s config and entrypoint script.
+    pub config_checksum: String,
+}
+
+impl ControllerInputs {
+    /// Stable hash of the inputs.
+    pub fn hash(&self) -> Result<String, HashError> {
+        stable_hash("controller template inputs", self)
+    }
+
+    fn data_volume_name(&self) -> String {
+        match &self.data {
+            DataVolume::Pvc { claim, .. } => claim
+                .metadata
+                .name
+                .clone()
+                .unwrap_or_else(|| names::kmc_name(&self.cluster)),
+            _ => names::kmc_name(&self.cluster),
+        }
+    }
+}
+
+/// Errors building the StatefulSet.
+#[derive(Debug, thiserror::Error)]
+pub enum StatefulSetError {
+    /// A `spec.mounts` entry is not a valid volume source.
+    #[error("spec.mounts[{index}] (path {path:?}) is not a valid volume source: {source}")]
+    InvalidMount {
+        /// Position in `spec.mounts`.
+        index: usize,
+        /// Its path.
+        path: String,
+        /// Why.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// Hashing failed.
+    #[error(transparent)]
+    Hash(#[from] HashError),
+}
+
+/// Volume name for a `spec.mounts` path, as upstream: the path without its leading `/`, with `/`
+/// turned into `-`; when that is not a DNS label, a sanitised form plus `-` and 5 hex digits of
+/// SHA-256 of the path (keeps names unique and valid).
+pub fn mount_volume_name(path: &str) -> String {
+    let simple = path.trim_start_matches('/').replace('/', "-");
+    if is_dns_label(&simple) {
+        return simple;
+    }
+    let mut sanitised: String = simple
+        .to_ascii_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    while sanitised.contains("--") {
+        sanitised = sanitised.replace("--", "-");
+    }
+    let mut sanitised = sanitised.trim_matches('-').to_string();
+    sanitised.truncate(57);
+    let sanitised = sanitised.trim_end_matches('-');
+    let digest = hex::encode(Sha256::digest(path.as_bytes()));
+    if sanitised.is_empty() {
+        format!("mount-{}", &digest[..5])
+    } else {
+        format!("{sanitised}-{}", &digest[..5])
+    }
+}
+
+fn is_dns_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+fn exec_probe(initial_delay: i32, failure_threshold: i32) -> Probe {
+    Probe {
+        exec: Some(ExecAction {
+            command: Some(vec!["k0s".into(), "status".into()]),
+        }),
+        initial_delay_seconds: Some(initial_delay),
+        period_seconds: Some(10),
+        failure_threshold: Some(failure_threshold),
+        ..Default::default()
+    }
+}
+
+/// Preferred anti-affinity spreading replicas over zones (weight 100) and hosts (weight 50).
+pub fn spread_affinity(match_labels: BTreeMap<String, String>) -> Affinity {
+    let term = |weight, key: &str| WeightedPodAffinityTerm {
+        weight,
+        pod_affinity_term: PodAffinityTerm {
+            topology_key: key.to_string(),
+            label_selector: Some(LabelSelector {
+                match_labels: Some(match_labels.clone()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+    };
+    Affinity {
+        pod_anti_affinity: Some(PodAntiAffinity {
+            preferred_during_scheduling_ignored_during_execution: Some(vec![
+                term(100, "topology.kubernetes.io/zone"),
+                term(50, "kubernetes.io/hostname"),
+            ]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// k0s' file names for each certificate Secret (`tls.crt`, `tls.key`); `None` for the etcd leaf
+/// certificates, which only the etcd pods mount.
+fn pki_files(purpose: CertificateType) -> Option<(&'static str, &'static str)> {
+    match purpose {
+        CertificateType::Ca => Some(("ca.crt", "ca.key")),
+        CertificateType::Sa => Some(("sa.pub", "sa.key")),
+        CertificateType::Proxy => Some(("front-proxy-ca.crt", "front-proxy-ca.key")),
+        CertificateType::Etcd => Some(("etcd-ca.crt", "etcd-ca.key")),
+        CertificateType::ApiserverEtcdClient => {
+            Some(("apiserver-etcd-client.crt", "apiserver-etcd-client.key"))
+        }
+        CertificateType::EtcdPeer | CertificateType::EtcdServer => None,
+    }
+}
+
+fn secret_projection(secret: &str, crt: &str, key: &str) -> VolumeProjection {
+    VolumeProjection {
+        secret: Some(SecretProjection {
+            name: secret.to_string(),
+            items: Some(vec![
+                KeyToPath {
+                    key: names::TLS_CRT_KEY.into(),
+                    path: crt.into(),
+                    ..Default::default()
+                },
+                KeyToPath {
+                    key: names::TLS_KEY_KEY.into(),
+                    path: key.into(),
+                    ..Default::default()
+                },
+            ]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn config_map_volume(name: &str, items: Option<Vec<KeyToPath>>, mode: Option<i32>) -> Volume {
+    Volume {
+        name: name.to_string(),
+        config_map: Some(ConfigMapVolumeSource {
+            name: name.to_string(),
+            items,
+            default_mode: mode,
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn mount(name: &str, path: &str, read_only: bool) -> VolumeMount {
+    VolumeMount {
+        name: name.to_string(),
+        mount_path: path.to_string(),
+        read_only: read_only.then_some(true),
+        ..Default::default()
+    }
+}
+
+/// The pod template of the k0s controllers.
+pub fn pod_template(inputs: &ControllerInputs) -> Result<PodTemplateSpec, StatefulSetError> {
+    let cluster = &inputs.cluster;
+    let entrypoint = names::entrypoint_config_map_name(cluster);
+    let data_volume = inputs.data_volume_name();
+    let mut volumes = vec![config_map_volume(
+        &entrypoint,
+        Some(vec![KeyToPath {
+            key: SCRIPT_KEY.into(),
+            path: SCRIPT_KEY.into(),
+            ..Default::default()
+        }]),
+        Some(ENTRYPOINT_MODE),
+    )];
+    let mut mounts = vec![VolumeMount {
+        name: entrypoint.clone(),
+        mount_path: format!("/{SCRIPT_KEY}"),
+        sub_path: Some(SCRIPT_KEY.into()),
+        ..Default::default()
+    }];
+
+    let mut env_from = vec![EnvFromSource {
+        config_map_ref: Some(ConfigMapEnvSource {
+            name: names::config_map_name(cluster),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }];
+    if let Some(secret) = &inputs.kine_secret {
+        env_from.push(EnvFromSource {
+            secret_ref: Some(SecretEnvSource {
+                name: secret.clone(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+    }
+
+    let mut init_containers = Vec::new();
+    let projections: Vec<VolumeProjection> = inputs
+        .certificates
+        .iter()
+        .filter_map(|c| {
+            pki_files(c.purpose).map(|(crt, key)| secret_projection(&c.secret, crt, key))
+        })
+        .collect();
+    if !projections.is_empty() {
+        volumes.push(Volume {
+            name: CERTS_VOLUME.into(),
+            projected: Some(ProjectedVolumeSource {
+                sources: Some(projections),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        // k0s needs the CA keys writable and in its own pki directory; stale server certificates
+        // are removed so k0s re-issues them with the current SANs.
+        init_containers.push(Container {
+            name: "certs-init".into(),
+            image: Some(inputs.image.clone()),
+            image_pull_policy: Some("IfNotPresent".into()),
+            command: Some(vec![
+                "sh".into(),
+                "-c".into(),
+                format!(
+                    "mkdir -p {K0S_DATA_DIR}/pki && rm -rf {K0S_DATA_DIR}/pki/server.* && cp {CERTS_INIT_DIR}/*.* {K0S_DATA_DIR}/pki/"
+                ),
+            ]),
+            volume_mounts: Some(vec![
+                mount(CERTS_VOLUME, CERTS_INIT_DIR, false),
+                mount(&data_volume, K0S_DATA_DIR, false),
+            ]),
+            ..Default::default()
+        });
+    }
+
+    match &inputs.data {
+        DataVolume::EmptyDir => volumes.push(Volume {
+            name: data_volume.clone(),
+            empty_dir: Some(EmptyDirVolumeSource::default()),
+            ..Default::default()
+        }),
+        DataVolume::HostPath(path) => volumes.push(Volume {
+            name: data_volume.clone(),
+            host_path: Some(HostPathVolumeSource {
+                path: path.clone(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        // The claim template provides the volume.
+        DataVolume::Pvc { .. } => {}
+    }
+    mounts.push(mount(&data_volume, K0S_DATA_DIR, false));
+
+    for manifest in &inputs.manifests {
+        volumes.push(manifest.clone());
+        mounts.push(mount(
+            &manifest.name,
+            &format!("{K0S_DATA_DIR}/manifests/{}", manifest.name),
+            true,
+        ));
+    }
+    if inputs.endpoint_manifest {
+        let name = names::endpoint_config_map_name(cluster);
+        volumes.push(config_map_volume(&name, None, None));
+        mounts.push(mount(
+            &name,
+            &format!("{K0S_DATA_DIR}/manifests/{name}"),
+            true,
+        ));
+    }
+    for (index, m) in inputs.mounts.iter().enumerate() {
+        let name = mount_volume_name(&m.path);
+        let volume = m
+            .to_volume(&name)
+            .map_err(|source| StatefulSetError::InvalidMount {
+                index,
+                path: m.path.clone(),
+                source,
+            })?;
+        // ConfigMap and Secret volumes are read-only anyway; say so (as upstream).
+        let read_only = m.read_only || volume.config_map.is_some() || volume.secret.is_some();
+        volumes.push(volume);
+        mounts.push(mount(&name, &m.path, read_only));
+    }
+    let telemetry = names::telemetry_config_map_name(cluster);
+    volumes.push(config_map_volume(&telemetry, None, None));
+    mounts.push(mount(
+        &telemetry,
+        &format!("{K0S_DATA_DIR}/manifests/k0s-telemetry"),
+        true,
+    ));
+
+    let controller = Container {
+        name: CONTROLLER_CONTAINER.into(),
+        image: Some(inputs.image.clone()),
+        image_pull_policy: Some("IfNotPresent".into()),
+        args: Some(vec![
+            "/bin/sh".into(),
+            "-c".into(),
+            format!("/{SCRIPT_KEY}"),
+        ]),
+        ports: Some(vec![
+            ContainerPort {
+                name: Some("api".into()),
+                container_port: inputs.api_port,
+                protocol: Some("TCP".into()),
+                ..Default::default()
+            },
+            ContainerPort {
+                name: Some("konnectivity".into()),
+                container_port: inputs.konnectivity_port,
+                protocol: Some("TCP".into()),
+                ..Default::default()
+            },
+        ]),
+        env_from: Some(env_from),
+        resources: inputs.resources.clone(),
+        readiness_probe: Some(exec_probe(60, 15)),
+        liveness_probe: Some(exec_probe(90, 10)),
+        volume_mounts: Some(mounts),
+        ..Default::default()
+    };
+
+    let pod_labels = labels::with_component(
+        labels::control_plane_selector(cluster),
+        names::component::CONTROL_PLANE,
+    );
+    Ok(PodTemplateSpec {
+        metadata: Some(ObjectMeta {
+            labels: Some(pod_labels),
+            annotations: Some(BTreeMap::from([(
+                CONFIG_CHECKSUM_ANNOTATION.to_string(),
+                inputs.config_checksum.clone(),
+            )])),
+            ..Default::default()
+        }),
+        spec: Some(PodSpec {
+            automount_service_account_token: Some(false),
+            service_account_name: inputs.service_account.clone(),
+            affinity: Some(spread_affinity(labels::base(
+                cluster,
+                names::COMPONENT_CLUSTER,
+            ))),
+            topology_spread_constraints: (!inputs.topology_spread_constraints.is_empty())
+                .then(|| inputs.topology_spread_constraints.clone()),
+            init_containers: (!init_containers.is_empty()).then_some(init_containers),
+            containers: vec![controller],
+            volumes: Some(volumes),
+            ..Default::default()
+        }),
+    })
+}
+
+/// The StatefulSet `kmc-<name>`, with both hash annotations.
+pub fn statefulset(
+    inputs: &ControllerInputs,
+    replicas: i32,
+    owner: &OwnerReference,
+) -> Result<StatefulSet, StatefulSetError> {
+    let template = pod_template(inputs)?;
+    let template_hash = stable_hash("pod template", &template)?;
+    let inputs_hash = inputs.hash()?;
+    let selector = labels::control_plane_selector(&inputs.cluster);
+    let (claims, retention) = match &inputs.data {
+        DataVolume::Pvc { claim, auto_delete } => (
+            Some(vec![(**claim).clone()]),
+            auto_delete.then(|| StatefulSetPersistentVolumeClaimRetentionPolicy {
+                when_deleted: Some("Delete".into()),
+                when_scaled: Some("Retain".into()),
+            }),
+        ),
+        _ => (None, None),
+    };
+    Ok(StatefulSet {
+        metadata: ObjectMeta {
+            name: Some(names::kmc_name(&inputs.cluster)),
+            namespace: Some(inputs.namespace.clone()),
+            labels: Some(labels::with_component(
+                selector.clone(),
+                names::component::CONTROL_PLANE,
+            )),
+            annotations: Some(BTreeMap::from([
+                (STATEFULSET_HASH_ANNOTATION.to_string(), template_hash),
+                (INPUTS_HASH_ANNOTATION.to_string(), inputs_hash),
+            ])),
+            owner_references: Some(vec![owner.clone()]),
+            ..Default::default()
+        },
+        spec: StatefulSetSpec {
+            replicas: Some(replicas),
+            selector: LabelSelector {
+                match_labels: Some(selector),
+                ..Default::default()
+            },
+            template,
+            volume_claim_templates: claims,
+            persistent_volume_claim_retention_policy: retention,
+            ..Default::default()
+        },
+        status: None,
+    })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::panic, clippy::field_reassign_with_default)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub(crate) fn inputs() -> ControllerInputs {
+        ControllerInputs {
+            generation: TEMPLATE_GENERATION,
+            cluster: "demo".into(),
+            namespace: "ns".into(),
+            image: "quay.io/k0sproject/k0s:v1.35.7-k0s.0".into(),
+            service_account: None,
+            api_port: 30443,
+            konnectivity_port: 30132,
+            kine_secret: None,
+            certificates: vec![],
+            data: DataVolume::EmptyDir,
+            manifests: vec![],
+            mounts: vec![],
+            endpoint_manifest: false,
+            topology_spread_constraints: vec![],
+            resources: None,
+            config_checksum: "abc".into(),
+        }
+    }
+
+    #[test]
+    fn mount_volume_names() {
+        assert_eq!(mount_volume_name("/etc/k0s"), "etc-k0s");
+        assert_eq!(mount_volume_name("/tmp/test"), "tmp-test");
+        let odd = mount_volume_name("/Data/My_Files");
+        assert!(odd.starts_with("data-my-files-"), "{odd}");
+        assert_eq!(odd.len(), "data-my-files-".len() + 5);
+        assert_ne!(
+            mount_volume_name("/Data/My_Files"),
+            mount_volume_name("/data/my-files/")
+        );
+        let long = mount_volume_name(&format!("/{}", "x".repeat(80)));
+        assert!(is_dns_label(&long), "{long}");
+        assert!(is_dns_label(&mount_volume_name("/___")));
+    }
+
+    #[test]
+    fn inputs_hash_ignores_empty_optional_inputs_and_changes_with_values() {
+        let a = inputs();
+        let mut b = inputs();
+        b.kine_secret = None;
+        assert_eq!(a.hash().unwrap(), b.hash().unwrap());
+        b.image = "quay.io/k0sproject/k0s:v1.35.8-k0s.0".into();
+        assert_ne!(a.hash().unwrap(), b.hash().unwrap());
+        // The serialised form leaves out empty inputs: adding an optional input to a later
+        // provider version does not change the hash of existing control planes.
+        let json = serde_json::to_value(&a).unwrap();
+        assert!(json.get("kineSecret").is_none());
+        assert!(json.get("manifests").is_none());
+        assert!(json.get("endpointManifest").is_none());
+    }
+
+    #[test]
+    fn template_is_deterministic() {
+        let owner = OwnerReference::default();
+        let a = statefulset(&inputs(), 1, &owner).unwrap();
+        let b = statefulset(&inputs(), 3, &owner).unwrap();
+        assert_eq!(
+            serde_json::to_string(&a.spec.template).unwrap(),
+            serde_json::to_string(&b.spec.template).unwrap()
+        );
+        assert_eq!(a.metadata.annotations, b.metadata.annotations);
+    }
+}
