@@ -26,7 +26,7 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Client, Resource as _, ResourceExt as _};
 use provider_runtime::apply::{self, ApplyError};
 use provider_runtime::conditions::{ConditionStatus, set_condition};
-use provider_runtime::events::EventPublisher;
+use provider_runtime::events::{EventPublisher, EventType};
 use provider_runtime::{ManagerArgs, Metrics, Readiness, pause};
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument as _, info, warn};
@@ -864,12 +864,16 @@ fn token_owner(config: &K0sWorkerConfig, uid: &str) -> TokenOwner {
 }
 
 async fn publish(ctx: &Context, config: &K0sWorkerConfig, warning: bool, reason: &str, note: &str) {
-    let result = if warning {
-        ctx.events.warning(config, reason, "Reconcile", note).await
+    let type_ = if warning {
+        EventType::Warning
     } else {
-        ctx.events.normal(config, reason, "Reconcile", note).await
+        EventType::Normal
     };
-    if let Err(err) = result {
+    if let Err(err) = ctx
+        .events
+        .publish(config, type_, reason, "Reconcile", note)
+        .await
+    {
         warn!(error = %chain(&err), "publishing event");
     }
 }

@@ -1,0 +1,715 @@
+//! The K0sWorkerConfig controller against the harness: a management API server with CAPI's CRDs
+//! (the test plays CAPI core, setting Cluster and Machine status itself) and a second API server
+//! as the workload cluster, fronted by a CA the test generates and stores as `<cluster>-ca`.
+//!
+//! Needs `eval "$(test/harness/cluster up --capi)"`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context as _, ensure};
+use base64::prelude::{BASE64_STANDARD, Engine as _};
+use bootstrap_provider::controller::{self, BOOTSTRAP_TOKEN_AVAILABLE, Settings};
+use bootstrap_provider::{data_secret, join_token, render, token};
+use clap::Parser;
+use k0smotron_api::bootstrap::v1beta2::K0sWorkerConfig;
+use k0smotron_api::capi::{Cluster, Machine};
+use k8s_openapi::api::authentication::v1::SelfSubjectReview;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::{Api, Client, ResourceExt as _};
+use prometheus_client::registry::Registry;
+use provider_runtime::{ManagerArgs, Metrics, Readiness};
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
+use serde_json::json;
+use test_support::{TestNamespace, WorkloadServer, free_port, unique_name, wait_for};
+use tokio_util::sync::CancellationToken;
+
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Parser)]
+struct Cli {
+    #[command(flatten)]
+    manager: ManagerArgs,
+}
+
+/// One test's world: namespace, workload server, Cluster, Machine, and a running controller.
+struct World {
+    ns: TestNamespace,
+    client: Client,
+    workload: WorkloadServer,
+    cluster: String,
+    ca_pem: String,
+    controller: Option<CancellationToken>,
+    settings: Settings,
+}
+
+fn ca() -> anyhow::Result<(String, String)> {
+    let key = KeyPair::generate()?;
+    let mut params = CertificateParams::new(Vec::<String>::new())?;
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "kubernetes");
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    let cert = params.self_signed(&key)?;
+    Ok((cert.pem(), key.serialize_pem()))
+}
+
+async fn install_crds(client: &Client) -> anyhow::Result<()> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/crd/bases");
+    for file in [
+        "k0sworkerconfigs.bootstrap.cluster.x-k8s.io.yaml",
+        "k0sworkerconfigtemplates.bootstrap.cluster.x-k8s.io.yaml",
+    ] {
+        test_support::apply_crd_file(client, &dir.join(file))
+            .await
+            .with_context(|| format!("installing {file}"))?;
+    }
+    Ok(())
+}
+
+fn secret(name: &str, data: serde_json::Value) -> anyhow::Result<Secret> {
+    Ok(serde_json::from_value(json!({
+        "metadata": {"name": name},
+        "type": "cluster.x-k8s.io/secret",
+        "stringData": data,
+    }))?)
+}
+
+impl World {
+    /// Namespace, CA, workload server, `<cluster>-ca`, `<cluster>-kubeconfig` and a Cluster with
+    /// an endpoint whose control plane is *not* initialized yet.
+    async fn new(settings: Settings) -> anyhow::Result<Self> {
+        let ns = TestNamespace::create("bootstrap").await?;
+        let client = ns.client();
+        install_crds(&client).await?;
+        let (ca_pem, ca_key) = ca()?;
+        let workload =
+            WorkloadServer::start(&unique_name("wl"), &ca_pem, &ca_key, free_port()?).await?;
+        let cluster = "demo".to_string();
+
+        let secrets: Api<Secret> = ns.api();
+        secrets
+            .create(
+                &PostParams::default(),
+                &secret(
+                    &format!("{cluster}-ca"),
+                    json!({"tls.crt": ca_pem, "tls.key": ca_key}),
+                )?,
+            )
+            .await?;
+        let kubeconfig = std::fs::read_to_string(workload.kubeconfig_path())?;
+        secrets
+            .create(
+                &PostParams::default(),
+                &secret(
+                    &format!("{cluster}-kubeconfig"),
+                    json!({"value": kubeconfig}),
+                )?,
+            )
+            .await?;
+
+        let port: u16 = workload
+            .url()
+            .rsplit(':')
+            .next()
+            .unwrap_or_default()
+            .parse()?;
+        let c: Cluster = serde_json::from_value(json!({
+            "apiVersion": "cluster.x-k8s.io/v1beta2", "kind": "Cluster",
+            "metadata": {"name": cluster},
+            "spec": {"controlPlaneEndpoint": {"host": "127.0.0.1", "port": port}},
+        }))?;
+        ns.api::<Cluster>()
+            .create(&PostParams::default(), &c)
+            .await?;
+
+        Ok(Self {
+            ns,
+            client,
+            workload,
+            cluster,
+            ca_pem,
+            controller: None,
+            settings,
+        })
+    }
+
+    /// Starts the controller in-process, scoped to the test namespace.
+    fn start_controller(&mut self) {
+        let token = CancellationToken::new();
+        let cli = Cli::parse_from([
+            "test",
+            "--namespace",
+            self.ns.name(),
+            "--health-addr",
+            "127.0.0.1:0",
+            "--metrics-addr",
+            "127.0.0.1:0",
+        ]);
+        let client = self.client.clone();
+        let settings = self.settings;
+        let stop = token.clone();
+        tokio::spawn(async move {
+            let mut registry = Registry::default();
+            let metrics = Metrics::register(&mut registry);
+            controller::run(
+                client,
+                &cli.manager,
+                settings,
+                metrics,
+                &Readiness::new(),
+                stop,
+            )
+            .await;
+        });
+        self.controller = Some(token);
+    }
+
+    fn stop_controller(&mut self) {
+        if let Some(token) = self.controller.take() {
+            token.cancel();
+        }
+    }
+
+    async fn set_control_plane_initialized(&self) -> anyhow::Result<()> {
+        self.ns
+            .api::<Cluster>()
+            .patch_status(
+                &self.cluster,
+                &PatchParams::default(),
+                &Patch::Merge(
+                    json!({"status": {"initialization": {"controlPlaneInitialized": true}}}),
+                ),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// A Machine (version v1.34.1) and its K0sWorkerConfig `name`, owned by it as CAPI does it.
+    async fn machine_and_config(
+        &self,
+        name: &str,
+        spec: serde_json::Value,
+    ) -> anyhow::Result<K0sWorkerConfig> {
+        let machine: Machine = serde_json::from_value(json!({
+            "apiVersion": "cluster.x-k8s.io/v1beta2", "kind": "Machine",
+            "metadata": {"name": name, "labels": {"cluster.x-k8s.io/cluster-name": self.cluster}},
+            "spec": {
+                "clusterName": self.cluster,
+                "version": "v1.34.1",
+                "bootstrap": {"configRef": {"apiGroup": "bootstrap.cluster.x-k8s.io", "kind": "K0sWorkerConfig", "name": name}},
+                "infrastructureRef": {"apiGroup": "infrastructure.cluster.x-k8s.io", "kind": "DockerMachine", "name": name},
+            },
+        }))?;
+        let machine = self
+            .ns
+            .api::<Machine>()
+            .create(&PostParams::default(), &machine)
+            .await?;
+        let config: K0sWorkerConfig = serde_json::from_value(json!({
+            "apiVersion": "bootstrap.cluster.x-k8s.io/v1beta2", "kind": "K0sWorkerConfig",
+            "metadata": {
+                "name": name,
+                "labels": {"cluster.x-k8s.io/cluster-name": self.cluster},
+                "ownerReferences": [{
+                    "apiVersion": "cluster.x-k8s.io/v1beta2", "kind": "Machine", "name": name,
+                    "uid": machine.uid().unwrap_or_default(), "controller": true, "blockOwnerDeletion": true,
+                }],
+            },
+            "spec": spec,
+        }))?;
+        Ok(self
+            .ns
+            .api::<K0sWorkerConfig>()
+            .create(&PostParams::default(), &config)
+            .await?)
+    }
+
+    async fn wait_condition(
+        &self,
+        name: &str,
+        type_: &str,
+        status: &str,
+        reason: &str,
+    ) -> anyhow::Result<K0sWorkerConfig> {
+        let what = format!("condition {type_}={status} ({reason})");
+        Ok(wait_for(
+            &self.ns.api::<K0sWorkerConfig>(),
+            name,
+            |c| condition(c, type_).is_some_and(|c| c.status == status && c.reason == reason),
+            TIMEOUT,
+            &what,
+        )
+        .await?)
+    }
+
+    async fn wait_data_secret(&self, name: &str) -> anyhow::Result<Secret> {
+        Ok(wait_for(
+            &self.ns.api::<Secret>(),
+            name,
+            |_| true,
+            TIMEOUT,
+            "the data Secret",
+        )
+        .await?)
+    }
+
+    async fn workload_tokens(&self, config: &K0sWorkerConfig) -> anyhow::Result<Vec<Secret>> {
+        let api: Api<Secret> = Api::namespaced(self.workload.client().await?, "kube-system");
+        let selector = format!(
+            "{}={}",
+            token::CONFIG_UID_LABEL,
+            config.uid().unwrap_or_default()
+        );
+        Ok(api
+            .list(&ListParams::default().labels(&selector))
+            .await?
+            .items)
+    }
+
+    async fn workload_secrets(&self) -> anyhow::Result<Api<Secret>> {
+        Ok(Api::namespaced(
+            self.workload.client().await?,
+            "kube-system",
+        ))
+    }
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        self.stop_controller();
+    }
+}
+
+fn condition<'a>(config: &'a K0sWorkerConfig, type_: &str) -> Option<&'a Condition> {
+    config
+        .status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_)
+}
+
+fn user_data(secret: &Secret) -> String {
+    data_secret::user_data(secret)
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Bumps an annotation so the controller reconciles the config now.
+async fn poke(api: &Api<K0sWorkerConfig>, name: &str) -> anyhow::Result<()> {
+    api.patch(
+        name,
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"annotations": {"test/poke": unique_name("p")}}})),
+    )
+    .await?;
+    Ok(())
+}
+
+#[tokio::test]
+#[ignore = "needs test/harness"]
+async fn waits_for_the_control_plane_then_writes_data_and_status() -> anyhow::Result<()> {
+    let mut w = World::new(Settings::default()).await?;
+    w.start_controller();
+    w.machine_and_config("worker-0", json!({})).await?;
+
+    // Not initialized: a clear condition, no data, no token.
+    let waiting = w
+        .wait_condition(
+            "worker-0",
+            "DataSecretAvailable",
+            "False",
+            "WaitingForControlPlaneInitialization",
+        )
+        .await?;
+    ensure!(condition(&waiting, "Ready").is_some_and(|c| c.status == "False"));
+    ensure!(
+        w.ns.api::<Secret>().get_opt("worker-0").await?.is_none(),
+        "data Secret written too early"
+    );
+    ensure!(
+        w.workload_tokens(&waiting).await?.is_empty(),
+        "token issued too early"
+    );
+
+    // CAPI marks the control plane initialized: the Cluster watch wakes the config.
+    w.set_control_plane_initialized().await?;
+    let config = w
+        .wait_condition(
+            "worker-0",
+            "DataSecretAvailable",
+            "True",
+            "DataSecretCreated",
+        )
+        .await?;
+    let status = config.status.clone().unwrap_or_default();
+    ensure!(
+        status.data_secret_name.as_deref() == Some("worker-0"),
+        "{status:?}"
+    );
+    ensure!(
+        status
+            .initialization
+            .as_ref()
+            .and_then(|i| i.data_secret_created)
+            == Some(true)
+    );
+    ensure!(status.observed_generation == config.metadata.generation);
+    ensure!(condition(&config, "Ready").is_some_and(|c| c.status == "True"));
+
+    // The data Secret has the contract's shape.
+    let data = w.wait_data_secret("worker-0").await?;
+    ensure!(data.type_.as_deref() == Some("cluster.x-k8s.io/secret"));
+    ensure!(
+        data.labels()
+            .get("cluster.x-k8s.io/cluster-name")
+            .map(String::as_str)
+            == Some("demo")
+    );
+    ensure!(
+        data.data
+            .as_ref()
+            .and_then(|d| d.get("format"))
+            .map(|v| v.0.as_slice())
+            == Some(b"cloud-config".as_slice())
+    );
+    let owner = data.owner_references().first().context("no owner")?;
+    ensure!(
+        owner.kind == "K0sWorkerConfig"
+            && owner.controller == Some(true)
+            && Some(&owner.uid) == config.uid().as_ref()
+    );
+    let text = user_data(&data);
+    ensure!(text.starts_with("#cloud-config\n"));
+    ensure!(
+        text.contains("K0S_VERSION=v1.34.1+k0s.0"),
+        "Machine version not used:\n{text}"
+    );
+    ensure!(text.contains("--hostname-override=worker-0"));
+
+    // The join token: the cluster CA, the endpoint, and the token the workload cluster holds.
+    let join = render::recover_join_token(&text, "/etc/k0s.token")?;
+    let kc = join_token::decode(&join)?;
+    ensure!(
+        kc.clusters[0].cluster.server == w.workload.url(),
+        "server {}",
+        kc.clusters[0].cluster.server
+    );
+    ensure!(
+        BASE64_STANDARD.decode(&kc.clusters[0].cluster.certificate_authority_data)?
+            == w.ca_pem.as_bytes()
+    );
+    let bootstrap = kc.worker_token()?;
+    let tokens = w.workload_tokens(&config).await?;
+    ensure!(tokens.len() == 1, "{} tokens", tokens.len());
+    ensure!(token::token_from_secret(&tokens[0])? == bootstrap);
+    ensure!(data_secret::token_id(&data) == Some(bootstrap.id()));
+    ensure!(tokens[0].type_.as_deref() == Some("bootstrap.kubernetes.io/token"));
+    let expiration = token::secret_expiration(&tokens[0]).context("no expiration")?;
+    let left = jiff::Timestamp::now().duration_until(expiration);
+    ensure!(
+        left > jiff::SignedDuration::from_mins(10) && left <= jiff::SignedDuration::from_mins(15),
+        "expires in {left:?}"
+    );
+
+    // The join token really joins: its kubeconfig authenticates at the workload API server as a
+    // bootstrapper.
+    let as_node =
+        test_support::client_from_kubeconfig_yaml(&join_token::decode_to_yaml(&join)?).await?;
+    let review = Api::<SelfSubjectReview>::all(as_node)
+        .create(&PostParams::default(), &SelfSubjectReview::default())
+        .await?;
+    let info = review.status.and_then(|s| s.user_info).unwrap_or_default();
+    ensure!(
+        info.username.as_deref() == Some(format!("system:bootstrap:{}", bootstrap.id()).as_str()),
+        "{info:?}"
+    );
+    ensure!(
+        info.groups
+            .unwrap_or_default()
+            .iter()
+            .any(|g| g == "system:bootstrappers")
+    );
+    Ok(())
+}
+
+#[tokio::test]
+#[ignore = "needs test/harness"]
+async fn no_second_token_after_rereconcile_or_restart() -> anyhow::Result<()> {
+    let mut w = World::new(Settings::default()).await?;
+    w.set_control_plane_initialized().await?;
+
+    // A crash between creating the token and writing the data Secret: the token is there, the
+    // data is not. The controller must adopt it instead of minting another.
+    let config = w.machine_and_config("worker-1", json!({})).await?;
+    let orphan = token::BootstrapToken::generate();
+    let owner = token::TokenOwner {
+        config_uid: config.uid().unwrap_or_default(),
+        config_namespace: w.ns.name().to_string(),
+        config_name: "worker-1".into(),
+    };
+    let orphan_secret = token::token_secret(
+        &orphan,
+        token::expiry(jiff::Timestamp::now(), Duration::from_secs(600)),
+        &owner,
+    );
+    w.workload_secrets()
+        .await?
+        .create(&PostParams::default(), &orphan_secret)
+        .await?;
+
+    w.start_controller();
+    let data = w.wait_data_secret("worker-1").await?;
+    ensure!(
+        data_secret::token_id(&data) == Some(orphan.id()),
+        "a new token was minted"
+    );
+    let join = render::recover_join_token(&user_data(&data), "/etc/k0s.token")?;
+    ensure!(join_token::decode(&join)?.worker_token()? == orphan);
+
+    // Re-reconcile: nothing changes.
+    let api = w.ns.api::<K0sWorkerConfig>();
+    poke(&api, "worker-1").await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    // Restart: a fresh controller, after the token Secret vanished (e.g. the token cleaner):
+    // the same token comes back, the data stays as it was.
+    w.stop_controller();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    w.workload_secrets()
+        .await?
+        .delete(&token::secret_name(orphan.id()), &DeleteParams::default())
+        .await?;
+    w.start_controller();
+    let restored = wait_for(
+        &w.workload_secrets().await?,
+        &token::secret_name(orphan.id()),
+        |_| true,
+        TIMEOUT,
+        "the token Secret recreated",
+    )
+    .await?;
+    ensure!(token::token_from_secret(&restored)? == orphan);
+
+    let after = w.ns.api::<Secret>().get("worker-1").await?;
+    ensure!(
+        after.resource_version() == data.resource_version(),
+        "the data Secret changed"
+    );
+    ensure!(user_data(&after) == user_data(&data));
+    let tokens = w.workload_tokens(&config).await?;
+    ensure!(tokens.len() == 1, "{} tokens for one config", tokens.len());
+    let all = w
+        .workload_secrets()
+        .await?
+        .list(&ListParams::default())
+        .await?
+        .items;
+    let bootstrap_tokens = all
+        .iter()
+        .filter(|s| s.type_.as_deref() == Some("bootstrap.kubernetes.io/token"))
+        .count();
+    ensure!(
+        bootstrap_tokens == 1,
+        "{bootstrap_tokens} bootstrap tokens in the workload cluster"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+#[ignore = "needs test/harness"]
+async fn expiring_token_is_pushed_forward() -> anyhow::Result<()> {
+    let mut w = World::new(Settings {
+        token_ttl: Duration::from_secs(600),
+    })
+    .await?;
+    w.set_control_plane_initialized().await?;
+    w.start_controller();
+    let config = w.machine_and_config("worker-2", json!({})).await?;
+    let data = w.wait_data_secret("worker-2").await?;
+    let id = data_secret::token_id(&data)
+        .context("no token id")?
+        .to_string();
+    w.wait_condition(
+        "worker-2",
+        BOOTSTRAP_TOKEN_AVAILABLE,
+        "True",
+        controller::TOKEN_VALID_REASON,
+    )
+    .await?;
+
+    // Make the token about to expire, then let the controller look at it.
+    let soon = token::format_expiration(token::expiry(
+        jiff::Timestamp::now(),
+        Duration::from_secs(20),
+    ));
+    let secrets = w.workload_secrets().await?;
+    secrets
+        .patch(
+            &token::secret_name(&id),
+            &PatchParams::default(),
+            &Patch::Merge(json!({"data": {"expiration": BASE64_STANDARD.encode(&soon)}})),
+        )
+        .await?;
+    poke(&w.ns.api::<K0sWorkerConfig>(), "worker-2").await?;
+    let refreshed = wait_for(
+        &secrets,
+        &token::secret_name(&id),
+        |s| {
+            token::secret_expiration(s).is_some_and(|e| {
+                jiff::Timestamp::now().duration_until(e) > jiff::SignedDuration::from_mins(5)
+            })
+        },
+        TIMEOUT,
+        "expiration pushed forward",
+    )
+    .await?;
+    ensure!(w.workload_tokens(&config).await?.len() == 1);
+    ensure!(token::token_from_secret(&refreshed)?.id() == id);
+    Ok(())
+}
+
+#[tokio::test]
+#[ignore = "needs test/harness"]
+async fn missing_content_from_secret_is_reported_and_nothing_is_written() -> anyhow::Result<()> {
+    let mut w = World::new(Settings::default()).await?;
+    w.set_control_plane_initialized().await?;
+    w.start_controller();
+    let config = w
+        .machine_and_config(
+            "worker-3",
+            json!({"files": [{"path": "/etc/app/secret.conf", "contentFrom": {"secretRef": {"name": "app-secret", "key": "conf"}}}]}),
+        )
+        .await?;
+    let waiting = w
+        .wait_condition(
+            "worker-3",
+            "DataSecretAvailable",
+            "False",
+            "ContentFromNotFound",
+        )
+        .await?;
+    let message = condition(&waiting, "DataSecretAvailable")
+        .map(|c| c.message.clone())
+        .unwrap_or_default();
+    ensure!(
+        message.contains("/etc/app/secret.conf") && message.contains("app-secret"),
+        "message: {message}"
+    );
+    ensure!(
+        w.ns.api::<Secret>().get_opt("worker-3").await?.is_none(),
+        "data Secret written"
+    );
+    ensure!(
+        w.workload_tokens(&config).await?.is_empty(),
+        "token issued for invalid config"
+    );
+
+    // Once the Secret exists, the data is generated with its content.
+    w.ns.api::<Secret>()
+        .create(
+            &PostParams::default(),
+            &secret("app-secret", json!({"conf": "password=hunter2\n"}))?,
+        )
+        .await?;
+    poke(&w.ns.api::<K0sWorkerConfig>(), "worker-3").await?;
+    let data = w.wait_data_secret("worker-3").await?;
+    ensure!(user_data(&data).contains("password=hunter2"));
+    Ok(())
+}
+
+#[tokio::test]
+#[ignore = "needs test/harness"]
+async fn node_join_and_config_deletion_remove_tokens() -> anyhow::Result<()> {
+    let mut w = World::new(Settings::default()).await?;
+    w.set_control_plane_initialized().await?;
+    w.start_controller();
+
+    // Machine A's Node joins: its token goes.
+    let a = w.machine_and_config("worker-a", json!({})).await?;
+    w.wait_data_secret("worker-a").await?;
+    ensure!(w.workload_tokens(&a).await?.len() == 1);
+    w.ns.api::<Machine>()
+        .patch_status(
+            "worker-a",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"nodeRef": {"name": "worker-a"}}})),
+        )
+        .await?;
+    w.wait_condition(
+        "worker-a",
+        BOOTSTRAP_TOKEN_AVAILABLE,
+        "False",
+        controller::NODE_JOINED_REASON,
+    )
+    .await?;
+    ensure!(
+        w.workload_tokens(&a).await?.is_empty(),
+        "token kept after the Node joined"
+    );
+    // The data stays (CAPI and infra providers may still read it).
+    ensure!(w.ns.api::<Secret>().get_opt("worker-a").await?.is_some());
+
+    // Config B is deleted before its Node ever joins: the finalizer deletes its token.
+    let b = w.machine_and_config("worker-b", json!({})).await?;
+    w.wait_data_secret("worker-b").await?;
+    ensure!(w.workload_tokens(&b).await?.len() == 1);
+    let api = w.ns.api::<K0sWorkerConfig>();
+    api.delete("worker-b", &DeleteParams::default()).await?;
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    while api.get_opt("worker-b").await?.is_some() {
+        ensure!(
+            tokio::time::Instant::now() < deadline,
+            "config not released by its finalizer"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    ensure!(
+        w.workload_tokens(&b).await?.is_empty(),
+        "token survived the config"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+#[ignore = "needs test/harness"]
+async fn paused_cluster_is_left_alone() -> anyhow::Result<()> {
+    let mut w = World::new(Settings::default()).await?;
+    w.set_control_plane_initialized().await?;
+    w.ns.api::<Cluster>()
+        .patch(
+            &w.cluster,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"paused": true}})),
+        )
+        .await?;
+    w.start_controller();
+    let config = w.machine_and_config("worker-p", json!({})).await?;
+    w.wait_condition("worker-p", "Paused", "True", "Paused")
+        .await?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    ensure!(w.ns.api::<Secret>().get_opt("worker-p").await?.is_none());
+    ensure!(w.workload_tokens(&config).await?.is_empty());
+
+    // Unpausing wakes it through the Cluster watch.
+    w.ns.api::<Cluster>()
+        .patch(
+            &w.cluster,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"paused": false}})),
+        )
+        .await?;
+    w.wait_data_secret("worker-p").await?;
+    w.wait_condition("worker-p", "Paused", "False", "NotPaused")
+        .await?;
+    Ok(())
+}
