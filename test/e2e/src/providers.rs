@@ -1,0 +1,100 @@
+//! Our two provider managers as a test runs them: the binaries `cargo build --bins` produced,
+//! scoped to one namespace, health and metrics on free loopback ports, no leader election.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use crate::process::{self, Background, ProcessError};
+use crate::tools::{self, ToolError};
+
+/// Starting a provider failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderError {
+    /// The binary is missing.
+    #[error(transparent)]
+    Tool(#[from] ToolError),
+    /// No free port.
+    #[error("finding a free port: {0}")]
+    Port(#[source] std::io::Error),
+    /// The process failed to start or become ready.
+    #[error(transparent)]
+    Process(#[from] ProcessError),
+}
+
+/// Which provider.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Provider {
+    /// `controlplane-provider` (K0smotronControlPlane).
+    ControlPlane,
+    /// `bootstrap-provider` (K0sWorkerConfig).
+    Bootstrap,
+}
+
+impl Provider {
+    /// The binary (and process) name.
+    pub fn binary(self) -> &'static str {
+        match self {
+            Self::ControlPlane => "controlplane-provider",
+            Self::Bootstrap => "bootstrap-provider",
+        }
+    }
+}
+
+/// A running provider manager.
+#[derive(Debug)]
+pub struct ProviderManager {
+    process: Background,
+    /// Its `/metrics` address.
+    pub metrics: SocketAddr,
+}
+
+impl ProviderManager {
+    /// Start `provider` against the cluster of `kubeconfig`, reconciling only `namespace`, and
+    /// wait until `/readyz` answers.
+    pub async fn start(
+        provider: Provider,
+        kubeconfig: &Path,
+        namespace: &str,
+        log_dir: &Path,
+    ) -> Result<Self, ProviderError> {
+        let binary = tools::workspace_binary(provider.binary())?;
+        let health = process::free_loopback_addr().map_err(ProviderError::Port)?;
+        let metrics = process::free_loopback_addr().map_err(ProviderError::Port)?;
+        let args = [
+            format!("--namespace={namespace}"),
+            format!("--health-addr={health}"),
+            format!("--metrics-addr={metrics}"),
+            "--log-format=text".to_owned(),
+        ];
+        let mut process = Background::spawn(
+            provider.binary(),
+            &binary,
+            &args,
+            [
+                ("KUBECONFIG", kubeconfig.as_os_str()),
+                ("RUST_LOG", "info".as_ref()),
+            ],
+            log_dir,
+        )?;
+        process
+            .wait_ready(health, "/readyz", Duration::from_secs(60))
+            .await?;
+        Ok(Self { process, metrics })
+    }
+
+    /// Whether it is still running.
+    pub fn check_running(&mut self) -> Result<(), ProcessError> {
+        self.process.check_running()
+    }
+
+    /// The last lines of its log.
+    pub fn log_tail(&self, lines: usize) -> String {
+        self.process.log_tail(lines)
+    }
+
+    /// Stop it.
+    pub async fn stop(self) {
+        self.process.stop(Duration::from_secs(10)).await;
+    }
+}
