@@ -29,14 +29,6 @@ const CLUSTER_SCOPED: [&str; 4] = [
     "ClusterRoleBinding",
 ];
 
-/// The variables our components files declare, all with defaults.
-const COMPONENT_VARIABLES: [&str; 4] = [
-    "K0SMOTRON_CONCURRENCY",
-    "K0SMOTRON_LOG_FORMAT",
-    "K0SMOTRON_WATCH_FILTER",
-    "K0SMOTRON_WATCH_NAMESPACE",
-];
-
 struct ProviderCase {
     flag: &'static str,
     label: &'static str,
@@ -44,6 +36,8 @@ struct ProviderCase {
     image: &'static str,
     crds: [&'static str; 2],
     kinds: [&'static str; 2],
+    /// The variables the components file declares (all with defaults), sorted.
+    variables: &'static [&'static str],
 }
 
 const CONTROL_PLANE: ProviderCase = ProviderCase {
@@ -56,6 +50,12 @@ const CONTROL_PLANE: ProviderCase = ProviderCase {
         "k0smotroncontrolplanetemplates.controlplane.cluster.x-k8s.io",
     ],
     kinds: ["k0smotroncontrolplanes", "k0smotroncontrolplanetemplates"],
+    variables: &[
+        "K0SMOTRON_CONCURRENCY",
+        "K0SMOTRON_LOG_FORMAT",
+        "K0SMOTRON_WATCH_FILTER",
+        "K0SMOTRON_WATCH_NAMESPACE",
+    ],
 };
 
 const BOOTSTRAP: ProviderCase = ProviderCase {
@@ -68,6 +68,13 @@ const BOOTSTRAP: ProviderCase = ProviderCase {
         "k0sworkerconfigtemplates.bootstrap.cluster.x-k8s.io",
     ],
     kinds: ["k0sworkerconfigs", "k0sworkerconfigtemplates"],
+    variables: &[
+        "K0SMOTRON_BOOTSTRAP_TOKEN_TTL",
+        "K0SMOTRON_CONCURRENCY",
+        "K0SMOTRON_LOG_FORMAT",
+        "K0SMOTRON_WATCH_FILTER",
+        "K0SMOTRON_WATCH_NAMESPACE",
+    ],
 };
 
 async fn clusterctl(home: &Path, args: &[&str], extra_env: &[(&str, &str)]) -> Output {
@@ -244,6 +251,9 @@ async fn generate_provider_renders_both_components_files_from_a_file_repository(
         assert!(args.contains(&"--leader-elect"), "{args:?}");
         assert_eq!(env_value(container, "WATCH_FILTER"), Some(""));
         assert_eq!(env_value(container, "WATCH_NAMESPACE"), Some(""));
+        if case.label == BOOTSTRAP_LABEL {
+            assert_eq!(env_value(container, "TOKEN_TTL"), Some("15m"));
+        }
 
         // A custom target namespace and variables: clusterctl rewrites the namespace everywhere
         // (bindings included) and substitutes the values.
@@ -303,7 +313,7 @@ async fn generate_provider_renders_both_components_files_from_a_file_repository(
             .take_while(|l| l.starts_with("  - "))
             .map(|l| l.trim_start_matches("  - "))
             .collect();
-        assert_eq!(variables, COMPONENT_VARIABLES, "{}", out.stdout);
+        assert_eq!(variables, case.variables, "{}", out.stdout);
     }
 }
 
