@@ -68,7 +68,8 @@ pub struct WriteFile {
 
 impl WriteFile {
     /// A file with the given bytes: plain text when they are UTF-8, base64 (`encoding: b64`)
-    /// otherwise, so arbitrary Secret data survives the YAML round trip.
+    /// otherwise, so arbitrary Secret data survives the YAML round trip (upstream writes the
+    /// bytes as a YAML string, which breaks on binary data).
     pub fn new(path: impl Into<String>, content: &[u8], permissions: Option<String>) -> Self {
         let (content, encoding) = match std::str::from_utf8(content) {
             Ok(text) if !needs_base64(text) => (text.to_string(), None),
@@ -111,6 +112,8 @@ fn needs_base64(text: &str) -> bool {
 
 impl CloudConfig {
     /// The user data: `#cloud-config`, then the document as YAML (2-space indentation).
+    // NB: upstream puts `## template: jinja` first; only its CloudInitVars feature (not
+    // supported here) makes the data a template, so we emit plain cloud-config.
     pub fn to_user_data(&self) -> Result<String, CloudInitError> {
         let mut options = serde_saphyr::SerializerOptions::default();
         options.indent_step = 2;

@@ -175,6 +175,10 @@ pub struct InstallArgs {
 /// Splits `spec.args` into words (shell quoting rules, no expansion) and separates the kubelet
 /// arguments. Accepts `--kubelet-extra-args=V`, `--kubelet-extra-args V` within one entry, and
 /// the flag and its value as two entries.
+// NB: upstream pastes the entries into the command line unquoted (the shell splits and expands
+// them) and keeps only the last `--kubelet-extra-args`. Splitting without expansion gives the
+// same argv for ordinary arguments while `$(...)` and friends stay literal; every kubelet value
+// is merged.
 pub fn split_install_args(entries: &[String]) -> Result<InstallArgs, CommandError> {
     let mut words = Vec::new();
     for (index, entry) in entries.iter().enumerate() {

@@ -247,7 +247,7 @@ pub fn config_of_machine(machine: &Machine) -> Option<ObjectRef<K0sWorkerConfig>
 }
 
 /// Builds the controller: `K0sWorkerConfig`s (scoped by `--namespace`/`--watch-filter`), woken
-/// by their Cluster and Machine. Data Secrets are not watched with `.owns()`: nothing about
+/// by their Cluster and Machine (upstream has no watches and polls every 5 s). Data Secrets are not watched with `.owns()`: nothing about
 /// them is ever reconciled back (the data is immutable), and watching every Secret in the
 /// management cluster would cache them all.
 pub fn build(client: &Client, args: &ManagerArgs) -> Controller<K0sWorkerConfig> {
@@ -539,6 +539,24 @@ fn set_available(
     );
 }
 
+/// Records that the owner or its Cluster is missing. Once the data exists this is no news worth
+/// a False condition (the Machine may be going away, taking the config with it).
+fn set_waiting_for_owner(
+    status: &mut K0sWorkerConfigStatus,
+    message: &str,
+    generation: Option<i64>,
+) {
+    if !data_secret_created(status) {
+        set_available(
+            status,
+            false,
+            cond::WAITING_FOR_OWNER_REASON,
+            message,
+            generation,
+        );
+    }
+}
+
 fn data_secret_created(status: &K0sWorkerConfigStatus) -> bool {
     status
         .initialization
@@ -575,6 +593,8 @@ async fn write_status(
 async fn apply(config: Arc<K0sWorkerConfig>, ctx: &Context) -> Result<Action, Error> {
     let mut status = config.status.clone().unwrap_or_default();
     let result = apply_inner(&config, ctx, &mut status).await;
+    // NB: upstream sets DataSecretAvailable=True (reason InternalError) when writing the data
+    // fails; a failure is False here, and never touches a condition of data that exists.
     if let Err(err) = &result
         && !data_secret_created(&status)
     {
@@ -603,10 +623,8 @@ async fn apply_inner(
     let generation = config.metadata.generation;
 
     let Some(owner) = fetch_owner(config, ctx, &ns).await? else {
-        set_available(
+        set_waiting_for_owner(
             status,
-            false,
-            cond::WAITING_FOR_OWNER_REASON,
             "Waiting for a Machine or MachinePool owner",
             generation,
         );
@@ -617,13 +635,7 @@ async fn apply_inner(
         .clone()
         .or_else(|| capi::cluster_name_label(&config.metadata).map(str::to_string))
     else {
-        set_available(
-            status,
-            false,
-            cond::WAITING_FOR_OWNER_REASON,
-            "The owner names no Cluster yet",
-            generation,
-        );
+        set_waiting_for_owner(status, "The owner names no Cluster yet", generation);
         return Ok(Action::await_change());
     };
     let clusters: Api<Cluster> = Api::namespaced(ctx.client.clone(), &ns);
@@ -632,10 +644,8 @@ async fn apply_inner(
         .await
         .map_err(kube_err(format!("reading Cluster {ns}/{cluster_name}")))?
     else {
-        set_available(
+        set_waiting_for_owner(
             status,
-            false,
-            cond::WAITING_FOR_OWNER_REASON,
             &format!("Cluster {cluster_name} does not exist"),
             generation,
         );
@@ -661,6 +671,7 @@ async fn apply_inner(
     let data_secret = match existing {
         Some(secret) if data_secret::is_controlled_by(&secret, config) => secret,
         Some(_) => {
+            // NB: upstream's server-side apply would silently take over a foreign Secret.
             set_available(
                 status,
                 false,
@@ -842,6 +853,8 @@ async fn generate(
         ),
     )
     .await;
+    // NB: like upstream we still install the latest k0s without any version, but say so: the
+    // node may then not match the control plane.
     if bootstrap.download == (crate::commands::Download::Script { version: None }) {
         publish(
             ctx,
@@ -889,6 +902,10 @@ fn token_of_data_secret(secret: &Secret) -> Option<BootstrapToken> {
 }
 
 /// Keeps the token valid until the Machine's Node joins, then deletes it.
+///
+/// NB: upstream creates a 24 h token and never touches it again: the credential outlives the
+/// join by up to a day, and a machine that boots later than that cannot join. A short TTL that
+/// is refreshed until the join, then a deletion, closes both gaps (docs/deviations.md).
 async fn token_lifecycle(
     config: &K0sWorkerConfig,
     ctx: &Context,

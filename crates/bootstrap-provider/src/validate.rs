@@ -198,6 +198,8 @@ pub fn effective_version(
         (None, Some(v)) => (v, "Machine spec.version"),
         (None, None) => return Ok(None),
     };
+    // NB: upstream only swaps `-k0s.` for `+k0s.` and passes anything else through; parsing
+    // refuses garbage up front and adds the `v` get.k0s.sh needs.
     version::to_release_form(raw)
         .map(Some)
         .map_err(|e| ValidationError::Version {
