@@ -50,23 +50,29 @@ pub struct ProviderManager {
 }
 
 impl ProviderManager {
-    /// Start `provider` against the cluster of `kubeconfig`, reconciling only `namespace`, and
-    /// wait until `/readyz` answers.
+    /// Start `provider` against the cluster of `kubeconfig`, reconciling only `namespace` (and,
+    /// with `leader_elect`, electing a leader through a Lease in that namespace, as a Deployment
+    /// does in its own), and wait until `/readyz` answers.
     pub async fn start(
         provider: Provider,
         kubeconfig: &Path,
         namespace: &str,
         log_dir: &Path,
+        leader_elect: bool,
     ) -> Result<Self, ProviderError> {
         let binary = tools::workspace_binary(provider.binary())?;
         let health = process::free_loopback_addr().map_err(ProviderError::Port)?;
         let metrics = process::free_loopback_addr().map_err(ProviderError::Port)?;
-        let args = [
+        let mut args = vec![
             format!("--namespace={namespace}"),
             format!("--health-addr={health}"),
             format!("--metrics-addr={metrics}"),
             "--log-format=text".to_owned(),
         ];
+        if leader_elect {
+            args.push("--leader-elect".to_owned());
+            args.push(format!("--leader-election-namespace={namespace}"));
+        }
         let mut process = Background::spawn(
             provider.binary(),
             &binary,

@@ -1,0 +1,685 @@
+//! End to end with the real CAPI core manager: a Cluster whose control plane is a
+//! K0smotronControlPlane and whose workers are a MachineDeployment of K0sWorkerConfigTemplate
+//! bootstrap configs and test infrastructure machines. CAPI core, both provider binaries and the
+//! workload API server run as separate processes against the harness; the providers run under
+//! the ServiceAccounts and RBAC of the released components (so a missing permission fails this
+//! test), with leader election on.
+//!
+//! The workload cluster is a second API server (`test/harness/cluster workload up`) serving with
+//! the cluster's CA (`<cluster>-ca`, created by the test before the Cluster, as a user bringing
+//! their own CA would), at the control plane's `spec.externalAddress` and `service.apiPort`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::io::Read as _;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use base64::prelude::BASE64_STANDARD;
+use e2e::capi::{CapiManager, CapiOptions};
+use e2e::command;
+use e2e::infra;
+use e2e::pki;
+use e2e::providers::{Provider, ProviderManager};
+use e2e::release::{self, Release};
+use e2e::scratch::ScratchDir;
+use e2e::{tools, yaml};
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::authentication::v1::{SelfSubjectReview, TokenRequest, TokenRequestSpec};
+use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
+use kube::api::{
+    ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams,
+};
+use kube::core::GroupVersionKind;
+use kube::{Api, Client};
+use serde_json::{Value, json};
+use test_support::{TestNamespace, WorkloadServer};
+
+const CLUSTER: &str = "e2e";
+const K0S_VERSION: &str = "v1.34.1+k0s.0";
+const FIELD_MANAGER: &str = "e2e";
+
+/// Everything the test started, for diagnostics when a wait times out.
+struct Running {
+    capi: CapiManager,
+    control_plane: ProviderManager,
+    bootstrap: ProviderManager,
+}
+
+impl Running {
+    fn diagnose(&self) -> String {
+        format!(
+            "--- cluster-api-manager ({}) ---\n{}\n--- controlplane-provider ---\n{}\n--- bootstrap-provider ---\n{}",
+            self.capi.log().display(),
+            self.capi.log_tail(30),
+            self.control_plane.log_tail(30),
+            self.bootstrap.log_tail(30)
+        )
+    }
+}
+
+/// Poll `probe` every half second until it yields a value, or fail with `what`, the last
+/// observation and the processes' logs.
+async fn poll<T, F, Fut>(running: &Running, timeout: Duration, what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, String>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        let last = match probe().await {
+            Ok(value) => return value,
+            Err(last) => last,
+        };
+        if Instant::now() >= deadline {
+            panic!(
+                "timed out after {timeout:?} waiting for {what}\nlast observed: {last}\n{}",
+                running.diagnose()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+fn resource(api_version: &str, kind: &str) -> ApiResource {
+    let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk(group, version, kind),
+        &format!("{}s", kind.to_ascii_lowercase()),
+    )
+}
+
+fn api(client: &Client, ns: &str, api_version: &str, kind: &str) -> Api<DynamicObject> {
+    Api::namespaced_with(client.clone(), ns, &resource(api_version, kind))
+}
+
+fn capi(client: &Client, ns: &str, kind: &str) -> Api<DynamicObject> {
+    api(client, ns, "cluster.x-k8s.io/v1beta2", kind)
+}
+
+async fn apply(client: &Client, obj: &Value) {
+    let api_version = obj["apiVersion"].as_str().unwrap();
+    let kind = yaml::kind(obj);
+    let api: Api<DynamicObject> = match yaml::namespace(obj) {
+        Some(ns) => api(client, ns, api_version, kind),
+        None => Api::all_with(client.clone(), &resource(api_version, kind)),
+    };
+    api.patch(
+        yaml::name(obj),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(obj),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("applying {}: {e}", yaml::describe(obj)));
+}
+
+/// `status` of condition `type_` in `obj.status.conditions`.
+fn condition<'a>(obj: &'a DynamicObject, type_: &str) -> Option<&'a str> {
+    obj.data["status"]["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == type_)
+        .and_then(|c| c["status"].as_str())
+}
+
+fn summary(obj: &DynamicObject) -> String {
+    serde_json::to_string_pretty(&obj.data["status"]).unwrap_or_default()
+}
+
+/// Install the RBAC of a provider's released components (rendered by clusterctl into the test
+/// namespace; cluster-scoped names suffixed with it) and return a kubeconfig authenticating as
+/// the provider's ServiceAccount.
+async fn provider_identity(
+    client: &Client,
+    ns: &str,
+    release: &Release,
+    flag: &str,
+    scratch: &ScratchDir,
+) -> PathBuf {
+    let home = scratch.join(format!("clusterctl-{}", flag.trim_start_matches('-')));
+    std::fs::create_dir_all(&home).unwrap();
+    let config = home.join("clusterctl.yaml");
+    std::fs::write(
+        &config,
+        format!("providers:\n{}", release.provider_entries()),
+    )
+    .unwrap();
+    let provider = format!("k0smotron:{}", release.version);
+    let out = command::run(
+        &tools::clusterctl().unwrap(),
+        [
+            "generate",
+            "provider",
+            flag,
+            &provider,
+            "--config",
+            config.to_str().unwrap(),
+            "--target-namespace",
+            ns,
+        ],
+        release::clusterctl_env(&home),
+        None,
+    )
+    .await
+    .unwrap()
+    .success()
+    .unwrap();
+    let docs = yaml::documents(&out.stdout).unwrap();
+    let suffix = |name: &str| format!("{name}-{ns}");
+    let mut service_account = None;
+    for mut doc in docs {
+        match yaml::kind(&doc) {
+            "ServiceAccount" => {
+                service_account = Some(yaml::name(&doc).to_owned());
+                apply(client, &doc).await;
+            }
+            "Role" | "RoleBinding" => apply(client, &doc).await,
+            "ClusterRole" => {
+                doc["metadata"]["name"] = suffix(yaml::name(&doc)).into();
+                apply(client, &doc).await;
+            }
+            "ClusterRoleBinding" => {
+                doc["metadata"]["name"] = suffix(yaml::name(&doc)).into();
+                let role = suffix(doc["roleRef"]["name"].as_str().unwrap());
+                doc["roleRef"]["name"] = role.into();
+                apply(client, &doc).await;
+            }
+            _ => {}
+        }
+    }
+    let service_account = service_account.expect("the components have a ServiceAccount");
+    let token = Api::<ServiceAccount>::namespaced(client.clone(), ns)
+        .create_token_request(
+            &service_account,
+            &PostParams::default(),
+            &TokenRequest {
+                spec: Some(TokenRequestSpec {
+                    expiration_seconds: Some(3600),
+                    ..TokenRequestSpec::default()
+                }),
+                ..TokenRequest::default()
+            },
+        )
+        .await
+        .unwrap()
+        .status
+        .and_then(|s| s.token)
+        .expect("a token in the TokenRequest status");
+    let admin = std::fs::read_to_string(std::env::var("KUBECONFIG").unwrap()).unwrap();
+    let admin = &yaml::documents(&admin).unwrap()[0];
+    let cluster = &admin["clusters"][0]["cluster"];
+    let path = scratch.join(format!("{service_account}.kubeconfig"));
+    std::fs::write(
+        &path,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: harness\n  cluster:\n    server: {}\n    certificate-authority-data: {}\nusers:\n- name: {service_account}\n  user:\n    token: {token}\ncontexts:\n- name: harness\n  context:\n    cluster: harness\n    user: {service_account}\n    namespace: {ns}\ncurrent-context: harness\n",
+            cluster["server"].as_str().unwrap(),
+            cluster["certificate-authority-data"].as_str().unwrap(),
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// Cluster-scoped RBAC `provider_identity` created, to delete at the end.
+async fn delete_cluster_rbac(client: &Client, ns: &str) {
+    for kind in ["ClusterRoleBinding", "ClusterRole"] {
+        let api: Api<DynamicObject> = Api::all_with(
+            client.clone(),
+            &resource("rbac.authorization.k8s.io/v1", kind),
+        );
+        for obj in api.list(&ListParams::default()).await.unwrap() {
+            let name = obj.metadata.name.clone().unwrap_or_default();
+            if name.starts_with("k0smotron-") && name.ends_with(&format!("-{ns}")) {
+                let _ = api.delete(&name, &DeleteParams::default()).await;
+            }
+        }
+    }
+}
+
+/// The join token (bootstrap token and API URL) inside a worker's cloud-config: the content
+/// of `/etc/k0s.token`, base64(gzip(kubeconfig)).
+fn join_token(user_data: &str) -> (String, String) {
+    let doc = &yaml::documents(user_data).unwrap()[0];
+    let file = doc["write_files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["path"] == "/etc/k0s.token")
+        .expect("a /etc/k0s.token file");
+    let gz = BASE64_STANDARD
+        .decode(file["content"].as_str().unwrap().trim())
+        .unwrap();
+    let mut kubeconfig = String::new();
+    flate2::read::GzDecoder::new(&gz[..])
+        .read_to_string(&mut kubeconfig)
+        .unwrap();
+    let kubeconfig = &yaml::documents(&kubeconfig).unwrap()[0];
+    (
+        kubeconfig["users"][0]["user"]["token"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+        kubeconfig["clusters"][0]["cluster"]["server"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+    )
+}
+
+/// Machines of the cluster with their bootstrap data Secret, once every one of `count` has it:
+/// machine name → (data Secret name, join token).
+async fn machines_with_bootstrap_data(
+    running: &Running,
+    client: &Client,
+    ns: &str,
+    count: usize,
+    endpoint: &str,
+) -> BTreeMap<String, (String, String)> {
+    let machines = capi(client, ns, "Machine");
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
+    poll(
+        running,
+        Duration::from_secs(120),
+        &format!("{count} Machines with bootstrap data"),
+        || async {
+            let list = machines
+                .list(
+                    &ListParams::default()
+                        .labels(&format!("cluster.x-k8s.io/cluster-name={CLUSTER}")),
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+            if list.items.len() != count {
+                return Err(format!("{} Machines", list.items.len()));
+            }
+            let mut out = BTreeMap::new();
+            for machine in &list.items {
+                let name = machine.metadata.name.clone().unwrap_or_default();
+                let data_secret = machine.data["spec"]["bootstrap"]["dataSecretName"]
+                    .as_str()
+                    .ok_or_else(|| {
+                        format!("Machine {name} has no dataSecretName: {}", summary(machine))
+                    })?;
+                if machine.data["status"]["initialization"]["bootstrapDataSecretCreated"] != true {
+                    return Err(format!("Machine {name}: {}", summary(machine)));
+                }
+                let secret = secrets.get(data_secret).await.map_err(|e| e.to_string())?;
+                let data = secret.data.unwrap_or_default();
+                let format = data
+                    .get("format")
+                    .map(|v| String::from_utf8_lossy(&v.0).into_owned());
+                assert_eq!(format.as_deref(), Some("cloud-config"), "{data_secret}");
+                assert_eq!(secret.type_.as_deref(), Some("cluster.x-k8s.io/secret"));
+                let value = String::from_utf8_lossy(&data["value"].0).into_owned();
+                assert!(value.starts_with("#cloud-config"), "{value}");
+                let (token, server) = join_token(&value);
+                assert_eq!(
+                    server, endpoint,
+                    "the join token points at the control plane"
+                );
+                out.insert(name, (data_secret.to_owned(), token));
+            }
+            Ok(out)
+        },
+    )
+    .await
+}
+
+/// The bootstrap token authenticates against the workload API server as a bootstrapper.
+async fn assert_token_authenticates(server_url: &str, ca_pem: &str, token: &str) {
+    let kubeconfig = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: w\n  cluster:\n    server: {server_url}\n    certificate-authority-data: {}\nusers:\n- name: b\n  user:\n    token: {token}\ncontexts:\n- name: w\n  context:\n    cluster: w\n    user: b\ncurrent-context: w\n",
+        BASE64_STANDARD.encode(ca_pem)
+    );
+    let client = test_support::client_from_kubeconfig_yaml(&kubeconfig)
+        .await
+        .unwrap();
+    let review = Api::<SelfSubjectReview>::all(client)
+        .create(&PostParams::default(), &SelfSubjectReview::default())
+        .await
+        .unwrap();
+    let groups = review
+        .status
+        .and_then(|s| s.user_info)
+        .and_then(|u| u.groups)
+        .unwrap_or_default();
+    assert!(
+        groups.iter().any(|g| g == "system:bootstrappers"),
+        "token authenticates as a bootstrapper: {groups:?}"
+    );
+}
+
+#[tokio::test]
+#[ignore = "needs test/harness"]
+async fn cluster_converges_scales_and_deletes_under_capi_core() {
+    let ns = TestNamespace::create("e2e-capi").await.unwrap();
+    let ns_name = ns.name().to_owned();
+    let client = ns.client();
+    for dir in [
+        tools::capi_crd_dir().unwrap(),
+        tools::provider_crd_dir(),
+        tools::test_infra_crd_dir(),
+    ] {
+        test_support::apply_crd_dir(&client, &dir).await.unwrap();
+    }
+    let scratch = ScratchDir::new("e2e-capi").unwrap();
+    let logs = std::env::var_os("E2E_LOG_DIR")
+        .map_or_else(|| scratch.join("logs"), |d| PathBuf::from(d).join(&ns_name));
+    eprintln!("process logs in {}", logs.display());
+
+    // The workload cluster: an API server with the cluster's own CA, where the control plane's
+    // external address and API port say it is.
+    let ca = pki::cluster_ca().unwrap();
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns_name);
+    secrets
+        .create(
+            &PostParams::default(),
+            &pki::ca_secret(CLUSTER, &ns_name, &ca),
+        )
+        .await
+        .unwrap();
+    let api_port = test_support::free_port().unwrap();
+    let konnectivity_port = test_support::free_port().unwrap();
+    let workload = WorkloadServer::start(
+        &test_support::unique_name("e2e"),
+        &ca.cert_pem,
+        &ca.key_pem,
+        api_port,
+    )
+    .await
+    .unwrap();
+    let endpoint = format!("https://127.0.0.1:{api_port}");
+    assert_eq!(workload.url(), endpoint);
+
+    // The providers as users deploy them (released RBAC, ServiceAccount identity, leader
+    // election), and CAPI core.
+    let release = Release::build().await.unwrap();
+    let cp_kubeconfig =
+        provider_identity(&client, &ns_name, &release, "--control-plane", &scratch).await;
+    let bs_kubeconfig =
+        provider_identity(&client, &ns_name, &release, "--bootstrap", &scratch).await;
+    let control_plane = ProviderManager::start(
+        Provider::ControlPlane,
+        &cp_kubeconfig,
+        &ns_name,
+        &logs,
+        true,
+    )
+    .await
+    .unwrap();
+    let bootstrap =
+        ProviderManager::start(Provider::Bootstrap, &bs_kubeconfig, &ns_name, &logs, true)
+            .await
+            .unwrap();
+    let admin_kubeconfig = PathBuf::from(std::env::var("KUBECONFIG").unwrap());
+    let capi_manager = CapiManager::start(CapiOptions {
+        kubeconfig: &admin_kubeconfig,
+        namespace: &ns_name,
+        log_dir: &logs,
+        feature_gates: "",
+    })
+    .await
+    .unwrap();
+    let running = Running {
+        capi: capi_manager,
+        control_plane,
+        bootstrap,
+    };
+
+    // The cluster, as a user would write it for this infrastructure (fully specified: no CAPI
+    // webhooks run here to default it).
+    let objects = [
+        json!({
+            "apiVersion": "cluster.x-k8s.io/v1beta2", "kind": "Cluster",
+            "metadata": {"name": CLUSTER, "namespace": ns_name},
+            "spec": {
+                "clusterNetwork": {
+                    "pods": {"cidrBlocks": ["10.244.0.0/16"]},
+                    "services": {"cidrBlocks": ["10.96.0.0/12"]},
+                },
+                "controlPlaneRef": {"apiGroup": "controlplane.cluster.x-k8s.io", "kind": "K0smotronControlPlane", "name": CLUSTER},
+                "infrastructureRef": {"apiGroup": infra::GROUP, "kind": "TestCluster", "name": CLUSTER},
+            },
+        }),
+        json!({
+            "apiVersion": format!("{}/{}", infra::GROUP, infra::VERSION), "kind": "TestCluster",
+            "metadata": {"name": CLUSTER, "namespace": ns_name},
+            "spec": {},
+        }),
+        json!({
+            "apiVersion": "controlplane.cluster.x-k8s.io/v1beta2", "kind": "K0smotronControlPlane",
+            "metadata": {"name": CLUSTER, "namespace": ns_name},
+            "spec": {
+                "version": K0S_VERSION,
+                "replicas": 1,
+                "externalAddress": "127.0.0.1",
+                "service": {"type": "ClusterIP", "apiPort": api_port, "konnectivityPort": konnectivity_port},
+                "persistence": {"type": "emptyDir"},
+            },
+        }),
+        json!({
+            "apiVersion": "cluster.x-k8s.io/v1beta2", "kind": "MachineDeployment",
+            "metadata": {"name": format!("{CLUSTER}-md-0"), "namespace": ns_name,
+                         "labels": {"cluster.x-k8s.io/cluster-name": CLUSTER}},
+            "spec": {
+                "clusterName": CLUSTER,
+                "replicas": 1,
+                "selector": {"matchLabels": {
+                    "cluster.x-k8s.io/cluster-name": CLUSTER,
+                    "cluster.x-k8s.io/deployment-name": format!("{CLUSTER}-md-0"),
+                }},
+                "rollout": {"strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}},
+                "deletion": {"order": "Random"},
+                "template": {
+                    "metadata": {"labels": {
+                        "cluster.x-k8s.io/cluster-name": CLUSTER,
+                        "cluster.x-k8s.io/deployment-name": format!("{CLUSTER}-md-0"),
+                    }},
+                    "spec": {
+                        "clusterName": CLUSTER,
+                        "version": "v1.34.1",
+                        "bootstrap": {"configRef": {"apiGroup": "bootstrap.cluster.x-k8s.io", "kind": "K0sWorkerConfigTemplate", "name": format!("{CLUSTER}-md-0")}},
+                        "infrastructureRef": {"apiGroup": infra::GROUP, "kind": "TestMachineTemplate", "name": format!("{CLUSTER}-md-0")},
+                    },
+                },
+            },
+        }),
+        json!({
+            "apiVersion": format!("{}/{}", infra::GROUP, infra::VERSION), "kind": "TestMachineTemplate",
+            "metadata": {"name": format!("{CLUSTER}-md-0"), "namespace": ns_name},
+            "spec": {"template": {"spec": {}}},
+        }),
+        json!({
+            "apiVersion": "bootstrap.cluster.x-k8s.io/v1beta2", "kind": "K0sWorkerConfigTemplate",
+            "metadata": {"name": format!("{CLUSTER}-md-0"), "namespace": ns_name},
+            "spec": {"template": {"spec": {"version": K0S_VERSION}}},
+        }),
+    ];
+    for obj in &objects {
+        apply(&client, obj).await;
+    }
+
+    // The infrastructure provider's part: the cluster's infrastructure exists.
+    infra::provision_cluster(&client, &ns_name, CLUSTER)
+        .await
+        .unwrap();
+
+    // 1. The control plane comes up: CAPI core sees it initialized and available, and takes
+    //    the endpoint the provider publishes.
+    let clusters = capi(&client, &ns_name, "Cluster");
+    let cluster = poll(
+        &running,
+        Duration::from_secs(180),
+        "Cluster ControlPlaneInitialized=True and ControlPlaneAvailable=True",
+        || async {
+            let cluster = clusters.get(CLUSTER).await.map_err(|e| e.to_string())?;
+            let ready = condition(&cluster, "ControlPlaneInitialized") == Some("True")
+                && condition(&cluster, "ControlPlaneAvailable") == Some("True")
+                && cluster.data["status"]["initialization"]["controlPlaneInitialized"] == true;
+            if ready {
+                Ok(cluster)
+            } else {
+                Err(summary(&cluster))
+            }
+        },
+    )
+    .await;
+    assert_eq!(
+        cluster.data["spec"]["controlPlaneEndpoint"],
+        json!({"host": "127.0.0.1", "port": api_port}),
+        "Cluster endpoint from the control plane"
+    );
+    let kcp = api(
+        &client,
+        &ns_name,
+        "controlplane.cluster.x-k8s.io/v1beta2",
+        "K0smotronControlPlane",
+    )
+    .get(CLUSTER)
+    .await
+    .unwrap();
+    assert_eq!(kcp.data["status"]["externalManagedControlPlane"], true);
+    assert_eq!(
+        condition(&kcp, "Available"),
+        Some("True"),
+        "{}",
+        summary(&kcp)
+    );
+    let kubeconfig_secret = secrets.get(&format!("{CLUSTER}-kubeconfig")).await.unwrap();
+    assert_eq!(
+        kubeconfig_secret.type_.as_deref(),
+        Some("cluster.x-k8s.io/secret")
+    );
+
+    // 2. The MachineDeployment's MachineSet creates the Machine; the bootstrap provider gives it
+    //    bootstrap data with its own join token for the control plane's endpoint.
+    let first = machines_with_bootstrap_data(&running, &client, &ns_name, 1, &endpoint).await;
+    for (_, token) in first.values() {
+        assert_token_authenticates(&endpoint, &ca.cert_pem, token).await;
+    }
+    // The infrastructure provider's part: each machine runs once it has bootstrap data.
+    let test_machines = api(
+        &client,
+        &ns_name,
+        &format!("{}/{}", infra::GROUP, infra::VERSION),
+        "TestMachine",
+    );
+    for machine in test_machines.list(&ListParams::default()).await.unwrap() {
+        infra::provision_machine(&client, &ns_name, &machine.metadata.name.unwrap())
+            .await
+            .unwrap();
+    }
+
+    // 3. Scaling adds Machines, each with its own data Secret and token; the first keeps its.
+    capi(&client, &ns_name, "MachineDeployment")
+        .patch(
+            &format!("{CLUSTER}-md-0"),
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"replicas": 3}})),
+        )
+        .await
+        .unwrap();
+    let all = machines_with_bootstrap_data(&running, &client, &ns_name, 3, &endpoint).await;
+    for (name, data) in &first {
+        assert_eq!(
+            all.get(name),
+            Some(data),
+            "Machine {name} kept its bootstrap data"
+        );
+    }
+    let secrets_used: BTreeSet<&String> = all.values().map(|(s, _)| s).collect();
+    let tokens: BTreeSet<&String> = all.values().map(|(_, t)| t).collect();
+    assert_eq!(
+        secrets_used.len(),
+        3,
+        "one data Secret per Machine: {all:?}"
+    );
+    assert_eq!(tokens.len(), 3, "one token per Machine: {all:?}");
+    for (_, token) in all.values() {
+        assert_token_authenticates(&endpoint, &ca.cert_pem, token).await;
+    }
+
+    // 4. Deleting the Cluster removes everything; nothing is held back by a finalizer.
+    clusters
+        .delete(CLUSTER, &DeleteParams::background())
+        .await
+        .unwrap();
+    let kinds: [(&str, &str); 12] = [
+        ("cluster.x-k8s.io/v1beta2", "Cluster"),
+        ("cluster.x-k8s.io/v1beta2", "MachineDeployment"),
+        ("cluster.x-k8s.io/v1beta2", "MachineSet"),
+        ("cluster.x-k8s.io/v1beta2", "Machine"),
+        (
+            "controlplane.cluster.x-k8s.io/v1beta2",
+            "K0smotronControlPlane",
+        ),
+        ("bootstrap.cluster.x-k8s.io/v1beta2", "K0sWorkerConfig"),
+        ("infrastructure.cluster.x-k8s.io/v1alpha1", "TestMachine"),
+        ("infrastructure.cluster.x-k8s.io/v1alpha1", "TestCluster"),
+        ("apps/v1", "StatefulSet"),
+        ("v1", "Service"),
+        ("v1", "ConfigMap"),
+        ("v1", "Secret"),
+    ];
+    poll(
+        &running,
+        Duration::from_secs(180),
+        "every object of the cluster to be deleted",
+        || async {
+            let mut left = Vec::new();
+            for (api_version, kind) in kinds {
+                for obj in api(&client, &ns_name, api_version, kind)
+                    .list(&ListParams::default())
+                    .await
+                    .map_err(|e| e.to_string())?
+                {
+                    let name = obj.metadata.name.clone().unwrap_or_default();
+                    // The CA the user brought stays theirs; kube-root-ca.crt is the namespace's.
+                    if (kind == "Secret" && name == format!("{CLUSTER}-ca"))
+                        || (kind == "ConfigMap" && name == "kube-root-ca.crt")
+                    {
+                        continue;
+                    }
+                    left.push(format!(
+                        "{kind}/{name} (finalizers {:?}, deleting since {:?})",
+                        obj.metadata.finalizers.unwrap_or_default(),
+                        obj.metadata.deletion_timestamp
+                    ));
+                }
+            }
+            if left.is_empty() {
+                Ok(())
+            } else {
+                Err(left.join(", "))
+            }
+        },
+    )
+    .await;
+    let statefulsets: Api<StatefulSet> = Api::namespaced(client.clone(), &ns_name);
+    assert!(
+        statefulsets
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+
+    // The processes stayed up throughout.
+    let Running {
+        mut capi,
+        mut control_plane,
+        mut bootstrap,
+    } = running;
+    capi.check().await.unwrap();
+    control_plane.check_running().unwrap();
+    bootstrap.check_running().unwrap();
+    capi.stop().await;
+    control_plane.stop().await;
+    bootstrap.stop().await;
+    delete_cluster_rbac(&client, &ns_name).await;
+    workload.stop().unwrap();
+}
