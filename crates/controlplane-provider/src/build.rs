@@ -1128,6 +1128,10 @@ pub fn controller_owner(kcp: &K0smotronControlPlane) -> Result<OwnerReference, B
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::panic, clippy::field_reassign_with_default)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::panic,
+    clippy::field_reassign_with_default
+)]
 #[path = "build_tests.rs"]
 mod tests;

@@ -89,7 +89,11 @@ fn parent(path: &str) -> &str {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::panic, clippy::field_reassign_with_default)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::panic,
+    clippy::field_reassign_with_default
+)]
 mod tests {
     use super::*;
     use pretty_assertions::assert_eq;

@@ -591,7 +591,11 @@ pub fn defrag_cronjob(
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::panic, clippy::field_reassign_with_default)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::panic,
+    clippy::field_reassign_with_default
+)]
 mod tests {
     use super::*;
 

@@ -290,7 +290,11 @@ pub fn to_yaml(config: &Value) -> Result<String, serde_saphyr::SerializeError> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::panic, clippy::field_reassign_with_default)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::panic,
+    clippy::field_reassign_with_default
+)]
 mod tests {
     use super::*;
     use pretty_assertions::assert_eq;

@@ -268,7 +268,11 @@ pub fn regenerate_reason(
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::panic, clippy::field_reassign_with_default)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::panic,
+    clippy::field_reassign_with_default
+)]
 mod tests {
     use super::*;
     use jiff::SignedDuration;

@@ -4,6 +4,7 @@
 
 pub mod build;
 pub mod certs;
+pub mod controller;
 pub mod entrypoint;
 pub mod etcd;
 pub mod hash;
@@ -11,6 +12,7 @@ pub mod k0s_config;
 pub mod kubeconfig;
 pub mod labels;
 pub mod patches;
+pub mod reconcile;
 pub mod services;
 pub mod statefulset;
 pub mod status;

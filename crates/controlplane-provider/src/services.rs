@@ -240,7 +240,11 @@ fn yaml_quote(s: &str) -> String {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::panic, clippy::field_reassign_with_default)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::panic,
+    clippy::field_reassign_with_default
+)]
 mod tests {
     use super::*;
     use k8s_openapi::api::core::v1::{

@@ -535,7 +535,11 @@ pub fn statefulset(
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::panic, clippy::field_reassign_with_default)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::panic,
+    clippy::field_reassign_with_default
+)]
 pub(crate) mod tests {
     use super::*;
 

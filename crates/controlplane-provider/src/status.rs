@@ -476,7 +476,11 @@ pub fn transitions(old: &[Condition], new: &[Condition]) -> Vec<Transition> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::panic, clippy::field_reassign_with_default)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::panic,
+    clippy::field_reassign_with_default
+)]
 mod tests {
     use super::*;
     use k8s_openapi::api::core::v1::{Container, PodCondition, PodSpec, PodStatus};

@@ -133,7 +133,11 @@ pub fn validate(spec: &K0smotronControlPlaneSpec) -> Result<(), SpecError> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::panic, clippy::field_reassign_with_default)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::panic,
+    clippy::field_reassign_with_default
+)]
 mod tests {
     use super::*;
     use k0smotron_api::controlplane::v1beta2::{IngressSpec, KineSpec};

@@ -1,0 +1,940 @@
+//! The reconciler: fetch → validate/build (pure, in [`crate::build`]) → apply → status, behind the
+//! finalizer, plus the availability probe and deletion.
+//!
+//! The only module that talks to the API server for a control plane. Writes are server-side
+//! applies with named field managers (forced only on objects we own), creates that never
+//! overwrite (generated certificates), and deletes of objects we control.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use k0smotron_api::capi::Cluster;
+use k0smotron_api::conditions as cond;
+use k0smotron_api::controlplane::v1beta2::{
+    K0smotronControlPlane, K0smotronControlPlaneStatus, ServiceType,
+};
+use k0smotron_api::names;
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::batch::v1::CronJob;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Node, Pod, Secret, Service};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions};
+use kube::runtime::controller::Action;
+use kube::runtime::events::EventType;
+use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
+use kube::{Api, Client, Resource, ResourceExt};
+use provider_runtime::apply::{ApplyError, apply, apply_status};
+use provider_runtime::events::EventPublisher;
+use provider_runtime::metrics::Metrics;
+use provider_runtime::pause::set_paused_condition;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tracing::{debug, info, instrument, warn};
+
+use crate::build::{self, DesiredState, Facts, StatefulSetPlan, controlled_by};
+use crate::labels;
+use crate::statefulset::INPUTS_HASH_ANNOTATION;
+use crate::status::{self, Failure, Probe, StatusInputs};
+
+/// Field manager of every child object and of the status.
+pub const MANAGER: &str = "k0smotron-controlplane";
+/// Field manager that only sets StatefulSet replicas (and adoption annotations) when the pod
+/// template must stay as it is.
+pub const SCALE_MANAGER: &str = "k0smotron-controlplane-scale";
+/// Field manager owning only `spec.controlPlaneEndpoint` of the control plane.
+pub const ENDPOINT_MANAGER: &str = "k0smotron-controlplane-endpoint";
+/// Metrics and log name of this controller.
+pub const CONTROLLER_NAME: &str = "k0smotroncontrolplane";
+
+/// Shared state of the reconciler.
+#[derive(Clone)]
+pub struct Context {
+    /// Client of the management cluster.
+    pub client: Client,
+    /// Event publisher.
+    pub events: EventPublisher,
+    /// Reconcile metrics.
+    pub metrics: Metrics,
+    /// Timeout of the availability probe through the kubeconfig (upstream: 10 s).
+    pub probe_timeout: Duration,
+    /// Requeue interval when everything is settled (safety net; watches drive the rest).
+    pub resync: Duration,
+}
+
+impl std::fmt::Debug for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context")
+            .field("probe_timeout", &self.probe_timeout)
+            .field("resync", &self.resync)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Errors of a reconcile (failures of I/O; spec problems are reported in status, not here).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A read failed.
+    #[error("reading {what}: {source}")]
+    Read {
+        /// What was read.
+        what: String,
+        /// The API error.
+        #[source]
+        source: Box<kube::Error>,
+    },
+    /// A write (create, delete, patch) failed.
+    #[error("writing {what}: {source}")]
+    Write {
+        /// What was written.
+        what: String,
+        /// The API error.
+        #[source]
+        source: Box<kube::Error>,
+    },
+    /// A server-side apply failed.
+    #[error(transparent)]
+    Apply(#[from] ApplyError),
+    /// A child exists but another object controls it; we do not take it over.
+    #[error("{kind} {name} is controlled by {owner}; not taking it over")]
+    OwnedByOther {
+        /// Kind.
+        kind: &'static str,
+        /// Name.
+        name: String,
+        /// The other controller.
+        owner: String,
+    },
+    /// The object has no namespace.
+    #[error("the K0smotronControlPlane has no namespace")]
+    NoNamespace,
+    /// The finalizer helper failed.
+    #[error("finalizer: {0}")]
+    Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
+}
+
+impl Error {
+    /// Stable metric label.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Self::Read { .. } => "read",
+            Self::Write { .. } => "write",
+            Self::Apply(e) => e.metric_label(),
+            Self::OwnedByOther { .. } => "owned_by_other",
+            Self::NoNamespace => "no_namespace",
+            Self::Finalizer(_) => "finalizer",
+        }
+    }
+
+    /// Condition reason when the error is reported in status.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::OwnedByOther { .. } => "ObjectOwnedByOther",
+            _ => cond::INTERNAL_ERROR_REASON,
+        }
+    }
+}
+
+fn read_err(what: impl Into<String>) -> impl FnOnce(kube::Error) -> Error {
+    let what = what.into();
+    move |source| Error::Read {
+        what,
+        source: Box::new(source),
+    }
+}
+
+fn write_err(what: impl Into<String>) -> impl FnOnce(kube::Error) -> Error {
+    let what = what.into();
+    move |source| Error::Write {
+        what,
+        source: Box::new(source),
+    }
+}
+
+fn is_not_found(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if s.code == 404)
+}
+
+fn is_conflict(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if s.code == 409)
+}
+
+async fn get_opt<K>(api: &Api<K>, name: &str) -> Result<Option<K>, Error>
+where
+    K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
+    K::DynamicType: Default,
+{
+    api.get_opt(name)
+        .await
+        .map_err(read_err(format!("{} {name}", K::kind(&Default::default()))))
+}
+
+fn now_time() -> (Timestamp, Time) {
+    let now = Timestamp::now();
+    (now, Time(now))
+}
+
+/// The owning CAPI Cluster's name, from the owner references (CAPI sets one, controller or not).
+pub fn owner_cluster_name(meta: &ObjectMeta) -> Option<String> {
+    meta.owner_references.as_ref()?.iter().find_map(|r| {
+        (r.kind == "Cluster"
+            && r.api_version
+                .starts_with(&format!("{}/", names::CAPI_GROUP)))
+        .then(|| r.name.clone())
+    })
+}
+
+/// Entry point of the controller.
+#[instrument(skip_all, fields(name = %kcp.name_any(), namespace = kcp.namespace().unwrap_or_default(), generation = kcp.metadata.generation))]
+pub async fn reconcile(
+    kcp: Arc<K0smotronControlPlane>,
+    ctx: Arc<Context>,
+) -> Result<Action, Error> {
+    let _timer = ctx.metrics.reconcile_started(CONTROLLER_NAME);
+    let ns = kcp.namespace().ok_or(Error::NoNamespace)?;
+    let api: Api<K0smotronControlPlane> = Api::namespaced(ctx.client.clone(), &ns);
+    let clusters: Api<Cluster> = Api::namespaced(ctx.client.clone(), &ns);
+    let cluster = match owner_cluster_name(&kcp.metadata) {
+        Some(name) => get_opt(&clusters, &name).await?,
+        None => None,
+    };
+
+    // Paused: only the Paused condition changes (before the finalizer, which would be a change).
+    let (_, now) = now_time();
+    let mut conditions = kcp.status.clone().unwrap_or_default().conditions;
+    let paused = set_paused_condition(
+        &mut conditions,
+        cluster.as_ref(),
+        &kcp.metadata,
+        kcp.metadata.generation,
+        now,
+    );
+    if paused.paused {
+        if paused.changed {
+            let mut st = kcp.status.clone().unwrap_or_default();
+            st.conditions = conditions;
+            write_status(&api, &kcp, &st).await?;
+            publish(
+                &ctx,
+                &kcp,
+                false,
+                cond::PAUSED_REASON,
+                "reconciliation is paused",
+            )
+            .await;
+        }
+        return Ok(Action::await_change());
+    }
+
+    finalizer(&api, names::CONTROLPLANE_FINALIZER, kcp, |event| async {
+        match event {
+            FinalizerEvent::Apply(kcp) => apply_event(kcp, cluster, &ctx).await,
+            FinalizerEvent::Cleanup(kcp) => cleanup(kcp, &ctx).await,
+        }
+    })
+    .await
+    .map_err(|e| Error::Finalizer(Box::new(e)))
+}
+
+/// Requeue policy on errors.
+pub fn error_policy(kcp: Arc<K0smotronControlPlane>, err: &Error, ctx: Arc<Context>) -> Action {
+    warn!(name = %kcp.name_any(), error = %err, "reconcile failed");
+    ctx.metrics
+        .reconcile_failed(CONTROLLER_NAME, err.metric_label());
+    Action::requeue(Duration::from_secs(15))
+}
+
+async fn publish(
+    ctx: &Context,
+    kcp: &K0smotronControlPlane,
+    warning: bool,
+    reason: &str,
+    note: &str,
+) {
+    let type_ = if warning {
+        EventType::Warning
+    } else {
+        EventType::Normal
+    };
+    if let Err(e) = ctx
+        .events
+        .publish(kcp, type_, reason, "Reconcile", note)
+        .await
+    {
+        debug!(error = %e, "publishing an event failed");
+    }
+}
+
+async fn write_status(
+    api: &Api<K0smotronControlPlane>,
+    kcp: &K0smotronControlPlane,
+    status: &K0smotronControlPlaneStatus,
+) -> Result<(), Error> {
+    if kcp.status.as_ref() == Some(status) {
+        return Ok(());
+    }
+    apply_status(api, &kcp.name_any(), status, MANAGER).await?;
+    Ok(())
+}
+
+async fn apply_event(
+    kcp: Arc<K0smotronControlPlane>,
+    cluster: Option<Cluster>,
+    ctx: &Context,
+) -> Result<Action, Error> {
+    let ns = kcp.namespace().ok_or(Error::NoNamespace)?;
+    let api: Api<K0smotronControlPlane> = Api::namespaced(ctx.client.clone(), &ns);
+    let (now, now_t) = now_time();
+
+    let Some(cluster) = cluster else {
+        // CAPI sets the owner reference once the Cluster refers to us; the KCP update wakes us.
+        let (st, transitions) = status::compute(StatusInputs {
+            kcp: &kcp,
+            cluster: "",
+            desired: None,
+            failure: Some(Failure {
+                reason: cond::WAITING_FOR_OWNER_REASON.into(),
+                message: "waiting for Cluster API to set the owner reference to the Cluster".into(),
+            }),
+            pods: &[],
+            statefulset: None,
+            etcd_statefulset: None,
+            probe: Probe::NotRun,
+            now: now_t,
+        });
+        let mut st = st;
+        // Without a Cluster there is no selector or replica count to report yet.
+        st.selector = kcp.status.as_ref().and_then(|s| s.selector.clone());
+        write_status(&api, &kcp, &st).await?;
+        report(ctx, &kcp, &transitions).await;
+        return Ok(Action::await_change());
+    };
+    let cluster_name = cluster.name_any();
+
+    let facts = fetch(ctx, &kcp, &cluster, now).await?;
+    let desired = build::build(&facts);
+    let desired = match desired {
+        Ok(d) => d,
+        Err(e) => {
+            info!(reason = e.reason(), error = %e, "the spec cannot be reconciled");
+            let pods = list_pods(ctx, &ns, &cluster_name).await?;
+            let (st, transitions) = status::compute(StatusInputs {
+                kcp: &kcp,
+                cluster: &cluster_name,
+                desired: None,
+                failure: Some(Failure {
+                    reason: e.reason().into(),
+                    message: e.to_string(),
+                }),
+                pods: &pods,
+                statefulset: facts.statefulset.as_ref(),
+                etcd_statefulset: facts.etcd_statefulset.as_ref(),
+                probe: Probe::NotRun,
+                now: now_t,
+            });
+            write_status(&api, &kcp, &st).await?;
+            report(ctx, &kcp, &transitions).await;
+            // A missing reference may appear without an event reaching us.
+            return Ok(Action::requeue(Duration::from_secs(30)));
+        }
+    };
+    if !desired.overridden.is_empty() {
+        debug!(paths = ?desired.overridden, "user k0s config values overridden by the provider");
+    }
+
+    let applied = match apply_desired(ctx, &kcp, &facts, &desired).await {
+        Ok(a) => a,
+        Err(e @ Error::OwnedByOther { .. }) => {
+            let pods = list_pods(ctx, &ns, &cluster_name).await?;
+            let (st, transitions) = status::compute(StatusInputs {
+                kcp: &kcp,
+                cluster: &cluster_name,
+                desired: None,
+                failure: Some(Failure {
+                    reason: e.reason().into(),
+                    message: e.to_string(),
+                }),
+                pods: &pods,
+                statefulset: facts.statefulset.as_ref(),
+                etcd_statefulset: facts.etcd_statefulset.as_ref(),
+                probe: Probe::NotRun,
+                now: now_t,
+            });
+            write_status(&api, &kcp, &st).await?;
+            report(ctx, &kcp, &transitions).await;
+            return Ok(Action::requeue(Duration::from_secs(60)));
+        }
+        Err(e) => return Err(e),
+    };
+
+    let pods = list_pods(ctx, &ns, &cluster_name).await?;
+    let counts_ready = pods.iter().any(pod_ready);
+    let was_initialized = kcp
+        .status
+        .as_ref()
+        .and_then(|s| s.initialization.as_ref())
+        .and_then(|i| i.control_plane_initialized)
+        == Some(true);
+    let probe = match (&desired.kubeconfig, counts_ready || was_initialized) {
+        (Some(secret), true) => probe(secret, ctx.probe_timeout).await,
+        _ => Probe::NotRun,
+    };
+    let (st, transitions) = status::compute(StatusInputs {
+        kcp: &kcp,
+        cluster: &cluster_name,
+        desired: Some(&desired),
+        failure: None,
+        pods: &pods,
+        statefulset: applied.statefulset.as_ref(),
+        etcd_statefulset: applied.etcd_statefulset.as_ref(),
+        probe: probe.clone(),
+        now: now_t,
+    });
+    write_status(&api, &kcp, &st).await?;
+    report(ctx, &kcp, &transitions).await;
+    if let Some(reason) = desired.kubeconfig_regenerated
+        && reason != crate::kubeconfig::RegenerateReason::Missing
+    {
+        publish(
+            ctx,
+            &kcp,
+            false,
+            "KubeconfigRegenerated",
+            &format!(
+                "{} regenerated: {reason:?}",
+                names::kubeconfig_secret(&cluster_name)
+            ),
+        )
+        .await;
+    }
+
+    let settled = desired.waiting.is_none()
+        && probe == Probe::Answered
+        && st.ready_replicas == Some(kcp.spec.replicas)
+        && st.up_to_date_replicas == Some(kcp.spec.replicas)
+        && applied.settled;
+    Ok(if settled {
+        Action::requeue(ctx.resync)
+    } else {
+        Action::requeue(Duration::from_secs(10))
+    })
+}
+
+async fn report(ctx: &Context, kcp: &K0smotronControlPlane, transitions: &[status::Transition]) {
+    for t in transitions {
+        let note = if t.message.is_empty() {
+            format!("{} is {}", t.type_, t.status)
+        } else {
+            format!("{} is {}: {}", t.type_, t.status, t.message)
+        };
+        publish(ctx, kcp, t.is_warning(), &t.reason, &note).await;
+    }
+}
+
+fn pod_ready(pod: &Pod) -> bool {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+async fn list_pods(ctx: &Context, ns: &str, cluster: &str) -> Result<Vec<Pod>, Error> {
+    if cluster.is_empty() {
+        return Ok(Vec::new());
+    }
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
+    let selector = labels::selector_string(&labels::control_plane_selector(cluster));
+    Ok(pods
+        .list(&ListParams::default().labels(&selector))
+        .await
+        .map_err(read_err("control-plane pods"))?
+        .items)
+}
+
+/// Whether `spec.controlPlaneEndpoint` was written by us only (so we may change it) rather than by
+/// the user (then it is used as is).
+pub fn endpoint_owned_by_provider(meta: &ObjectMeta) -> bool {
+    let Some(fields) = meta.managed_fields.as_ref() else {
+        return false;
+    };
+    let owns = |f: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry| {
+        f.fields_v1
+            .as_ref()
+            .and_then(|v| v.0.get("f:spec"))
+            .and_then(|s| s.get("f:controlPlaneEndpoint"))
+            .is_some()
+    };
+    let ours = fields
+        .iter()
+        .any(|f| f.manager.as_deref() == Some(ENDPOINT_MANAGER) && owns(f));
+    let others = fields
+        .iter()
+        .any(|f| f.manager.as_deref() != Some(ENDPOINT_MANAGER) && owns(f));
+    ours && !others
+}
+
+async fn fetch(
+    ctx: &Context,
+    kcp: &K0smotronControlPlane,
+    cluster: &Cluster,
+    now: Timestamp,
+) -> Result<Facts, Error> {
+    let ns = kcp.namespace().ok_or(Error::NoNamespace)?;
+    let cluster_name = cluster.name_any();
+    let secrets_api: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
+    let mut secrets = BTreeMap::new();
+    for name in build::secret_names(kcp, &cluster_name) {
+        if let Some(s) = get_opt(&secrets_api, &name).await? {
+            secrets.insert(name, s);
+        }
+    }
+    let services: Api<Service> = Api::namespaced(ctx.client.clone(), &ns);
+    let svc_name = crate::services::service_name(&cluster_name, kcp.spec.service.type_);
+    let exposure_service = get_opt(&services, &svc_name).await?;
+    let nodes = if kcp.spec.service.type_ == ServiceType::NodePort
+        && kcp
+            .spec
+            .external_address
+            .as_deref()
+            .is_none_or(str::is_empty)
+    {
+        let nodes: Api<Node> = Api::all(ctx.client.clone());
+        nodes
+            .list(&ListParams::default())
+            .await
+            .map_err(read_err("nodes"))?
+            .items
+    } else {
+        Vec::new()
+    };
+    let sts_api: Api<StatefulSet> = Api::namespaced(ctx.client.clone(), &ns);
+    let statefulset = get_opt(&sts_api, &names::kmc_name(&cluster_name)).await?;
+    let etcd_statefulset = get_opt(&sts_api, &names::etcd_name(&cluster_name)).await?;
+
+    // When we published spec.controlPlaneEndpoint ourselves, it is not the user's choice: hide it
+    // from the build so the endpoint can follow the address.
+    let mut kcp = kcp.clone();
+    if endpoint_owned_by_provider(&kcp.metadata) {
+        kcp.spec.control_plane_endpoint = None;
+    }
+    Ok(Facts {
+        kcp,
+        cluster_name,
+        cluster_network: cluster.spec.cluster_network.clone(),
+        secrets,
+        exposure_service,
+        nodes,
+        statefulset,
+        etcd_statefulset,
+        now,
+    })
+}
+
+/// What the apply step leaves for the status step.
+struct Applied {
+    statefulset: Option<StatefulSet>,
+    etcd_statefulset: Option<StatefulSet>,
+    /// Nothing is waiting for a follow-up (e.g. a StatefulSet being recreated).
+    settled: bool,
+}
+
+fn check_owner(kind: &'static str, meta: &ObjectMeta, uid: &str) -> Result<(), Error> {
+    let other = meta.owner_references.as_ref().and_then(|refs| {
+        refs.iter()
+            .find(|r| r.controller == Some(true) && r.uid != uid)
+    });
+    match other {
+        Some(o) => Err(Error::OwnedByOther {
+            kind,
+            name: meta.name.clone().unwrap_or_default(),
+            owner: format!("{} {}", o.kind, o.name),
+        }),
+        None => Ok(()),
+    }
+}
+
+async fn apply_all<K>(api: &Api<K>, objs: &[K]) -> Result<Vec<K>, Error>
+where
+    K: Resource<DynamicType = ()> + Clone + Serialize + DeserializeOwned + std::fmt::Debug,
+{
+    let mut out = Vec::with_capacity(objs.len());
+    for o in objs {
+        out.push(apply(api, o, MANAGER).await?);
+    }
+    Ok(out)
+}
+
+/// Deletes `name` if we control it (with a uid precondition, so a replacement is never hit).
+async fn delete_if_ours<K>(api: &Api<K>, name: &str, uid: &str) -> Result<(), Error>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
+{
+    let Some(obj) = get_opt(api, name).await? else {
+        return Ok(());
+    };
+    if !controlled_by(obj.meta(), uid) || obj.meta().deletion_timestamp.is_some() {
+        return Ok(());
+    }
+    let params = DeleteParams {
+        preconditions: Some(Preconditions {
+            uid: obj.meta().uid.clone(),
+            resource_version: None,
+        }),
+        ..DeleteParams::default()
+    };
+    match api.delete(name, &params).await {
+        Ok(_) => Ok(()),
+        Err(e) if is_not_found(&e) || is_conflict(&e) => Ok(()),
+        Err(e) => Err(write_err(format!("deleting {} {name}", K::kind(&())))(e)),
+    }
+}
+
+async fn apply_statefulset(
+    api: &Api<StatefulSet>,
+    plan: &StatefulSetPlan,
+    live: Option<&StatefulSet>,
+    owner: &k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference,
+) -> Result<(Option<StatefulSet>, bool), Error> {
+    match plan {
+        StatefulSetPlan::Apply(sts) => Ok((Some(apply(api, sts.as_ref(), MANAGER).await?), true)),
+        StatefulSetPlan::Recreate(sts) => {
+            let name = sts.metadata.name.clone().unwrap_or_default();
+            if live.is_some_and(|l| l.metadata.deletion_timestamp.is_none()) {
+                info!(statefulset = %name, "claim templates changed: recreating the StatefulSet, keeping its pods");
+                match api.delete(&name, &DeleteParams::orphan()).await {
+                    Ok(_) => {}
+                    Err(e) if is_not_found(&e) => {}
+                    Err(e) => return Err(write_err(format!("deleting StatefulSet {name}"))(e)),
+                }
+            }
+            // Created again by the next reconcile, once the old object is gone.
+            Ok((None, false))
+        }
+        StatefulSetPlan::ScaleOnly {
+            name,
+            replicas,
+            record_inputs_hash,
+        } => {
+            let live_replicas = live.and_then(|l| l.spec.replicas);
+            let ours = live.is_some_and(|l| controlled_by(&l.metadata, &owner.uid));
+            if live_replicas == Some(*replicas) && record_inputs_hash.is_none() && ours {
+                return Ok((live.cloned(), true));
+            }
+            let mut meta = serde_json::json!({
+                "name": name,
+                "ownerReferences": [owner],
+            });
+            if let Some(hash) = record_inputs_hash {
+                meta["annotations"] = serde_json::json!({ INPUTS_HASH_ANNOTATION: hash });
+            }
+            let body = serde_json::json!({
+                "apiVersion": "apps/v1",
+                "kind": "StatefulSet",
+                "metadata": meta,
+                "spec": { "replicas": replicas },
+            });
+            let sts = api
+                .patch(
+                    name,
+                    &PatchParams::apply(SCALE_MANAGER).force(),
+                    &Patch::Apply(&body),
+                )
+                .await
+                .map_err(write_err(format!("scaling StatefulSet {name}")))?;
+            Ok((Some(sts), true))
+        }
+    }
+}
+
+async fn apply_desired(
+    ctx: &Context,
+    kcp: &K0smotronControlPlane,
+    facts: &Facts,
+    desired: &DesiredState,
+) -> Result<Applied, Error> {
+    let ns = kcp.namespace().ok_or(Error::NoNamespace)?;
+    let uid = desired.owner.uid.clone();
+    let client = ctx.client.clone();
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
+    let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
+    let services: Api<Service> = Api::namespaced(client.clone(), &ns);
+    let sts_api: Api<StatefulSet> = Api::namespaced(client.clone(), &ns);
+    let cron_jobs: Api<CronJob> = Api::namespaced(client.clone(), &ns);
+
+    // Never take over what another object controls (e.g. upstream's k0smotron.io Cluster).
+    if let Some(s) = &facts.statefulset {
+        check_owner("StatefulSet", &s.metadata, &uid)?;
+    }
+    if let Some(s) = &facts.etcd_statefulset {
+        check_owner("StatefulSet", &s.metadata, &uid)?;
+    }
+    if let Some(s) = &facts.exposure_service {
+        check_owner("Service", &s.metadata, &uid)?;
+    }
+    if let Some(s) = facts
+        .secrets
+        .get(&names::kubeconfig_secret(&facts.cluster_name))
+    {
+        check_owner("Secret", &s.metadata, &uid)?;
+    }
+
+    // Generated certificates: create only. If one appeared since we looked, it wins.
+    for secret in &desired.create_secrets {
+        let name = secret.metadata.name.clone().unwrap_or_default();
+        match secrets.create(&PostParams::default(), secret).await {
+            Ok(_) => info!(secret = %name, "generated certificate Secret"),
+            Err(e) if is_conflict(&e) => {
+                info!(secret = %name, "certificate Secret appeared concurrently; using it next time");
+            }
+            Err(e) => return Err(write_err(format!("creating Secret {name}"))(e)),
+        }
+    }
+    apply_all(&secrets, &desired.renew_secrets).await?;
+    for s in &desired.renew_secrets {
+        info!(secret = ?s.metadata.name, "renewed etcd certificate");
+    }
+    apply_all(&config_maps, &desired.config_maps).await?;
+    apply_all(&services, &desired.services).await?;
+    for name in &desired.obsolete_services {
+        delete_if_ours(&services, name, &uid).await?;
+    }
+    if let Some(kubeconfig) = &desired.kubeconfig {
+        apply(&secrets, kubeconfig, MANAGER).await?;
+    }
+
+    let mut settled = true;
+    let mut etcd_statefulset = facts.etcd_statefulset.clone();
+    if let Some(plan) = &desired.etcd_statefulset {
+        let (sts, ok) = apply_statefulset(
+            &sts_api,
+            plan,
+            facts.etcd_statefulset.as_ref(),
+            &desired.owner,
+        )
+        .await?;
+        etcd_statefulset = sts;
+        settled &= ok;
+    }
+    apply_all(&cron_jobs, &desired.cron_jobs).await?;
+    for name in &desired.obsolete_cron_jobs {
+        delete_if_ours(&cron_jobs, name, &uid).await?;
+    }
+    let mut statefulset = facts.statefulset.clone();
+    if let Some(plan) = &desired.statefulset {
+        let (sts, ok) =
+            apply_statefulset(&sts_api, plan, facts.statefulset.as_ref(), &desired.owner).await?;
+        statefulset = sts;
+        settled &= ok;
+    }
+
+    if desired.publish_endpoint
+        && let Some(endpoint) = &desired.endpoint
+        && kcp.spec.control_plane_endpoint.as_ref() != Some(endpoint)
+    {
+        publish_endpoint(ctx, kcp, endpoint).await?;
+    }
+    Ok(Applied {
+        statefulset,
+        etcd_statefulset,
+        settled,
+    })
+}
+
+/// Sets our own `spec.controlPlaneEndpoint` (v1beta2 contract) with a field manager that owns
+/// only that field. Not forced: if someone else owns it, it is theirs.
+async fn publish_endpoint(
+    ctx: &Context,
+    kcp: &K0smotronControlPlane,
+    endpoint: &k0smotron_api::capi::ApiEndpoint,
+) -> Result<(), Error> {
+    let ns = kcp.namespace().ok_or(Error::NoNamespace)?;
+    let api: Api<K0smotronControlPlane> = Api::namespaced(ctx.client.clone(), &ns);
+    let body = serde_json::json!({
+        "apiVersion": K0smotronControlPlane::api_version(&()),
+        "kind": K0smotronControlPlane::kind(&()),
+        "metadata": { "name": kcp.name_any() },
+        "spec": { "controlPlaneEndpoint": endpoint },
+    });
+    match api
+        .patch(
+            &kcp.name_any(),
+            &PatchParams::apply(ENDPOINT_MANAGER),
+            &Patch::Apply(&body),
+        )
+        .await
+    {
+        Ok(_) => {
+            info!(host = ?endpoint.host, port = ?endpoint.port, "published spec.controlPlaneEndpoint");
+            Ok(())
+        }
+        Err(e) if is_conflict(&e) => {
+            info!("spec.controlPlaneEndpoint is owned by another field manager; leaving it");
+            Ok(())
+        }
+        Err(e) => Err(write_err("spec.controlPlaneEndpoint")(e)),
+    }
+}
+
+/// GET `kube-system` through the kubeconfig Secret, within `timeout`.
+pub async fn probe(kubeconfig: &Secret, timeout: Duration) -> Probe {
+    let Some(value) = kubeconfig
+        .data
+        .as_ref()
+        .and_then(|d| d.get(names::SECRET_VALUE_KEY))
+        .and_then(|v| String::from_utf8(v.0.clone()).ok())
+    else {
+        return Probe::ClientFailed("the kubeconfig Secret has no value".into());
+    };
+    let client = match workload_client(&value, timeout).await {
+        Ok(c) => c,
+        Err(e) => return Probe::ClientFailed(e),
+    };
+    let namespaces: Api<Namespace> = Api::all(client);
+    match tokio::time::timeout(timeout, namespaces.get("kube-system")).await {
+        Ok(Ok(_)) => Probe::Answered,
+        Ok(Err(e)) => Probe::Failed(e.to_string()),
+        Err(_) => Probe::Failed(format!("no answer within {}s", timeout.as_secs())),
+    }
+}
+
+async fn workload_client(kubeconfig: &str, timeout: Duration) -> Result<Client, String> {
+    let config = kube::config::Kubeconfig::from_yaml(kubeconfig).map_err(|e| e.to_string())?;
+    let mut config = kube::Config::from_custom_kubeconfig(config, &Default::default())
+        .await
+        .map_err(|e| e.to_string())?;
+    config.connect_timeout = Some(timeout);
+    config.read_timeout = Some(timeout);
+    config.write_timeout = Some(timeout);
+    Client::try_from(config).map_err(|e| e.to_string())
+}
+
+/// Deletion: children go by owner-reference garbage collection; we delete what we control
+/// explicitly as well, so nothing depends on the collector's timing. Claims stay unless
+/// `autoDeletePVCs` (the StatefulSets' retention policy deletes them).
+async fn cleanup(kcp: Arc<K0smotronControlPlane>, ctx: &Context) -> Result<Action, Error> {
+    let ns = kcp.namespace().ok_or(Error::NoNamespace)?;
+    let uid = kcp.metadata.uid.clone().unwrap_or_default();
+    let Some(cluster) = owner_cluster_name(&kcp.metadata).or_else(|| {
+        kcp.status
+            .as_ref()
+            .and_then(|s| s.selector.as_ref())
+            .and(kcp.labels().get(names::CLUSTER_NAME_LABEL).cloned())
+    }) else {
+        return Ok(Action::await_change());
+    };
+    let client = ctx.client.clone();
+    let sts: Api<StatefulSet> = Api::namespaced(client.clone(), &ns);
+    let svc: Api<Service> = Api::namespaced(client.clone(), &ns);
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
+    let jobs: Api<CronJob> = Api::namespaced(client.clone(), &ns);
+    for name in [names::kmc_name(&cluster), names::etcd_name(&cluster)] {
+        delete_if_ours(&sts, &name, &uid).await?;
+    }
+    delete_if_ours(&jobs, &names::etcd_defrag_name(&cluster), &uid).await?;
+    for name in [
+        names::cluster_ip_service_name(&cluster),
+        names::nodeport_service_name(&cluster),
+        names::load_balancer_service_name(&cluster),
+        names::etcd_name(&cluster),
+    ] {
+        delete_if_ours(&svc, &name, &uid).await?;
+    }
+    for name in [
+        names::config_map_name(&cluster),
+        names::entrypoint_config_map_name(&cluster),
+        names::telemetry_config_map_name(&cluster),
+        names::endpoint_config_map_name(&cluster),
+    ] {
+        delete_if_ours(&cms, &name, &uid).await?;
+    }
+    for name in build::secret_names(&kcp, &cluster) {
+        delete_if_ours(&secrets, &name, &uid).await?;
+    }
+    info!("children deleted; releasing the finalizer");
+    publish(ctx, &kcp, false, "Deleted", "control-plane objects deleted").await;
+    Ok(Action::await_change())
+}
+
+#[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::panic,
+    clippy::field_reassign_with_default
+)]
+mod tests {
+    use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
+        FieldsV1, ManagedFieldsEntry, OwnerReference,
+    };
+
+    fn entry(manager: &str, fields: serde_json::Value) -> ManagedFieldsEntry {
+        ManagedFieldsEntry {
+            manager: Some(manager.into()),
+            fields_v1: Some(FieldsV1(fields)),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn endpoint_ownership_from_managed_fields() {
+        let ours = entry(
+            ENDPOINT_MANAGER,
+            serde_json::json!({"f:spec": {"f:controlPlaneEndpoint": {}}}),
+        );
+        let user_other = entry("kubectl", serde_json::json!({"f:spec": {"f:replicas": {}}}));
+        let user_endpoint = entry(
+            "kubectl",
+            serde_json::json!({"f:spec": {"f:controlPlaneEndpoint": {}}}),
+        );
+        let mut meta = ObjectMeta::default();
+        assert!(!endpoint_owned_by_provider(&meta));
+        meta.managed_fields = Some(vec![ours.clone(), user_other]);
+        assert!(endpoint_owned_by_provider(&meta));
+        meta.managed_fields = Some(vec![ours, user_endpoint.clone()]);
+        assert!(!endpoint_owned_by_provider(&meta));
+        meta.managed_fields = Some(vec![user_endpoint]);
+        assert!(!endpoint_owned_by_provider(&meta));
+    }
+
+    #[test]
+    fn owner_cluster_from_owner_references() {
+        let mut meta = ObjectMeta::default();
+        assert_eq!(owner_cluster_name(&meta), None);
+        meta.owner_references = Some(vec![
+            OwnerReference {
+                api_version: "infrastructure.cluster.x-k8s.io/v1beta2".into(),
+                kind: "Cluster".into(),
+                name: "not-this".into(),
+                ..Default::default()
+            },
+            OwnerReference {
+                api_version: "cluster.x-k8s.io/v1beta2".into(),
+                kind: "Cluster".into(),
+                name: "demo".into(),
+                ..Default::default()
+            },
+        ]);
+        assert_eq!(owner_cluster_name(&meta).as_deref(), Some("demo"));
+    }
+
+    #[test]
+    fn other_controllers_are_not_taken_over() {
+        let mut meta = ObjectMeta {
+            name: Some("kmc-demo".into()),
+            ..Default::default()
+        };
+        assert!(check_owner("StatefulSet", &meta, "me").is_ok());
+        meta.owner_references = Some(vec![OwnerReference {
+            kind: "Cluster".into(),
+            name: "demo".into(),
+            uid: "other".into(),
+            controller: Some(true),
+            ..Default::default()
+        }]);
+        let err = check_owner("StatefulSet", &meta, "me").unwrap_err();
+        assert_eq!(err.reason(), "ObjectOwnedByOther");
+        assert!(err.to_string().contains("Cluster demo"), "{err}");
+    }
+}
