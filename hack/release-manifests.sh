@@ -98,6 +98,7 @@ check() {
 	[ "$n" = 1 ] || die "$f: $n Namespace objects, clusterctl needs exactly one"
 	# Every `${` must be a clusterctl variable with a default; anything else (a stray `${` in a
 	# description or script) would make clusterctl fail or substitute by surprise.
+	# shellcheck disable=SC2016 # literal ${ patterns
 	bad=$(grep -o '\${[^}]*}\?' "$f" | grep -v '^\${K0SMOTRON_[A-Z0-9_]*:=[^}]*}$' || true)
 	[ -z "$bad" ] || die "$f: unexpected variable syntax: $(echo "$bad" | sort -u | tr '\n' ' ')"
 	grep -q "cluster.x-k8s.io/provider: $label" "$f" || die "$f: provider label $label missing"

@@ -38,7 +38,7 @@ use serde_json::{Value, json};
 use test_support::{TestNamespace, WorkloadServer};
 
 const CLUSTER: &str = "e2e";
-const K0S_VERSION: &str = "v1.34.1+k0s.0";
+const KUBERNETES_VERSION: &str = "v1.34.1";
 const FIELD_MANAGER: &str = "e2e";
 
 /// Everything the test started, for diagnostics when a wait times out.
@@ -429,75 +429,53 @@ async fn cluster_converges_scales_and_deletes_under_capi_core() {
         bootstrap,
     };
 
-    // The cluster, as a user would write it for this infrastructure (fully specified: no CAPI
-    // webhooks run here to default it).
-    let objects = [
-        json!({
-            "apiVersion": "cluster.x-k8s.io/v1beta2", "kind": "Cluster",
-            "metadata": {"name": CLUSTER, "namespace": ns_name},
-            "spec": {
-                "clusterNetwork": {
-                    "pods": {"cidrBlocks": ["10.244.0.0/16"]},
-                    "services": {"cidrBlocks": ["10.96.0.0/12"]},
-                },
-                "controlPlaneRef": {"apiGroup": "controlplane.cluster.x-k8s.io", "kind": "K0smotronControlPlane", "name": CLUSTER},
-                "infrastructureRef": {"apiGroup": infra::GROUP, "kind": "TestCluster", "name": CLUSTER},
-            },
-        }),
-        json!({
-            "apiVersion": format!("{}/{}", infra::GROUP, infra::VERSION), "kind": "TestCluster",
-            "metadata": {"name": CLUSTER, "namespace": ns_name},
-            "spec": {},
-        }),
-        json!({
-            "apiVersion": "controlplane.cluster.x-k8s.io/v1beta2", "kind": "K0smotronControlPlane",
-            "metadata": {"name": CLUSTER, "namespace": ns_name},
-            "spec": {
-                "version": K0S_VERSION,
-                "replicas": 1,
-                "externalAddress": "127.0.0.1",
-                "service": {"type": "ClusterIP", "apiPort": api_port, "konnectivityPort": konnectivity_port},
-                "persistence": {"type": "emptyDir"},
-            },
-        }),
-        json!({
-            "apiVersion": "cluster.x-k8s.io/v1beta2", "kind": "MachineDeployment",
-            "metadata": {"name": format!("{CLUSTER}-md-0"), "namespace": ns_name,
-                         "labels": {"cluster.x-k8s.io/cluster-name": CLUSTER}},
-            "spec": {
-                "clusterName": CLUSTER,
-                "replicas": 1,
-                "selector": {"matchLabels": {
-                    "cluster.x-k8s.io/cluster-name": CLUSTER,
-                    "cluster.x-k8s.io/deployment-name": format!("{CLUSTER}-md-0"),
-                }},
-                "rollout": {"strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}},
-                "deletion": {"order": "Random"},
-                "template": {
-                    "metadata": {"labels": {
-                        "cluster.x-k8s.io/cluster-name": CLUSTER,
-                        "cluster.x-k8s.io/deployment-name": format!("{CLUSTER}-md-0"),
-                    }},
-                    "spec": {
-                        "clusterName": CLUSTER,
-                        "version": "v1.34.1",
-                        "bootstrap": {"configRef": {"apiGroup": "bootstrap.cluster.x-k8s.io", "kind": "K0sWorkerConfigTemplate", "name": format!("{CLUSTER}-md-0")}},
-                        "infrastructureRef": {"apiGroup": infra::GROUP, "kind": "TestMachineTemplate", "name": format!("{CLUSTER}-md-0")},
-                    },
-                },
-            },
-        }),
-        json!({
-            "apiVersion": format!("{}/{}", infra::GROUP, infra::VERSION), "kind": "TestMachineTemplate",
-            "metadata": {"name": format!("{CLUSTER}-md-0"), "namespace": ns_name},
-            "spec": {"template": {"spec": {}}},
-        }),
-        json!({
-            "apiVersion": "bootstrap.cluster.x-k8s.io/v1beta2", "kind": "K0sWorkerConfigTemplate",
-            "metadata": {"name": format!("{CLUSTER}-md-0"), "namespace": ns_name},
-            "spec": {"template": {"spec": {"version": K0S_VERSION}}},
-        }),
-    ];
+    // The cluster: examples/cluster-local.yaml (the local run's sample), rendered by clusterctl
+    // as a user would render it.
+    let home = scratch.join("clusterctl-home");
+    std::fs::create_dir_all(&home).unwrap();
+    let example = tools::repo_root().join("examples/cluster-local.yaml");
+    let mut env = release::clusterctl_env(&home);
+    env.push(("K0SMOTRON_API_PORT".to_owned(), api_port.to_string()));
+    env.push((
+        "K0SMOTRON_KONNECTIVITY_PORT".to_owned(),
+        konnectivity_port.to_string(),
+    ));
+    let rendered = command::run(
+        &tools::clusterctl().unwrap(),
+        [
+            "generate",
+            "cluster",
+            CLUSTER,
+            "--from",
+            example.to_str().unwrap(),
+            "--target-namespace",
+            &ns_name,
+            "--kubernetes-version",
+            KUBERNETES_VERSION,
+            "--control-plane-machine-count",
+            "1",
+            "--worker-machine-count",
+            "1",
+        ],
+        env,
+        None,
+    )
+    .await
+    .unwrap()
+    .success()
+    .unwrap();
+    let objects = yaml::documents(&rendered.stdout).unwrap();
+    assert_eq!(
+        objects.iter().map(yaml::kind).collect::<Vec<_>>(),
+        [
+            "Cluster",
+            "TestCluster",
+            "K0smotronControlPlane",
+            "MachineDeployment",
+            "TestMachineTemplate",
+            "K0sWorkerConfigTemplate"
+        ]
+    );
     for obj in &objects {
         apply(&client, obj).await;
     }

@@ -1,0 +1,263 @@
+#!/usr/bin/env bash
+# The local run (`make run`): a management cluster from test/harness, CAPI core and both
+# providers, and a sample workload cluster (examples/cluster-local.yaml) reconciled, shown as it
+# converges. Everything stays running afterwards so you can look around; stop it with
+#
+#   hack/demo.sh --down        (or: make down)
+#
+#   hack/demo.sh [--workers N] [--timeout SECONDS] | --down
+#
+# What runs (logs in $DEMO_DIR/logs, default /tmp/k0smotron-rs-demo/logs):
+#   - the harness: kube-apiserver, etcd, controller-manager, scheduler, kwok (fake nodes)
+#   - cluster-api-manager       CAPI core v1.13, built from its Go module by the harness
+#   - controlplane-provider     this repository, reconciling K0smotronControlPlane
+#   - bootstrap-provider        this repository, reconciling K0sWorkerConfig
+#   - fake-infra-provider       test stand-in for an infrastructure provider (test/e2e)
+#   - a second kube-apiserver   stands in for the workload cluster's k0s API server, using the
+#                               cluster's own CA (there is no k0s binary or container runtime here)
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+
+DEMO_DIR=${DEMO_DIR:-/tmp/k0smotron-rs-demo}
+NAMESPACE=demo
+CLUSTER=demo
+KUBERNETES_VERSION=v1.34.1
+workers=2
+timeout=240
+harness=$root/test/harness/cluster
+
+bold() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+say() { printf '%s\n' "$*"; }
+die() {
+	printf 'demo: %s\n' "$*" >&2
+	exit 1
+}
+
+# stop_pid FILE: SIGTERM the process group we started (setsid made it the group leader), wait a
+# little, then SIGKILL it.
+stop_pid() {
+	local f=$1 pid
+	[ -f "$f" ] || return 0
+	pid=$(cat "$f")
+	if [[ $pid =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null; then
+		kill -TERM -- "-$pid" 2>/dev/null || true
+		for _ in $(seq 1 50); do
+			kill -0 "$pid" 2>/dev/null || break
+			sleep 0.2
+		done
+		kill -KILL -- "-$pid" 2>/dev/null || true
+	fi
+	rm -f "$f"
+}
+
+down() {
+	local f
+	for f in "$DEMO_DIR"/run/*.pid; do
+		[ -e "$f" ] && stop_pid "$f"
+	done
+	"$harness" workload down --name "$CLUSTER" >/dev/null 2>&1 || true
+	"$harness" down >/dev/null 2>&1 || true
+	case $DEMO_DIR in
+	/ | "$HOME" | /tmp | "") ;;
+	*) rm -rf "$DEMO_DIR" ;;
+	esac
+	say "demo stopped"
+}
+
+while [ $# -gt 0 ]; do
+	case $1 in
+	--down)
+		down
+		exit 0
+		;;
+	--workers)
+		workers=${2:?--workers needs a number}
+		shift
+		;;
+	--timeout)
+		timeout=${2:?--timeout needs seconds}
+		shift
+		;;
+	*) die "unknown flag $1 (--workers N, --timeout S, --down)" ;;
+	esac
+	shift
+done
+
+free_port() {
+	local p
+	while :; do
+		p=$((20000 + RANDOM % 30000))
+		# also skip ports handed out earlier in this run but not bound yet
+		grep -qx "$p" "$DEMO_DIR/run/ports" 2>/dev/null && continue
+		[ -z "$(ss -Hltn "sport = :$p")" ] || continue
+		echo "$p" >>"$DEMO_DIR/run/ports"
+		echo "$p"
+		return
+	done
+}
+
+# start NAME CMD...: run CMD in its own session with its output in logs/NAME.log.
+start() {
+	local name=$1
+	shift
+	setsid "$@" </dev/null >"$DEMO_DIR/logs/$name.log" 2>&1 &
+	echo $! >"$DEMO_DIR/run/$name.pid"
+}
+
+# wait_http NAME URL: wait until URL answers 200 while NAME runs.
+wait_http() {
+	local name=$1 url=$2 deadline=$((SECONDS + 90))
+	until curl -fsS --max-time 2 -o /dev/null "$url" 2>/dev/null; do
+		if ! kill -0 "$(cat "$DEMO_DIR/run/$name.pid")" 2>/dev/null; then
+			tail -n 30 "$DEMO_DIR/logs/$name.log" >&2
+			die "$name exited (log: $DEMO_DIR/logs/$name.log)"
+		fi
+		[ $SECONDS -lt $deadline ] || die "$name not ready at $url (log: $DEMO_DIR/logs/$name.log)"
+		sleep 0.3
+	done
+}
+
+if [ -d "$DEMO_DIR/run" ] && ls "$DEMO_DIR"/run/*.pid >/dev/null 2>&1; then
+	die "a demo is already running (state in $DEMO_DIR); stop it first with: hack/demo.sh --down"
+fi
+for c in curl openssl ss setsid cargo go; do
+	command -v "$c" >/dev/null || die "$c is needed (see README.md)"
+done
+rm -rf "$DEMO_DIR"
+mkdir -p "$DEMO_DIR/logs" "$DEMO_DIR/run" "$DEMO_DIR/pki"
+
+bold "1/6 Building (cargo: the providers and the test infrastructure stand-in; Go: the harness, cached)"
+cargo build --bins -p controlplane-provider -p bootstrap-provider -p e2e
+target=$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')/debug
+"$harness" build >/dev/null
+
+bold "2/6 Starting the management cluster (test/harness) with CAPI's CRDs"
+eval "$("$harness" up --workloads --capi)"
+export KUBECONFIG
+kubectl() { "$HARNESS_BIN/kubectl" "$@"; }
+kubectl apply --server-side -f config/crd/bases -f test/e2e/crds >/dev/null
+kubectl wait --for=condition=Established crd --all --timeout=60s >/dev/null
+say "management cluster: $HARNESS_API_URL (KUBECONFIG=$KUBECONFIG)"
+
+bold "3/6 Starting CAPI core and both providers (logs in $DEMO_DIR/logs)"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=localhost \
+	-addext subjectAltName=DNS:localhost,IP:127.0.0.1 \
+	-keyout "$DEMO_DIR/pki/tls.key" -out "$DEMO_DIR/pki/tls.crt" 2>/dev/null
+capi_health=$(free_port)
+start cluster-api-manager "$CAPI_MANAGER" --kubeconfig="$KUBECONFIG" --leader-elect=false \
+	--health-addr="127.0.0.1:$capi_health" --diagnostics-address=0 \
+	--webhook-cert-dir="$DEMO_DIR/pki" --webhook-port="$(free_port)" \
+	--skip-crd-migration-phases=StorageVersionMigration,CleanupManagedFields
+declare -A health
+for provider in controlplane-provider bootstrap-provider; do
+	health[$provider]=$(free_port)
+	start "$provider" env KUBECONFIG="$KUBECONFIG" RUST_LOG=info "$target/$provider" \
+		--health-addr="127.0.0.1:${health[$provider]}" --metrics-addr="127.0.0.1:$(free_port)" \
+		--log-format=text
+done
+wait_http cluster-api-manager "http://127.0.0.1:$capi_health/readyz"
+for provider in controlplane-provider bootstrap-provider; do
+	wait_http "$provider" "http://127.0.0.1:${health[$provider]}/readyz"
+done
+say "cluster-api-manager, controlplane-provider and bootstrap-provider are ready"
+
+bold "4/6 The workload cluster's API server, with the cluster's own CA"
+kubectl create namespace "$NAMESPACE" >/dev/null
+openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj /CN=kubernetes \
+	-addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign,digitalSignature \
+	-keyout "$DEMO_DIR/pki/ca.key" -out "$DEMO_DIR/pki/ca.crt" 2>/dev/null
+kubectl -n "$NAMESPACE" create secret generic "$CLUSTER-ca" --type=cluster.x-k8s.io/secret \
+	--from-file=tls.crt="$DEMO_DIR/pki/ca.crt" --from-file=tls.key="$DEMO_DIR/pki/ca.key" >/dev/null
+kubectl -n "$NAMESPACE" label secret "$CLUSTER-ca" "cluster.x-k8s.io/cluster-name=$CLUSTER" >/dev/null
+api_port=$(free_port)
+workload_env=$("$harness" workload up --name "$CLUSTER" --ca-cert "$DEMO_DIR/pki/ca.crt" \
+	--ca-key "$DEMO_DIR/pki/ca.key" --port "$api_port")
+workload_kubeconfig=$(sed -n 's/^export KUBECONFIG=//p' <<<"$workload_env")
+say "Secret $NAMESPACE/$CLUSTER-ca created; workload API server at https://127.0.0.1:$api_port"
+start fake-infra-provider env KUBECONFIG="$KUBECONFIG" "$target/fake-infra-provider" \
+	--namespace "$NAMESPACE" --register-nodes
+
+bold "5/6 Applying examples/cluster-local.yaml (rendered by clusterctl, $workers workers)"
+mkdir -p "$DEMO_DIR/clusterctl"
+HOME=$DEMO_DIR/clusterctl CLUSTERCTL_DISABLE_VERSIONCHECK=true GOPROXY=off \
+	K0SMOTRON_API_PORT=$api_port K0SMOTRON_KONNECTIVITY_PORT=$(free_port) \
+	"$CLUSTERCTL" generate cluster "$CLUSTER" --from examples/cluster-local.yaml \
+	--target-namespace "$NAMESPACE" --kubernetes-version "$KUBERNETES_VERSION" \
+	--control-plane-machine-count 1 --worker-machine-count "$workers" >"$DEMO_DIR/cluster.yaml"
+kubectl apply --server-side -f "$DEMO_DIR/cluster.yaml"
+
+bold "6/6 Watching it converge (up to ${timeout}s)"
+objects=cluster,k0smotroncontrolplane,machinedeployment,machineset,machine,k0sworkerconfig
+deadline=$((SECONDS + timeout))
+last=""
+converged=0
+while [ $SECONDS -lt $deadline ]; do
+	now=$(kubectl -n "$NAMESPACE" get "$objects" 2>&1 || true)
+	if [ "$now" != "$last" ]; then
+		printf '\n[%3ss]\n%s\n' "$SECONDS" "$now"
+		last=$now
+	fi
+	available=$(kubectl -n "$NAMESPACE" get cluster "$CLUSTER" \
+		-o jsonpath='{.status.conditions[?(@.type=="ControlPlaneAvailable")].status}' 2>/dev/null || true)
+	with_data=$(kubectl -n "$NAMESPACE" get machines -o jsonpath='{range .items[*]}{.status.initialization.bootstrapDataSecretCreated}{"\n"}{end}' 2>/dev/null | grep -c true || true)
+	if [ "$available" = True ] && [ "$with_data" -ge "$workers" ]; then
+		converged=1
+		break
+	fi
+	sleep 2
+done
+
+bold "Control plane (K0smotronControlPlane $NAMESPACE/$CLUSTER)"
+kubectl -n "$NAMESPACE" get k0smotroncontrolplane "$CLUSTER" -o go-template='version:      {{.spec.version}}
+initialized:  {{with .status.initialization}}{{.controlPlaneInitialized}}{{end}}
+endpoint:     {{with .status.externalAddress}}{{.}}{{end}}
+replicas:     {{with .status.readyReplicas}}{{.}}{{else}}0{{end}} ready of {{.spec.replicas}}
+conditions:
+{{range .status.conditions}}  {{printf "%-24s" .type}} {{printf "%-6s" .status}} {{.reason}}{{if .message}}: {{.message}}{{end}}
+{{end}}' || true
+say ""
+say "Objects it generated in the management cluster:"
+kubectl -n "$NAMESPACE" get statefulsets,services,configmaps,secrets -l "cluster.x-k8s.io/cluster-name=$CLUSTER" 2>/dev/null || true
+kubectl -n "$NAMESPACE" get secrets --field-selector type=cluster.x-k8s.io/secret 2>/dev/null || true
+
+bold "Cluster (CAPI's view)"
+kubectl -n "$NAMESPACE" get cluster "$CLUSTER" -o go-template='endpoint: {{with .spec.controlPlaneEndpoint}}{{.host}}:{{.port}}{{end}}
+{{range .status.conditions}}  {{printf "%-24s" .type}} {{printf "%-6s" .status}} {{.reason}}
+{{end}}' || true
+
+bold "Bootstrap data of the first worker (the join token redacted)"
+secret=$(kubectl -n "$NAMESPACE" get machines -o jsonpath='{.items[0].spec.bootstrap.dataSecretName}' 2>/dev/null || true)
+if [ -n "$secret" ]; then
+	say "Secret $NAMESPACE/$secret, format $(kubectl -n "$NAMESPACE" get secret "$secret" -o jsonpath='{.data.format}' | base64 -d):"
+	kubectl -n "$NAMESPACE" get secret "$secret" -o jsonpath='{.data.value}' | base64 -d |
+		awk '/path: \/etc\/k0s.token/ { redact = 1 } redact && /content:/ { sub(/content:.*/, "content: <join token, redacted>"); redact = 0 } { print }' |
+		head -n 30
+	say "..."
+else
+	say "(no Machine has bootstrap data yet)"
+fi
+
+bold "Workload cluster (the stand-in API server)"
+"$HARNESS_BIN/kubectl" --kubeconfig "$workload_kubeconfig" get nodes 2>/dev/null || true
+say "bootstrap tokens:"
+"$HARNESS_BIN/kubectl" --kubeconfig "$workload_kubeconfig" -n kube-system get secrets \
+	--field-selector type=bootstrap.kubernetes.io/token 2>/dev/null || true
+
+if [ $converged = 1 ]; then
+	bold "Converged in ${SECONDS}s"
+else
+	bold "Not converged within ${timeout}s; look at the logs in $DEMO_DIR/logs"
+fi
+cat <<EOF
+
+Everything keeps running. To look around:
+  export KUBECONFIG=$KUBECONFIG
+  $HARNESS_BIN/kubectl -n $NAMESPACE get cluster,k0smotroncontrolplane,machines,k0sworkerconfigs
+  $HARNESS_BIN/kubectl -n $NAMESPACE scale machinedeployment $CLUSTER-md-0 --replicas 3
+  $HARNESS_BIN/kubectl --kubeconfig $workload_kubeconfig get nodes   # the workload cluster
+  logs: $DEMO_DIR/logs
+
+To stop everything:  hack/demo.sh --down   (or: make down)
+EOF
+[ $converged = 1 ]
