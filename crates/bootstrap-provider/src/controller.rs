@@ -22,12 +22,13 @@ use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::finalizer::{self, Event as FinalizerEvent};
-use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt as _, watcher};
 use kube::{Api, Client, Resource as _, ResourceExt as _};
 use provider_runtime::apply::{self, ApplyError};
 use provider_runtime::conditions::{ConditionStatus, set_condition};
 use provider_runtime::events::{EventPublisher, EventType};
-use provider_runtime::{ManagerArgs, Metrics, Readiness, pause};
+use provider_runtime::{ManagerArgs, Metrics, Readiness, ReadyGate, pause};
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument as _, info, warn};
 
@@ -200,8 +201,13 @@ fn chain(err: &dyn std::error::Error) -> String {
     let mut out = err.to_string();
     let mut source = err.source();
     while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
+        // Some errors (kube's finalizer and client errors) repeat their source in their own
+        // message; print each text once.
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
         source = s.source();
     }
     out
@@ -247,17 +253,40 @@ pub fn config_of_machine(machine: &Machine) -> Option<ObjectRef<K0sWorkerConfig>
 }
 
 /// Builds the controller: `K0sWorkerConfig`s (scoped by `--namespace`/`--watch-filter`), woken
-/// by their Cluster and Machine (upstream has no watches and polls every 5 s). Data Secrets are not watched with `.owns()`: nothing about
-/// them is ever reconciled back (the data is immutable), and watching every Secret in the
-/// management cluster would cache them all.
-pub fn build(client: &Client, args: &ManagerArgs) -> Controller<K0sWorkerConfig> {
-    let controller = Controller::new(
+/// by their Cluster and Machine (upstream has no watches and polls every 5 s). `synced` is
+/// released once the configs' cache has done its first full list.
+///
+/// Data Secrets are not watched with `.owns()`: nothing about them is ever reconciled back (the
+/// data is immutable), and watching every Secret in the management cluster would cache them all.
+pub fn build(
+    client: &Client,
+    args: &ManagerArgs,
+    synced: ReadyGate,
+) -> Controller<K0sWorkerConfig> {
+    // NB: the configs' reflector is built here rather than by `Controller::new` so the
+    // readiness gate can see the first `InitDone` pass through it. Waiting on
+    // `Store::wait_until_ready` instead (`Readiness::gate_on_store`) races the controller's own
+    // wait on the same store: kube-runtime 5's `DelayedInit` keeps one waker, so only the last
+    // waiter is woken and the other never is.
+    let (reader, writer) = reflector::store();
+    let mut synced = Some(synced);
+    let configs = watcher(
         args.api::<K0sWorkerConfig>(client.clone()),
         args.watcher_config(),
     )
-    .with_config(args.controller_config());
-    let store: Store<K0sWorkerConfig> = controller.store();
-    controller
+    .default_backoff()
+    .reflect(writer)
+    .inspect(move |event| {
+        if let Ok(watcher::Event::InitDone) = event
+            && let Some(gate) = synced.take()
+        {
+            gate.ready();
+        }
+    })
+    .applied_objects();
+    let store: Store<K0sWorkerConfig> = reader.clone();
+    Controller::for_stream(configs, reader)
+        .with_config(args.controller_config())
         .watches(
             args.api::<Cluster>(client.clone()),
             args.watcher_config(),
@@ -280,8 +309,7 @@ pub async fn run(
     readiness: &Readiness,
     shutdown: CancellationToken,
 ) {
-    let controller = build(&client, args);
-    readiness.gate_on_store("k0sworkerconfigs", controller.store());
+    let controller = build(&client, args, readiness.gate("k0sworkerconfigs"));
     let ctx = Arc::new(Context {
         events: EventPublisher::new(client.clone(), REPORTER),
         client,

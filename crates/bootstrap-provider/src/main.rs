@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use bootstrap_provider::controller::{self, Settings};
 use bootstrap_provider::offline::{self, OfflineOptions};
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
 use prometheus_client::registry::Registry;
 use provider_runtime::{ManagerArgs, Metrics, Readiness, Server, leader, shutdown, telemetry};
 
@@ -126,7 +126,13 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+    // Set the description after the derive: the flattened ManagerArgs' doc comment would
+    // otherwise become this command's help text.
+    let matches = Cli::command()
+        .about("k0smotron-rs bootstrap provider: turns K0sWorkerConfigs into k0s worker cloud-init")
+        .long_about(None)
+        .get_matches();
+    let cli = Cli::from_arg_matches(&matches)?;
     match cli.command {
         Some(Command::Render(args)) => render(args),
         Some(Command::Run(args)) => run(args).await,
