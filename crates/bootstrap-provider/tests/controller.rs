@@ -28,6 +28,8 @@ use serde_json::json;
 use test_support::{TestNamespace, WorkloadServer, free_port, unique_name, wait_for};
 use tokio_util::sync::CancellationToken;
 
+mod common;
+
 const TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Parser)]
@@ -390,6 +392,7 @@ async fn waits_for_the_control_plane_then_writes_data_and_status() -> anyhow::Re
     );
     let text = user_data(&data);
     ensure!(text.starts_with("#cloud-config\n"));
+    common::assert_cloud_init_accepts("controller-worker-0", &text);
     ensure!(
         text.contains("K0S_VERSION=v1.34.1+k0s.0"),
         "Machine version not used:\n{text}"

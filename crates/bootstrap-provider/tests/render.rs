@@ -8,6 +8,9 @@ use std::process::Command;
 
 use bootstrap_provider::offline::{self, OfflineOptions};
 
+mod common;
+use common::assert_cloud_init_accepts;
+
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures")
@@ -25,29 +28,6 @@ fn options() -> OfflineOptions {
 fn render_fixture(name: &str) -> String {
     let text = std::fs::read_to_string(fixture(name)).unwrap();
     offline::render_text(&text, &options()).unwrap_or_else(|e| panic!("{name}: {e:?}"))
-}
-
-/// Runs `cloud-init schema --config-file` on `user_data`; cloud-init must be installed (CI's
-/// `.ci/run` installs it; locally `apt-get install -y cloud-init`).
-fn assert_cloud_init_accepts(name: &str, user_data: &str) {
-    let path = std::env::temp_dir().join(format!(
-        "bootstrap-provider-{}-{name}.yaml",
-        std::process::id()
-    ));
-    std::fs::write(&path, user_data).unwrap();
-    let out = Command::new("cloud-init")
-        .args(["schema", "--config-file"])
-        .arg(&path)
-        .output()
-        .expect("cloud-init must be installed: apt-get install -y cloud-init");
-    let _ = std::fs::remove_file(&path);
-    assert!(
-        out.status.success(),
-        "cloud-init schema rejected {name}:\nstdout: {}\nstderr: {}\n---\n{user_data}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("Valid cloud-config"));
 }
 
 macro_rules! fixture_test {
