@@ -15,7 +15,7 @@ use bootstrap_provider::controller::{self, BOOTSTRAP_TOKEN_AVAILABLE, Settings};
 use bootstrap_provider::{data_secret, join_token, render, token};
 use clap::Parser;
 use k0smotron_api::bootstrap::v1beta2::K0sWorkerConfig;
-use k0smotron_api::capi::{Cluster, Machine};
+use k0smotron_api::capi::{Cluster, Machine, MachinePool};
 use k8s_openapi::api::authentication::v1::SelfSubjectReview;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
@@ -714,5 +714,69 @@ async fn paused_cluster_is_left_alone() -> anyhow::Result<()> {
     w.wait_data_secret("worker-p").await?;
     w.wait_condition("worker-p", "Paused", "False", "NotPaused")
         .await?;
+    Ok(())
+}
+
+#[tokio::test]
+#[ignore = "needs test/harness"]
+async fn machine_pool_config_gets_no_shared_hostname() -> anyhow::Result<()> {
+    let mut w = World::new(Settings::default()).await?;
+    w.set_control_plane_initialized().await?;
+    w.start_controller();
+    let pool = w
+        .ns
+        .api::<MachinePool>()
+        .patch(
+            "pool-0",
+            // Raw JSON: our MachinePool type is a read-only subset without infrastructureRef.
+            &PatchParams::apply("test"),
+            &Patch::Apply(json!({
+                "apiVersion": "cluster.x-k8s.io/v1beta2", "kind": "MachinePool",
+                "metadata": {"name": "pool-0"},
+                "spec": {
+                    "clusterName": w.cluster,
+                    "replicas": 3,
+                    "template": {"spec": {
+                        "clusterName": w.cluster,
+                        "version": "v1.35.7",
+                        "bootstrap": {"configRef": {"apiGroup": "bootstrap.cluster.x-k8s.io", "kind": "K0sWorkerConfig", "name": "pool-0"}},
+                        "infrastructureRef": {"apiGroup": "infrastructure.cluster.x-k8s.io", "kind": "DockerMachinePool", "name": "pool-0"},
+                    }},
+                },
+            })),
+        )
+        .await?;
+    let config: K0sWorkerConfig = serde_json::from_value(json!({
+        "apiVersion": "bootstrap.cluster.x-k8s.io/v1beta2", "kind": "K0sWorkerConfig",
+        "metadata": {
+            "name": "pool-0",
+            "labels": {"cluster.x-k8s.io/cluster-name": w.cluster},
+            "ownerReferences": [{
+                "apiVersion": "cluster.x-k8s.io/v1beta2", "kind": "MachinePool", "name": "pool-0",
+                "uid": pool.uid().unwrap_or_default(), "controller": true,
+            }],
+        },
+        "spec": {},
+    }))?;
+    w.ns.api::<K0sWorkerConfig>()
+        .create(&PostParams::default(), &config)
+        .await?;
+    let text = user_data(&w.wait_data_secret("pool-0").await?);
+    ensure!(
+        text.contains("K0S_VERSION=v1.35.7+k0s.0"),
+        "pool version not used:\n{text}"
+    );
+    ensure!(
+        !text.contains("--hostname-override"),
+        "every pool instance would get one name:\n{text}"
+    );
+    ensure!(text.contains("--labels=k0smotron.io/machine-name=pool-0"));
+    w.wait_condition(
+        "pool-0",
+        BOOTSTRAP_TOKEN_AVAILABLE,
+        "True",
+        controller::TOKEN_VALID_REASON,
+    )
+    .await?;
     Ok(())
 }
