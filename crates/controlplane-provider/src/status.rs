@@ -285,6 +285,9 @@ pub fn compute(input: StatusInputs<'_>) -> (K0smotronControlPlaneStatus, Vec<Tra
         });
     }
 
+    // Reconciling at all means not paused (the paused path writes only that condition).
+    set(c::PAUSED, ConditionStatus::False, c::NOT_PAUSED_REASON, "");
+
     // Available.
     match (&input.failure, input.desired, &input.probe) {
         (Some(f), _, _) => set(c::AVAILABLE, ConditionStatus::False, &f.reason, &f.message),

@@ -1,0 +1,1084 @@
+//! Integration tests against the real API server of `test/harness` (with `--workloads --capi`:
+//! kube-controller-manager, scheduler and kwok make the StatefulSet pods Running and Ready).
+//!
+//! Each test has its own namespace and runs its own provider, scoped to that namespace, in
+//! process. Run: `eval "$(test/harness/cluster up --workloads --capi)"` then
+//! `cargo test -p controlplane-provider --test harness -- --include-ignored`.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::panic,
+    clippy::field_reassign_with_default
+)]
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+use k0smotron_api::capi::{Cluster, ClusterSpec, ContractVersionedObjectReference};
+use k0smotron_api::controlplane::v1beta2::{
+    CertificateType, K0smotronControlPlane, K0smotronControlPlaneSpec, KineSpec, PersistenceType,
+    PersistentVolumeClaimTemplate, ServiceType, StorageType,
+};
+use k8s_openapi::ByteString;
+use k8s_openapi::api::apps::v1::{ControllerRevision, StatefulSet};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, PersistentVolumeClaim, PersistentVolumeClaimSpec, Pod, Secret, Service,
+    VolumeResourceRequirements,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::{Api, Client, ResourceExt};
+use prometheus_client::registry::Registry;
+use provider_runtime::{ManagerArgs, Metrics, Readiness};
+use serde_json::json;
+use test_support::{TestNamespace, wait_for};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use controlplane_provider::certs;
+use controlplane_provider::controller::{self, Settings};
+
+const TIMEOUT: Duration = Duration::from_secs(90);
+const CLUSTER: &str = "demo";
+
+#[derive(Parser)]
+struct Args {
+    #[command(flatten)]
+    manager: ManagerArgs,
+}
+
+/// A provider running in this process, watching one namespace.
+struct Provider {
+    token: CancellationToken,
+    handle: JoinHandle<()>,
+}
+
+impl Provider {
+    fn start(client: Client, namespace: &str) -> Self {
+        let args = Args::parse_from([
+            "controlplane-provider",
+            "--namespace",
+            namespace,
+            "--health-addr",
+            "127.0.0.1:0",
+            "--metrics-addr",
+            "127.0.0.1:0",
+        ])
+        .manager;
+        let token = CancellationToken::new();
+        let child = token.clone();
+        let handle = tokio::spawn(async move {
+            let metrics = Metrics::register(&mut Registry::default());
+            let readiness = Readiness::new();
+            let settings = Settings {
+                probe_timeout: Duration::from_secs(3),
+                resync: Duration::from_secs(300),
+            };
+            controller::run(client, &args, settings, metrics, &readiness, child).await;
+        });
+        Self { token, handle }
+    }
+
+    async fn stop(self) {
+        self.token.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(30), self.handle).await;
+    }
+}
+
+fn crd_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../config/crd/bases")
+}
+
+async fn setup(prefix: &str) -> (TestNamespace, Client) {
+    let ns = TestNamespace::create(prefix).await.unwrap();
+    let client = ns.client();
+    test_support::apply_crd_dir(&client, &crd_dir())
+        .await
+        .unwrap();
+    (ns, client)
+}
+
+/// A CAPI Cluster referring to the control plane `CLUSTER`, and the control plane with the owner
+/// reference CAPI core would set.
+async fn create(ns: &TestNamespace, spec: K0smotronControlPlaneSpec) -> K0smotronControlPlane {
+    let clusters: Api<Cluster> = ns.api();
+    let cluster = Cluster::new(
+        CLUSTER,
+        ClusterSpec {
+            control_plane_ref: Some(ContractVersionedObjectReference {
+                api_group: "controlplane.cluster.x-k8s.io".into(),
+                kind: "K0smotronControlPlane".into(),
+                name: CLUSTER.into(),
+            }),
+            ..Default::default()
+        },
+    );
+    let cluster = clusters
+        .create(&PostParams::default(), &cluster)
+        .await
+        .unwrap();
+    let mut kcp = K0smotronControlPlane::new(CLUSTER, spec);
+    kcp.metadata.labels = Some(BTreeMap::from([(
+        "cluster.x-k8s.io/cluster-name".to_string(),
+        CLUSTER.to_string(),
+    )]));
+    kcp.metadata.owner_references = Some(vec![OwnerReference {
+        api_version: "cluster.x-k8s.io/v1beta2".into(),
+        kind: "Cluster".into(),
+        name: CLUSTER.into(),
+        uid: cluster.uid().unwrap(),
+        ..Default::default()
+    }]);
+    ns.api::<K0smotronControlPlane>()
+        .create(&PostParams::default(), &kcp)
+        .await
+        .unwrap()
+}
+
+fn condition<'a>(
+    kcp: &'a K0smotronControlPlane,
+    type_: &str,
+) -> Option<&'a k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
+    kcp.status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_)
+}
+
+fn condition_is(kcp: &K0smotronControlPlane, type_: &str, status: &str, reason: &str) -> bool {
+    condition(kcp, type_).is_some_and(|c| c.status == status && c.reason == reason)
+}
+
+async fn wait_ready(ns: &TestNamespace, replicas: i32) -> K0smotronControlPlane {
+    wait_for(
+        &ns.api::<K0smotronControlPlane>(),
+        CLUSTER,
+        |k| {
+            let s = k.status.clone().unwrap_or_default();
+            s.ready_replicas == Some(replicas)
+                && s.replicas == Some(replicas)
+                && s.up_to_date_replicas == Some(replicas)
+                && s.observed_generation == k.metadata.generation
+        },
+        TIMEOUT,
+        "ready, up-to-date replicas",
+    )
+    .await
+    .unwrap()
+}
+
+/// Waits until `name` no longer exists.
+async fn wait_gone<K>(api: &Api<K>, name: &str)
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    K::DynamicType: Default,
+{
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    while api.get_opt(name).await.unwrap().is_some() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{name} still exists"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+fn controlled_by(meta: &ObjectMeta, uid: &str) -> bool {
+    meta.owner_references
+        .as_ref()
+        .is_some_and(|r| r.iter().any(|o| o.uid == uid && o.controller == Some(true)))
+}
+
+fn label<'a>(meta: &'a ObjectMeta, key: &str) -> Option<&'a str> {
+    meta.labels.as_ref()?.get(key).map(String::as_str)
+}
+
+async fn revisions(ns: &TestNamespace, sts: &str) -> Vec<String> {
+    let list = ns
+        .api::<ControllerRevision>()
+        .list(&ListParams::default())
+        .await
+        .unwrap();
+    let mut names: Vec<String> = list
+        .items
+        .iter()
+        .filter(|r| {
+            r.metadata
+                .owner_references
+                .as_ref()
+                .is_some_and(|o| o.iter().any(|o| o.kind == "StatefulSet" && o.name == sts))
+        })
+        .map(|r| r.name_any())
+        .collect();
+    names.sort();
+    names
+}
+
+#[tokio::test]
+#[ignore = "needs test/harness"]
+async fn create_makes_every_object_with_upstream_names_labels_and_owners() {
+    let (ns, client) = setup("cp-create").await;
+    let provider = Provider::start(client.clone(), ns.name());
+    let kcp = create(&ns, K0smotronControlPlaneSpec::default()).await;
+    let uid = kcp.uid().unwrap();
+    let kcp = wait_ready(&ns, 1).await;
+
+    // Certificate Secrets in CAPI format, owned by the control plane.
+    let secrets: Api<Secret> = ns.api();
+    for name in [
+        "demo-ca",
+        "demo-proxy",
+        "demo-sa",
+        "demo-etcd",
+        "demo-etcd-server",
+        "demo-etcd-peer",
+        "demo-apiserver-etcd-client",
+    ] {
+        let s = secrets.get(name).await.unwrap();
+        assert_eq!(
+            s.type_.as_deref(),
+            Some("cluster.x-k8s.io/secret"),
+            "{name}"
+        );
+        assert_eq!(
+            label(&s.metadata, "cluster.x-k8s.io/cluster-name"),
+            Some(CLUSTER),
+            "{name}"
+        );
+        assert!(controlled_by(&s.metadata, &uid), "{name}");
+        let data = s.data.unwrap();
+        assert!(
+            data.contains_key("tls.crt") && data.contains_key("tls.key"),
+            "{name}"
+        );
+    }
+    let kubeconfig = secrets.get("demo-kubeconfig").await.unwrap();
+    assert_eq!(kubeconfig.type_.as_deref(), Some("cluster.x-k8s.io/secret"));
+    assert_eq!(
+        label(&kubeconfig.metadata, "cluster.x-k8s.io/cluster-name"),
+        Some(CLUSTER)
+    );
+    assert!(controlled_by(&kubeconfig.metadata, &uid));
+    let value = String::from_utf8(kubeconfig.data.unwrap()["value"].0.clone()).unwrap();
+    let parsed = controlplane_provider::kubeconfig::parse(&value).unwrap();
+    assert_eq!(
+        parsed.server,
+        format!("https://kmc-demo.{}.svc:30443", ns.name())
+    );
+
+    // ConfigMaps, Services, StatefulSets.
+    let cms: Api<ConfigMap> = ns.api();
+    for (name, component) in [
+        ("kmc-demo-config", "cluster-config"),
+        ("kmc-entrypoint-demo-config", "entrypoint"),
+        ("kmc-demo-telemetry-config", "telemetry"),
+    ] {
+        let cm = cms.get(name).await.unwrap();
+        assert!(controlled_by(&cm.metadata, &uid), "{name}");
+        assert_eq!(
+            label(&cm.metadata, "app.kubernetes.io/component"),
+            Some(component)
+        );
+        assert_eq!(label(&cm.metadata, "app"), Some("k0smotron"));
+        assert_eq!(label(&cm.metadata, "cluster"), Some(CLUSTER));
+    }
+    let svcs: Api<Service> = ns.api();
+    let svc = svcs.get("kmc-demo").await.unwrap();
+    assert!(controlled_by(&svc.metadata, &uid));
+    assert_eq!(
+        svc.spec.as_ref().unwrap().type_.as_deref(),
+        Some("ClusterIP")
+    );
+    let etcd_svc = svcs.get("kmc-demo-etcd").await.unwrap();
+    assert_eq!(
+        etcd_svc.spec.as_ref().unwrap().cluster_ip.as_deref(),
+        Some("None")
+    );
+    let stss: Api<StatefulSet> = ns.api();
+    let sts = stss.get("kmc-demo").await.unwrap();
+    assert!(controlled_by(&sts.metadata, &uid));
+    assert_eq!(
+        sts.spec.selector.match_labels.clone().unwrap(),
+        BTreeMap::from([
+            ("app".to_string(), "k0smotron".to_string()),
+            ("cluster".to_string(), CLUSTER.to_string()),
+            (
+                "cluster.x-k8s.io/cluster-name".to_string(),
+                CLUSTER.to_string()
+            ),
+            (
+                "cluster.x-k8s.io/control-plane".to_string(),
+                "true".to_string()
+            ),
+            ("component".to_string(), "cluster".to_string()),
+        ])
+    );
+    let etcd = wait_for(
+        &stss,
+        "kmc-demo-etcd",
+        |s| s.status.as_ref().and_then(|s| s.ready_replicas) == Some(1),
+        TIMEOUT,
+        "etcd ready",
+    )
+    .await
+    .unwrap();
+    assert!(controlled_by(&etcd.metadata, &uid));
+
+    // Status and the endpoint in our own spec.
+    let status = kcp.status.clone().unwrap();
+    assert_eq!(status.external_managed_control_plane, Some(true));
+    assert_eq!(status.version.as_deref(), Some(kcp.spec.version.as_str()));
+    assert_eq!(status.versions.len(), 1);
+    assert_eq!(
+        status.selector.as_deref(),
+        Some(
+            "app=k0smotron,cluster=demo,cluster.x-k8s.io/cluster-name=demo,cluster.x-k8s.io/control-plane=true,component=cluster"
+        )
+    );
+    assert_eq!(status.certificate_refs.len(), 7);
+    assert!(
+        status
+            .certificate_refs
+            .iter()
+            .any(|r| r.type_ == CertificateType::Ca)
+    );
+    let endpoint = kcp.spec.control_plane_endpoint.clone().unwrap();
+    assert_eq!(endpoint.host, Some(format!("kmc-demo.{}.svc", ns.name())));
+    assert_eq!(endpoint.port, Some(30443));
+    // Nothing answers behind the Service here, so it is not initialized and not Available.
+    assert_eq!(
+        status.initialization.unwrap().control_plane_initialized,
+        Some(false)
+    );
+    assert_eq!(condition(&kcp, "Available").unwrap().status, "False");
+    assert!(condition_is(&kcp, "Paused", "False", "NotPaused"));
+    assert!(condition_is(&kcp, "ScalingUp", "False", "NotScalingUp"));
+    assert!(condition_is(&kcp, "RollingOut", "False", "NotRollingOut"));
+    // The user's spec fields are untouched: only controlPlaneEndpoint was added, by its own
+    // field manager.
+    let managers: Vec<_> = kcp
+        .managed_fields()
+        .iter()
+        .filter(|f| f.operation.as_deref() == Some("Apply"))
+        .filter_map(|f| f.manager.clone())
+        .collect();
+    assert!(
+        managers.contains(&"k0smotron-controlplane-endpoint".to_string()),
+        "{managers:?}"
+    );
+    assert!(kcp.spec.certificate_refs.is_empty());
+    assert!(kcp.spec.external_address.is_none());
+    provider.stop().await;
+}
+
+#[tokio::test]
+#[ignore = "needs test/harness"]
+async fn node_port_then_load_balancer_exposure() {
+    let (ns, client) = setup("cp-expose").await;
+    let provider = Provider::start(client.clone(), ns.name());
+    let mut spec = K0smotronControlPlaneSpec::default();
+    spec.service.type_ = ServiceType::NodePort;
+    // NodePorts are cluster-wide; keep clear of other tests.
+    spec.service.api_port = 31443;
+    spec.service.konnectivity_port = 31132;
+    spec.storage.type_ = StorageType::Kine;
+    spec.storage.kine = Some(KineSpec {
+        data_source_url: Some("postgres://k0s:k0s@db:5432/k0s".into()),
+        data_source_secret_name: None,
+    });
+    create(&ns, spec).await;
+    let kcp = wait_ready(&ns, 1).await;
+    // kwok-node-0's ExternalIP (nodes in name order, external addresses first).
+    assert_eq!(
+        kcp.status.as_ref().unwrap().external_address.as_deref(),
+        Some("127.0.20.1")
+    );
+    let endpoint = kcp.spec.control_plane_endpoint.clone().unwrap();
+    assert_eq!(
+        (endpoint.host.as_deref(), endpoint.port),
+        (Some("127.0.20.1"), Some(31443))
+    );
+    let svcs: Api<Service> = ns.api();
+    let svc = svcs.get("kmc-demo-nodeport").await.unwrap();
+    let ports: Vec<_> = svc
+        .spec
+        .unwrap()
+        .ports
+        .unwrap()
+        .iter()
+        .map(|p| (p.name.clone().unwrap(), p.port, p.node_port))
+        .collect();
+    assert_eq!(
+        ports,
+        vec![
+            ("api".to_string(), 31443, Some(31443)),
+            ("konnectivity".to_string(), 31132, Some(31132))
+        ]
+    );
+    // The config carries the address.
+    let cm = ns.api::<ConfigMap>().get("kmc-demo-config").await.unwrap();
+    let config: serde_json::Value =
+        serde_saphyr::from_str(&cm.data.unwrap()["K0SMOTRON_K0S_YAML"]).unwrap();
+    assert_eq!(
+        config.pointer("/spec/api/externalAddress"),
+        Some(&json!("127.0.20.1"))
+    );
+    assert!(
+        config
+            .pointer("/spec/api/sans")
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .contains(&json!("127.0.20.1"))
+    );
+    // kine: no etcd.
+    assert!(
+        ns.api::<StatefulSet>()
+            .get_opt("kmc-demo-etcd")
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // Switch to LoadBalancer: the harness stands in for the cloud and gives an ingress IP.
+    ns.api::<K0smotronControlPlane>()
+        .patch(
+            CLUSTER,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"service": {"type": "LoadBalancer"}}})),
+        )
+        .await
+        .unwrap();
+    let kcp = wait_for(
+        &ns.api::<K0smotronControlPlane>(),
+        CLUSTER,
+        |k| {
+            k.status
+                .as_ref()
+                .and_then(|s| s.external_address.as_deref())
+                .is_some_and(|a| a.starts_with("127.0.30."))
+        },
+        TIMEOUT,
+        "the LoadBalancer address in status",
+    )
+    .await
+    .unwrap();
+    let address = kcp.status.unwrap().external_address.unwrap();
+    let lb = svcs.get("kmc-demo-lb").await.unwrap();
+    assert_eq!(lb.spec.unwrap().type_.as_deref(), Some("LoadBalancer"));
+    wait_gone(&svcs, "kmc-demo-nodeport").await;
+    wait_for(
+        &ns.api::<K0smotronControlPlane>(),
+        CLUSTER,
+        |k| {
+            k.spec
+                .control_plane_endpoint
+                .as_ref()
+                .is_some_and(|e| e.host.as_deref() == Some(address.as_str()))
+        },
+        TIMEOUT,
+        "the endpoint following the address",
+    )
+    .await
+    .unwrap();
+    provider.stop().await;
+}
+
+#[tokio::test]
+#[ignore = "needs test/harness"]
+async fn kine_from_a_secret_scales_through_the_scale_subresource() {
+    let (ns, client) = setup("cp-scale").await;
+    let provider = Provider::start(client.clone(), ns.name());
+    let secrets: Api<Secret> = ns.api();
+    secrets
+        .create(
+            &PostParams::default(),
+            &Secret {
+                metadata: ObjectMeta {
+                    name: Some("kine".into()),
+                    ..Default::default()
+                },
+                string_data: Some(BTreeMap::from([(
+                    "K0SMOTRON_KINE_DATASOURCE_URL".to_string(),
+                    "postgres://k0s:secret@db:5432/k0s".to_string(),
+                )])),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let mut spec = K0smotronControlPlaneSpec::default();
+    spec.storage.type_ = StorageType::Kine;
+    spec.storage.kine = Some(KineSpec {
+        data_source_url: None,
+        data_source_secret_name: Some("kine".into()),
+    });
+    create(&ns, spec).await;
+    wait_ready(&ns, 1).await;
+    let cm = ns.api::<ConfigMap>().get("kmc-demo-config").await.unwrap();
+    assert!(!cm.data.unwrap()["K0SMOTRON_K0S_YAML"].contains("secret@db"));
+
+    let kcps: Api<K0smotronControlPlane> = ns.api();
+    let scale = |n: i32| json!({"spec": {"replicas": n}});
+    kcps.patch_scale(CLUSTER, &PatchParams::default(), &Patch::Merge(scale(3)))
+        .await
+        .unwrap();
+    let kcp = wait_ready(&ns, 3).await;
+    assert_eq!(
+        ns.api::<StatefulSet>()
+            .get("kmc-demo")
+            .await
+            .unwrap()
+            .spec
+            .replicas,
+        Some(3)
+    );
+    // The scale subresource reads the selector from status.
+    let s = kcps.get_scale(CLUSTER).await.unwrap();
+    assert_eq!(s.status.unwrap().selector, kcp.status.unwrap().selector);
+
+    kcps.patch_scale(CLUSTER, &PatchParams::default(), &Patch::Merge(scale(1)))
+        .await
+        .unwrap();
+    wait_ready(&ns, 1).await;
+    let pods = ns
+        .api::<Pod>()
+        .list(&ListParams::default().labels("cluster.x-k8s.io/control-plane=true"))
+        .await
+        .unwrap();
+    assert_eq!(
+        pods.items
+            .iter()
+            .filter(|p| p.metadata.deletion_timestamp.is_none())
+            .count(),
+        1
+    );
+    provider.stop().await;
+}
+
+#[tokio::test]
+#[ignore = "needs test/harness"]
+async fn restart_creates_no_revision_and_a_version_change_rolls_the_pods() {
+    let (ns, client) = setup("cp-upgrade").await;
+    let provider = Provider::start(client.clone(), ns.name());
+    let mut spec = K0smotronControlPlaneSpec::default();
+    spec.replicas = 2;
+    spec.version = "v1.34.3+k0s.0".into();
+    create(&ns, spec).await;
+    wait_ready(&ns, 2).await;
+    let stss: Api<StatefulSet> = ns.api();
+    let before = stss.get("kmc-demo").await.unwrap();
+    let revs = revisions(&ns, "kmc-demo").await;
+    assert_eq!(revs.len(), 1, "{revs:?}");
+
+    // Restart the provider: a new process with empty caches reconciles the same spec.
+    provider.stop().await;
+    let provider = Provider::start(client.clone(), ns.name());
+    // Wake it with an unrelated label change (metadata only) and give it time to act.
+    ns.api::<K0smotronControlPlane>()
+        .patch(
+            CLUSTER,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"poke": "1"}}})),
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let after = stss.get("kmc-demo").await.unwrap();
+    assert_eq!(
+        revisions(&ns, "kmc-demo").await,
+        revs,
+        "no new ControllerRevision"
+    );
+    assert_eq!(after.metadata.generation, before.metadata.generation);
+    assert_eq!(after.spec.template, before.spec.template);
+
+    // One minor up: the pods roll to the new image.
+    ns.api::<K0smotronControlPlane>()
+        .patch(
+            CLUSTER,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"version": "v1.35.7+k0s.0"}})),
+        )
+        .await
+        .unwrap();
+    let kcp = wait_for(
+        &ns.api::<K0smotronControlPlane>(),
+        CLUSTER,
+        |k| {
+            let s = k.status.clone().unwrap_or_default();
+            s.version.as_deref() == Some("v1.35.7+k0s.0")
+                && s.up_to_date_replicas == Some(2)
+                && s.ready_replicas == Some(2)
+                && s.replicas == Some(2)
+        },
+        Duration::from_secs(180),
+        "every replica on v1.35.7",
+    )
+    .await
+    .unwrap();
+    assert_eq!(revisions(&ns, "kmc-demo").await.len(), 2);
+    let pods = ns
+        .api::<Pod>()
+        .list(&ListParams::default().labels("cluster.x-k8s.io/control-plane=true"))
+        .await
+        .unwrap();
+    for p in pods
+        .items
+        .iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+    {
+        assert_eq!(
+            p.spec.as_ref().unwrap().containers[0].image.as_deref(),
+            Some("quay.io/k0sproject/k0s:v1.35.7-k0s.0")
+        );
+    }
+    assert!(condition_is(&kcp, "RollingOut", "False", "NotRollingOut"));
+
+    // Skipping a minor is refused at admission; nothing changes.
+    let err = ns
+        .api::<K0smotronControlPlane>()
+        .patch(
+            CLUSTER,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"version": "v1.37.0+k0s.0"}})),
+        )
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("minor"), "{err}");
+    provider.stop().await;
+}
+
+#[tokio::test]
+#[ignore = "needs test/harness"]
+async fn delete_removes_children_and_keeps_claims() {
+    let (ns, client) = setup("cp-delete").await;
+    let provider = Provider::start(client.clone(), ns.name());
+    let mut spec = K0smotronControlPlaneSpec::default();
+    spec.persistence.type_ = PersistenceType::Pvc;
+    spec.persistence.persistent_volume_claim = Some(PersistentVolumeClaimTemplate {
+        spec: Some(PersistentVolumeClaimSpec {
+            access_modes: Some(vec!["ReadWriteOnce".into()]),
+            resources: Some(VolumeResourceRequirements {
+                requests: Some(BTreeMap::from([(
+                    "storage".to_string(),
+                    Quantity("1Gi".into()),
+                )])),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    create(&ns, spec).await;
+    wait_ready(&ns, 1).await;
+    let pvcs: Api<PersistentVolumeClaim> = ns.api();
+    let claims_before = pvcs.list(&ListParams::default()).await.unwrap().items.len();
+    assert!(claims_before >= 2, "k0s and etcd claims");
+
+    ns.api::<K0smotronControlPlane>()
+        .delete(CLUSTER, &DeleteParams::default())
+        .await
+        .unwrap();
+    for _ in 0..180 {
+        let kcp_gone = ns
+            .api::<K0smotronControlPlane>()
+            .get_opt(CLUSTER)
+            .await
+            .unwrap()
+            .is_none();
+        let sts_left = ns
+            .api::<StatefulSet>()
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items;
+        let svc_left = ns
+            .api::<Service>()
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items;
+        let cm_left: Vec<_> = ns
+            .api::<ConfigMap>()
+            .list(&ListParams::default().labels("app=k0smotron"))
+            .await
+            .unwrap()
+            .items;
+        let secrets_left: Vec<_> = ns
+            .api::<Secret>()
+            .list(&ListParams::default().labels("cluster.x-k8s.io/cluster-name"))
+            .await
+            .unwrap()
+            .items;
+        if kcp_gone
+            && sts_left.is_empty()
+            && svc_left.is_empty()
+            && cm_left.is_empty()
+            && secrets_left.is_empty()
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(
+        ns.api::<K0smotronControlPlane>()
+            .get_opt(CLUSTER)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        ns.api::<StatefulSet>()
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    assert!(
+        ns.api::<Service>()
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    assert!(
+        ns.api::<Secret>()
+            .list(&ListParams::default().labels("cluster.x-k8s.io/cluster-name"))
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    // autoDeletePVCs is off: the claims stay.
+    assert_eq!(
+        pvcs.list(&ListParams::default()).await.unwrap().items.len(),
+        claims_before
+    );
+    provider.stop().await;
+}
+
+#[tokio::test]
+#[ignore = "needs test/harness"]
+async fn paused_changes_nothing() {
+    let (ns, client) = setup("cp-paused").await;
+    let provider = Provider::start(client.clone(), ns.name());
+    create(&ns, K0smotronControlPlaneSpec::default()).await;
+    wait_ready(&ns, 1).await;
+    let stss: Api<StatefulSet> = ns.api();
+    let before = stss.get("kmc-demo").await.unwrap();
+
+    ns.api::<Cluster>()
+        .patch(
+            CLUSTER,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"paused": true}})),
+        )
+        .await
+        .unwrap();
+    let kcps: Api<K0smotronControlPlane> = ns.api();
+    wait_for(
+        &kcps,
+        CLUSTER,
+        |k| condition_is(k, "Paused", "True", "Paused"),
+        TIMEOUT,
+        "Paused True",
+    )
+    .await
+    .unwrap();
+    kcps.patch(
+        CLUSTER,
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"replicas": 2, "version": "v1.36.0+k0s.0"}})),
+    )
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let during = stss.get("kmc-demo").await.unwrap();
+    assert_eq!(
+        during.metadata.resource_version,
+        before.metadata.resource_version
+    );
+
+    ns.api::<Cluster>()
+        .patch(
+            CLUSTER,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"paused": false}})),
+        )
+        .await
+        .unwrap();
+    let kcp = wait_ready(&ns, 2).await;
+    assert!(condition_is(&kcp, "Paused", "False", "NotPaused"));
+    provider.stop().await;
+}
+
+#[tokio::test]
+#[ignore = "needs test/harness"]
+async fn a_user_ca_is_used_as_is_and_the_workload_api_makes_it_initialized() {
+    let (ns, client) = setup("cp-userca").await;
+    // The user's CA, created before the control plane (no owner, PKCS#1 not needed).
+    let now = jiff::Timestamp::now();
+    let ca = certs::generate_ca("user-ca", now).unwrap();
+    let secrets: Api<Secret> = ns.api();
+    let user_ca = secrets
+        .create(
+            &PostParams::default(),
+            &Secret {
+                metadata: ObjectMeta {
+                    name: Some("demo-ca".into()),
+                    labels: Some(BTreeMap::from([(
+                        "cluster.x-k8s.io/cluster-name".to_string(),
+                        CLUSTER.to_string(),
+                    )])),
+                    ..Default::default()
+                },
+                type_: Some("cluster.x-k8s.io/secret".into()),
+                data: Some(BTreeMap::from([
+                    (
+                        "tls.crt".to_string(),
+                        ByteString(ca.cert_pem.clone().into_bytes()),
+                    ),
+                    (
+                        "tls.key".to_string(),
+                        ByteString(ca.key_pem.clone().into_bytes()),
+                    ),
+                ])),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    // A second API server fronted by that CA plays the workload cluster.
+    let port = test_support::free_port().unwrap();
+    let server_name = test_support::unique_name("wl");
+    let workload =
+        test_support::WorkloadServer::start(&server_name, &ca.cert_pem, &ca.key_pem, port)
+            .await
+            .unwrap();
+
+    let provider = Provider::start(client.clone(), ns.name());
+    let mut spec = K0smotronControlPlaneSpec::default();
+    spec.external_address = Some("127.0.0.1".into());
+    spec.service.api_port = i32::from(port);
+    spec.storage.type_ = StorageType::Kine;
+    spec.storage.kine = Some(KineSpec {
+        data_source_url: Some("sqlite:///var/lib/k0s/db/state.db".into()),
+        data_source_secret_name: None,
+    });
+    create(&ns, spec).await;
+    let kcp = wait_for(
+        &ns.api::<K0smotronControlPlane>(),
+        CLUSTER,
+        |k| {
+            k.status
+                .as_ref()
+                .and_then(|s| s.initialization.as_ref())
+                .and_then(|i| i.control_plane_initialized)
+                == Some(true)
+                && condition_is(k, "Available", "True", "Available")
+        },
+        TIMEOUT,
+        "controlPlaneInitialized and Available",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        kcp.status.unwrap().external_address.as_deref(),
+        Some("127.0.0.1")
+    );
+
+    // The user's Secret is untouched: same data, no owner reference, same resourceVersion.
+    let after = secrets.get("demo-ca").await.unwrap();
+    assert_eq!(after.data, user_ca.data);
+    assert_eq!(after.metadata.owner_references, None);
+    assert_eq!(
+        after.metadata.resource_version,
+        user_ca.metadata.resource_version
+    );
+    // The kubeconfig trusts it and reaches the workload API server.
+    let kubeconfig = secrets.get("demo-kubeconfig").await.unwrap();
+    let value = String::from_utf8(kubeconfig.data.unwrap()["value"].0.clone()).unwrap();
+    let parsed = controlplane_provider::kubeconfig::parse(&value).unwrap();
+    assert_eq!(parsed.ca_cert_pem, ca.cert_pem);
+    assert_eq!(parsed.server, workload.url());
+    let wl = test_support::client_from_kubeconfig_yaml(&value)
+        .await
+        .unwrap();
+    Api::<k8s_openapi::api::core::v1::Namespace>::all(wl)
+        .get("kube-system")
+        .await
+        .unwrap();
+
+    // Stopping the workload server does not unset initialized; Available follows.
+    workload.stop().unwrap();
+    let kcps: Api<K0smotronControlPlane> = ns.api();
+    let kcp = wait_for(
+        &kcps,
+        CLUSTER,
+        |k| condition(k, "Available").is_some_and(|c| c.status == "False"),
+        TIMEOUT,
+        "Available False after the workload API server stopped",
+    );
+    // Requeued every 10 s while not settled; a spec poke makes it immediate.
+    ns.api::<K0smotronControlPlane>()
+        .patch(
+            CLUSTER,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"poke": "1"}}})),
+        )
+        .await
+        .unwrap();
+    let kcp = kcp.await.unwrap();
+    assert_eq!(
+        kcp.status
+            .unwrap()
+            .initialization
+            .unwrap()
+            .control_plane_initialized,
+        Some(true)
+    );
+    provider.stop().await;
+}
+
+#[tokio::test]
+#[ignore = "needs test/harness"]
+async fn bad_specs_are_refused_or_reported_and_nothing_is_deleted() {
+    let (ns, client) = setup("cp-bad").await;
+    let kcps: Api<K0smotronControlPlane> = ns.api();
+    // Refused at admission: pvc persistence without a claim.
+    let mut bad = K0smotronControlPlane::new("refused", K0smotronControlPlaneSpec::default());
+    bad.spec.persistence.type_ = PersistenceType::Pvc;
+    let err = kcps.create(&PostParams::default(), &bad).await.unwrap_err();
+    assert!(err.to_string().contains("persistentVolumeClaim"), "{err}");
+
+    let provider = Provider::start(client.clone(), ns.name());
+    let mut spec = K0smotronControlPlaneSpec::default();
+    spec.storage.type_ = StorageType::Kine;
+    spec.storage.kine = Some(KineSpec {
+        data_source_url: Some("postgres://db/k0s".into()),
+        data_source_secret_name: None,
+    });
+    create(&ns, spec).await;
+    wait_ready(&ns, 1).await;
+    let stss: Api<StatefulSet> = ns.api();
+    let before = stss.get("kmc-demo").await.unwrap();
+
+    // Accepted by the schema, refused by the controller: a k0s config of the wrong type.
+    kcps.patch(
+        CLUSTER,
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"k0sConfig": {"apiVersion": "v1", "kind": "ConfigMap"}}})),
+    )
+    .await
+    .unwrap();
+    let kcp = wait_for(
+        &kcps,
+        CLUSTER,
+        |k| condition_is(k, "Available", "False", "InvalidSpec"),
+        TIMEOUT,
+        "Available False InvalidSpec",
+    )
+    .await
+    .unwrap();
+    assert!(
+        condition(&kcp, "Available")
+            .unwrap()
+            .message
+            .contains("k0sConfig")
+    );
+    // A missing Secret reference is reported with its own reason.
+    kcps.patch(
+        CLUSTER,
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"k0sConfig": null, "storage": {"kine": {"dataSourceURL": null, "dataSourceSecretName": "missing"}}}})),
+    )
+    .await
+    .unwrap();
+    wait_for(
+        &kcps,
+        CLUSTER,
+        |k| condition_is(k, "Available", "False", "ReferenceNotFound"),
+        TIMEOUT,
+        "Available False ReferenceNotFound",
+    )
+    .await
+    .unwrap();
+    // Nothing was deleted or changed meanwhile.
+    let after = stss.get("kmc-demo").await.unwrap();
+    assert_eq!(
+        after.metadata.resource_version,
+        before.metadata.resource_version
+    );
+    for svc in ["kmc-demo"] {
+        assert!(ns.api::<Service>().get_opt(svc).await.unwrap().is_some());
+    }
+    assert!(
+        ns.api::<ConfigMap>()
+            .get_opt("kmc-demo-config")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    provider.stop().await;
+}
+
+/// The generated ClusterConfig against k0s's own CRD schema (server-side dry-run create). Needs
+/// `K0S_CRD_DIR` from `test/harness/cluster env`, which the harness can only provide when the Go
+/// module proxy serves the k0s module; it does not today, so this test says so and stops.
+#[tokio::test]
+#[ignore = "needs test/harness"]
+async fn generated_k0s_configs_are_accepted_by_the_k0s_schema() {
+    let Some(dir) = std::env::var_os("K0S_CRD_DIR") else {
+        eprintln!(
+            "SKIPPED: K0S_CRD_DIR is not set (the harness could not download the k0s Go module); \
+             the generated ClusterConfigs were NOT checked against k0s's schema"
+        );
+        return;
+    };
+    let (ns, client) = setup("cp-k0s").await;
+    test_support::apply_crd_dir(&client, &PathBuf::from(dir))
+        .await
+        .unwrap();
+    let provider = Provider::start(client.clone(), ns.name());
+    let mut spec = K0smotronControlPlaneSpec::default();
+    spec.k0s_config = Some(json!({
+        "apiVersion": "k0s.k0sproject.io/v1beta1",
+        "kind": "ClusterConfig",
+        "spec": {"network": {"provider": "calico"}, "api": {"sans": ["extra.example.com"]}}
+    }));
+    create(&ns, spec).await;
+    let cm = wait_for(
+        &ns.api::<ConfigMap>(),
+        "kmc-demo-config",
+        |_| true,
+        TIMEOUT,
+        "the config ConfigMap",
+    )
+    .await
+    .unwrap();
+    let yaml = &cm.data.unwrap()["K0SMOTRON_K0S_YAML"];
+    let mut config: serde_json::Value = serde_saphyr::from_str(yaml).unwrap();
+    config["metadata"] = json!({"name": "k0s", "namespace": ns.name()});
+    let gvk = kube::api::GroupVersionKind::gvk("k0s.k0sproject.io", "v1beta1", "ClusterConfig");
+    let resource = kube::api::ApiResource::from_gvk_with_plural(&gvk, "clusterconfigs");
+    let api: Api<kube::api::DynamicObject> =
+        Api::namespaced_with(client.clone(), ns.name(), &resource);
+    let obj: kube::api::DynamicObject = serde_json::from_value(config).unwrap();
+    api.create(
+        &PostParams {
+            dry_run: true,
+            ..Default::default()
+        },
+        &obj,
+    )
+    .await
+    .unwrap();
+    provider.stop().await;
+}
