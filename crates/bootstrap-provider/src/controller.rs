@@ -1053,8 +1053,9 @@ async fn token_lifecycle(
 // ---------------------------------------------------------------------------------------------
 
 /// Deletes the config's token from the workload cluster. Gives up (releasing the finalizer)
-/// when there is no workload cluster to talk to any more, or once the token must have expired
-/// anyway (one TTL after the deletion started, since nothing refreshes it after that).
+/// when the config or its Cluster is paused, when there is no workload cluster to talk to any
+/// more, or once the token must have expired anyway (one TTL after the deletion started, since
+/// nothing refreshes it after that).
 async fn cleanup(config: Arc<K0sWorkerConfig>, ctx: &Context) -> Result<Action, Error> {
     let ns = config
         .namespace()
@@ -1070,8 +1071,12 @@ async fn cleanup(config: Arc<K0sWorkerConfig>, ctx: &Context) -> Result<Action, 
         .await
         .map_err(kube_err(format!("reading Cluster {ns}/{cluster_name}")))?;
     if capi::is_paused(cluster.as_ref(), &config.metadata) {
-        // Paused (e.g. clusterctl move in progress): touch nothing; the finalizer stays until
-        // the pause ends. clusterctl itself removes finalizers of the objects it moves.
+        // Paused: no call to the workload cluster. Returning Ok still releases the finalizer
+        // (kube's finalizer helper does that on any successful cleanup); that is harmless, since
+        // nothing refreshes the token of a deleted config and it expires within one TTL.
+        // Keeping the finalizer instead would block the deletion for the whole pause.
+        // clusterctl move removes the finalizers of the objects it moves itself.
+        info!("paused: leaving the bootstrap token to expire");
         return Ok(Action::await_change());
     }
     let expired_anyway = config
