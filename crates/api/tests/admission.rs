@@ -531,7 +531,7 @@ async fn bad_input_is_refused_naming_the_field() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
-async fn create_kcp(api: &Api<DynamicObject>, value: &Value, ns: &str) {
+async fn create_object(api: &Api<DynamicObject>, value: &Value, ns: &str) {
     let create = PostParams::default();
     let object = to_dynamic(value, ns);
     retry_not_found(|| api.create(&create, &object))
@@ -566,7 +566,7 @@ async fn version_changes_may_not_skip_a_minor() {
     let mut value = fixture("k0smotroncontrolplane-minimal.yaml");
     value["spec"]["version"] = json!("v1.33.4+k0s.0");
     let api = dynamic_api(&client, &ns.name, &value);
-    create_kcp(&api, &value, &ns.name).await;
+    create_object(&api, &value, &ns.name).await;
     let name = "minimal-cp";
 
     let message = refusal(merge(&api, name, json!({"spec": {"version": "v1.35.7+k0s.0"}})).await);
@@ -591,7 +591,7 @@ async fn version_changes_may_not_skip_a_minor() {
     let mut template = fixture("k0smotroncontrolplanetemplate.yaml");
     template["spec"]["template"]["spec"]["version"] = json!("v1.32.0+k0s.0");
     let tapi = dynamic_api(&client, &ns.name, &template);
-    create_kcp(&tapi, &template, &ns.name).await;
+    create_object(&tapi, &template, &ns.name).await;
     merge(
         &tapi,
         "k0smotron-cp-template",
@@ -607,13 +607,13 @@ async fn nats_replicas_cannot_change() {
     let (client, ns) = setup("api-nats").await;
     let value = fixture("k0smotroncontrolplane-nats.yaml");
     let api = dynamic_api(&client, &ns.name, &value);
-    create_kcp(&api, &value, &ns.name).await;
+    create_object(&api, &value, &ns.name).await;
     let message = refusal(merge(&api, "nats-cp", json!({"spec": {"replicas": 5}})).await);
     assert!(message.contains("spec.replicas"), "{message}");
 
     // The same change on etcd storage is fine.
     let value = fixture("k0smotroncontrolplane-etcd.yaml");
-    create_kcp(&api, &value, &ns.name).await;
+    create_object(&api, &value, &ns.name).await;
     merge(&api, "etcd-cp", json!({"spec": {"replicas": 5}}))
         .await
         .expect("etcd replicas change");
@@ -625,7 +625,7 @@ async fn typed_status_is_accepted_and_scale_works() {
     let (client, ns) = setup("api-status").await;
     let value = fixture("k0smotroncontrolplane-etcd.yaml");
     let dapi = dynamic_api(&client, &ns.name, &value);
-    create_kcp(&dapi, &value, &ns.name).await;
+    create_object(&dapi, &value, &ns.name).await;
 
     let api: Api<K0smotronControlPlane> = Api::namespaced(client.clone(), &ns.name);
     let status = K0smotronControlPlaneStatus {
@@ -657,19 +657,7 @@ async fn typed_status_is_accepted_and_scale_works() {
             name: Some("etcd-cp-ca".into()),
         }],
     };
-    let patch = json!({
-        "apiVersion": K0smotronControlPlane::api_version(&()),
-        "kind": K0smotronControlPlane::kind(&()),
-        "status": status,
-    });
-    let patched = api
-        .patch_status(
-            "etcd-cp",
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&patch),
-        )
-        .await
-        .expect("status apply");
+    let patched = apply_status(&api, "etcd-cp", FIELD_MANAGER, json!(status)).await;
     assert_eq!(patched.status, Some(status));
 
     let scale = api.get_scale("etcd-cp").await.expect("scale");
@@ -682,7 +670,7 @@ async fn typed_status_is_accepted_and_scale_works() {
     // Bootstrap status.
     let kwc = fixture("k0sworkerconfig-ignition.yaml");
     let dapi = dynamic_api(&client, &ns.name, &kwc);
-    create_kcp(&dapi, &kwc, &ns.name).await;
+    create_object(&dapi, &kwc, &ns.name).await;
     let api: Api<K0sWorkerConfig> = Api::namespaced(client.clone(), &ns.name);
     let status = K0sWorkerConfigStatus {
         data_secret_name: Some("flatcar-worker".into()),
@@ -698,35 +686,17 @@ async fn typed_status_is_accepted_and_scale_works() {
         ],
         observed_generation: Some(1),
     };
-    let patch = json!({
-        "apiVersion": K0sWorkerConfig::api_version(&()),
-        "kind": K0sWorkerConfig::kind(&()),
-        "status": status,
-    });
-    let patched = api
-        .patch_status(
-            "flatcar-worker",
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&patch),
-        )
-        .await
-        .expect("status apply");
+    let patched = apply_status(&api, "flatcar-worker", FIELD_MANAGER, json!(status)).await;
     assert_eq!(patched.status, Some(status));
 
     // Status conditions are a list-map keyed by type: a second manager's condition merges in.
-    let other = json!({
-        "apiVersion": K0sWorkerConfig::api_version(&()),
-        "kind": K0sWorkerConfig::kind(&()),
-        "status": {"conditions": [condition_json("DataSecretAvailable")]},
-    });
-    let merged = api
-        .patch_status(
-            "flatcar-worker",
-            &PatchParams::apply("another-manager"),
-            &Patch::Apply(&other),
-        )
-        .await
-        .expect("second manager");
+    let merged = apply_status(
+        &api,
+        "flatcar-worker",
+        "another-manager",
+        json!({"conditions": [condition_json("DataSecretAvailable")]}),
+    )
+    .await;
     let types: Vec<_> = merged
         .status
         .map(|s| s.conditions.into_iter().map(|c| c.type_).collect())
@@ -744,6 +714,25 @@ async fn typed_status_is_accepted_and_scale_works() {
             "{name}"
         );
     }
+}
+
+/// Server-side applies `status` through the status subresource as `manager` (forcing conflicts).
+async fn apply_status<K>(api: &Api<K>, name: &str, manager: &str, status: Value) -> K
+where
+    K: Resource<DynamicType = ()> + Clone + std::fmt::Debug + serde::de::DeserializeOwned,
+{
+    let patch = json!({
+        "apiVersion": K::api_version(&()),
+        "kind": K::kind(&()),
+        "status": status,
+    });
+    api.patch_status(
+        name,
+        &PatchParams::apply(manager).force(),
+        &Patch::Apply(&patch),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("status apply by {manager}: {e}"))
 }
 
 fn condition_json(type_: &str) -> Value {
