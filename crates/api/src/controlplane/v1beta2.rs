@@ -121,7 +121,7 @@ pub const VERSION_PATTERN: &str =
 #[schemars(extend("x-kubernetes-validations" = [
     {
         "rule": "!has(self.ingress) || !self.version.startsWith('v1.34.0')",
-        "message": "spec.ingress needs k0s v1.34.1 or newer on the 1.34 line",
+        "message": "ingress needs k0s v1.34.1 or newer on the 1.34 line",
         "fieldPath": ".ingress"
     }
 ]))]
