@@ -18,6 +18,8 @@ use std::sync::Arc;
 use kube::runtime::reflector::{Lookup, Store};
 use tokio::sync::watch;
 
+/// How often a store gate re-checks its store (see `Readiness::gate_on_store`).
+const STORE_POLL: std::time::Duration = std::time::Duration::from_millis(500);
 /// The part a replica plays, as far as readiness is concerned.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Role {
@@ -119,10 +121,21 @@ impl Readiness {
     {
         let gate = self.gate(name);
         tokio::spawn(async move {
-            // A dropped writer means the controller stopped before its first list: leave the
-            // gate pending (not ready), which is the truth.
-            if store.wait_until_ready().await.is_ok() {
-                gate.ready();
+            // NB: kube-runtime 5's `Store::wait_until_ready` sits on a oneshot channel that keeps
+            // only the waker of the task that polled it last, and the Controller waits on the
+            // same store; whichever polled first is never woken. So poll afresh every
+            // `STORE_POLL` instead of trusting the wake-up: a fresh poll finds the value that was
+            // already sent. A dropped writer means the controller stopped before its first
+            // list: leave the gate pending (not ready), which is the truth.
+            loop {
+                match tokio::time::timeout(STORE_POLL, store.wait_until_ready()).await {
+                    Ok(Ok(())) => {
+                        gate.ready();
+                        return;
+                    }
+                    Ok(Err(_writer_dropped)) => return,
+                    Err(_elapsed) => continue,
+                }
             }
         });
     }

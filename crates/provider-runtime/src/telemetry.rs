@@ -1,4 +1,4 @@
-//! Log set-up: a tracing subscriber filtered by `RUST_LOG` (default `info,kube=warn`) writing
+//! Log set-up: a tracing subscriber filtered by `RUST_LOG` (default `info,kube=warn,kube_client=warn,kube_runtime=warn`) writing
 //! text or JSON lines to stderr. Called once by `main`; owns nothing else.
 
 use tracing_subscriber::EnvFilter;
@@ -8,7 +8,7 @@ use tracing_subscriber::util::SubscriberInitExt;
 use crate::cli::LogFormat;
 
 /// Filter used when `RUST_LOG` is unset: our logs at info, kube's chatty watcher logs at warn.
-pub const DEFAULT_FILTER: &str = "info,kube=warn";
+pub const DEFAULT_FILTER: &str = "info,kube=warn,kube_client=warn,kube_runtime=warn";
 
 /// Failures of the log set-up.
 #[derive(Debug, thiserror::Error)]
@@ -59,8 +59,15 @@ mod tests {
 
     #[test]
     fn default_filter_when_unset_or_empty() {
-        assert_eq!(filter(None).unwrap().to_string(), "kube=warn,info");
-        assert_eq!(filter(Some(" ")).unwrap().to_string(), "kube=warn,info");
+        // kube's crates log under their own targets (`kube_client`, `kube_runtime`): each needs
+        // its own directive, or every failed request is logged at ERROR.
+        let want = ["info", "kube=warn", "kube_client=warn", "kube_runtime=warn"];
+        for input in [None, Some(" ")] {
+            let got = filter(input).unwrap().to_string();
+            let mut got: Vec<&str> = got.split(',').collect();
+            got.sort_unstable();
+            assert_eq!(got, want, "filter for {input:?}");
+        }
     }
 
     #[test]
