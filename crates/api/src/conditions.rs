@@ -62,8 +62,12 @@ pub const ROLLING_OUT_REASON: &str = "RollingOut";
 pub const NOT_ROLLING_OUT_REASON: &str = "NotRollingOut";
 /// Waiting for the Cluster's infrastructure to be provisioned.
 pub const WAITING_FOR_INFRASTRUCTURE_REASON: &str = "WaitingForInfrastructure";
-/// Waiting for the control plane to be initialized (workers join only afterwards).
-pub const WAITING_FOR_CONTROL_PLANE_INITIALIZED_REASON: &str = "WaitingForControlPlaneInitialized";
+/// Waiting for the control plane to be initialized or to publish its endpoint (workers join only
+/// afterwards). Upstream k0smotron's string, so alerts written for it keep matching.
+pub const WAITING_FOR_CONTROL_PLANE_INITIALIZATION_REASON: &str =
+    "WaitingForControlPlaneInitialization";
+/// `DataSecretAvailable` reason when a `contentFrom` Secret/ConfigMap or key does not exist.
+pub const CONTENT_FROM_NOT_FOUND_REASON: &str = "ContentFromNotFound";
 /// Waiting for `Cluster.spec.controlPlaneEndpoint`.
 pub const WAITING_FOR_CONTROL_PLANE_ENDPOINT_REASON: &str = "WaitingForControlPlaneEndpoint";
 /// Waiting for an owner (`Machine`, `MachinePool`, CAPI `Cluster`).

@@ -17,9 +17,6 @@ pub mod token;
 pub mod validate;
 pub mod workload;
 
-/// `DataSecretAvailable` reason while the Cluster's control plane is not initialized or has no
-/// endpoint (upstream's reason string).
-pub const WAITING_FOR_CONTROL_PLANE_INITIALIZATION_REASON: &str =
-    "WaitingForControlPlaneInitialization";
-/// `DataSecretAvailable` reason when a `contentFrom` Secret/ConfigMap or key does not exist.
-pub const CONTENT_FROM_NOT_FOUND_REASON: &str = "ContentFromNotFound";
+pub use k0smotron_api::conditions::{
+    CONTENT_FROM_NOT_FOUND_REASON, WAITING_FOR_CONTROL_PLANE_INITIALIZATION_REASON,
+};
