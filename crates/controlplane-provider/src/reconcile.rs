@@ -815,12 +815,11 @@ async fn workload_client(kubeconfig: &str, timeout: Duration) -> Result<Client, 
 async fn cleanup(kcp: Arc<K0smotronControlPlane>, ctx: &Context) -> Result<Action, Error> {
     let ns = kcp.namespace().ok_or(Error::NoNamespace)?;
     let uid = kcp.metadata.uid.clone().unwrap_or_default();
-    let Some(cluster) = owner_cluster_name(&kcp.metadata).or_else(|| {
-        kcp.status
-            .as_ref()
-            .and_then(|s| s.selector.as_ref())
-            .and(kcp.labels().get(names::CLUSTER_NAME_LABEL).cloned())
-    }) else {
+    // Without an owner reference nothing was ever created (the build waits for it); the label
+    // CAPI sets is the fallback for a reference removed afterwards.
+    let Some(cluster) = owner_cluster_name(&kcp.metadata)
+        .or_else(|| kcp.labels().get(names::CLUSTER_NAME_LABEL).cloned())
+    else {
         return Ok(Action::await_change());
     };
     let client = ctx.client.clone();
