@@ -9,7 +9,8 @@
 #
 # What runs (logs in $DEMO_DIR/logs, default /tmp/k0smotron-rs-demo/logs):
 #   - the harness: kube-apiserver, etcd, controller-manager, scheduler, kwok (fake nodes)
-#   - cluster-api-manager       CAPI core v1.13, built from its Go module by the harness
+#   - cluster-api-manager       CAPI core v1.13 (built from its Go module, started by the harness
+#                               with its webhooks registered; log in $HARNESS_DIR/logs)
 #   - controlplane-provider     this repository, reconciling K0smotronControlPlane
 #   - bootstrap-provider        this repository, reconciling K0sWorkerConfig
 #   - fake-infra-provider       test stand-in for an infrastructure provider (test/e2e)
@@ -84,13 +85,16 @@ while [ $# -gt 0 ]; do
 	shift
 done
 
+# A free port below the ephemeral range (so an outgoing connection cannot take it between here
+# and the bind), not handed out before in this run.
 free_port() {
-	local p
+	local p lo
+	lo=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+	[ "$lo" -gt 16000 ] 2>/dev/null || lo=32768
 	while :; do
-		p=$((20000 + RANDOM % 30000))
-		# also skip ports handed out earlier in this run but not bound yet
+		p=$((12000 + RANDOM % (lo - 12000)))
 		grep -qx "$p" "$DEMO_DIR/run/ports" 2>/dev/null && continue
-		[ -z "$(ss -Hltn "sport = :$p")" ] || continue
+		[ -z "$(ss -Hatn "sport = :$p")" ] || continue
 		echo "$p" >>"$DEMO_DIR/run/ports"
 		echo "$p"
 		return
@@ -121,34 +125,35 @@ wait_http() {
 if [ -d "$DEMO_DIR/run" ] && ls "$DEMO_DIR"/run/*.pid >/dev/null 2>&1; then
 	die "a demo is already running (state in $DEMO_DIR); stop it first with: hack/demo.sh --down"
 fi
-for c in curl openssl ss setsid cargo go; do
+for c in curl openssl ss setsid cargo go awk; do
 	command -v "$c" >/dev/null || die "$c is needed (see README.md)"
 done
 rm -rf "$DEMO_DIR"
 mkdir -p "$DEMO_DIR/logs" "$DEMO_DIR/run" "$DEMO_DIR/pki"
+# Whatever happens, say how to clean up: what started keeps running for inspection.
+on_exit() {
+	local rc=$?
+	[ $rc = 0 ] || printf '\ndemo: failed (exit %s); logs in %s; stop everything with: hack/demo.sh --down\n' \
+		"$rc" "$DEMO_DIR/logs" >&2
+}
+trap on_exit EXIT
 
 bold "1/6 Building (cargo: the providers and the test infrastructure stand-in; Go: the harness, cached)"
 cargo build --bins -p controlplane-provider -p bootstrap-provider -p e2e
 target=$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')/debug
 "$harness" build >/dev/null
 
-bold "2/6 Starting the management cluster (test/harness) with CAPI's CRDs"
-eval "$("$harness" up --workloads --capi)"
+bold "2/6 Starting the management cluster (test/harness) with CAPI core"
+# --capi-manager: CAPI's CRDs, and its core manager with its webhooks registered, so objects are
+# defaulted and validated as on a real management cluster (log: $HARNESS_DIR/logs).
+eval "$("$harness" up --workloads --capi-manager)"
 export KUBECONFIG
 kubectl() { "$HARNESS_BIN/kubectl" "$@"; }
 kubectl apply --server-side -f config/crd/bases -f test/e2e/crds >/dev/null
 kubectl wait --for=condition=Established crd --all --timeout=60s >/dev/null
 say "management cluster: $HARNESS_API_URL (KUBECONFIG=$KUBECONFIG)"
 
-bold "3/6 Starting CAPI core and both providers (logs in $DEMO_DIR/logs)"
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=localhost \
-	-addext subjectAltName=DNS:localhost,IP:127.0.0.1 \
-	-keyout "$DEMO_DIR/pki/tls.key" -out "$DEMO_DIR/pki/tls.crt" 2>/dev/null
-capi_health=$(free_port)
-start cluster-api-manager "$CAPI_MANAGER" --kubeconfig="$KUBECONFIG" --leader-elect=false \
-	--health-addr="127.0.0.1:$capi_health" --diagnostics-address=0 \
-	--webhook-cert-dir="$DEMO_DIR/pki" --webhook-port="$(free_port)" \
-	--skip-crd-migration-phases=StorageVersionMigration,CleanupManagedFields
+bold "3/6 Starting both providers (logs in $DEMO_DIR/logs)"
 declare -A health
 for provider in controlplane-provider bootstrap-provider; do
 	health[$provider]=$(free_port)
@@ -156,11 +161,11 @@ for provider in controlplane-provider bootstrap-provider; do
 		--health-addr="127.0.0.1:${health[$provider]}" --metrics-addr="127.0.0.1:$(free_port)" \
 		--log-format=text
 done
-wait_http cluster-api-manager "http://127.0.0.1:$capi_health/readyz"
+# Liveness is enough to go on; readiness (leader with synced caches) is shown in the summary.
 for provider in controlplane-provider bootstrap-provider; do
-	wait_http "$provider" "http://127.0.0.1:${health[$provider]}/readyz"
+	wait_http "$provider" "http://127.0.0.1:${health[$provider]}/healthz"
 done
-say "cluster-api-manager, controlplane-provider and bootstrap-provider are ready"
+say "controlplane-provider and bootstrap-provider are running; CAPI core runs in the harness"
 
 bold "4/6 The workload cluster's API server, with the cluster's own CA"
 kubectl create namespace "$NAMESPACE" >/dev/null
@@ -187,19 +192,21 @@ HOME=$DEMO_DIR/clusterctl CLUSTERCTL_DISABLE_VERSIONCHECK=true GOPROXY=off \
 	--control-plane-machine-count 1 --worker-machine-count "$workers" >"$DEMO_DIR/cluster.yaml"
 kubectl apply --server-side -f "$DEMO_DIR/cluster.yaml"
 
-bold "6/6 Watching it converge (up to ${timeout}s)"
+bold "6/6 Watching it converge (up to ${timeout}s): until CAPI reports the Cluster Available"
 objects=cluster,k0smotroncontrolplane,machinedeployment,machineset,machine,k0sworkerconfig
+started=$SECONDS
 deadline=$((SECONDS + timeout))
 last=""
 converged=0
 while [ $SECONDS -lt $deadline ]; do
 	now=$(kubectl -n "$NAMESPACE" get "$objects" 2>&1 || true)
 	if [ "$now" != "$last" ]; then
-		printf '\n[%3ss]\n%s\n' "$SECONDS" "$now"
+		printf '\n[%3ss]\n%s\n' "$((SECONDS - started))" "$now"
 		last=$now
 	fi
+	# Available: control plane available, workers' Nodes ready, infrastructure provisioned.
 	available=$(kubectl -n "$NAMESPACE" get cluster "$CLUSTER" \
-		-o jsonpath='{.status.conditions[?(@.type=="ControlPlaneAvailable")].status}' 2>/dev/null || true)
+		-o jsonpath='{.status.conditions[?(@.type=="Available")].status}' 2>/dev/null || true)
 	with_data=$(kubectl -n "$NAMESPACE" get machines -o jsonpath='{range .items[*]}{.status.initialization.bootstrapDataSecretCreated}{"\n"}{end}' 2>/dev/null | grep -c true || true)
 	if [ "$available" = True ] && [ "$with_data" -ge "$workers" ]; then
 		converged=1
@@ -219,7 +226,6 @@ conditions:
 say ""
 say "Objects it generated in the management cluster:"
 kubectl -n "$NAMESPACE" get statefulsets,services,configmaps,secrets -l "cluster.x-k8s.io/cluster-name=$CLUSTER" 2>/dev/null || true
-kubectl -n "$NAMESPACE" get secrets --field-selector type=cluster.x-k8s.io/secret 2>/dev/null || true
 
 bold "Cluster (CAPI's view)"
 kubectl -n "$NAMESPACE" get cluster "$CLUSTER" -o go-template='endpoint: {{with .spec.controlPlaneEndpoint}}{{.host}}:{{.port}}{{end}}
@@ -244,8 +250,13 @@ say "bootstrap tokens:"
 "$HARNESS_BIN/kubectl" --kubeconfig "$workload_kubeconfig" -n kube-system get secrets \
 	--field-selector type=bootstrap.kubernetes.io/token 2>/dev/null || true
 
+bold "Processes"
+for provider in controlplane-provider bootstrap-provider; do
+	say "$provider /readyz: $(curl -s --max-time 2 "http://127.0.0.1:${health[$provider]}/readyz" || echo unreachable)"
+done
+
 if [ $converged = 1 ]; then
-	bold "Converged in ${SECONDS}s"
+	bold "Converged $((SECONDS - started))s after applying the cluster"
 else
 	bold "Not converged within ${timeout}s; look at the logs in $DEMO_DIR/logs"
 fi

@@ -181,8 +181,8 @@ fn owning_machine(obj: &DynamicObject) -> Option<String> {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct RunOptions {
     /// Register a `Node` with the machine's provider ID in the workload cluster (read through
-    /// `<cluster>-kubeconfig`) once a machine is provisioned, as its kubelet would; CAPI then
-    /// sets the Machine's `nodeRef`.
+    /// `<cluster>-kubeconfig`) once a machine is provisioned, and mark it Ready, as its kubelet
+    /// would; CAPI then sets the Machine's `nodeRef` and the Machine becomes Ready.
     pub register_nodes: bool,
 }
 
@@ -322,8 +322,35 @@ async fn register_node(
         ..Node::default()
     };
     match nodes.create(&PostParams::default(), &object).await {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(e)) if e.code == 409 => Ok(()),
-        Err(e) => Err(format!("creating Node: {e}")),
+        Ok(_) => {}
+        Err(kube::Error::Api(e)) if e.code == 409 => {}
+        Err(e) => return Err(format!("creating Node: {e}")),
     }
+    // Ready and without pressure (what CAPI's NodeHealthy reads), as its kubelet would report;
+    // nothing in the stand-in workload cluster (no controller-manager) ever marks it otherwise.
+    let now = k8s_openapi::jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
+    nodes
+        .patch_status(
+            node,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {
+                "conditions": [
+                    {"type": "Ready", "status": "True", "reason": "KubeletReady",
+                     "message": "fake-infra-provider stands in for the kubelet",
+                     "lastHeartbeatTime": now, "lastTransitionTime": now},
+                    {"type": "MemoryPressure", "status": "False", "reason": "KubeletHasSufficientMemory",
+                     "lastHeartbeatTime": now, "lastTransitionTime": now},
+                    {"type": "DiskPressure", "status": "False", "reason": "KubeletHasNoDiskPressure",
+                     "lastHeartbeatTime": now, "lastTransitionTime": now},
+                    {"type": "PIDPressure", "status": "False", "reason": "KubeletHasSufficientPID",
+                     "lastHeartbeatTime": now, "lastTransitionTime": now},
+                ],
+                "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}],
+            }})),
+        )
+        .await
+        .map(drop)
+        .map_err(|e| format!("marking Node Ready: {e}"))
 }

@@ -45,6 +45,8 @@ impl Provider {
 #[derive(Debug)]
 pub struct ProviderManager {
     process: Background,
+    /// Its `/healthz` and `/readyz` address.
+    pub health: SocketAddr,
     /// Its `/metrics` address.
     pub metrics: SocketAddr,
 }
@@ -52,7 +54,9 @@ pub struct ProviderManager {
 impl ProviderManager {
     /// Start `provider` against the cluster of `kubeconfig`, reconciling only `namespace` (and,
     /// with `leader_elect`, electing a leader through a Lease in that namespace, as a Deployment
-    /// does in its own), and wait until `/readyz` answers.
+    /// does in its own), and wait until it serves `/healthz`. Readiness is checked separately
+    /// ([`ProviderManager::wait_ready`]), so a readiness bug fails its own assertion instead of
+    /// hiding everything after it.
     pub async fn start(
         provider: Provider,
         kubeconfig: &Path,
@@ -73,20 +77,33 @@ impl ProviderManager {
             args.push("--leader-elect".to_owned());
             args.push(format!("--leader-election-namespace={namespace}"));
         }
+        // `E2E_RUST_LOG` raises the providers' log level when debugging a failure.
+        let log_level = std::env::var("E2E_RUST_LOG").unwrap_or_else(|_| "info".to_owned());
         let mut process = Background::spawn(
             provider.binary(),
             &binary,
             &args,
             [
                 ("KUBECONFIG", kubeconfig.as_os_str()),
-                ("RUST_LOG", "info".as_ref()),
+                ("RUST_LOG", log_level.as_ref()),
+                ("NO_COLOR", "1".as_ref()),
             ],
             log_dir,
         )?;
         process
-            .wait_ready(health, "/readyz", Duration::from_secs(60))
+            .wait_ready(health, "/healthz", Duration::from_secs(60))
             .await?;
-        Ok(Self { process, metrics })
+        Ok(Self {
+            process,
+            health,
+            metrics,
+        })
+    }
+
+    /// Wait until `/readyz` answers 200 (a leader whose caches have synced must be ready).
+    pub async fn wait_ready(&mut self, timeout: Duration) -> Result<(), ProcessError> {
+        let health = self.health;
+        self.process.wait_ready(health, "/readyz", timeout).await
     }
 
     /// Whether it is still running.

@@ -646,7 +646,8 @@ async fn cluster_converges_scales_and_deletes_under_capi_core() {
             .is_empty()
     );
 
-    // The processes stayed up throughout.
+    // The processes stayed up throughout, and each provider (the leader, caches synced) reports
+    // ready, as a Deployment's readiness probe and `clusterctl init --wait-providers` need.
     let Running {
         mut capi,
         mut control_plane,
@@ -655,6 +656,11 @@ async fn cluster_converges_scales_and_deletes_under_capi_core() {
     capi.check().await.unwrap();
     control_plane.check_running().unwrap();
     bootstrap.check_running().unwrap();
+    control_plane
+        .wait_ready(Duration::from_secs(10))
+        .await
+        .unwrap();
+    bootstrap.wait_ready(Duration::from_secs(10)).await.unwrap();
     capi.stop().await;
     control_plane.stop().await;
     bootstrap.stop().await;
