@@ -34,8 +34,8 @@ use crate::labels;
 use crate::patches::{self, ComponentPatch, PatchError};
 use crate::services::{self, ExternalAddress, ServiceInputs};
 use crate::statefulset::{
-    self, CONTROLLER_CONTAINER, ControllerInputs, DataVolume, INPUTS_HASH_ANNOTATION, MountedCert,
-    StatefulSetError, TEMPLATE_GENERATION,
+    self, ControllerInputs, DataVolume, INPUTS_HASH_ANNOTATION, MountedCert, StatefulSetError,
+    TEMPLATE_GENERATION,
 };
 use crate::validate::{self, SpecError};
 
@@ -562,17 +562,8 @@ fn with_type_meta<T: kube::Resource<DynamicType = ()> + Serialize + DeserializeO
 }
 
 fn image_tag_of(sts: &StatefulSet) -> Option<String> {
-    let image = sts
-        .spec
-        .template
-        .spec
-        .as_ref()?
-        .containers
-        .iter()
-        .find(|c| c.name == CONTROLLER_CONTAINER)?
-        .image
-        .clone()?;
-    crate::status::image_tag(&image).map(str::to_string)
+    let image = statefulset::controller_image(sts.spec.template.spec.as_ref()?)?;
+    crate::status::image_tag(image).map(str::to_string)
 }
 
 fn annotation<'a>(meta: &'a ObjectMeta, key: &str) -> Option<&'a str> {
@@ -597,6 +588,32 @@ fn claims_signature(claims: Option<&Vec<PersistentVolumeClaim>>) -> Vec<(Option<
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// Applies the StatefulSet patches of `component` to a built StatefulSet and stamps both hash
+/// annotations. The inputs hash covers `inputs` and those patches: patches change the template
+/// too, so they are template inputs. Returns the StatefulSet and its inputs hash.
+fn finish_statefulset<I: Serialize>(
+    sts: StatefulSet,
+    inputs: &I,
+    patches: &[ComponentPatch],
+    component: &str,
+) -> Result<(StatefulSet, String), BuildError> {
+    let relevant: Vec<ComponentPatch> = patches
+        .iter()
+        .filter(|p| p.kind == "StatefulSet" && p.component == component)
+        .cloned()
+        .collect();
+    let inputs_hash = hash::stable_hash("statefulset inputs", &(inputs, &relevant))?;
+    let mut sts = with_type_meta(sts, &relevant)?;
+    let template_hash = hash::stable_hash("pod template", &sts.spec.template)?;
+    let annotations = sts.metadata.annotations.get_or_insert_with(BTreeMap::new);
+    annotations.insert(
+        statefulset::STATEFULSET_HASH_ANNOTATION.into(),
+        template_hash,
+    );
+    annotations.insert(INPUTS_HASH_ANNOTATION.into(), inputs_hash.clone());
+    Ok((sts, inputs_hash))
 }
 
 /// Decides how to move `live` to `desired` (see [`StatefulSetPlan`]).
@@ -1002,11 +1019,6 @@ pub fn build(facts: &Facts) -> Result<DesiredState, BuildError> {
             secret: r.name.clone().unwrap_or_default(),
         })
         .collect();
-    let sts_patches: Vec<ComponentPatch> = comp_patches
-        .iter()
-        .filter(|p| p.kind == "StatefulSet")
-        .cloned()
-        .collect();
     let inputs = ControllerInputs {
         generation: TEMPLATE_GENERATION,
         cluster: cluster.to_string(),
@@ -1025,21 +1037,15 @@ pub fn build(facts: &Facts) -> Result<DesiredState, BuildError> {
         resources: spec.resources.clone(),
         config_checksum,
     };
-    // Patches change the template, so they are part of its inputs.
-    let inputs_hash = hash::stable_hash("controller inputs", &(&inputs, &sts_patches))?;
-
     let statefulset = if waiting.is_some() {
         None
     } else {
-        let mut sts = statefulset::statefulset(&inputs, spec.replicas, &owner)?;
-        sts = with_type_meta(sts, &comp_patches)?;
-        let template_hash = hash::stable_hash("pod template", &sts.spec.template)?;
-        let annotations = sts.metadata.annotations.get_or_insert_with(BTreeMap::new);
-        annotations.insert(
-            statefulset::STATEFULSET_HASH_ANNOTATION.into(),
-            template_hash,
-        );
-        annotations.insert(INPUTS_HASH_ANNOTATION.into(), inputs_hash.clone());
+        let (sts, inputs_hash) = finish_statefulset(
+            statefulset::statefulset(&inputs, spec.replicas, &owner)?,
+            &inputs,
+            &comp_patches,
+            names::component::CONTROL_PLANE,
+        )?;
         Some(plan_statefulset(
             sts,
             facts.statefulset.as_ref(),
@@ -1070,24 +1076,12 @@ pub fn build(facts: &Facts) -> Result<DesiredState, BuildError> {
                 .unwrap_or_else(|| etcd::target_replicas(spec.replicas)),
         );
         let replicas = etcd::next_replicas(spec.replicas, live.map(replicas_of));
-        let etcd_hash = etcd_inputs.hash()?;
-        let etcd_patches: Vec<ComponentPatch> = comp_patches
-            .iter()
-            .filter(|p| p.kind == "StatefulSet" && p.component == names::component::ETCD)
-            .cloned()
-            .collect();
-        let etcd_hash = hash::stable_hash("etcd inputs", &(&etcd_hash, &etcd_patches))?;
-        let mut sts = with_type_meta(
-            etcd::statefulset(&etcd_inputs, replicas, &owner)?,
+        let (sts, etcd_hash) = finish_statefulset(
+            etcd::statefulset(&etcd_inputs, replicas, &owner),
+            &etcd_inputs,
             &comp_patches,
+            names::component::ETCD,
         )?;
-        let template_hash = hash::stable_hash("etcd pod template", &sts.spec.template)?;
-        let annotations = sts.metadata.annotations.get_or_insert_with(BTreeMap::new);
-        annotations.insert(
-            statefulset::STATEFULSET_HASH_ANNOTATION.into(),
-            template_hash,
-        );
-        annotations.insert(INPUTS_HASH_ANNOTATION.into(), etcd_hash.clone());
         etcd_statefulset = Some(plan_statefulset(sts, live, &etcd_hash, false));
         match etcd::defrag_cronjob(cluster, &namespace, &spec.storage.etcd, &owner) {
             Some(job) => cron_jobs.push(with_type_meta(job, &comp_patches)?),

@@ -25,7 +25,7 @@ use serde::Serialize;
 use crate::certs::{LeafSpec, Usage};
 use crate::hash::{HashError, stable_hash};
 use crate::labels;
-use crate::statefulset::{INPUTS_HASH_ANNOTATION, STATEFULSET_HASH_ANNOTATION, spread_affinity};
+use crate::statefulset::{secret_projection, spread_affinity};
 
 /// etcd client port.
 pub const CLIENT_PORT: i32 = 2379;
@@ -318,33 +318,6 @@ fn initial_cluster(sts: &str, svc: &str, namespace: &str, replicas: i32) -> Stri
         .join(",")
 }
 
-fn pki_projection(
-    secret: &str,
-    crt: &str,
-    key: &str,
-) -> k8s_openapi::api::core::v1::VolumeProjection {
-    use k8s_openapi::api::core::v1::{KeyToPath, SecretProjection, VolumeProjection};
-    VolumeProjection {
-        secret: Some(SecretProjection {
-            name: secret.into(),
-            items: Some(vec![
-                KeyToPath {
-                    key: names::TLS_CRT_KEY.into(),
-                    path: crt.into(),
-                    ..Default::default()
-                },
-                KeyToPath {
-                    key: names::TLS_KEY_KEY.into(),
-                    path: key.into(),
-                    ..Default::default()
-                },
-            ]),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
-}
-
 fn vm(name: &str, path: &str) -> VolumeMount {
     VolumeMount {
         name: name.into(),
@@ -353,12 +326,9 @@ fn vm(name: &str, path: &str) -> VolumeMount {
     }
 }
 
-/// The etcd StatefulSet `kmc-<name>-etcd` with `replicas` members.
-pub fn statefulset(
-    inputs: &EtcdInputs,
-    replicas: i32,
-    owner: &OwnerReference,
-) -> Result<StatefulSet, HashError> {
+/// The etcd StatefulSet `kmc-<name>-etcd` with `replicas` members (the build step adds the hash
+/// annotations and patches).
+pub fn statefulset(inputs: &EtcdInputs, replicas: i32, owner: &OwnerReference) -> StatefulSet {
     let cluster = &inputs.cluster;
     let ns = &inputs.namespace;
     let name = names::etcd_name(cluster);
@@ -367,9 +337,9 @@ pub fn statefulset(
         name: "certs".into(),
         projected: Some(ProjectedVolumeSource {
             sources: Some(vec![
-                pki_projection(&names::etcd_ca_secret(cluster), "ca.crt", "ca.key"),
-                pki_projection(&server_secret(cluster), "server.crt", "server.key"),
-                pki_projection(&peer_secret(cluster), "peer.crt", "peer.key"),
+                secret_projection(&names::etcd_ca_secret(cluster), "ca.crt", "ca.key"),
+                secret_projection(&server_secret(cluster), "server.crt", "server.key"),
+                secret_projection(&peer_secret(cluster), "peer.crt", "peer.key"),
             ]),
             ..Default::default()
         }),
@@ -489,16 +459,8 @@ pub fn statefulset(
         }),
         status: None,
     };
-    let mut m = meta(name.clone(), ns, cluster, owner);
-    m.annotations = Some(BTreeMap::from([
-        (
-            STATEFULSET_HASH_ANNOTATION.to_string(),
-            stable_hash("etcd pod template", &template)?,
-        ),
-        (INPUTS_HASH_ANNOTATION.to_string(), inputs.hash()?),
-    ]));
-    Ok(StatefulSet {
-        metadata: m,
+    StatefulSet {
+        metadata: meta(name.clone(), ns, cluster, owner),
         spec: StatefulSetSpec {
             replicas: Some(replicas),
             service_name: Some(name),
@@ -518,7 +480,7 @@ pub fn statefulset(
             ..Default::default()
         },
         status: None,
-    })
+    }
 }
 
 /// The defragmentation CronJob `kmc-<name>-defrag` (when `storage.etcd.defragJob.enabled`).
@@ -534,8 +496,8 @@ pub fn defrag_cronjob(
         name: "certs".into(),
         projected: Some(ProjectedVolumeSource {
             sources: Some(vec![
-                pki_projection(&names::etcd_ca_secret(cluster), "ca.crt", "ca.key"),
-                pki_projection(&peer_secret(cluster), "peer.crt", "peer.key"),
+                secret_projection(&names::etcd_ca_secret(cluster), "ca.crt", "ca.key"),
+                secret_projection(&peer_secret(cluster), "peer.crt", "peer.key"),
             ]),
             ..Default::default()
         }),

@@ -313,28 +313,11 @@ async fn apply_event(
     let cluster_name = cluster.name_any();
 
     let facts = fetch(ctx, &kcp, &cluster, now).await?;
-    let desired = build::build(&facts);
-    let desired = match desired {
+    let desired = match build::build(&facts) {
         Ok(d) => d,
         Err(e) => {
             info!(reason = e.reason(), error = %e, "the spec cannot be reconciled");
-            let pods = list_pods(ctx, &ns, &cluster_name).await?;
-            let (st, transitions) = status::compute(StatusInputs {
-                kcp: &kcp,
-                cluster: &cluster_name,
-                desired: None,
-                failure: Some(Failure {
-                    reason: e.reason().into(),
-                    message: e.to_string(),
-                }),
-                pods: &pods,
-                statefulset: facts.statefulset.as_ref(),
-                etcd_statefulset: facts.etcd_statefulset.as_ref(),
-                probe: Probe::NotRun,
-                now: now_t,
-            });
-            write_status(&api, &kcp, &st).await?;
-            report(ctx, &kcp, &transitions).await;
+            report_failure(ctx, &kcp, &facts, e.reason(), e.to_string(), now_t).await?;
             // A missing reference may appear without an event reaching us.
             return Ok(Action::requeue(Duration::from_secs(30)));
         }
@@ -346,23 +329,7 @@ async fn apply_event(
     let applied = match apply_desired(ctx, &kcp, &facts, &desired).await {
         Ok(a) => a,
         Err(e @ Error::OwnedByOther { .. }) => {
-            let pods = list_pods(ctx, &ns, &cluster_name).await?;
-            let (st, transitions) = status::compute(StatusInputs {
-                kcp: &kcp,
-                cluster: &cluster_name,
-                desired: None,
-                failure: Some(Failure {
-                    reason: e.reason().into(),
-                    message: e.to_string(),
-                }),
-                pods: &pods,
-                statefulset: facts.statefulset.as_ref(),
-                etcd_statefulset: facts.etcd_statefulset.as_ref(),
-                probe: Probe::NotRun,
-                now: now_t,
-            });
-            write_status(&api, &kcp, &st).await?;
-            report(ctx, &kcp, &transitions).await;
+            report_failure(ctx, &kcp, &facts, e.reason(), e.to_string(), now_t).await?;
             return Ok(Action::requeue(Duration::from_secs(60)));
         }
         Err(e) => return Err(e),
@@ -419,6 +386,38 @@ async fn apply_event(
     } else {
         Action::requeue(Duration::from_secs(10))
     })
+}
+
+/// Writes the status of a reconcile stopped before (or instead of) applying: the failure on
+/// `Available`, counts from the pods, nothing else changed.
+async fn report_failure(
+    ctx: &Context,
+    kcp: &K0smotronControlPlane,
+    facts: &Facts,
+    reason: &str,
+    message: String,
+    now: Time,
+) -> Result<(), Error> {
+    let ns = kcp.namespace().ok_or(Error::NoNamespace)?;
+    let api: Api<K0smotronControlPlane> = Api::namespaced(ctx.client.clone(), &ns);
+    let pods = list_pods(ctx, &ns, &facts.cluster_name).await?;
+    let (st, transitions) = status::compute(StatusInputs {
+        kcp,
+        cluster: &facts.cluster_name,
+        desired: None,
+        failure: Some(Failure {
+            reason: reason.into(),
+            message,
+        }),
+        pods: &pods,
+        statefulset: facts.statefulset.as_ref(),
+        etcd_statefulset: facts.etcd_statefulset.as_ref(),
+        probe: Probe::NotRun,
+        now,
+    });
+    write_status(&api, kcp, &st).await?;
+    report(ctx, kcp, &transitions).await;
+    Ok(())
 }
 
 async fn report(ctx: &Context, kcp: &K0smotronControlPlane, transitions: &[status::Transition]) {

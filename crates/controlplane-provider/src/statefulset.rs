@@ -205,6 +205,15 @@ fn exec_probe(initial_delay: i32, failure_threshold: i32) -> Probe {
     }
 }
 
+/// The image of the `controller` container of a pod spec.
+pub fn controller_image(spec: &PodSpec) -> Option<&str> {
+    spec.containers
+        .iter()
+        .find(|c| c.name == CONTROLLER_CONTAINER)?
+        .image
+        .as_deref()
+}
+
 /// Preferred anti-affinity spreading replicas over zones (weight 100) and hosts (weight 50).
 pub fn spread_affinity(match_labels: BTreeMap<String, String>) -> Affinity {
     let term = |weight, key: &str| WeightedPodAffinityTerm {
@@ -245,7 +254,8 @@ fn pki_files(purpose: CertificateType) -> Option<(&'static str, &'static str)> {
     }
 }
 
-fn secret_projection(secret: &str, crt: &str, key: &str) -> VolumeProjection {
+/// A projection of a CAPI certificate Secret's `tls.crt`/`tls.key` as files `crt` and `key`.
+pub(crate) fn secret_projection(secret: &str, crt: &str, key: &str) -> VolumeProjection {
     VolumeProjection {
         secret: Some(SecretProjection {
             name: secret.to_string(),
@@ -484,15 +494,13 @@ pub fn pod_template(inputs: &ControllerInputs) -> Result<PodTemplateSpec, Statef
     })
 }
 
-/// The StatefulSet `kmc-<name>`, with both hash annotations.
+/// The StatefulSet `kmc-<name>` (the build step adds the hash annotations and patches).
 pub fn statefulset(
     inputs: &ControllerInputs,
     replicas: i32,
     owner: &OwnerReference,
 ) -> Result<StatefulSet, StatefulSetError> {
     let template = pod_template(inputs)?;
-    let template_hash = stable_hash("pod template", &template)?;
-    let inputs_hash = inputs.hash()?;
     let selector = labels::control_plane_selector(&inputs.cluster);
     let (claims, retention) = match &inputs.data {
         DataVolume::Pvc { claim, auto_delete } => (
@@ -512,10 +520,6 @@ pub fn statefulset(
                 selector.clone(),
                 names::component::CONTROL_PLANE,
             )),
-            annotations: Some(BTreeMap::from([
-                (STATEFULSET_HASH_ANNOTATION.to_string(), template_hash),
-                (INPUTS_HASH_ANNOTATION.to_string(), inputs_hash),
-            ])),
             owner_references: Some(vec![owner.clone()]),
             ..Default::default()
         },
@@ -605,6 +609,5 @@ pub(crate) mod tests {
             serde_json::to_string(&a.spec.template).unwrap(),
             serde_json::to_string(&b.spec.template).unwrap()
         );
-        assert_eq!(a.metadata.annotations, b.metadata.annotations);
     }
 }

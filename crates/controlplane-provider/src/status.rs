@@ -17,7 +17,6 @@ use provider_runtime::conditions::{ConditionStatus, set_condition};
 
 use crate::build::DesiredState;
 use crate::labels;
-use crate::statefulset::CONTROLLER_CONTAINER;
 
 /// Reason of `Available` False when the kubeconfig cannot be turned into a client.
 pub const CLIENT_CREATION_FAILED_REASON: &str = "ClusterClientCreationFailed";
@@ -70,14 +69,7 @@ fn is_terminal(pod: &Pod) -> bool {
 }
 
 fn controller_version(pod: &Pod) -> Option<K0sVersion> {
-    let image = pod
-        .spec
-        .as_ref()?
-        .containers
-        .iter()
-        .find(|c| c.name == CONTROLLER_CONTAINER)?
-        .image
-        .as_deref()?;
+    let image = crate::statefulset::controller_image(pod.spec.as_ref()?)?;
     K0sVersion::parse(image_tag(image)?).ok()
 }
 
@@ -486,6 +478,7 @@ pub fn transitions(old: &[Condition], new: &[Condition]) -> Vec<Transition> {
 )]
 mod tests {
     use super::*;
+    use crate::statefulset::CONTROLLER_CONTAINER;
     use k8s_openapi::api::core::v1::{Container, PodCondition, PodSpec, PodStatus};
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
