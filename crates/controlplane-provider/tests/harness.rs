@@ -763,6 +763,50 @@ async fn restart_creates_no_revision_and_a_version_change_rolls_the_pods() {
     provider.stop().await;
 }
 
+/// What of a control plane is still there: the KCP, StatefulSets, Services, our ConfigMaps and
+/// the cluster's Secrets (by kind and name).
+async fn leftovers(ns: &TestNamespace) -> Vec<String> {
+    async fn names<K>(api: Api<K>, lp: ListParams, kind: &str) -> Vec<String>
+    where
+        K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+        K::DynamicType: Default,
+    {
+        api.list(&lp)
+            .await
+            .unwrap()
+            .items
+            .iter()
+            .map(|o| format!("{kind}/{}", o.name_any()))
+            .collect()
+    }
+    let all = ListParams::default;
+    let mut left = names(
+        ns.api::<K0smotronControlPlane>(),
+        all(),
+        "K0smotronControlPlane",
+    )
+    .await;
+    left.extend(names(ns.api::<StatefulSet>(), all(), "StatefulSet").await);
+    left.extend(names(ns.api::<Service>(), all(), "Service").await);
+    left.extend(
+        names(
+            ns.api::<ConfigMap>(),
+            all().labels("app=k0smotron"),
+            "ConfigMap",
+        )
+        .await,
+    );
+    left.extend(
+        names(
+            ns.api::<Secret>(),
+            all().labels("cluster.x-k8s.io/cluster-name"),
+            "Secret",
+        )
+        .await,
+    );
+    left
+}
+
 #[tokio::test]
 #[ignore = "needs test/harness"]
 async fn delete_removes_children_and_keeps_claims() {
@@ -794,78 +838,18 @@ async fn delete_removes_children_and_keeps_claims() {
         .delete(CLUSTER, &DeleteParams::default())
         .await
         .unwrap();
-    for _ in 0..180 {
-        let kcp_gone = ns
-            .api::<K0smotronControlPlane>()
-            .get_opt(CLUSTER)
-            .await
-            .unwrap()
-            .is_none();
-        let sts_left = ns
-            .api::<StatefulSet>()
-            .list(&ListParams::default())
-            .await
-            .unwrap()
-            .items;
-        let svc_left = ns
-            .api::<Service>()
-            .list(&ListParams::default())
-            .await
-            .unwrap()
-            .items;
-        let cm_left: Vec<_> = ns
-            .api::<ConfigMap>()
-            .list(&ListParams::default().labels("app=k0smotron"))
-            .await
-            .unwrap()
-            .items;
-        let secrets_left: Vec<_> = ns
-            .api::<Secret>()
-            .list(&ListParams::default().labels("cluster.x-k8s.io/cluster-name"))
-            .await
-            .unwrap()
-            .items;
-        if kcp_gone
-            && sts_left.is_empty()
-            && svc_left.is_empty()
-            && cm_left.is_empty()
-            && secrets_left.is_empty()
-        {
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    loop {
+        let left = leftovers(&ns).await;
+        if left.is_empty() {
             break;
         }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "left after deletion: {left:?}"
+        );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    assert!(
-        ns.api::<K0smotronControlPlane>()
-            .get_opt(CLUSTER)
-            .await
-            .unwrap()
-            .is_none()
-    );
-    assert!(
-        ns.api::<StatefulSet>()
-            .list(&ListParams::default())
-            .await
-            .unwrap()
-            .items
-            .is_empty()
-    );
-    assert!(
-        ns.api::<Service>()
-            .list(&ListParams::default())
-            .await
-            .unwrap()
-            .items
-            .is_empty()
-    );
-    assert!(
-        ns.api::<Secret>()
-            .list(&ListParams::default().labels("cluster.x-k8s.io/cluster-name"))
-            .await
-            .unwrap()
-            .items
-            .is_empty()
-    );
     // autoDeletePVCs is off: the claims stay.
     assert_eq!(
         pvcs.list(&ListParams::default()).await.unwrap().items.len(),
