@@ -181,7 +181,7 @@ impl BuildError {
     /// Condition reason and metric label.
     pub fn reason(&self) -> &'static str {
         match self {
-            Self::Spec(SpecError::Unsupported(_)) => "UnsupportedFeature",
+            Self::Spec(SpecError::Unsupported(_)) => crate::status::UNSUPPORTED_FEATURE_REASON,
             Self::Spec(SpecError::Invalid(_)) | Self::K0sConfig(_) | Self::Patch(_) => {
                 k0smotron_api::conditions::INVALID_SPEC_REASON
             }
@@ -189,7 +189,7 @@ impl BuildError {
                 k0smotron_api::conditions::INVALID_SPEC_REASON
             }
             Self::ReferenceNotFound(_) => k0smotron_api::conditions::REFERENCE_NOT_FOUND_REASON,
-            Self::InvalidSecret(_) => "InvalidSecret",
+            Self::InvalidSecret(_) => crate::status::INVALID_SECRET_REASON,
             Self::Certificate(_) | Self::Kubeconfig(_) => {
                 k0smotron_api::conditions::CERTIFICATES_NOT_AVAILABLE_REASON
             }

@@ -18,6 +18,12 @@ use provider_runtime::conditions::{ConditionStatus, set_condition};
 use crate::build::DesiredState;
 use crate::labels;
 
+/// Reason of a failure condition when the spec asks for something this provider does not do.
+pub const UNSUPPORTED_FEATURE_REASON: &str = "UnsupportedFeature";
+/// Reason of a failure condition when a referenced Secret has unusable content.
+pub const INVALID_SECRET_REASON: &str = "InvalidSecret";
+/// Reason of a failure condition when a child's name is taken by an object another controller owns.
+pub const OBJECT_OWNED_BY_OTHER_REASON: &str = "ObjectOwnedByOther";
 /// Reason of `Available` False when the kubeconfig cannot be turned into a client.
 pub const CLIENT_CREATION_FAILED_REASON: &str = "ClusterClientCreationFailed";
 /// Reason of `Available` False when the workload API server does not answer.
@@ -189,20 +195,25 @@ pub struct Transition {
 }
 
 impl Transition {
-    /// Whether the transition deserves a Warning event.
+    /// Whether the transition deserves a Warning event: it reports a failure the user must act
+    /// on. Waiting states (for the owner, the endpoint, pods, etcd members) are Normal.
     pub fn is_warning(&self) -> bool {
-        let positive_when_true = !matches!(
-            self.type_.as_str(),
-            c::PAUSED | c::SCALING_UP | c::SCALING_DOWN | c::ROLLING_OUT | c::DELETING
-        );
-        (positive_when_true
-            && self.status == "False"
-            && self.reason != WAITING_FOR_ENDPOINT_REASON
-            && self.reason != WAITING_FOR_EXPOSURE_REASON
-            && self.reason != KUBE_SYSTEM_NOT_ACCESSIBLE_REASON)
-            || self.reason == c::UNSUPPORTED_UPGRADE_REASON
+        FAILURE_REASONS.contains(&self.reason.as_str())
     }
 }
+
+/// Condition reasons that report a failure (see `BuildError::reason` and `reconcile::Error`).
+pub const FAILURE_REASONS: &[&str] = &[
+    c::INVALID_SPEC_REASON,
+    c::REFERENCE_NOT_FOUND_REASON,
+    c::UNSUPPORTED_UPGRADE_REASON,
+    c::CERTIFICATES_NOT_AVAILABLE_REASON,
+    c::INTERNAL_ERROR_REASON,
+    UNSUPPORTED_FEATURE_REASON,
+    INVALID_SECRET_REASON,
+    OBJECT_OWNED_BY_OTHER_REASON,
+    CLIENT_CREATION_FAILED_REASON,
+];
 
 fn quorum(n: i32) -> i32 {
     n / 2 + 1
@@ -327,7 +338,7 @@ pub fn compute(input: StatusInputs<'_>) -> (K0smotronControlPlaneStatus, Vec<Tra
         ),
         (None, Some(f))
             if f.reason == c::CERTIFICATES_NOT_AVAILABLE_REASON
-                || f.reason == "InvalidSecret"
+                || f.reason == INVALID_SECRET_REASON
                 || f.message.contains("spec.certificateRefs") =>
         {
             set(

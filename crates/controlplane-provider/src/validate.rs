@@ -44,7 +44,8 @@ pub fn validate(spec: &K0smotronControlPlaneSpec) -> Result<(), SpecError> {
         )));
     }
     K0sVersion::parse(&spec.version).map_err(|e| SpecError::Invalid(e.to_string()))?;
-    if spec.image.is_empty() || spec.image.contains('@') {
+    let last_segment = spec.image.rsplit('/').next().unwrap_or_default();
+    if spec.image.is_empty() || spec.image.contains('@') || last_segment.contains(':') {
         return Err(SpecError::Invalid(format!(
             "spec.image must be a repository without tag or digest, got {:?}",
             spec.image
@@ -188,6 +189,17 @@ mod tests {
         assert!(validate(&spec).is_err());
         spec.persistence.host_path = Some("/data".into());
         assert_eq!(validate(&spec), Ok(()));
+    }
+
+    #[test]
+    fn image_is_a_repository_without_tag() {
+        let mut spec = K0smotronControlPlaneSpec::default();
+        spec.image = "registry.example.com:5000/k0sproject/k0s".into();
+        assert_eq!(validate(&spec), Ok(()));
+        spec.image = "quay.io/k0sproject/k0s:v1.35.7-k0s.0".into();
+        assert!(validate(&spec).is_err());
+        spec.image = "quay.io/k0sproject/k0s@sha256:abc".into();
+        assert!(validate(&spec).is_err());
     }
 
     #[test]
