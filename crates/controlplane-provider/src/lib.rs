@@ -8,6 +8,7 @@ pub mod controller;
 pub mod entrypoint;
 pub mod etcd;
 pub mod hash;
+pub mod infra;
 pub mod k0s_config;
 pub mod kubeconfig;
 pub mod labels;

@@ -34,6 +34,7 @@ use serde::de::DeserializeOwned;
 use tracing::{debug, info, instrument, warn};
 
 use crate::build::{self, DesiredState, Facts, StatefulSetPlan, controlled_by};
+use crate::infra;
 use crate::labels;
 use crate::statefulset::INPUTS_HASH_ANNOTATION;
 use crate::status::{self, Failure, Probe, StatusInputs};
@@ -130,7 +131,7 @@ impl Error {
     /// Condition reason when the error is reported in status.
     pub fn reason(&self) -> &'static str {
         match self {
-            Self::OwnedByOther { .. } => "ObjectOwnedByOther",
+            Self::OwnedByOther { .. } => crate::status::OBJECT_OWNED_BY_OTHER_REASON,
             _ => cond::INTERNAL_ERROR_REASON,
         }
     }
@@ -335,6 +336,8 @@ async fn apply_event(
         Err(e) => return Err(e),
     };
 
+    let infra_pending = provision_self_managed_infrastructure(ctx, &kcp, &cluster, &desired).await;
+
     let pods = list_pods(ctx, &ns, &cluster_name).await?;
     let counts_ready = pods.iter().any(pod_ready);
     let was_initialized = kcp
@@ -380,12 +383,63 @@ async fn apply_event(
         && probe == Probe::Answered
         && st.ready_replicas == Some(kcp.spec.replicas)
         && st.up_to_date_replicas == Some(kcp.spec.replicas)
-        && applied.settled;
+        && applied.settled
+        && !infra_pending;
     Ok(if settled {
         Action::requeue(ctx.resync)
     } else {
         Action::requeue(Duration::from_secs(10))
     })
+}
+
+/// Once the control-plane endpoint is known, marks the Cluster's infrastructure object
+/// provisioned if the user handed it to us (see [`crate::infra`]). A failure does not stop the
+/// control plane: it is logged and reported as a Warning event, and the caller retries soon.
+/// Returns whether the step is still pending.
+async fn provision_self_managed_infrastructure(
+    ctx: &Context,
+    kcp: &K0smotronControlPlane,
+    cluster: &Cluster,
+    desired: &DesiredState,
+) -> bool {
+    let Some(reference) = cluster.spec.infrastructure_ref.as_ref() else {
+        return false;
+    };
+    let endpoint_known = desired.endpoint.as_ref().is_some_and(|e| e.is_valid());
+    if !endpoint_known || cluster.infrastructure_provisioned() {
+        return false;
+    }
+    let ns = cluster.namespace().unwrap_or_default();
+    match provision_infrastructure(&ctx.client, &ns, reference).await {
+        Ok(InfraOutcome::Provisioned) => {
+            let note = format!(
+                "{} {} marked provisioned ({}: {})",
+                reference.kind,
+                reference.name,
+                infra::MANAGED_BY_ANNOTATION,
+                infra::MANAGED_BY_VALUE
+            );
+            info!("{note}");
+            publish(ctx, kcp, false, "InfrastructureProvisioned", &note).await;
+            false
+        }
+        Ok(outcome) => {
+            debug!(?outcome, "infrastructure cluster left alone");
+            false
+        }
+        Err(e) => {
+            warn!(error = %e, "marking the infrastructure cluster provisioned failed");
+            publish(
+                ctx,
+                kcp,
+                true,
+                "InfrastructureProvisioningFailed",
+                &e.to_string(),
+            )
+            .await;
+            true
+        }
+    }
 }
 
 /// Writes the status of a reconcile stopped before (or instead of) applying: the failure on
@@ -773,6 +827,155 @@ async fn publish_endpoint(
         }
         Err(e) => Err(write_err("spec.controlPlaneEndpoint")(e)),
     }
+}
+
+/// Why a self-managed infrastructure cluster could not be marked provisioned.
+#[derive(Debug, thiserror::Error)]
+pub enum InfraError {
+    /// The API group of `Cluster.spec.infrastructureRef` could not be discovered.
+    #[error("discovering API group {group}: {source}")]
+    Discovery {
+        /// API group.
+        group: String,
+        /// What went wrong.
+        #[source]
+        source: kube::Error,
+    },
+    /// The API group serves no such kind.
+    #[error("API group {group} serves no kind {kind}")]
+    UnknownKind {
+        /// API group.
+        group: String,
+        /// Kind.
+        kind: String,
+    },
+    /// A read failed.
+    #[error("reading {what}: {source}")]
+    Read {
+        /// The object.
+        what: String,
+        /// What went wrong.
+        #[source]
+        source: kube::Error,
+    },
+    /// The infrastructure CRD declares no CAPI contract.
+    #[error(
+        "CustomResourceDefinition {crd} has no cluster.x-k8s.io/v1beta2 or v1beta1 contract label"
+    )]
+    NoContract {
+        /// CRD name.
+        crd: String,
+    },
+    /// The status write failed.
+    #[error("marking {what} provisioned: {source}")]
+    Write {
+        /// The object.
+        what: String,
+        /// What went wrong.
+        #[source]
+        source: kube::Error,
+    },
+    /// The API server accepted the write but dropped the field (the CRD's schema lacks it).
+    #[error(
+        "{what} has no status field for provisioned under the {contract:?} contract its CRD declares"
+    )]
+    Pruned {
+        /// The object.
+        what: String,
+        /// The contract the CRD declares.
+        contract: infra::Contract,
+    },
+}
+
+/// What [`provision_infrastructure`] found or did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum InfraOutcome {
+    /// The object is not annotated `cluster.x-k8s.io/managed-by: k0smotron`: its own provider
+    /// provisions it.
+    NotOurs,
+    /// Already marked provisioned.
+    AlreadyProvisioned,
+    /// Marked provisioned now.
+    Provisioned,
+}
+
+/// Marks the Cluster's infrastructure object provisioned when the user handed it to us
+/// (`cluster.x-k8s.io/managed-by: k0smotron`), in the status field of the CAPI contract its CRD
+/// declares. Only that field is written, under its own field manager.
+pub async fn provision_infrastructure(
+    client: &Client,
+    namespace: &str,
+    reference: &k0smotron_api::capi::ContractVersionedObjectReference,
+) -> Result<InfraOutcome, InfraError> {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    use kube::api::{ApiResource, DynamicObject};
+    use kube::core::GroupVersionKind;
+
+    let (group, kind) = (reference.api_group.as_str(), reference.kind.as_str());
+    let what = format!("{kind} {namespace}/{}", reference.name);
+    let discovered = kube::discovery::oneshot::group(client, group)
+        .await
+        .map_err(|source| InfraError::Discovery {
+            group: group.to_owned(),
+            source,
+        })?;
+    let plural = discovered
+        .resources_by_stability()
+        .into_iter()
+        .find(|(ar, _)| ar.kind == kind)
+        .map(|(ar, _)| ar.plural)
+        .ok_or_else(|| InfraError::UnknownKind {
+            group: group.to_owned(),
+            kind: kind.to_owned(),
+        })?;
+    let crd_name = format!("{plural}.{group}");
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let crd = crds
+        .get(&crd_name)
+        .await
+        .map_err(|source| InfraError::Read {
+            what: format!("CustomResourceDefinition {crd_name}"),
+            source,
+        })?;
+    let (contract, version) = infra::contract_from_crd_labels(crd.labels())
+        .ok_or_else(|| InfraError::NoContract { crd: crd_name })?;
+    let resource =
+        ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, &version, kind), &plural);
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &resource);
+    let object = api
+        .get(&reference.name)
+        .await
+        .map_err(|source| InfraError::Read {
+            what: what.clone(),
+            source,
+        })?;
+    if !infra::managed_by_us(&object.metadata) {
+        return Ok(InfraOutcome::NotOurs);
+    }
+    if contract.is_provisioned(&object.data) {
+        return Ok(InfraOutcome::AlreadyProvisioned);
+    }
+    let body = serde_json::json!({
+        "apiVersion": resource.api_version,
+        "kind": kind,
+        "metadata": { "name": reference.name },
+        "status": contract.provisioned_status(),
+    });
+    let written = api
+        .patch_status(
+            &reference.name,
+            &PatchParams::apply(infra::INFRA_MANAGER).force(),
+            &Patch::Apply(&body),
+        )
+        .await
+        .map_err(|source| InfraError::Write {
+            what: what.clone(),
+            source,
+        })?;
+    if !contract.is_provisioned(&written.data) {
+        return Err(InfraError::Pruned { what, contract });
+    }
+    Ok(InfraOutcome::Provisioned)
 }
 
 /// GET `kube-system` through the kubeconfig Secret, within `timeout`.

@@ -186,7 +186,8 @@ pub struct RunOptions {
     pub register_nodes: bool,
 }
 
-/// Provision every `TestCluster` in `namespace`, and every `TestMachine` whose Machine has
+/// Provision every `TestCluster` in `namespace` not annotated `cluster.x-k8s.io/managed-by`, and
+/// every `TestMachine` whose Machine has
 /// bootstrap data, once a second, until the future is dropped. Errors are printed and retried.
 ///
 /// Polling, not watching: this is a test stand-in that must stay obviously correct, and one list
@@ -223,7 +224,14 @@ async fn pass(
         .await
         .map_err(list_err("TestCluster"))?
     {
-        if !is_provisioned(&cluster) {
+        // CAPI's convention: an infrastructure cluster annotated `cluster.x-k8s.io/managed-by`
+        // belongs to someone else (here the control-plane provider), and its provider keeps out.
+        let externally_managed = cluster
+            .metadata
+            .annotations
+            .as_ref()
+            .is_some_and(|a| a.contains_key("cluster.x-k8s.io/managed-by"));
+        if !externally_managed && !is_provisioned(&cluster) {
             let name = cluster.metadata.name.clone().unwrap_or_default();
             provision_cluster(client, namespace, &name).await?;
             eprintln!("fake-infra: TestCluster {namespace}/{name} provisioned");

@@ -43,17 +43,20 @@ const FIELD_MANAGER: &str = "e2e";
 
 /// Everything the test started, for diagnostics when a wait times out.
 struct Running {
-    capi: CapiManager,
+    /// `None` when the harness already runs CAPI core (`cluster up --capi-manager`).
+    capi: Option<CapiManager>,
     control_plane: ProviderManager,
     bootstrap: ProviderManager,
 }
 
 impl Running {
     fn diagnose(&self) -> String {
+        let capi = match &self.capi {
+            Some(capi) => format!("({})\n{}", capi.log().display(), capi.log_tail(30)),
+            None => "(run by the harness: $HARNESS_DIR/logs/capi-manager.log)".to_owned(),
+        };
         format!(
-            "--- cluster-api-manager ({}) ---\n{}\n--- controlplane-provider ---\n{}\n--- bootstrap-provider ---\n{}",
-            self.capi.log().display(),
-            self.capi.log_tail(30),
+            "--- cluster-api-manager {capi}\n--- controlplane-provider ---\n{}\n--- bootstrap-provider ---\n{}",
             self.control_plane.log_tail(30),
             self.bootstrap.log_tail(30)
         )
@@ -414,15 +417,23 @@ async fn cluster_converges_scales_and_deletes_under_capi_core() {
         ProviderManager::start(Provider::Bootstrap, &bs_kubeconfig, &ns_name, &logs, true)
             .await
             .unwrap();
-    let admin_kubeconfig = PathBuf::from(std::env::var("KUBECONFIG").unwrap());
-    let capi_manager = CapiManager::start(CapiOptions {
-        kubeconfig: &admin_kubeconfig,
-        namespace: &ns_name,
-        log_dir: &logs,
-        feature_gates: "",
-    })
-    .await
-    .unwrap();
+    // CAPI core: the harness's when it runs one (all namespaces, webhooks registered), else our
+    // own, scoped to the test namespace.
+    let capi_manager = if std::env::var("HARNESS_CAPI_MANAGER").is_ok_and(|v| v == "1") {
+        None
+    } else {
+        let admin_kubeconfig = PathBuf::from(std::env::var("KUBECONFIG").unwrap());
+        Some(
+            CapiManager::start(CapiOptions {
+                kubeconfig: &admin_kubeconfig,
+                namespace: &ns_name,
+                log_dir: &logs,
+                feature_gates: "",
+            })
+            .await
+            .unwrap(),
+        )
+    };
     let running = Running {
         capi: capi_manager,
         control_plane,
@@ -480,14 +491,49 @@ async fn cluster_converges_scales_and_deletes_under_capi_core() {
         apply(&client, obj).await;
     }
 
-    // The infrastructure provider's part: the cluster's infrastructure exists.
-    infra::provision_cluster(&client, &ns_name, CLUSTER)
-        .await
-        .unwrap();
+    // The TestCluster is annotated `cluster.x-k8s.io/managed-by: k0smotron`: no infrastructure
+    // provider acts on it; the control-plane provider marks it provisioned (under its released
+    // RBAC) once the endpoint is known, and CAPI core takes that up.
+    let test_clusters = api(
+        &client,
+        &ns_name,
+        "infrastructure.cluster.x-k8s.io/v1alpha1",
+        "TestCluster",
+    );
+    let clusters = capi(&client, &ns_name, "Cluster");
+    poll(
+        &running,
+        Duration::from_secs(120),
+        "TestCluster provisioned by the control-plane provider, Cluster infrastructureProvisioned",
+        || async {
+            let infra = test_clusters
+                .get(CLUSTER)
+                .await
+                .map_err(|e| e.to_string())?;
+            let cluster = clusters.get(CLUSTER).await.map_err(|e| e.to_string())?;
+            let by_us = infra.metadata.managed_fields.iter().flatten().any(|f| {
+                f.manager.as_deref() == Some("k0smotron-controlplane-infrastructure")
+                    && f.subresource.as_deref() == Some("status")
+            });
+            let provisioned = infra.data["status"]["initialization"]["provisioned"] == true;
+            if by_us
+                && provisioned
+                && cluster.data["status"]["initialization"]["infrastructureProvisioned"] == true
+            {
+                Ok(())
+            } else {
+                Err(format!(
+                    "TestCluster status {} (marked by us: {by_us}); {}",
+                    infra.data["status"],
+                    summary(&cluster)
+                ))
+            }
+        },
+    )
+    .await;
 
     // 1. The control plane comes up: CAPI core sees it initialized and available, and takes
     //    the endpoint the provider publishes.
-    let clusters = capi(&client, &ns_name, "Cluster");
     let cluster = poll(
         &running,
         Duration::from_secs(180),
@@ -649,11 +695,14 @@ async fn cluster_converges_scales_and_deletes_under_capi_core() {
     // The processes stayed up throughout, and each provider (the leader, caches synced) reports
     // ready, as a Deployment's readiness probe and `clusterctl init --wait-providers` need.
     let Running {
-        mut capi,
+        capi,
         mut control_plane,
         mut bootstrap,
     } = running;
-    capi.check().await.unwrap();
+    if let Some(mut capi) = capi {
+        capi.check().await.unwrap();
+        capi.stop().await;
+    }
     control_plane.check_running().unwrap();
     bootstrap.check_running().unwrap();
     control_plane
@@ -661,7 +710,6 @@ async fn cluster_converges_scales_and_deletes_under_capi_core() {
         .await
         .unwrap();
     bootstrap.wait_ready(Duration::from_secs(10)).await.unwrap();
-    capi.stop().await;
     control_plane.stop().await;
     bootstrap.stop().await;
     delete_cluster_rbac(&client, &ns_name).await;
