@@ -40,6 +40,9 @@ pub const CONTROL_PLANE_LABEL: &str = "cluster.x-k8s.io/control-plane";
 pub const CONTROL_PLANE_NAME_LABEL: &str = "cluster.x-k8s.io/control-plane-name";
 /// Annotation that pauses reconciliation of the object carrying it.
 pub const PAUSED_ANNOTATION: &str = "cluster.x-k8s.io/paused";
+/// Annotation on the CAPI Cluster identifying its workload cluster: `kube-system:<uid of the
+/// workload cluster's kube-system Namespace>` (upstream k0smotron's, set once the API answers).
+pub const CLUSTER_ID_ANNOTATION: &str = "k0sproject.io/cluster-id";
 /// Label selecting which provider instance reconciles an object (`--watch-filter`).
 pub const WATCH_FILTER_LABEL: &str = "cluster.x-k8s.io/watch-filter";
 /// Secret type CAPI uses for kubeconfig, certificate and bootstrap data Secrets.

@@ -46,6 +46,8 @@ pub const MANAGER: &str = "k0smotron-controlplane";
 pub const SCALE_MANAGER: &str = "k0smotron-controlplane-scale";
 /// Field manager owning only `spec.controlPlaneEndpoint` of the control plane.
 pub const ENDPOINT_MANAGER: &str = "k0smotron-controlplane-endpoint";
+/// Field manager owning only the `k0sproject.io/cluster-id` annotation of the CAPI Cluster.
+pub const CLUSTER_ID_MANAGER: &str = "k0smotron-controlplane-cluster-id";
 /// Metrics and log name of this controller.
 pub const CONTROLLER_NAME: &str = "k0smotroncontrolplane";
 
@@ -346,9 +348,9 @@ async fn apply_event(
         .and_then(|s| s.initialization.as_ref())
         .and_then(|i| i.control_plane_initialized)
         == Some(true);
-    let probe = match (&desired.kubeconfig, counts_ready || was_initialized) {
+    let (probe, kube_system_uid) = match (&desired.kubeconfig, counts_ready || was_initialized) {
         (Some(secret), true) => probe(secret, ctx.probe_timeout).await,
-        _ => Probe::NotRun,
+        _ => (Probe::NotRun, None),
     };
     let (st, transitions) = status::compute(StatusInputs {
         kcp: &kcp,
@@ -363,6 +365,9 @@ async fn apply_event(
     });
     write_status(&api, &kcp, &st).await?;
     report(ctx, &kcp, &transitions).await;
+    if let Some(uid) = kube_system_uid {
+        annotate_cluster_id(ctx, &cluster, &uid).await;
+    }
     if let Some(reason) = desired.kubeconfig_regenerated
         && reason != crate::kubeconfig::RegenerateReason::Missing
     {
@@ -390,6 +395,39 @@ async fn apply_event(
     } else {
         Action::requeue(Duration::from_secs(10))
     })
+}
+
+/// Sets `k0sproject.io/cluster-id: kube-system:<uid>` on the CAPI Cluster, by server-side apply
+/// under a field manager that owns only that annotation (so it never touches what the user or a
+/// GitOps tool owns). A failure is logged and retried on the next reconcile; it changes nothing
+/// else.
+async fn annotate_cluster_id(ctx: &Context, cluster: &Cluster, kube_system_uid: &str) {
+    let value = format!("kube-system:{kube_system_uid}");
+    let current = cluster.annotations().get(names::CLUSTER_ID_ANNOTATION);
+    if current == Some(&value) {
+        return;
+    }
+    let ns = cluster.namespace().unwrap_or_default();
+    let api: Api<Cluster> = Api::namespaced(ctx.client.clone(), &ns);
+    let body = serde_json::json!({
+        "apiVersion": Cluster::api_version(&()),
+        "kind": Cluster::kind(&()),
+        "metadata": {
+            "name": cluster.name_any(),
+            "annotations": { names::CLUSTER_ID_ANNOTATION: value },
+        },
+    });
+    match api
+        .patch(
+            &cluster.name_any(),
+            &PatchParams::apply(CLUSTER_ID_MANAGER).force(),
+            &Patch::Apply(&body),
+        )
+        .await
+    {
+        Ok(_) => info!(cluster_id = %value, "annotated the Cluster with its workload cluster id"),
+        Err(e) => warn!(error = %e, "annotating the Cluster with its workload cluster id failed"),
+    }
 }
 
 /// Once the control-plane endpoint is known, marks the Cluster's infrastructure object
@@ -978,25 +1016,32 @@ pub async fn provision_infrastructure(
     Ok(InfraOutcome::Provisioned)
 }
 
-/// GET `kube-system` through the kubeconfig Secret, within `timeout`.
-pub async fn probe(kubeconfig: &Secret, timeout: Duration) -> Probe {
+/// GET `kube-system` through the kubeconfig Secret, within `timeout`. With the answer comes the
+/// Namespace's uid, which identifies the workload cluster.
+pub async fn probe(kubeconfig: &Secret, timeout: Duration) -> (Probe, Option<String>) {
     let Some(value) = kubeconfig
         .data
         .as_ref()
         .and_then(|d| d.get(names::SECRET_VALUE_KEY))
         .and_then(|v| String::from_utf8(v.0.clone()).ok())
     else {
-        return Probe::ClientFailed("the kubeconfig Secret has no value".into());
+        return (
+            Probe::ClientFailed("the kubeconfig Secret has no value".into()),
+            None,
+        );
     };
     let client = match workload_client(&value, timeout).await {
         Ok(c) => c,
-        Err(e) => return Probe::ClientFailed(e),
+        Err(e) => return (Probe::ClientFailed(e), None),
     };
     let namespaces: Api<Namespace> = Api::all(client);
     match tokio::time::timeout(timeout, namespaces.get("kube-system")).await {
-        Ok(Ok(_)) => Probe::Answered,
-        Ok(Err(e)) => Probe::Failed(e.to_string()),
-        Err(_) => Probe::Failed(format!("no answer within {}s", timeout.as_secs())),
+        Ok(Ok(ns)) => (Probe::Answered, ns.metadata.uid),
+        Ok(Err(e)) => (Probe::Failed(e.to_string()), None),
+        Err(_) => (
+            Probe::Failed(format!("no answer within {}s", timeout.as_secs())),
+            None,
+        ),
     }
 }
 

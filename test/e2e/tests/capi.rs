@@ -556,6 +556,27 @@ async fn cluster_converges_scales_and_deletes_under_capi_core() {
         json!({"host": "127.0.0.1", "port": api_port}),
         "Cluster endpoint from the control plane"
     );
+    // The Cluster is annotated with its workload cluster's identity (upstream's cluster-id).
+    let kube_system: Api<k8s_openapi::api::core::v1::Namespace> =
+        Api::all(workload.client().await.unwrap());
+    let uid = kube_system.get("kube-system").await.unwrap().metadata.uid;
+    let cluster_id = poll(
+        &running,
+        Duration::from_secs(60),
+        "Cluster annotated k0sproject.io/cluster-id",
+        || async {
+            let cluster = clusters.get(CLUSTER).await.map_err(|e| e.to_string())?;
+            cluster
+                .metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get("k0sproject.io/cluster-id"))
+                .cloned()
+                .ok_or_else(|| summary(&cluster))
+        },
+    )
+    .await;
+    assert_eq!(cluster_id, format!("kube-system:{}", uid.unwrap()));
     let kcp = api(
         &client,
         &ns_name,
