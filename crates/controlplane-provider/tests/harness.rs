@@ -1005,10 +1005,36 @@ async fn a_user_ca_is_used_as_is_and_the_workload_api_makes_it_initialized() {
     let wl = test_support::client_from_kubeconfig_yaml(&value)
         .await
         .unwrap();
-    Api::<k8s_openapi::api::core::v1::Namespace>::all(wl)
+    let kube_system = Api::<k8s_openapi::api::core::v1::Namespace>::all(wl)
         .get("kube-system")
         .await
         .unwrap();
+    // The Cluster carries the workload cluster's identity, in an annotation only we own.
+    let expected_id = format!("kube-system:{}", kube_system.metadata.uid.unwrap());
+    let cluster = wait_for(
+        &ns.api::<Cluster>(),
+        CLUSTER,
+        |c| c.annotations().get("k0sproject.io/cluster-id") == Some(&expected_id),
+        TIMEOUT,
+        "Cluster annotated k0sproject.io/cluster-id",
+    )
+    .await
+    .unwrap();
+    let owners: Vec<_> = cluster
+        .metadata
+        .managed_fields
+        .iter()
+        .flatten()
+        .filter(|f| {
+            f.fields_v1.as_ref().is_some_and(|v| {
+                v.0["f:metadata"]["f:annotations"]
+                    .get("f:k0sproject.io/cluster-id")
+                    .is_some()
+            })
+        })
+        .filter_map(|f| f.manager.clone())
+        .collect();
+    assert_eq!(owners, ["k0smotron-controlplane-cluster-id"]);
 
     // Stopping the workload server does not unset initialized; Available follows.
     workload.stop().unwrap();
