@@ -1162,43 +1162,102 @@ async fn generated_k0s_configs_are_accepted_by_the_k0s_schema() {
         );
         return;
     };
-    let (ns, client) = setup("cp-k0s").await;
-    test_support::apply_crd_dir(&client, &PathBuf::from(dir))
-        .await
-        .unwrap();
-    let provider = Provider::start(client.clone(), ns.name());
-    let mut spec = K0smotronControlPlaneSpec::default();
-    spec.k0s_config = Some(json!({
+    // Etcd storage with a user k0sConfig (network provider, extra SANs); kine storage with
+    // conflicting user values the provider overrides.
+    let mut etcd = K0smotronControlPlaneSpec::default();
+    etcd.k0s_config = Some(json!({
         "apiVersion": "k0s.k0sproject.io/v1beta1",
         "kind": "ClusterConfig",
         "spec": {"network": {"provider": "calico"}, "api": {"sans": ["extra.example.com"]}}
     }));
-    create(&ns, spec).await;
-    let cm = wait_for(
-        &ns.api::<ConfigMap>(),
-        "kmc-demo-config",
-        |_| true,
-        TIMEOUT,
-        "the config ConfigMap",
-    )
-    .await
-    .unwrap();
-    let yaml = &cm.data.unwrap()["K0SMOTRON_K0S_YAML"];
-    let mut config: serde_json::Value = serde_saphyr::from_str(yaml).unwrap();
-    config["metadata"] = json!({"name": "k0s", "namespace": ns.name()});
-    let gvk = kube::api::GroupVersionKind::gvk("k0s.k0sproject.io", "v1beta1", "ClusterConfig");
-    let resource = kube::api::ApiResource::from_gvk_with_plural(&gvk, "clusterconfigs");
-    let api: Api<kube::api::DynamicObject> =
-        Api::namespaced_with(client.clone(), ns.name(), &resource);
-    let obj: kube::api::DynamicObject = serde_json::from_value(config).unwrap();
-    api.create(
-        &PostParams {
-            dry_run: true,
-            ..Default::default()
-        },
-        &obj,
-    )
-    .await
-    .unwrap();
-    provider.stop().await;
+    let mut kine = K0smotronControlPlaneSpec::default();
+    kine.storage.type_ = StorageType::Kine;
+    kine.storage.kine = Some(KineSpec {
+        data_source_url: Some("sqlite:///var/lib/k0s/db/state.db".into()),
+        data_source_secret_name: None,
+    });
+    kine.k0s_config = Some(json!({
+        "apiVersion": "k0s.k0sproject.io/v1beta1",
+        "kind": "ClusterConfig",
+        "spec": {
+            "api": {"port": 1234, "externalAddress": "user.example.com"},
+            "storage": {"type": "etcd"},
+            "network": {"podCIDR": "10.200.0.0/16", "kubeProxy": {"mode": "ipvs"}},
+            "telemetry": {"enabled": false}
+        }
+    }));
+    for (what, spec) in [("etcd", etcd), ("kine", kine)] {
+        let (ns, client) = setup("cp-k0s").await;
+        test_support::apply_crd_dir(&client, &PathBuf::from(&dir))
+            .await
+            .unwrap();
+        let provider = Provider::start(client.clone(), ns.name());
+        create(&ns, spec).await;
+        let cm = wait_for(
+            &ns.api::<ConfigMap>(),
+            "kmc-demo-config",
+            |_| true,
+            TIMEOUT,
+            "the config ConfigMap",
+        )
+        .await
+        .unwrap();
+        provider.stop().await;
+        let yaml = &cm.data.unwrap()["K0SMOTRON_K0S_YAML"];
+        let mut config: serde_json::Value = serde_saphyr::from_str(yaml).unwrap();
+        config["metadata"] = json!({"name": "k0s", "namespace": ns.name()});
+        let gvk = kube::api::GroupVersionKind::gvk("k0s.k0sproject.io", "v1beta1", "ClusterConfig");
+        let resource = kube::api::ApiResource::from_gvk_with_plural(&gvk, "clusterconfigs");
+        let api: Api<kube::api::DynamicObject> =
+            Api::namespaced_with(client.clone(), ns.name(), &resource);
+        let obj: kube::api::DynamicObject = serde_json::from_value(config.clone()).unwrap();
+        let created = api
+            .create(
+                &PostParams {
+                    dry_run: true,
+                    ..Default::default()
+                },
+                &obj,
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{what}: k0s's schema refuses the config: {e}\n{yaml}"));
+        // The API server prunes fields the schema does not know instead of refusing them: every
+        // field we wrote must come back.
+        let created = serde_json::to_value(&created).unwrap();
+        let mut missing = Vec::new();
+        missing_fields(&config["spec"], &created["spec"], "spec", &mut missing);
+        assert!(
+            missing.is_empty(),
+            "{what}: k0s's schema does not know {missing:?}\n{yaml}"
+        );
+    }
+}
+
+/// Paths of fields in `sent` that are absent (or different scalars) in `got`.
+fn missing_fields(
+    sent: &serde_json::Value,
+    got: &serde_json::Value,
+    path: &str,
+    out: &mut Vec<String>,
+) {
+    match (sent, got) {
+        (serde_json::Value::Object(s), serde_json::Value::Object(g)) => {
+            for (k, v) in s {
+                match g.get(k) {
+                    Some(gv) => missing_fields(v, gv, &format!("{path}.{k}"), out),
+                    None if v.is_null() => {}
+                    None => out.push(format!("{path}.{k}")),
+                }
+            }
+        }
+        (serde_json::Value::Array(s), serde_json::Value::Array(g)) if s.len() == g.len() => {
+            for (i, (sv, gv)) in s.iter().zip(g).enumerate() {
+                missing_fields(sv, gv, &format!("{path}[{i}]"), out);
+            }
+        }
+        (s, g) if s == g => {}
+        // Numbers written as strings or the like still count as kept when equal as text.
+        (s, g) if s.to_string().trim_matches('"') == g.to_string().trim_matches('"') => {}
+        _ => out.push(path.to_owned()),
+    }
 }

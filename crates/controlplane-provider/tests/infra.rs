@@ -10,7 +10,8 @@ use std::path::PathBuf;
 use controlplane_provider::infra::{INFRA_MANAGER, MANAGED_BY_ANNOTATION};
 use controlplane_provider::reconcile::{InfraError, InfraOutcome, provision_infrastructure};
 use k0smotron_api::capi::ContractVersionedObjectReference;
-use kube::api::{ApiResource, DynamicObject, PostParams};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{ApiResource, DynamicObject, Patch, PatchParams, PostParams};
 use kube::core::GroupVersionKind;
 use kube::{Api, Client};
 use serde_json::{Value, json};
@@ -28,6 +29,26 @@ async fn setup() -> (TestNamespace, Client) {
     )
     .await
     .unwrap();
+    // The contract labels CAPD's config/crd/kustomization.yaml adds at install (the bases lack
+    // them).
+    Api::<CustomResourceDefinition>::all(client.clone())
+        .patch(
+            "devclusters.infrastructure.cluster.x-k8s.io",
+            &PatchParams::apply("capd-kustomize").force(),
+            &Patch::Apply(json!({
+                "apiVersion": "apiextensions.k8s.io/v1",
+                "kind": "CustomResourceDefinition",
+                "metadata": {
+                    "name": "devclusters.infrastructure.cluster.x-k8s.io",
+                    "labels": {
+                        "cluster.x-k8s.io/v1beta1": "v1beta1",
+                        "cluster.x-k8s.io/v1beta2": "v1beta2",
+                    },
+                },
+            })),
+        )
+        .await
+        .unwrap();
     apply_crd_file(
         &client,
         &PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/infra-contract-crds.yaml"),
@@ -153,14 +174,19 @@ async fn self_managed_infrastructure_is_marked_provisioned_per_its_contract() {
     let old = legacy.get("old").await;
     assert_eq!(old.data["status"], json!({ "ready": true }));
 
-    // A schema without the field: the API server drops it, and that is an error, not success.
+    // A schema without the field: an error, never a reported success.
     let narrow = Kind::new(&client, &ns_name, "v1alpha1", "NarrowTestCluster");
     narrow.create("narrow", true, json!({})).await;
     let err =
         provision_infrastructure(&client, &ns_name, &reference("NarrowTestCluster", "narrow"))
             .await
             .unwrap_err();
-    assert!(matches!(err, InfraError::Pruned { .. }), "{err}");
+    // (Server-side apply refuses a field the schema lacks; were it dropped instead, that is
+    // `Pruned`.)
+    assert!(
+        matches!(err, InfraError::Write { .. } | InfraError::Pruned { .. }),
+        "{err}"
+    );
     assert!(err.to_string().contains("NarrowTestCluster"), "{err}");
 
     // A kind the group does not serve, and a missing object, name what is wrong.
