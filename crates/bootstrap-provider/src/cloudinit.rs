@@ -29,6 +29,17 @@ pub enum CloudInitError {
         /// Its `encoding`.
         encoding: String,
     },
+    /// The user's own cloud-config (`provisioner.customUserDataRef`) is not one we can merge.
+    #[error("custom user data: {0}")]
+    UserData(String),
+    /// A `write_files` entry we look for is not one we can read.
+    #[error("write_files entry {path}: {reason}")]
+    BadEntry {
+        /// Path of the entry.
+        path: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A base64 `write_files` entry does not decode.
     #[error("write_files entry {path} is not valid base64")]
     Base64 {
@@ -110,20 +121,164 @@ fn needs_base64(text: &str) -> bool {
         .any(|c| (c.is_control() && c != '\n' && c != '\t') || c == '\u{feff}')
 }
 
+/// `#cloud-config` and the document as YAML: 2-space indentation, `- path:` indented under
+/// `write_files:` as upstream writes it, and long single-line strings never folded (a `runcmd`
+/// entry must stay one readable line).
+fn user_data_text(document: &impl Serialize) -> Result<String, CloudInitError> {
+    let mut options = serde_saphyr::SerializerOptions::default();
+    options.indent_step = 2;
+    options.compact_list_indent = false;
+    options.folded_wrap_chars = usize::MAX;
+    let body = serde_saphyr::to_string_with_options(document, options)
+        .map_err(CloudInitError::Serialize)?;
+    Ok(format!("{CLOUD_CONFIG_HEADER}\n{body}"))
+}
+
+/// The user's own cloud-config document (`provisioner.customUserDataRef`), kept as parsed YAML
+/// values so every key and entry survives as written (including `write_files` fields and
+/// list-form `runcmd` entries we do not model).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserCloudConfig {
+    /// Its `write_files` entries.
+    pub write_files: Vec<serde_json::Value>,
+    /// Its `runcmd` entries (strings or argument lists).
+    pub runcmd: Vec<serde_json::Value>,
+    /// Every other top-level key.
+    pub other: serde_json::Map<String, serde_json::Value>,
+}
+
+impl UserCloudConfig {
+    /// Parses a cloud-config document; the `#cloud-config` first line is optional. Refuses
+    /// anything that is not a mapping, a `write_files` that is not a list of mappings with a
+    /// `path`, and a `runcmd` that is not a list.
+    pub fn parse(text: &str) -> Result<Self, CloudInitError> {
+        let body = text
+            .trim_start_matches('\u{feff}')
+            .strip_prefix(CLOUD_CONFIG_HEADER)
+            .unwrap_or(text);
+        let value: serde_json::Value = if body.trim().is_empty() {
+            serde_json::Value::Object(serde_json::Map::new())
+        } else {
+            serde_saphyr::from_str(body)
+                .map_err(|e| CloudInitError::UserData(format!("not valid YAML: {e}")))?
+        };
+        // A document of comments only is empty.
+        let value = match value {
+            serde_json::Value::Null => serde_json::Value::Object(serde_json::Map::new()),
+            v => v,
+        };
+        let serde_json::Value::Object(mut other) = value else {
+            return Err(CloudInitError::UserData(
+                "the document is not a mapping of cloud-config keys".into(),
+            ));
+        };
+        let mut list = |key: &str| match other.remove(key) {
+            None | Some(serde_json::Value::Null) => Ok(Vec::new()),
+            Some(serde_json::Value::Array(items)) => Ok(items),
+            Some(_) => Err(CloudInitError::UserData(format!("{key} is not a list"))),
+        };
+        let write_files = list("write_files")?;
+        let runcmd = list("runcmd")?;
+        if let Some(bad) = write_files
+            .iter()
+            .position(|f| !f.get("path").is_some_and(serde_json::Value::is_string))
+        {
+            return Err(CloudInitError::UserData(format!(
+                "write_files[{bad}] is not a mapping with a path"
+            )));
+        }
+        Ok(Self {
+            write_files,
+            runcmd,
+            other,
+        })
+    }
+
+    /// The `path` of each of its `write_files` entries.
+    pub fn paths(&self) -> impl Iterator<Item = &str> {
+        self.write_files
+            .iter()
+            .filter_map(|f| f.get("path").and_then(serde_json::Value::as_str))
+    }
+}
+
+/// A document merged from ours and the user's, in that key order: `write_files`, `runcmd`,
+/// then the user's other keys. Our entries keep their field order; the user's are written as
+/// parsed.
+#[derive(Serialize)]
+struct MergedDocument<'a> {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    write_files: Vec<Entry<'a, WriteFile>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    runcmd: Vec<Entry<'a, String>>,
+    #[serde(flatten)]
+    other: &'a serde_json::Map<String, serde_json::Value>,
+}
+
+/// A list entry of ours or of the user's.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Entry<'a, T> {
+    Ours(&'a T),
+    User(&'a serde_json::Value),
+}
+
 impl CloudConfig {
     /// The user data: `#cloud-config`, then the document as YAML (2-space indentation).
     // NB: upstream puts `## template: jinja` first; only its CloudInitVars feature (not
     // supported here) makes the data a template, so we emit plain cloud-config.
     pub fn to_user_data(&self) -> Result<String, CloudInitError> {
-        let mut options = serde_saphyr::SerializerOptions::default();
-        options.indent_step = 2;
-        // `- path:` indented under `write_files:`, as upstream writes it.
-        options.compact_list_indent = false;
-        // Never fold long single-line strings: a `runcmd` entry must stay one readable line.
-        options.folded_wrap_chars = usize::MAX;
-        let body = serde_saphyr::to_string_with_options(self, options)
-            .map_err(CloudInitError::Serialize)?;
-        Ok(format!("{CLOUD_CONFIG_HEADER}\n{body}"))
+        user_data_text(self)
+    }
+
+    /// The user data of this document merged with the user's own: its files after ours, its
+    /// commands after ours but before our last command (the bootstrap-success sentinel, which
+    /// must mean that everything ran), and its other keys as written. One document, so
+    /// cloud-init's schema check and providers that read cloud-config themselves (CAPD) see
+    /// everything.
+    pub fn to_user_data_with(&self, user: &UserCloudConfig) -> Result<String, CloudInitError> {
+        let write_files = self
+            .write_files
+            .iter()
+            .map(Entry::Ours)
+            .chain(user.write_files.iter().map(Entry::User))
+            .collect();
+        let (last, rest) = match self.runcmd.split_last() {
+            Some((last, rest)) => (Some(last), rest),
+            None => (None, &[][..]),
+        };
+        let runcmd = rest
+            .iter()
+            .map(Entry::Ours)
+            .chain(user.runcmd.iter().map(Entry::User))
+            .chain(last.map(Entry::Ours))
+            .collect();
+        user_data_text(&MergedDocument {
+            write_files,
+            runcmd,
+            other: &user.other,
+        })
+    }
+
+    /// The `write_files` entry at `path` of user data we rendered, with or without the user's
+    /// own document merged in (whose entries and commands need not fit [`CloudConfig`]).
+    pub fn file_in_user_data(text: &str, path: &str) -> Result<Option<WriteFile>, CloudInitError> {
+        let body = text
+            .strip_prefix(CLOUD_CONFIG_HEADER)
+            .ok_or(CloudInitError::MissingHeader)?;
+        let doc: serde_json::Value = serde_saphyr::from_str(body).map_err(CloudInitError::Parse)?;
+        doc.get("write_files")
+            .and_then(serde_json::Value::as_array)
+            .into_iter()
+            .flatten()
+            .find(|f| f.get("path").and_then(serde_json::Value::as_str) == Some(path))
+            .map(|f| {
+                serde_json::from_value(f.clone()).map_err(|e| CloudInitError::BadEntry {
+                    path: path.to_owned(),
+                    reason: e.to_string(),
+                })
+            })
+            .transpose()
     }
 
     /// Parses user data produced by [`CloudConfig::to_user_data`] (used to recover the join
@@ -215,6 +370,72 @@ mod tests {
             b"line 1\n  indented: yes\n# not a comment\n\n"
         );
         assert_eq!(back.write_files[0].encoding, None);
+    }
+
+    #[test]
+    fn user_documents_are_parsed_or_refused_with_a_reason() {
+        let user = UserCloudConfig::parse(
+            "#cloud-config\nwrite_files:\n  - path: /etc/a\n    source: {uri: 'https://x'}\nruncmd:\n  - [ls, -l]\nusers: [default]\n",
+        )
+        .unwrap();
+        assert_eq!(user.paths().collect::<Vec<_>>(), ["/etc/a"]);
+        assert_eq!(user.runcmd, [serde_json::json!(["ls", "-l"])]);
+        assert_eq!(user.other["users"], serde_json::json!(["default"]));
+        // Without the header, empty, or comments only.
+        assert_eq!(
+            UserCloudConfig::parse("packages: [htop]\n")
+                .unwrap()
+                .other
+                .len(),
+            1
+        );
+        assert_eq!(
+            UserCloudConfig::parse("").unwrap(),
+            UserCloudConfig::default()
+        );
+        assert_eq!(
+            UserCloudConfig::parse("#cloud-config\n# nothing\n").unwrap(),
+            UserCloudConfig::default()
+        );
+        for (text, why) in [
+            ("- a\n- b\n", "not a mapping"),
+            ("runcmd: echo\n", "runcmd is not a list"),
+            ("write_files: {path: /a}\n", "write_files is not a list"),
+            (
+                "write_files: [{content: x}]\n",
+                "write_files[0] is not a mapping with a path",
+            ),
+            ("a: [\n", "not valid YAML"),
+        ] {
+            let err = UserCloudConfig::parse(text).unwrap_err().to_string();
+            assert!(err.contains(why), "{text:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn merged_document_keeps_our_last_command_last() {
+        let ours = CloudConfig {
+            write_files: vec![WriteFile::new("/etc/k0s.token", b"T", Some("0600".into()))],
+            runcmd: vec!["install".into(), "sentinel".into()],
+        };
+        let user = UserCloudConfig::parse(
+            "runcmd: [custom]\nwrite_files: [{path: /etc/u, content: u}]\nbootcmd: [early]\n",
+        )
+        .unwrap();
+        assert_eq!(
+            ours.to_user_data_with(&user).unwrap(),
+            "#cloud-config\nwrite_files:\n  - path: /etc/k0s.token\n    content: T\n    permissions: \"0600\"\n  - content: u\n    path: /etc/u\nruncmd:\n  - install\n  - custom\n  - sentinel\nbootcmd:\n  - early\n"
+        );
+        assert_eq!(
+            CloudConfig::file_in_user_data(
+                &ours.to_user_data_with(&user).unwrap(),
+                "/etc/k0s.token"
+            )
+            .unwrap()
+            .unwrap()
+            .content,
+            "T"
+        );
     }
 
     #[test]

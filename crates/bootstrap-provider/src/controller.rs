@@ -446,7 +446,8 @@ async fn fetch_owner(
     }
 }
 
-/// Reads every `contentFrom` reference of the spec (each once).
+/// Reads every `contentFrom` reference of the spec and `provisioner.customUserDataRef` (each
+/// once).
 async fn fetch_contents(
     config: &K0sWorkerConfig,
     ctx: &Context,
@@ -455,11 +456,13 @@ async fn fetch_contents(
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
     let config_maps: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), ns);
     let mut out = BTreeMap::new();
+    let custom_user_data = config.spec.provisioner.custom_user_data_ref.as_ref();
     for source in config
         .spec
         .files
         .iter()
         .filter_map(|f| f.content_from.as_ref())
+        .chain(custom_user_data)
     {
         let Some(reference) = ContentRef::from_source(source) else {
             continue; // validate reports it
@@ -1227,6 +1230,7 @@ mod tests {
             pre_k0s_commands: vec![],
             post_k0s_commands: vec![],
             files: vec![],
+            custom_user_data: None,
         };
         let mut config = K0sWorkerConfig::new("m", Default::default());
         config.metadata.namespace = Some("ns".into());

@@ -4,7 +4,7 @@
 //! No I/O and no randomness: the same input always renders the same bytes, which is what makes
 //! snapshot tests and the `render` subcommand meaningful.
 
-use crate::cloudinit::{CloudConfig, CloudInitError, WriteFile};
+use crate::cloudinit::{CloudConfig, CloudInitError, UserCloudConfig, WriteFile};
 use crate::commands::{
     self, Download, InstallArgs, InstallCommand, SENTINEL_COMMAND, START_COMMAND,
 };
@@ -64,6 +64,8 @@ pub struct WorkerBootstrap {
     pub post_k0s_commands: Vec<String>,
     /// `spec.files`, resolved, in spec order.
     pub files: Vec<BootstrapFile>,
+    /// The user's own cloud-config (`provisioner.customUserDataRef`), merged into ours.
+    pub custom_user_data: Option<UserCloudConfig>,
 }
 
 impl WorkerBootstrap {
@@ -109,23 +111,24 @@ impl WorkerBootstrap {
         }
     }
 
-    /// The user data text.
+    /// The user data text: our document, merged with the user's own when there is one.
     pub fn render(&self, join_token: &str) -> Result<String, RenderError> {
-        Ok(self.cloud_config(join_token).to_user_data()?)
+        let doc = self.cloud_config(join_token);
+        Ok(match &self.custom_user_data {
+            None => doc.to_user_data()?,
+            Some(user) => doc.to_user_data_with(user)?,
+        })
     }
 }
 
 /// Reads the join token back out of user data we rendered earlier, so the token Secret in the
 /// workload cluster can be recreated or refreshed without ever storing the secret elsewhere.
 pub fn recover_join_token(user_data: &str, token_path: &str) -> Result<String, RenderError> {
-    let doc = CloudConfig::from_user_data(user_data)?;
-    let file = doc
-        .write_files
-        .iter()
-        .find(|f| f.path == token_path)
-        .ok_or_else(|| RenderError::NoTokenFile {
+    let file = CloudConfig::file_in_user_data(user_data, token_path)?.ok_or_else(|| {
+        RenderError::NoTokenFile {
             path: token_path.to_string(),
-        })?;
+        }
+    })?;
     String::from_utf8(file.decoded_content()?).map_err(|_| RenderError::TokenNotText {
         path: token_path.to_string(),
     })
@@ -150,6 +153,7 @@ mod tests {
             pre_k0s_commands: vec![],
             post_k0s_commands: vec![],
             files: vec![],
+            custom_user_data: None,
         }
     }
 

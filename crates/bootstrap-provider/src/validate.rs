@@ -12,6 +12,7 @@ use k0smotron_api::bootstrap::v1beta2::{
 use k0smotron_api::names;
 use k0smotron_api::version;
 
+use crate::cloudinit::UserCloudConfig;
 use crate::commands::{self, CommandError, Download};
 use crate::render::{BootstrapFile, WorkerBootstrap};
 
@@ -82,9 +83,25 @@ pub enum ValidationError {
     /// The Windows platform.
     #[error("platform windows is not supported yet; only linux is")]
     UnsupportedPlatform,
-    /// `provisioner.customUserDataRef`.
-    #[error("provisioner.customUserDataRef is not supported yet")]
-    CustomUserDataUnsupported,
+    /// `provisioner.customUserDataRef` names an object or key that does not exist.
+    #[error("provisioner.customUserDataRef: {reference} not found ({what})")]
+    CustomUserDataNotFound {
+        /// The reference.
+        reference: String,
+        /// `the object does not exist` or `no such key`.
+        what: &'static str,
+    },
+    /// `provisioner.customUserDataRef` names neither or both of secretRef and configMapRef.
+    #[error("provisioner.customUserDataRef must have exactly one of secretRef or configMapRef")]
+    BadCustomUserDataSource,
+    /// The referenced content is not a cloud-config document we can merge.
+    #[error("provisioner.customUserDataRef ({reference}): {reason}")]
+    CustomUserDataInvalid {
+        /// The reference.
+        reference: String,
+        /// What is wrong with the content.
+        reason: String,
+    },
     /// Neither the config nor the Machine has a usable version.
     #[error("version {version:?} (from {source_field}) is not a k0s version: {reason}")]
     Version {
@@ -141,17 +158,25 @@ impl ValidationError {
         match self {
             Self::UnsupportedFormat(_)
             | Self::UnsupportedPlatform
-            | Self::CustomUserDataUnsupported => {
+            | Self::CustomUserDataInvalid { .. } => {
                 k0smotron_api::conditions::DATA_SECRET_GENERATION_FAILED_REASON
             }
-            Self::ContentFromNotFound { .. } => crate::CONTENT_FROM_NOT_FOUND_REASON,
+            Self::ContentFromNotFound { .. } | Self::CustomUserDataNotFound { .. } => {
+                crate::CONTENT_FROM_NOT_FOUND_REASON
+            }
             _ => k0smotron_api::conditions::INVALID_SPEC_REASON,
         }
     }
 
-    /// Whether waiting could fix it (a referenced object may be created later).
+    /// Whether waiting could fix it (a referenced object may be created or corrected later;
+    /// Secrets and ConfigMaps are not watched, so these are retried).
     pub fn is_transient(&self) -> bool {
-        matches!(self, Self::ContentFromNotFound { .. })
+        matches!(
+            self,
+            Self::ContentFromNotFound { .. }
+                | Self::CustomUserDataNotFound { .. }
+                | Self::CustomUserDataInvalid { .. }
+        )
     }
 }
 
@@ -218,7 +243,8 @@ pub fn token_path(working_dir: Option<&str>) -> String {
 }
 
 /// Checks `spec` and combines it with the owner and the resolved `contentFrom` contents.
-/// `resolve` is asked once per file that has `contentFrom`.
+/// `resolve` is asked once per file that has `contentFrom`, and for
+/// `provisioner.customUserDataRef`.
 pub fn validate(
     spec: &K0sWorkerConfigSpec,
     owner: &OwnerInfo<'_>,
@@ -231,9 +257,6 @@ pub fn validate(
     }
     if spec.provisioner.platform == Platform::Windows {
         return Err(ValidationError::UnsupportedPlatform);
-    }
-    if spec.provisioner.custom_user_data_ref.is_some() {
-        return Err(ValidationError::CustomUserDataUnsupported);
     }
 
     let install_dir = if spec.k0s_install_dir.is_empty() {
@@ -302,6 +325,36 @@ pub fn validate(
         });
     }
 
+    let custom_user_data = match &spec.provisioner.custom_user_data_ref {
+        None => None,
+        Some(source) => {
+            let reference =
+                ContentRef::from_source(source).ok_or(ValidationError::BadCustomUserDataSource)?;
+            let not_found = |what| ValidationError::CustomUserDataNotFound {
+                reference: reference.to_string(),
+                what,
+            };
+            let bytes = match resolve(&reference) {
+                Resolved::Found(bytes) => bytes,
+                Resolved::ObjectMissing => return Err(not_found("the object does not exist")),
+                Resolved::KeyMissing => return Err(not_found("no such key")),
+            };
+            let invalid = |reason: String| ValidationError::CustomUserDataInvalid {
+                reference: reference.to_string(),
+                reason,
+            };
+            let text = String::from_utf8(bytes)
+                .map_err(|_| invalid("the content is not UTF-8 text".into()))?;
+            let user = UserCloudConfig::parse(&text).map_err(|e| invalid(e.to_string()))?;
+            for path in user.paths() {
+                if !seen.insert(path.to_owned()) {
+                    return Err(ValidationError::DuplicatePath(path.to_owned()));
+                }
+            }
+            Some(user)
+        }
+    };
+
     Ok(WorkerBootstrap {
         machine_name: owner.name.to_string(),
         token_path,
@@ -314,6 +367,7 @@ pub fn validate(
         pre_k0s_commands: spec.pre_k0s_commands.clone(),
         post_k0s_commands: spec.post_k0s_commands.clone(),
         files,
+        custom_user_data,
     })
 }
 
@@ -448,6 +502,84 @@ mod tests {
         );
         let err = validate(&spec, &owner(), |_| Resolved::KeyMissing).unwrap_err();
         assert!(err.to_string().contains("no such key"));
+    }
+
+    #[test]
+    fn custom_user_data_is_resolved_parsed_and_checked() {
+        let mut spec = K0sWorkerConfigSpec::default();
+        spec.provisioner.custom_user_data_ref = Some(ContentSource {
+            secret_ref: None,
+            config_map_ref: Some(ContentSourceRef {
+                name: "cm".into(),
+                key: "user-data".into(),
+            }),
+        });
+        let found = |text: &'static str| move |_: &ContentRef| Resolved::Found(text.into());
+
+        let b = validate(&spec, &owner(), found("packages: [htop]\n")).unwrap();
+        assert_eq!(
+            b.custom_user_data.unwrap().other["packages"],
+            serde_json::json!(["htop"])
+        );
+
+        // Missing: transient, ContentFromNotFound, naming the reference.
+        for (resolved, what) in [
+            (Resolved::ObjectMissing, "the object does not exist"),
+            (Resolved::KeyMissing, "no such key"),
+        ] {
+            let err = validate(&spec, &owner(), |_| resolved.clone()).unwrap_err();
+            assert_eq!(err.reason(), crate::CONTENT_FROM_NOT_FOUND_REASON);
+            assert!(err.is_transient());
+            let msg = err.to_string();
+            assert!(
+                msg.contains("customUserDataRef")
+                    && msg.contains("ConfigMap \"cm\"")
+                    && msg.contains(what),
+                "{msg}"
+            );
+        }
+
+        // Content that cannot be merged: DataSecretGenerationFailed with the reason.
+        let err = validate(&spec, &owner(), found("runcmd: echo\n")).unwrap_err();
+        assert_eq!(
+            err.reason(),
+            k0smotron_api::conditions::DATA_SECRET_GENERATION_FAILED_REASON
+        );
+        assert!(err.to_string().contains("runcmd is not a list"), "{err}");
+        let err = validate(&spec, &owner(), |_| Resolved::Found(vec![0xff, 0xfe])).unwrap_err();
+        assert!(err.to_string().contains("not UTF-8"), "{err}");
+
+        // Its files may not take the join token's path, nor a spec file's.
+        let err = validate(
+            &spec,
+            &owner(),
+            found("write_files: [{path: /etc/k0s.token, content: x}]\n"),
+        )
+        .unwrap_err();
+        assert_eq!(err, ValidationError::DuplicatePath("/etc/k0s.token".into()));
+        spec.files = vec![File {
+            path: "/etc/a".into(),
+            content: Some("spec".into()),
+            permissions: None,
+            content_from: None,
+        }];
+        let err = validate(
+            &spec,
+            &owner(),
+            found("write_files: [{path: /etc/a, content: user}]\n"),
+        )
+        .unwrap_err();
+        assert_eq!(err, ValidationError::DuplicatePath("/etc/a".into()));
+
+        // Neither ref: refused.
+        spec.provisioner.custom_user_data_ref = Some(ContentSource {
+            secret_ref: None,
+            config_map_ref: None,
+        });
+        assert_eq!(
+            validate(&spec, &owner(), no_refs).unwrap_err(),
+            ValidationError::BadCustomUserDataSource
+        );
     }
 
     #[test]

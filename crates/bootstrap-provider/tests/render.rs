@@ -133,3 +133,76 @@ fn binary_render_reports_invalid_configs() {
             .contains("provisioner type \"ignition\" is not supported yet")
     );
 }
+
+/// `provisioner.customUserDataRef`: the user's own cloud-config merged into ours, as the
+/// controller renders it (the reference resolved to real content), in one document that
+/// cloud-init accepts and reads as intended.
+#[test]
+fn custom_user_data_is_merged() {
+    use bootstrap_provider::validate::{self, OwnerInfo, Resolved};
+    use k0smotron_api::bootstrap::v1beta2::K0sWorkerConfig;
+
+    let config: K0sWorkerConfig =
+        serde_saphyr::from_str(&std::fs::read_to_string(fixture("custom-user-data.yaml")).unwrap())
+            .unwrap();
+    let user_data = "#cloud-config\n\
+        packages: [htop]\n\
+        ntp:\n  enabled: true\n\
+        write_files:\n  - path: /etc/motd\n    content: managed by k0smotron\n    owner: root:root\n\
+        runcmd:\n  - [systemctl, restart, ssh]\n  - echo custom\n";
+    let owner = OwnerInfo {
+        name: "worker-0",
+        version: Some("v1.34.1"),
+        is_pool: false,
+    };
+    let bootstrap = validate::validate(&config.spec, &owner, |reference| {
+        assert_eq!(
+            reference.to_string(),
+            "key \"user-data\" of Secret \"custom\""
+        );
+        Resolved::Found(user_data.as_bytes().to_vec())
+    })
+    .unwrap();
+    let data = bootstrap.render("H4sIAAAAAAAC/join-token").unwrap();
+    insta::assert_snapshot!("custom_user_data", data);
+    assert_cloud_init_accepts("custom_user_data", &data);
+
+    // What cloud-init's YAML parser reads: ours first, the user's after, the sentinel last.
+    let script = "import sys, json, yaml\nprint(json.dumps(yaml.safe_load(sys.stdin.read())))";
+    let mut child = Command::new("python3")
+        .args(["-c", script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 with PyYAML (installed with cloud-init)");
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), data.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let paths: Vec<&str> = doc["write_files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(paths, ["/etc/k0s.token", "/etc/spec-file", "/etc/motd"]);
+    assert_eq!(doc["write_files"][2]["owner"], "root:root");
+    let runcmd = doc["runcmd"].as_array().unwrap();
+    let n = runcmd.len();
+    assert_eq!(
+        runcmd[n - 3],
+        serde_json::json!(["systemctl", "restart", "ssh"])
+    );
+    assert_eq!(runcmd[n - 2], "echo custom");
+    assert_eq!(runcmd[n - 4], "echo post");
+    assert_eq!(
+        runcmd[n - 1],
+        "mkdir -p /run/cluster-api && touch /run/cluster-api/bootstrap-success.complete"
+    );
+    assert_eq!(doc["packages"], serde_json::json!(["htop"]));
+    assert_eq!(doc["ntp"], serde_json::json!({"enabled": true}));
+    // The join token is still found where the controller looks for it.
+    assert_eq!(
+        bootstrap_provider::render::recover_join_token(&data, "/etc/k0s.token").unwrap(),
+        "H4sIAAAAAAAC/join-token"
+    );
+}
