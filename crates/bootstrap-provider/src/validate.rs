@@ -346,9 +346,12 @@ pub fn validate(
             let text = String::from_utf8(bytes)
                 .map_err(|_| invalid("the content is not UTF-8 text".into()))?;
             let user = UserCloudConfig::parse(&text).map_err(|e| invalid(e.to_string()))?;
+            // Which of two entries for one path wins would depend on cloud-init's order.
             for path in user.paths() {
                 if !seen.insert(path.to_owned()) {
-                    return Err(ValidationError::DuplicatePath(path.to_owned()));
+                    return Err(invalid(format!(
+                        "write_files path {path:?} is also written by the provider (the join token or spec.files)"
+                    )));
                 }
             }
             Some(user)
@@ -556,7 +559,12 @@ mod tests {
             found("write_files: [{path: /etc/k0s.token, content: x}]\n"),
         )
         .unwrap_err();
-        assert_eq!(err, ValidationError::DuplicatePath("/etc/k0s.token".into()));
+        assert!(err.is_transient());
+        assert!(
+            err.to_string()
+                .contains("\"/etc/k0s.token\" is also written"),
+            "{err}"
+        );
         spec.files = vec![File {
             path: "/etc/a".into(),
             content: Some("spec".into()),
@@ -569,7 +577,10 @@ mod tests {
             found("write_files: [{path: /etc/a, content: user}]\n"),
         )
         .unwrap_err();
-        assert_eq!(err, ValidationError::DuplicatePath("/etc/a".into()));
+        assert!(
+            err.to_string().contains("\"/etc/a\" is also written"),
+            "{err}"
+        );
 
         // Neither ref: refused.
         spec.provisioner.custom_user_data_ref = Some(ContentSource {

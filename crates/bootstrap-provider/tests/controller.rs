@@ -632,6 +632,87 @@ async fn missing_content_from_secret_is_reported_and_nothing_is_written() -> any
 
 #[tokio::test]
 #[ignore = "needs test/harness"]
+async fn custom_user_data_from_a_config_map_is_merged() -> anyhow::Result<()> {
+    let mut w = World::new(Settings::default()).await?;
+    w.set_control_plane_initialized().await?;
+    w.start_controller();
+    w.machine_and_config(
+        "worker-c",
+        json!({
+            "provisioner": {"customUserDataRef": {"configMapRef": {"name": "user-data", "key": "cloud-config"}}},
+            "postK0sCommands": ["echo post"],
+        }),
+    )
+    .await?;
+    // Missing: ContentFromNotFound, naming the field and the object.
+    let waiting = w
+        .wait_condition(
+            "worker-c",
+            "DataSecretAvailable",
+            "False",
+            "ContentFromNotFound",
+        )
+        .await?;
+    let message = condition(&waiting, "DataSecretAvailable")
+        .map(|c| c.message.clone())
+        .unwrap_or_default();
+    ensure!(
+        message.contains("customUserDataRef") && message.contains("ConfigMap \"user-data\""),
+        "message: {message}"
+    );
+
+    // Content that cannot be merged: DataSecretGenerationFailed with the reason, nothing written.
+    let config_maps = w.ns.api::<k8s_openapi::api::core::v1::ConfigMap>();
+    let config_map = |text: &str| -> anyhow::Result<k8s_openapi::api::core::v1::ConfigMap> {
+        Ok(serde_json::from_value(json!({
+            "metadata": {"name": "user-data"},
+            "data": {"cloud-config": text},
+        }))?)
+    };
+    config_maps
+        .create(&PostParams::default(), &config_map("runcmd: echo\n")?)
+        .await?;
+    poke(&w.ns.api::<K0sWorkerConfig>(), "worker-c").await?;
+    let failed = w
+        .wait_condition(
+            "worker-c",
+            "DataSecretAvailable",
+            "False",
+            "DataSecretGenerationFailed",
+        )
+        .await?;
+    let message = condition(&failed, "DataSecretAvailable")
+        .map(|c| c.message.clone())
+        .unwrap_or_default();
+    ensure!(
+        message.contains("runcmd is not a list"),
+        "message: {message}"
+    );
+    ensure!(w.ns.api::<Secret>().get_opt("worker-c").await?.is_none());
+
+    // Corrected (not watched: the 30 s retry, or a poke, picks it up): merged into one document.
+    config_maps
+        .replace(
+            "user-data",
+            &PostParams::default(),
+            &config_map("#cloud-config\npackages: [htop]\nruncmd:\n  - echo custom\n")?,
+        )
+        .await?;
+    poke(&w.ns.api::<K0sWorkerConfig>(), "worker-c").await?;
+    let data = user_data(&w.wait_data_secret("worker-c").await?);
+    ensure!(data.matches("#cloud-config").count() == 1, "{data}");
+    ensure!(data.contains("packages:\n  - htop\n"), "{data}");
+    ensure!(
+        data.contains(
+            "  - echo post\n  - echo custom\n  - mkdir -p /run/cluster-api && touch /run/cluster-api/bootstrap-success.complete\n"
+        ),
+        "{data}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+#[ignore = "needs test/harness"]
 async fn node_join_and_config_deletion_remove_tokens() -> anyhow::Result<()> {
     let mut w = World::new(Settings::default()).await?;
     w.set_control_plane_initialized().await?;
