@@ -25,6 +25,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::certs::{self, CertError, KeyMaterial};
+use crate::claims::{self, ClaimExpansion};
 use crate::entrypoint;
 use crate::etcd;
 use crate::hash::{self, HashError};
@@ -58,6 +59,8 @@ pub struct Facts {
     pub statefulset: Option<StatefulSet>,
     /// The live etcd StatefulSet.
     pub etcd_statefulset: Option<StatefulSet>,
+    /// The namespace's volume claims (only fetched when the spec asks for claims).
+    pub claims: Vec<PersistentVolumeClaim>,
     /// The current time.
     pub now: Timestamp,
 }
@@ -105,6 +108,8 @@ pub struct DesiredState {
     pub statefulset: Option<StatefulSetPlan>,
     /// The etcd StatefulSet (etcd storage only).
     pub etcd_statefulset: Option<StatefulSetPlan>,
+    /// Existing volume claims of our StatefulSets to grow to their template's size.
+    pub claim_expansions: Vec<ClaimExpansion>,
     /// CronJobs (etcd defragmentation).
     pub cron_jobs: Vec<CronJob>,
     /// CronJobs deleted if we own them (defragmentation disabled).
@@ -1037,6 +1042,7 @@ pub fn build(facts: &Facts) -> Result<DesiredState, BuildError> {
         resources: spec.resources.clone(),
         config_checksum,
     };
+    let mut claim_expansions = Vec::new();
     let statefulset = if waiting.is_some() {
         None
     } else {
@@ -1046,6 +1052,7 @@ pub fn build(facts: &Facts) -> Result<DesiredState, BuildError> {
             &comp_patches,
             names::component::CONTROL_PLANE,
         )?;
+        claim_expansions.extend(claims::expansions(&sts, &facts.claims));
         Some(plan_statefulset(
             sts,
             facts.statefulset.as_ref(),
@@ -1082,6 +1089,7 @@ pub fn build(facts: &Facts) -> Result<DesiredState, BuildError> {
             &comp_patches,
             names::component::ETCD,
         )?;
+        claim_expansions.extend(claims::expansions(&sts, &facts.claims));
         etcd_statefulset = Some(plan_statefulset(sts, live, &etcd_hash, false));
         match etcd::defrag_cronjob(cluster, &namespace, &spec.storage.etcd, &owner) {
             Some(job) => cron_jobs.push(with_type_meta(job, &comp_patches)?),
@@ -1101,6 +1109,7 @@ pub fn build(facts: &Facts) -> Result<DesiredState, BuildError> {
         obsolete_services: services::other_service_names(cluster, spec.service.type_),
         statefulset,
         etcd_statefulset,
+        claim_expansions,
         cron_jobs,
         obsolete_cron_jobs,
         endpoint,

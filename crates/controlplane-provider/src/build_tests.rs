@@ -84,6 +84,7 @@ fn facts_with(spec: K0smotronControlPlaneSpec) -> Facts {
         nodes: vec![],
         statefulset: None,
         etcd_statefulset: None,
+        claims: vec![],
         now: now(),
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod build;
 pub mod certs;
+pub mod claims;
 pub mod controller;
 pub mod entrypoint;
 pub mod etcd;

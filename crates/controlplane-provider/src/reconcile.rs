@@ -18,7 +18,9 @@ use k0smotron_api::controlplane::v1beta2::{
 use k0smotron_api::names;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::batch::v1::CronJob;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Node, Pod, Secret, Service};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, Namespace, Node, PersistentVolumeClaim, Pod, Secret, Service,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::runtime::controller::Action;
@@ -602,6 +604,26 @@ async fn fetch(
     let sts_api: Api<StatefulSet> = Api::namespaced(ctx.client.clone(), &ns);
     let statefulset = get_opt(&sts_api, &names::kmc_name(&cluster_name)).await?;
     let etcd_statefulset = get_opt(&sts_api, &names::etcd_name(&cluster_name)).await?;
+    // Claims exist only once a StatefulSet with claim templates made them.
+    let has_claims = [&statefulset, &etcd_statefulset]
+        .into_iter()
+        .flatten()
+        .any(|s| {
+            s.spec
+                .volume_claim_templates
+                .as_ref()
+                .is_some_and(|t| !t.is_empty())
+        });
+    let claims = if has_claims {
+        let claims: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), &ns);
+        claims
+            .list(&ListParams::default())
+            .await
+            .map_err(read_err("persistent volume claims"))?
+            .items
+    } else {
+        Vec::new()
+    };
 
     // When we published spec.controlPlaneEndpoint ourselves, it is not the user's choice: hide it
     // from the build so the endpoint can follow the address.
@@ -618,6 +640,7 @@ async fn fetch(
         nodes,
         statefulset,
         etcd_statefulset,
+        claims,
         now,
     })
 }
@@ -818,6 +841,7 @@ async fn apply_desired(
         statefulset = sts;
         settled &= ok;
     }
+    grow_claims(ctx, kcp, &ns, &desired.claim_expansions).await;
 
     if desired.publish_endpoint
         && let Some(endpoint) = &desired.endpoint
@@ -830,6 +854,43 @@ async fn apply_desired(
         etcd_statefulset,
         settled,
     })
+}
+
+/// Asks existing volume claims to grow to their template's size (see [`crate::claims`]). A
+/// refusal (the storage class does not allow expansion, a quota) is reported as a Warning event
+/// and tried again on the next reconcile; it never stops the control plane.
+async fn grow_claims(
+    ctx: &Context,
+    kcp: &K0smotronControlPlane,
+    ns: &str,
+    expansions: &[crate::claims::ClaimExpansion],
+) {
+    let api: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), ns);
+    for e in expansions {
+        let patch = serde_json::json!({"spec": {"resources": {"requests": {"storage": e.to}}}});
+        let params = PatchParams {
+            field_manager: Some(MANAGER.to_owned()),
+            ..PatchParams::default()
+        };
+        match api.patch(&e.name, &params, &Patch::Merge(&patch)).await {
+            Ok(_) => {
+                let note = format!(
+                    "PersistentVolumeClaim {} asked to grow from {} to {}",
+                    e.name, e.from, e.to.0
+                );
+                info!("{note}");
+                publish(ctx, kcp, false, "ClaimExpanding", &note).await;
+            }
+            Err(err) => {
+                warn!(claim = %e.name, error = %err, "growing a volume claim failed");
+                let note = format!(
+                    "PersistentVolumeClaim {} cannot grow from {} to {}: {err}",
+                    e.name, e.from, e.to.0
+                );
+                publish(ctx, kcp, true, "ClaimExpansionFailed", &note).await;
+            }
+        }
+    }
 }
 
 /// Sets our own `spec.controlPlaneEndpoint` (v1beta2 contract) with a field manager that owns

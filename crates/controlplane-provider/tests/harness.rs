@@ -860,6 +860,135 @@ async fn delete_removes_children_and_keeps_claims() {
 
 #[tokio::test]
 #[ignore = "needs test/harness"]
+async fn a_larger_claim_size_grows_existing_claims_where_the_class_allows() {
+    let (ns, client) = setup("cp-grow").await;
+    // A storage class of its own that allows expansion (the harness binds claims of any class);
+    // the etcd claims stay on the harness default class, which does not.
+    let class = test_support::unique_name("expandable");
+    let classes: Api<k8s_openapi::api::storage::v1::StorageClass> = Api::all(client.clone());
+    classes
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({
+                "metadata": {"name": class},
+                "provisioner": "harness.k0smotron-rs/fake",
+                "allowVolumeExpansion": true,
+                "volumeBindingMode": "Immediate",
+            }))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    let provider = Provider::start(client.clone(), ns.name());
+    let claim = |size: &str| PersistentVolumeClaimTemplate {
+        spec: Some(PersistentVolumeClaimSpec {
+            access_modes: Some(vec!["ReadWriteOnce".into()]),
+            storage_class_name: Some(class.clone()),
+            resources: Some(VolumeResourceRequirements {
+                requests: Some(BTreeMap::from([(
+                    "storage".to_string(),
+                    Quantity(size.into()),
+                )])),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let mut spec = K0smotronControlPlaneSpec::default();
+    spec.persistence.type_ = PersistenceType::Pvc;
+    spec.persistence.persistent_volume_claim = Some(claim("1Gi"));
+    create(&ns, spec).await;
+    wait_ready(&ns, 1).await;
+    let pvcs: Api<PersistentVolumeClaim> = ns.api();
+    let size_of = |c: &PersistentVolumeClaim| {
+        c.spec
+            .as_ref()
+            .and_then(|s| s.resources.as_ref())
+            .and_then(|r| r.requests.as_ref())
+            .and_then(|r| r.get("storage"))
+            .map(|q| q.0.clone())
+            .unwrap_or_default()
+    };
+    wait_for(
+        &pvcs,
+        "kmc-demo-kmc-demo-0",
+        |c| c.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Bound"),
+        TIMEOUT,
+        "the k0s claim bound",
+    )
+    .await
+    .unwrap();
+
+    // More for k0s (expandable class) and for etcd (default class, not expandable).
+    let kcps: Api<K0smotronControlPlane> = ns.api();
+    kcps.patch(
+        CLUSTER,
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {
+            "persistence": {"persistentVolumeClaim": claim("2Gi")},
+            "storage": {"etcd": {"persistence": {"size": "2Gi"}}},
+        }})),
+    )
+    .await
+    .unwrap();
+    let grown = wait_for(
+        &pvcs,
+        "kmc-demo-kmc-demo-0",
+        |c| size_of(c) == "2Gi",
+        TIMEOUT,
+        "the k0s claim asked to grow to 2Gi",
+    )
+    .await
+    .unwrap();
+    assert_eq!(size_of(&grown), "2Gi");
+
+    // The etcd claim cannot grow: it keeps its size, and a Warning event says why.
+    let uid = kcps.get(CLUSTER).await.unwrap().uid().unwrap();
+    let events: Api<k8s_openapi::api::events::v1::Event> = ns.api();
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    let refused = loop {
+        let found = events
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .find(|e| {
+                e.regarding.as_ref().and_then(|r| r.uid.as_deref()) == Some(uid.as_str())
+                    && e.reason.as_deref() == Some("ClaimExpansionFailed")
+            });
+        if let Some(e) = found {
+            break e;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no ClaimExpansionFailed event"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert_eq!(refused.type_.as_deref(), Some("Warning"));
+    let note = refused.note.unwrap_or_default();
+    assert!(note.contains("kmc-demo-etcd"), "{note}");
+    let etcd_claims: Vec<_> = pvcs
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|c| c.name_any().contains("kmc-demo-etcd"))
+        .collect();
+    assert!(!etcd_claims.is_empty());
+    assert!(etcd_claims.iter().all(|c| size_of(c) == "1Gi"));
+    provider.stop().await;
+    classes
+        .delete(&class, &DeleteParams::default())
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+#[ignore = "needs test/harness"]
 async fn paused_changes_nothing() {
     let (ns, client) = setup("cp-paused").await;
     let provider = Provider::start(client.clone(), ns.name());
