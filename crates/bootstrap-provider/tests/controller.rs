@@ -253,6 +253,16 @@ impl World {
         .await?)
     }
 
+    /// [`World::wait_condition`] on `DataSecretAvailable` False with `reason`; its message.
+    async fn wait_data_secret_failure(&self, name: &str, reason: &str) -> anyhow::Result<String> {
+        let config = self
+            .wait_condition(name, "DataSecretAvailable", "False", reason)
+            .await?;
+        Ok(condition(&config, "DataSecretAvailable")
+            .map(|c| c.message.clone())
+            .unwrap_or_default())
+    }
+
     async fn wait_data_secret(&self, name: &str) -> anyhow::Result<Secret> {
         Ok(wait_for(
             &self.ns.api::<Secret>(),
@@ -593,17 +603,9 @@ async fn missing_content_from_secret_is_reported_and_nothing_is_written() -> any
             json!({"files": [{"path": "/etc/app/secret.conf", "contentFrom": {"secretRef": {"name": "app-secret", "key": "conf"}}}]}),
         )
         .await?;
-    let waiting = w
-        .wait_condition(
-            "worker-3",
-            "DataSecretAvailable",
-            "False",
-            "ContentFromNotFound",
-        )
+    let message = w
+        .wait_data_secret_failure("worker-3", "ContentFromNotFound")
         .await?;
-    let message = condition(&waiting, "DataSecretAvailable")
-        .map(|c| c.message.clone())
-        .unwrap_or_default();
     ensure!(
         message.contains("/etc/app/secret.conf") && message.contains("app-secret"),
         "message: {message}"
@@ -645,17 +647,9 @@ async fn custom_user_data_from_a_config_map_is_merged() -> anyhow::Result<()> {
     )
     .await?;
     // Missing: ContentFromNotFound, naming the field and the object.
-    let waiting = w
-        .wait_condition(
-            "worker-c",
-            "DataSecretAvailable",
-            "False",
-            "ContentFromNotFound",
-        )
+    let message = w
+        .wait_data_secret_failure("worker-c", "ContentFromNotFound")
         .await?;
-    let message = condition(&waiting, "DataSecretAvailable")
-        .map(|c| c.message.clone())
-        .unwrap_or_default();
     ensure!(
         message.contains("customUserDataRef") && message.contains("ConfigMap \"user-data\""),
         "message: {message}"
@@ -673,17 +667,9 @@ async fn custom_user_data_from_a_config_map_is_merged() -> anyhow::Result<()> {
         .create(&PostParams::default(), &config_map("runcmd: echo\n")?)
         .await?;
     poke(&w.ns.api::<K0sWorkerConfig>(), "worker-c").await?;
-    let failed = w
-        .wait_condition(
-            "worker-c",
-            "DataSecretAvailable",
-            "False",
-            "DataSecretGenerationFailed",
-        )
+    let message = w
+        .wait_data_secret_failure("worker-c", "DataSecretGenerationFailed")
         .await?;
-    let message = condition(&failed, "DataSecretAvailable")
-        .map(|c| c.message.clone())
-        .unwrap_or_default();
     ensure!(
         message.contains("runcmd is not a list"),
         "message: {message}"
