@@ -6,7 +6,8 @@
 run:
 	bash hack/demo.sh
 
-## test: everything CI runs (static checks, harness, unit + snapshot + integration + e2e tests).
+## test: everything CI runs (static checks, the main job once, harness, unit + snapshot +
+## integration + e2e tests).
 test:
 	bash test/run-all.sh
 

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The project's whole test run, as `make test` and CI run it: install what is missing, static
-# checks, build and start the test harness (a real kube-apiserver, etcd, controller-manager,
-# scheduler and kwok built from their Go modules), then every test, the harness ones included.
-# The harness is stopped on exit, also on failure.
+# checks, build the test harness (a real kube-apiserver, etcd, controller-manager, scheduler and
+# kwok built from their Go modules), run the main job (`make run`) once, then start the harness
+# and run every test, the harness ones included. What was started is stopped on exit, also on
+# failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 step() { printf '\n==> %s\n' "$*"; }
@@ -32,15 +33,32 @@ cargo fmt --all -- --check
 cargo xtask crd --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-step "test harness: build (cached under ~/.cache) and start"
+step "test harness: build (cached under ~/.cache)"
 test/harness/cluster build >/dev/null
+
+step "build the provider binaries (the e2e tests and the main job run them)"
+cargo build --workspace --bins --locked
+
+# The README's first command, `make run`: the local management cluster, CAPI core, both
+# providers and the sample cluster must converge (hack/demo.sh exits non-zero otherwise). Its
+# output goes to a log, shown only on failure; everything it started is stopped again.
+step "the main job (make run): the sample cluster converges"
+demo_log=${TMPDIR:-/tmp}/k0smotron-rs-demo.log
+trap 'bash hack/demo.sh --down >/dev/null 2>&1 || true' EXIT
+if bash hack/demo.sh --timeout 240 >"$demo_log" 2>&1; then
+	grep -a 'Converged' "$demo_log" | sed 's/\x1b\[[0-9;]*m//g'
+	bash hack/demo.sh --down >/dev/null
+else
+	tail -n 120 "$demo_log"
+	echo "make run did not converge (whole log: $demo_log)" >&2
+	exit 1
+fi
+
+step "test harness: start"
 trap 'test/harness/cluster down >/dev/null 2>&1 || true' EXIT
 # `up` prints `export KEY=value` lines: KUBECONFIG, PATH (pinned kubectl first), CLUSTERCTL,
 # CAPI_MANAGER, CAPI_CRD_DIR, CAPD_CRD_DIR, ... which the tests read.
 eval "$(test/harness/cluster up --workloads --capi)"
-
-step "build the provider binaries (the e2e tests run them)"
-cargo build --workspace --bins --locked
 
 step "tests: unit, snapshot, and integration against the harness"
 cargo test --workspace --locked --no-fail-fast -- --include-ignored
