@@ -62,6 +62,10 @@ struct RenderArgs {
     /// Stand-in for the owner Machine's name (node name and label); the config's name by default.
     #[arg(long, value_name = "N")]
     machine_name: Option<String>,
+    /// File with the content `provisioner.customUserDataRef` names, to see the merged data
+    /// (left out without it).
+    #[arg(long, value_name = "FILE")]
+    custom_user_data: Option<PathBuf>,
 }
 
 fn render(args: RenderArgs) -> anyhow::Result<()> {
@@ -71,10 +75,17 @@ fn render(args: RenderArgs) -> anyhow::Result<()> {
         std::fs::read_to_string(&args.file)
             .with_context(|| format!("reading {}", args.file.display()))?
     };
+    let custom_user_data = args
+        .custom_user_data
+        .map(|path| {
+            std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))
+        })
+        .transpose()?;
     let options = OfflineOptions {
         machine_version: args.machine_version,
         endpoint: args.endpoint,
         machine_name: args.machine_name,
+        custom_user_data,
     };
     let data = offline::render_text(&text, &options)?;
     print!("{data}");

@@ -65,6 +65,9 @@ pub struct OfflineOptions {
     pub endpoint: Option<String>,
     /// Stand-in for the owner Machine's name; the config's name by default.
     pub machine_name: Option<String>,
+    /// The content `provisioner.customUserDataRef` names, to see how it merges; without it the
+    /// custom user data is left out.
+    pub custom_user_data: Option<String>,
 }
 
 /// The spec and name found in the input.
@@ -138,11 +141,26 @@ pub fn render(input: &ConfigInput, options: &OfflineOptions) -> Result<String, O
         version: options.machine_version.as_deref(),
         is_pool: false,
     };
+    let custom_ref = input
+        .spec
+        .provisioner
+        .custom_user_data_ref
+        .as_ref()
+        .and_then(validate::ContentRef::from_source);
     let bootstrap = validate::validate(&input.spec, &owner, |reference| {
-        Resolved::Found(
-            format!("# contentFrom: {reference} (filled in by the provider at reconcile time)\n")
+        match &options.custom_user_data {
+            Some(text) if custom_ref.as_ref() == Some(reference) => {
+                Resolved::Found(text.clone().into_bytes())
+            }
+            // A comment: file content that says where it comes from, and an empty document as
+            // custom user data.
+            _ => Resolved::Found(
+                format!(
+                    "# contentFrom: {reference} (filled in by the provider at reconcile time)\n"
+                )
                 .into_bytes(),
-        )
+            ),
+        }
     })?;
     let join = join_token::encode(
         &endpoint,
@@ -205,6 +223,7 @@ spec:
         let text = render_text(
             CONFIG,
             &OfflineOptions {
+                custom_user_data: None,
                 endpoint: Some("https://10.1.2.3:30443".into()),
                 ..OfflineOptions::default()
             },
@@ -222,6 +241,7 @@ spec:
         let err = render_text(
             CONFIG,
             &OfflineOptions {
+                custom_user_data: None,
                 endpoint: Some("10.1.2.3:6443".into()),
                 ..OfflineOptions::default()
             },

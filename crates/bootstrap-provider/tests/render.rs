@@ -22,6 +22,7 @@ fn options() -> OfflineOptions {
         machine_version: Some("v1.34.1".into()),
         endpoint: Some("https://10.0.0.1:30443".into()),
         machine_name: None,
+        custom_user_data: None,
     }
 }
 
@@ -204,5 +205,47 @@ fn custom_user_data_is_merged() {
     assert_eq!(
         bootstrap_provider::render::recover_join_token(&data, "/etc/k0s.token").unwrap(),
         "H4sIAAAAAAAC/join-token"
+    );
+}
+
+/// `render --custom-user-data FILE` shows how the custom user data merges; without it the
+/// custom user data is left out.
+#[test]
+fn binary_render_merges_custom_user_data_from_a_file() {
+    let user_data = std::env::temp_dir().join(format!(
+        "bootstrap-provider-{}-custom.yaml",
+        std::process::id()
+    ));
+    std::fs::write(
+        &user_data,
+        "#cloud-config\npackages: [htop]\nruncmd: [echo custom]\n",
+    )
+    .unwrap();
+    let run = |extra: &[&std::ffi::OsStr]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_bootstrap-provider"))
+            .args(["render", "--machine-version", "v1.34.1", "-f"])
+            .arg(fixture("custom-user-data.yaml"))
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let merged = run(&["--custom-user-data".as_ref(), user_data.as_os_str()]);
+    let plain = run(&[]);
+    let _ = std::fs::remove_file(&user_data);
+    assert!(merged.contains("packages:\n  - htop\n"), "{merged}");
+    assert!(
+        merged.contains("  - echo post\n  - echo custom\n  - mkdir -p /run/cluster-api"),
+        "{merged}"
+    );
+    assert_cloud_init_accepts("render_custom", &merged);
+    assert!(
+        !plain.contains("htop") && !plain.contains("echo custom"),
+        "{plain}"
     );
 }
