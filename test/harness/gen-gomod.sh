@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# gen-gomod.sh [k8s|etcd|kwok|capi ...] — (re)generate the wrapper Go modules under go/ from
+# gen-gomod.sh [k8s|etcd|kwok|capi|capi-next ...] — (re)generate the wrapper Go modules under go/ from
 # the versions in versions.env. Needs Go and the Go module proxy; commit go/*/go.mod and go.sum.
 #
 # k8s.io/kubernetes requires its ~31 staging modules at v0.0.0 and replaces them with
@@ -58,14 +58,28 @@ gen_plain() { # NAME MODULE VERSION
 	echo "go/$1: $2 $3"
 }
 
+# From v1.14 the API types are a module of their own, sigs.k8s.io/cluster-api/api, which
+# cluster-api's go.mod requires at v0.0.0 and replaces with ./api (invisible to a dependent
+# module); point it at the published tag of the same version.
+gen_capi_next() {
+	local d=$here/go/capi-next mod v=v$CAPI_NEXT_VERSION
+	mod=$(upstream_gomod sigs.k8s.io/cluster-api "$v")
+	fresh "$d" k0smotron-rs/test/harness/capi-next "$(go_line "$mod")" "$(godebug_line "$mod")"
+	go mod edit -require="sigs.k8s.io/cluster-api@$v" \
+		-replace="sigs.k8s.io/cluster-api/api=sigs.k8s.io/cluster-api/api@$v" "$d/go.mod"
+	(cd "$d" && go mod tidy)
+	echo "go/capi-next: sigs.k8s.io/cluster-api $v (api module replaced by its $v tag)"
+}
+
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(k8s etcd kwok capi)
+[ ${#targets[@]} -gt 0 ] || targets=(k8s etcd kwok capi capi-next)
 for t in "${targets[@]}"; do
 	case $t in
 	k8s) gen_k8s ;;
 	etcd) gen_plain etcd go.etcd.io/etcd/server/v3 "v$ETCD_VERSION" ;;
 	kwok) gen_plain kwok sigs.k8s.io/kwok "v$KWOK_VERSION" ;;
 	capi) gen_plain capi sigs.k8s.io/cluster-api "v$CAPI_VERSION" ;;
-	*) echo "unknown module $t (k8s|etcd|kwok|capi)" >&2; exit 2 ;;
+	capi-next) gen_capi_next ;;
+	*) echo "unknown module $t (k8s|etcd|kwok|capi|capi-next)" >&2; exit 2 ;;
 	esac
 done
