@@ -9,7 +9,7 @@ use std::process::Command;
 use bootstrap_provider::offline::{self, OfflineOptions};
 
 mod common;
-use common::assert_cloud_init_accepts;
+use common::{assert_cloud_init_accepts, temp_file};
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -53,11 +53,7 @@ fixture_test!(template, "template.yaml");
 /// The schema check must be able to fail, or it proves nothing.
 #[test]
 fn cloud_init_schema_rejects_broken_documents() {
-    let path = std::env::temp_dir().join(format!(
-        "bootstrap-provider-{}-broken.yaml",
-        std::process::id()
-    ));
-    std::fs::write(&path, "#cloud-config\nruncmd: not-a-list\n").unwrap();
+    let path = temp_file("broken", "#cloud-config\nruncmd: not-a-list\n");
     let out = Command::new("cloud-init")
         .args(["schema", "--config-file"])
         .arg(&path)
@@ -113,15 +109,10 @@ fn binary_render_subcommand_prints_the_same_data() {
 
 #[test]
 fn binary_render_reports_invalid_configs() {
-    let path = std::env::temp_dir().join(format!(
-        "bootstrap-provider-{}-ignition.yaml",
-        std::process::id()
-    ));
-    std::fs::write(
-        &path,
+    let path = temp_file(
+        "ignition",
         "apiVersion: bootstrap.cluster.x-k8s.io/v1beta2\nkind: K0sWorkerConfig\nmetadata: {name: x}\nspec:\n  provisioner: {type: ignition}\n",
-    )
-    .unwrap();
+    );
     let out = Command::new(env!("CARGO_BIN_EXE_bootstrap-provider"))
         .args(["render", "-f"])
         .arg(&path)
@@ -212,15 +203,10 @@ fn custom_user_data_is_merged() {
 /// custom user data is left out.
 #[test]
 fn binary_render_merges_custom_user_data_from_a_file() {
-    let user_data = std::env::temp_dir().join(format!(
-        "bootstrap-provider-{}-custom.yaml",
-        std::process::id()
-    ));
-    std::fs::write(
-        &user_data,
+    let user_data = temp_file(
+        "custom",
         "#cloud-config\npackages: [htop]\nruncmd: [echo custom]\n",
-    )
-    .unwrap();
+    );
     let run = |extra: &[&std::ffi::OsStr]| {
         let out = Command::new(env!("CARGO_BIN_EXE_bootstrap-provider"))
             .args(["render", "--machine-version", "v1.34.1", "-f"])
