@@ -32,14 +32,6 @@ pub enum CloudInitError {
     /// The user's own cloud-config (`provisioner.customUserDataRef`) is not one we can merge.
     #[error("custom user data: {0}")]
     UserData(String),
-    /// A `write_files` entry we look for is not one we can read.
-    #[error("write_files entry {path}: {reason}")]
-    BadEntry {
-        /// Path of the entry.
-        path: String,
-        /// What is wrong with it.
-        reason: String,
-    },
     /// A base64 `write_files` entry does not decode.
     #[error("write_files entry {path} is not valid base64")]
     Base64 {
@@ -260,25 +252,22 @@ impl CloudConfig {
         })
     }
 
-    /// The `write_files` entry at `path` of user data we rendered, with or without the user's
-    /// own document merged in (whose entries and commands need not fit [`CloudConfig`]).
-    pub fn file_in_user_data(text: &str, path: &str) -> Result<Option<WriteFile>, CloudInitError> {
+    /// The `write_files` entries of user data we rendered, with or without the user's own
+    /// document merged in. Only entries of our shape (a path and content) are returned: the
+    /// user's may have other shapes (`source`, `defer`), and their commands may be argument
+    /// lists, so the document as a whole need not fit [`CloudConfig`].
+    pub fn files_in_user_data(text: &str) -> Result<Vec<WriteFile>, CloudInitError> {
         let body = text
             .strip_prefix(CLOUD_CONFIG_HEADER)
             .ok_or(CloudInitError::MissingHeader)?;
         let doc: serde_json::Value = serde_saphyr::from_str(body).map_err(CloudInitError::Parse)?;
-        doc.get("write_files")
+        Ok(doc
+            .get("write_files")
             .and_then(serde_json::Value::as_array)
             .into_iter()
             .flatten()
-            .find(|f| f.get("path").and_then(serde_json::Value::as_str) == Some(path))
-            .map(|f| {
-                serde_json::from_value(f.clone()).map_err(|e| CloudInitError::BadEntry {
-                    path: path.to_owned(),
-                    reason: e.to_string(),
-                })
-            })
-            .transpose()
+            .filter_map(|f| serde_json::from_value(f.clone()).ok())
+            .collect())
     }
 
     /// Parses user data produced by [`CloudConfig::to_user_data`] (used to recover the join
@@ -426,16 +415,14 @@ mod tests {
             ours.to_user_data_with(&user).unwrap(),
             "#cloud-config\nwrite_files:\n  - path: /etc/k0s.token\n    content: T\n    permissions: \"0600\"\n  - content: u\n    path: /etc/u\nruncmd:\n  - install\n  - custom\n  - sentinel\nbootcmd:\n  - early\n"
         );
-        assert_eq!(
-            CloudConfig::file_in_user_data(
-                &ours.to_user_data_with(&user).unwrap(),
-                "/etc/k0s.token"
-            )
-            .unwrap()
-            .unwrap()
-            .content,
-            "T"
-        );
+        // Both files read back; the user's is of our shape here, so it is returned too.
+        let files =
+            CloudConfig::files_in_user_data(&ours.to_user_data_with(&user).unwrap()).unwrap();
+        let found: Vec<(&str, &str)> = files
+            .iter()
+            .map(|f| (f.path.as_str(), f.content.as_str()))
+            .collect();
+        assert_eq!(found, [("/etc/k0s.token", "T"), ("/etc/u", "u")]);
     }
 
     #[test]

@@ -924,9 +924,9 @@ async fn publish(ctx: &Context, config: &K0sWorkerConfig, warning: bool, reason:
 
 /// The token baked into existing bootstrap data: from the join token in its `write_files`.
 fn token_of_data_secret(secret: &Secret) -> Option<BootstrapToken> {
-    let doc =
-        crate::cloudinit::CloudConfig::from_user_data(data_secret::user_data(secret)?).ok()?;
-    doc.write_files.iter().find_map(|f| {
+    let files =
+        crate::cloudinit::CloudConfig::files_in_user_data(data_secret::user_data(secret)?).ok()?;
+    files.iter().find_map(|f| {
         let content = String::from_utf8(f.decoded_content().ok()?).ok()?;
         join_token::decode(&content).ok()?.worker_token().ok()
     })
@@ -1235,6 +1235,21 @@ mod tests {
         let mut config = K0sWorkerConfig::new("m", Default::default());
         config.metadata.namespace = Some("ns".into());
         config.metadata.uid = Some("u".into());
+        let secret =
+            data_secret::build(&config, "demo", &b.render(&join).unwrap(), token.id()).unwrap();
+        assert_eq!(token_of_data_secret(&secret), Some(token.clone()));
+
+        // Merged with custom user data whose entries our model does not describe (a file from
+        // a URL, an argument-list command): the token is still found.
+        let b = WorkerBootstrap {
+            custom_user_data: Some(
+                crate::cloudinit::UserCloudConfig::parse(
+                    "write_files: [{path: /etc/x, source: {uri: 'https://x'}}]\nruncmd: [[ls, -l]]\n",
+                )
+                .unwrap(),
+            ),
+            ..b
+        };
         let secret =
             data_secret::build(&config, "demo", &b.render(&join).unwrap(), token.id()).unwrap();
         assert_eq!(token_of_data_secret(&secret), Some(token));

@@ -124,11 +124,12 @@ impl WorkerBootstrap {
 /// Reads the join token back out of user data we rendered earlier, so the token Secret in the
 /// workload cluster can be recreated or refreshed without ever storing the secret elsewhere.
 pub fn recover_join_token(user_data: &str, token_path: &str) -> Result<String, RenderError> {
-    let file = CloudConfig::file_in_user_data(user_data, token_path)?.ok_or_else(|| {
-        RenderError::NoTokenFile {
+    let file = CloudConfig::files_in_user_data(user_data)?
+        .into_iter()
+        .find(|f| f.path == token_path)
+        .ok_or_else(|| RenderError::NoTokenFile {
             path: token_path.to_string(),
-        }
-    })?;
+        })?;
     String::from_utf8(file.decoded_content()?).map_err(|_| RenderError::TokenNotText {
         path: token_path.to_string(),
     })
