@@ -40,6 +40,12 @@ pub const CONTROL_PLANE_LABEL: &str = "cluster.x-k8s.io/control-plane";
 pub const CONTROL_PLANE_NAME_LABEL: &str = "cluster.x-k8s.io/control-plane-name";
 /// Annotation that pauses reconciliation of the object carrying it.
 pub const PAUSED_ANNOTATION: &str = "cluster.x-k8s.io/paused";
+/// Annotation by which CAPI marks an infrastructure cluster as managed by something other than
+/// its infrastructure provider.
+pub const MANAGED_BY_ANNOTATION: &str = "cluster.x-k8s.io/managed-by";
+/// The [`MANAGED_BY_ANNOTATION`] value that hands the object to the control-plane provider
+/// (upstream k0smotron's, so manifests written for upstream behave the same).
+pub const MANAGED_BY_K0SMOTRON: &str = "k0smotron";
 /// Annotation on the CAPI Cluster identifying its workload cluster: `kube-system:<uid of the
 /// workload cluster's kube-system Namespace>` (upstream k0smotron's, set once the API answers).
 pub const CLUSTER_ID_ANNOTATION: &str = "k0sproject.io/cluster-id";

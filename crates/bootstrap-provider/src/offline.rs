@@ -223,7 +223,6 @@ spec:
         let text = render_text(
             CONFIG,
             &OfflineOptions {
-                custom_user_data: None,
                 endpoint: Some("https://10.1.2.3:30443".into()),
                 ..OfflineOptions::default()
             },
@@ -241,7 +240,6 @@ spec:
         let err = render_text(
             CONFIG,
             &OfflineOptions {
-                custom_user_data: None,
                 endpoint: Some("10.1.2.3:6443".into()),
                 ..OfflineOptions::default()
             },

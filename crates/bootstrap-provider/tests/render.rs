@@ -74,17 +74,12 @@ fn without_any_version_the_script_installs_latest() {
     assert!(!data.contains("K0S_VERSION"));
 }
 
-#[test]
-fn binary_render_subcommand_prints_the_same_data() {
+/// Runs `bootstrap-provider render -f <config> <args>`, which must succeed; its stdout.
+fn render_binary(config: &Path, args: &[&std::ffi::OsStr]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_bootstrap-provider"))
         .args(["render", "-f"])
-        .arg(fixture("full.yaml"))
-        .args([
-            "--machine-version",
-            "v1.34.1",
-            "--endpoint",
-            "https://10.0.0.1:30443",
-        ])
+        .arg(config)
+        .args(args)
         .output()
         .unwrap();
     assert!(
@@ -92,19 +87,26 @@ fn binary_render_subcommand_prints_the_same_data() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn binary_render_subcommand_prints_the_same_data() {
+    let args = [
+        "--machine-version",
+        "v1.34.1",
+        "--endpoint",
+        "https://10.0.0.1:30443",
+    ]
+    .map(std::ffi::OsStr::new);
     assert_eq!(
-        String::from_utf8(out.stdout).unwrap(),
+        render_binary(&fixture("full.yaml"), &args),
         render_fixture("full.yaml")
     );
-
-    let out = Command::new(env!("CARGO_BIN_EXE_bootstrap-provider"))
-        .args(["render", "-f"])
-        .arg(fixture("minimal.yaml"))
-        .args(["--machine-name", "other-name"])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    assert!(String::from_utf8_lossy(&out.stdout).contains("--hostname-override=other-name"));
+    let args = ["--machine-name", "other-name"].map(std::ffi::OsStr::new);
+    assert!(
+        render_binary(&fixture("minimal.yaml"), &args).contains("--hostname-override=other-name")
+    );
 }
 
 #[test]
@@ -207,22 +209,18 @@ fn binary_render_merges_custom_user_data_from_a_file() {
         "custom",
         "#cloud-config\npackages: [htop]\nruncmd: [echo custom]\n",
     );
-    let run = |extra: &[&std::ffi::OsStr]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_bootstrap-provider"))
-            .args(["render", "--machine-version", "v1.34.1", "-f"])
-            .arg(fixture("custom-user-data.yaml"))
-            .args(extra)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    };
-    let merged = run(&["--custom-user-data".as_ref(), user_data.as_os_str()]);
-    let plain = run(&[]);
+    let config = fixture("custom-user-data.yaml");
+    let version = ["--machine-version".as_ref(), "v1.34.1".as_ref()];
+    let merged = render_binary(
+        &config,
+        &[
+            version[0],
+            version[1],
+            "--custom-user-data".as_ref(),
+            user_data.as_os_str(),
+        ],
+    );
+    let plain = render_binary(&config, &version);
     let _ = std::fs::remove_file(&user_data);
     assert!(merged.contains("packages:\n  - htop\n"), "{merged}");
     assert!(

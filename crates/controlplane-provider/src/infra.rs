@@ -12,15 +12,10 @@
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
+use k0smotron_api::names::{MANAGED_BY_ANNOTATION, MANAGED_BY_K0SMOTRON};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde_json::{Value, json};
 
-/// Annotation by which CAPI marks an infrastructure cluster as managed by something other than
-/// its infrastructure provider.
-pub const MANAGED_BY_ANNOTATION: &str = "cluster.x-k8s.io/managed-by";
-/// The annotation value that hands the object to this provider (upstream k0smotron's value, so
-/// manifests written for upstream behave the same).
-pub const MANAGED_BY_VALUE: &str = "k0smotron";
 /// Field manager owning only the provisioned status of self-managed infrastructure objects.
 pub const INFRA_MANAGER: &str = "k0smotron-controlplane-infrastructure";
 
@@ -115,7 +110,7 @@ pub fn managed_by_us(meta: &ObjectMeta) -> bool {
     meta.annotations
         .as_ref()
         .and_then(|a| a.get(MANAGED_BY_ANNOTATION))
-        .is_some_and(|v| v == MANAGED_BY_VALUE)
+        .is_some_and(|v| v == MANAGED_BY_K0SMOTRON)
 }
 
 #[cfg(test)]

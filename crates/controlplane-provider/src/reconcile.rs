@@ -340,7 +340,8 @@ async fn apply_event(
         Err(e) => return Err(e),
     };
 
-    let infra_pending = provision_self_managed_infrastructure(ctx, &kcp, &cluster, &desired).await;
+    let infra_pending =
+        provision_self_managed_infrastructure(ctx, &kcp, &ns, &cluster, &desired).await;
 
     let pods = list_pods(ctx, &ns, &cluster_name).await?;
     let counts_ready = pods.iter().any(pod_ready);
@@ -368,7 +369,7 @@ async fn apply_event(
     write_status(&api, &kcp, &st).await?;
     report(ctx, &kcp, &transitions).await;
     if let Some(uid) = kube_system_uid {
-        annotate_cluster_id(ctx, &cluster, &uid).await;
+        annotate_cluster_id(ctx, &ns, &cluster, &uid).await;
     }
     if let Some(reason) = desired.kubeconfig_regenerated
         && reason != crate::kubeconfig::RegenerateReason::Missing
@@ -403,14 +404,13 @@ async fn apply_event(
 /// under a field manager that owns only that annotation (so it never touches what the user or a
 /// GitOps tool owns). A failure is logged and retried on the next reconcile; it changes nothing
 /// else.
-async fn annotate_cluster_id(ctx: &Context, cluster: &Cluster, kube_system_uid: &str) {
+async fn annotate_cluster_id(ctx: &Context, ns: &str, cluster: &Cluster, kube_system_uid: &str) {
     let value = format!("kube-system:{kube_system_uid}");
     let current = cluster.annotations().get(names::CLUSTER_ID_ANNOTATION);
     if current == Some(&value) {
         return;
     }
-    let ns = cluster.namespace().unwrap_or_default();
-    let api: Api<Cluster> = Api::namespaced(ctx.client.clone(), &ns);
+    let api: Api<Cluster> = Api::namespaced(ctx.client.clone(), ns);
     let body = serde_json::json!({
         "apiVersion": Cluster::api_version(&()),
         "kind": Cluster::kind(&()),
@@ -439,6 +439,7 @@ async fn annotate_cluster_id(ctx: &Context, cluster: &Cluster, kube_system_uid: 
 async fn provision_self_managed_infrastructure(
     ctx: &Context,
     kcp: &K0smotronControlPlane,
+    ns: &str,
     cluster: &Cluster,
     desired: &DesiredState,
 ) -> bool {
@@ -449,15 +450,14 @@ async fn provision_self_managed_infrastructure(
     if !endpoint_known || cluster.infrastructure_provisioned() {
         return false;
     }
-    let ns = cluster.namespace().unwrap_or_default();
-    match provision_infrastructure(&ctx.client, &ns, reference).await {
+    match provision_infrastructure(&ctx.client, ns, reference).await {
         Ok(InfraOutcome::Provisioned) => {
             let note = format!(
                 "{} {} marked provisioned ({}: {})",
                 reference.kind,
                 reference.name,
-                infra::MANAGED_BY_ANNOTATION,
-                infra::MANAGED_BY_VALUE
+                names::MANAGED_BY_ANNOTATION,
+                names::MANAGED_BY_K0SMOTRON
             );
             info!("{note}");
             publish(ctx, kcp, false, "InfrastructureProvisioned", &note).await;

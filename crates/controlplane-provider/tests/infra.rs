@@ -7,9 +7,10 @@
 
 use std::path::PathBuf;
 
-use controlplane_provider::infra::{INFRA_MANAGER, MANAGED_BY_ANNOTATION};
+use controlplane_provider::infra::INFRA_MANAGER;
 use controlplane_provider::reconcile::{InfraError, InfraOutcome, provision_infrastructure};
 use k0smotron_api::capi::ContractVersionedObjectReference;
+use k0smotron_api::names::MANAGED_BY_ANNOTATION;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{ApiResource, DynamicObject, Patch, PatchParams, PostParams};
 use kube::core::GroupVersionKind;
