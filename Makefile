@@ -11,8 +11,10 @@ run:
 test:
 	bash test/run-all.sh
 
-## down: stop whatever `make run` or `make test` left running.
+## down: stop whatever `make run` or `make test` left running: the providers and the test
+## infrastructure stand-in `make run` started, the real node, the harness.
 down:
+	bash hack/demo.sh --down
 	test/harness/cluster down
 
 ## crds: regenerate config/crd/bases from the Rust types.

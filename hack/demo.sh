@@ -5,17 +5,21 @@
 #
 #   hack/demo.sh --down        (or: make down)
 #
-#   hack/demo.sh [--workers N] [--timeout SECONDS] | --down
+#   hack/demo.sh [--workers N] [--timeout SECONDS] [--stand-in] | --down
 #
 # What runs (logs in $DEMO_DIR/logs, default /tmp/k0smotron-rs-demo/logs):
-#   - the harness: kube-apiserver, etcd, controller-manager, scheduler, kwok (fake nodes)
+#   - the harness: kube-apiserver, etcd, controller-manager, scheduler, and its real node
+#     `node-0` (kubelet, containerd + runc, kube-proxy, CoreDNS; needs root), where the hosted
+#     control plane runs as real k0s pods, reached through a NodePort
 #   - cluster-api-manager       CAPI core v1.13 (built from its Go module, started by the harness
 #                               with its webhooks registered; log in $HARNESS_DIR/logs)
 #   - controlplane-provider     this repository, reconciling K0smotronControlPlane
 #   - bootstrap-provider        this repository, reconciling K0sWorkerConfig
-#   - fake-infra-provider       test stand-in for an infrastructure provider (test/e2e)
-#   - a second kube-apiserver   stands in for the workload cluster's k0s API server, using the
-#                               cluster's own CA (there is no k0s binary or container runtime here)
+#   - fake-infra-provider       test stand-in for an infrastructure provider (test/e2e): its
+#                               "machines" register Nodes in the workload cluster, no kubelet
+# Without root (or with --stand-in) there is no real node: kwok's fake nodes run the pods and a
+# second kube-apiserver with the cluster's own CA stands in for the k0s API server; the output
+# says so.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
@@ -23,9 +27,11 @@ cd "$root"
 DEMO_DIR=${DEMO_DIR:-/tmp/k0smotron-rs-demo}
 NAMESPACE=demo
 CLUSTER=demo
-KUBERNETES_VERSION=v1.34.1
+# The k0s release the real node's image holds (the providers' default, too).
+KUBERNETES_VERSION=$(sed -n 's/^K0S_VERSION=\(v[0-9.]*\)+k0s.*/\1/p' "$root/test/harness/versions.env")
 workers=2
 timeout=240
+real_node=auto
 harness=$root/test/harness/cluster
 
 bold() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
@@ -80,7 +86,8 @@ while [ $# -gt 0 ]; do
 		timeout=${2:?--timeout needs seconds}
 		shift
 		;;
-	*) die "unknown flag $1 (--workers N, --timeout S, --down)" ;;
+	--stand-in) real_node=0 ;;
+	*) die "unknown flag $1 (--workers N, --timeout S, --stand-in, --down)" ;;
 	esac
 	shift
 done
@@ -143,10 +150,25 @@ cargo build --bins -p controlplane-provider -p bootstrap-provider -p e2e
 target=$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')/debug
 "$harness" build >/dev/null
 
+if [ $real_node = auto ]; then
+	if [ "$(id -u)" = 0 ]; then
+		real_node=1
+	else
+		real_node=0
+		say "NOTE: not root, so no real node (kubelet, containerd and network namespaces need root):"
+		say "      the hosted control plane's pods are faked by kwok and a stand-in API server plays k0s."
+	fi
+fi
+
 bold "2/6 Starting the management cluster (test/harness) with CAPI core"
 # --capi-manager: CAPI's CRDs, and its core manager with its webhooks registered, so objects are
 # defaulted and validated as on a real management cluster (log: $HARNESS_DIR/logs).
-eval "$("$harness" up --workloads --capi-manager)"
+if [ $real_node = 1 ]; then
+	eval "$("$harness" up --real-node --capi-manager)"
+	say "real node $HARNESS_REAL_NODE ($HARNESS_REAL_NODE_IP) runs k0s $HARNESS_K0S_VERSION"
+else
+	eval "$("$harness" up --workloads --capi-manager)"
+fi
 export KUBECONFIG
 kubectl() { "$HARNESS_BIN/kubectl" "$@"; }
 kubectl apply --server-side -f config/crd/bases -f test/e2e/crds >/dev/null
@@ -167,8 +189,17 @@ for provider in controlplane-provider bootstrap-provider; do
 done
 say "controlplane-provider and bootstrap-provider are running; CAPI core runs in the harness"
 
-bold "4/6 The workload cluster's API server, with the cluster's own CA"
 kubectl create namespace "$NAMESPACE" >/dev/null
+workload_kubeconfig=$DEMO_DIR/workload.kubeconfig
+if [ $real_node = 1 ]; then
+	bold "4/6 The workload cluster: real k0s pods on $HARNESS_REAL_NODE, exposed by a NodePort"
+	# The provider generates the cluster's CA; workers reach the API at the node's address.
+	api_port=30443
+	service_type=NodePort
+	external_address=$HARNESS_REAL_NODE_IP
+	say "API at https://$external_address:$api_port (NodePort), konnectivity on 30132"
+else
+bold "4/6 The workload cluster's API server, with the cluster's own CA"
 openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj /CN=kubernetes \
 	-addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign,digitalSignature \
 	-keyout "$DEMO_DIR/pki/ca.key" -out "$DEMO_DIR/pki/ca.crt" 2>/dev/null
@@ -178,21 +209,28 @@ kubectl -n "$NAMESPACE" label secret "$CLUSTER-ca" "cluster.x-k8s.io/cluster-nam
 api_port=$(free_port)
 workload_env=$("$harness" workload up --name "$CLUSTER" --ca-cert "$DEMO_DIR/pki/ca.crt" \
 	--ca-key "$DEMO_DIR/pki/ca.key" --port "$api_port")
-workload_kubeconfig=$(sed -n 's/^export KUBECONFIG=//p' <<<"$workload_env")
+cp "$(sed -n 's/^export KUBECONFIG=//p' <<<"$workload_env")" "$workload_kubeconfig"
+service_type=ClusterIP
+external_address=127.0.0.1
 say "Secret $NAMESPACE/$CLUSTER-ca created; workload API server at https://127.0.0.1:$api_port"
+fi
 start fake-infra-provider env KUBECONFIG="$KUBECONFIG" "$target/fake-infra-provider" \
 	--namespace "$NAMESPACE" --register-nodes
 
 bold "5/6 Applying examples/cluster-local.yaml (rendered by clusterctl, $workers workers)"
 mkdir -p "$DEMO_DIR/clusterctl"
 HOME=$DEMO_DIR/clusterctl CLUSTERCTL_DISABLE_VERSIONCHECK=true GOPROXY=off \
-	K0SMOTRON_API_PORT=$api_port K0SMOTRON_KONNECTIVITY_PORT=$(free_port) \
+	K0SMOTRON_API_PORT=$api_port K0SMOTRON_SERVICE_TYPE=$service_type \
+	K0SMOTRON_EXTERNAL_ADDRESS=$external_address \
+	K0SMOTRON_KONNECTIVITY_PORT=$([ $real_node = 1 ] && echo 30132 || free_port) \
 	"$CLUSTERCTL" generate cluster "$CLUSTER" --from examples/cluster-local.yaml \
 	--target-namespace "$NAMESPACE" --kubernetes-version "$KUBERNETES_VERSION" \
 	--control-plane-machine-count 1 --worker-machine-count "$workers" >"$DEMO_DIR/cluster.yaml"
 kubectl apply --server-side -f "$DEMO_DIR/cluster.yaml"
 
 bold "6/6 Watching it converge (up to ${timeout}s): until CAPI reports the Cluster Available"
+# Real k0s takes a minute or two to start (its readiness probe alone waits 60 s).
+[ $real_node = 0 ] || timeout=$((timeout + 240))
 objects=cluster,k0smotroncontrolplane,machinedeployment,machineset,machine,k0sworkerconfig
 started=$SECONDS
 deadline=$((SECONDS + timeout))
@@ -244,7 +282,16 @@ else
 	say "(no Machine has bootstrap data yet)"
 fi
 
-bold "Workload cluster (the stand-in API server)"
+if [ $real_node = 1 ]; then
+	bold "Workload cluster (real k0s, through the kubeconfig the provider wrote)"
+	kubectl -n "$NAMESPACE" get secret "$CLUSTER-kubeconfig" -o jsonpath='{.data.value}' 2>/dev/null |
+		base64 -d >"$workload_kubeconfig" || true
+	"$HARNESS_BIN/kubectl" --kubeconfig "$workload_kubeconfig" version 2>/dev/null | sed -n 's/^Server Version/hosted API server/p' || true
+	say "k0s pods on the real node:"
+	kubectl -n "$NAMESPACE" get pods -o wide 2>/dev/null || true
+else
+	bold "Workload cluster (the stand-in API server)"
+fi
 "$HARNESS_BIN/kubectl" --kubeconfig "$workload_kubeconfig" get nodes 2>/dev/null || true
 say "bootstrap tokens:"
 "$HARNESS_BIN/kubectl" --kubeconfig "$workload_kubeconfig" -n kube-system get secrets \

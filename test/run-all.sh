@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The project's whole test run, as `make test` and CI run it: install what is missing, static
-# checks, build the test harness (a real kube-apiserver, etcd, controller-manager, scheduler and
-# kwok built from their Go modules), run the main job (`make run`) once, then start the harness
-# and run every test, the harness ones included. What was started is stopped on exit, also on
+# checks, build the test harness (a real kube-apiserver, etcd, controller-manager, scheduler,
+# kwok, kubelet and kube-proxy built from their Go modules; k0s and konnectivity from the pinned
+# source archives in ../shared/vendor), run the main job (`make run`) once, then start the harness
+# and run every test: first on kwok's fake nodes, then on real k0s on the harness's real node. What was started is stopped on exit, also on
 # failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -47,6 +48,7 @@ step "the main job (make run): the sample cluster converges"
 demo_log=${TMPDIR:-/tmp}/k0smotron-rs-demo.log
 trap 'bash hack/demo.sh --down >/dev/null 2>&1 || true' EXIT
 if bash hack/demo.sh --timeout 240 >"$demo_log" 2>&1; then
+	grep -a -m1 'real node\|NOTE:' "$demo_log" | sed 's/\x1b\[[0-9;]*m//g' || true
 	grep -a 'Converged' "$demo_log" | sed 's/\x1b\[[0-9;]*m//g'
 	bash hack/demo.sh --down >/dev/null
 else
@@ -62,7 +64,15 @@ trap 'test/harness/cluster down >/dev/null 2>&1 || true' EXIT
 eval "$(test/harness/cluster up --workloads --capi)"
 
 step "tests: unit, snapshot, and integration against the harness"
-cargo test --workspace --locked --no-fail-fast -- --include-ignored
+# The real-node tests (names real_node_*) run in their own harness below.
+cargo test --workspace --locked --no-fail-fast -- --include-ignored --skip real_node_
+
+# Real k0s: the hosted control planes run as real pods (kubelet, containerd, runc) with k0s
+# built from ../shared/vendor, next to CAPI core; one at a time, each is several hundred MiB.
+step "tests on real k0s: the harness's real node"
+test/harness/cluster down >/dev/null 2>&1 || true
+eval "$(test/harness/cluster up --real-node --capi-manager)"
+cargo test -p e2e --locked --no-fail-fast --test real_k0s -- --include-ignored --test-threads=1
 
 # The contract tests again against Cluster API's next minor (CAPI_NEXT_VERSION): its CRDs, core
 # manager and clusterctl, in a harness of their own. Its core manager runs unscoped, with its

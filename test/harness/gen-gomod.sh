@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# gen-gomod.sh [k8s|etcd|kwok|capi|capi-next ...] — (re)generate the wrapper Go modules under go/ from
+# gen-gomod.sh [k8s|etcd|kwok|capi|capi-next|kine|cri-tools|coredns ...] — (re)generate the wrapper Go modules under go/ from
 # the versions in versions.env. Needs Go and the Go module proxy; commit go/*/go.mod and go.sum.
 #
 # k8s.io/kubernetes requires its ~31 staging modules at v0.0.0 and replaces them with
@@ -49,13 +49,14 @@ gen_k8s() {
 
 # A module whose main packages build as a dependency without replaces (etcd's go.mod has
 # replaces too, but they point at ../ dirs whose real tags its require lines already name).
-gen_plain() { # NAME MODULE VERSION
-	local d=$here/go/$1 mod
+gen_plain() { # NAME MODULE VERSION [MODULE@VERSION ...]: more main-package modules
+	local d=$here/go/$1 mod m
 	mod=$(upstream_gomod "$2" "$3")
 	fresh "$d" "k0smotron-rs/test/harness/$1" "$(go_line "$mod")" "$(godebug_line "$mod")"
 	go mod edit -require="$2@$3" "$d/go.mod"
+	for m in "${@:4}"; do go mod edit -require="$m" "$d/go.mod"; done
 	(cd "$d" && go mod tidy)
-	echo "go/$1: $2 $3"
+	echo "go/$1: $2 $3 ${*:4}"
 }
 
 # From v1.14 the API types are a module of their own, sigs.k8s.io/cluster-api/api, which
@@ -72,14 +73,17 @@ gen_capi_next() {
 }
 
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(k8s etcd kwok capi capi-next)
+[ ${#targets[@]} -gt 0 ] || targets=(k8s etcd kwok capi capi-next kine cri-tools coredns)
 for t in "${targets[@]}"; do
 	case $t in
 	k8s) gen_k8s ;;
-	etcd) gen_plain etcd go.etcd.io/etcd/server/v3 "v$ETCD_VERSION" ;;
+	etcd) gen_plain etcd go.etcd.io/etcd/server/v3 "v$ETCD_VERSION" "go.etcd.io/etcd/etcdctl/v3@v$ETCD_VERSION" ;;
+	kine) gen_plain kine github.com/k3s-io/kine "v$KINE_VERSION" ;;
+	cri-tools) gen_plain cri-tools sigs.k8s.io/cri-tools "v$CRI_TOOLS_VERSION" ;;
+	coredns) gen_plain coredns github.com/coredns/coredns "v$COREDNS_VERSION" ;;
 	kwok) gen_plain kwok sigs.k8s.io/kwok "v$KWOK_VERSION" ;;
 	capi) gen_plain capi sigs.k8s.io/cluster-api "v$CAPI_VERSION" ;;
 	capi-next) gen_capi_next ;;
-	*) echo "unknown module $t (k8s|etcd|kwok|capi|capi-next)" >&2; exit 2 ;;
+	*) echo "unknown module $t (k8s|etcd|kwok|capi|capi-next|kine|cri-tools|coredns)" >&2; exit 2 ;;
 	esac
 done

@@ -132,11 +132,28 @@ pub const DEFAULT_K0S_IMAGE: &str = "quay.io/k0sproject/k0s";
 /// The k0s version a new `K0smotronControlPlane` gets when `spec.version` is omitted.
 ///
 /// Upstream defaults to `v1.27.9-k0s.0`, a release long out of support; we default to a current
-/// k0s release instead. The value is a CRD schema default, so the API server persists it into
+/// k0s release instead: the one our CI runs as a real hosted control plane on the test harness's
+/// real node (`K0S_VERSION` in test/harness/versions.env; a test keeps the two equal), so the
+/// default is always a release proven to work. The value is a CRD schema default, so the API server persists it into
 /// each object at creation: upgrading the provider (and so this constant) never changes the
 /// version of an existing cluster behind the user's back; only clusters created afterwards get
 /// the new default. See docs/deviations.md.
-pub const DEFAULT_K0S_VERSION: &str = "v1.35.7+k0s.0";
+pub const DEFAULT_K0S_VERSION: &str = "v1.35.4+k0s.0";
+
+#[cfg(test)]
+mod default_version_tests {
+    /// The default k0s version is the one the harness's real node runs (its image is built for
+    /// exactly that release), so a bump of one without the other fails here.
+    #[test]
+    fn default_k0s_version_is_the_harness_k0s_version() {
+        let versions = include_str!("../../../test/harness/versions.env");
+        let harness = versions
+            .lines()
+            .find_map(|l| l.strip_prefix("K0S_VERSION="))
+            .map(str::trim);
+        assert_eq!(harness, Some(super::DEFAULT_K0S_VERSION));
+    }
+}
 
 /// etcd image of the managed etcd StatefulSet.
 pub const DEFAULT_ETCD_IMAGE: &str = "quay.io/k0sproject/etcd:v3.7.1";

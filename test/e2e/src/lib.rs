@@ -15,11 +15,15 @@
 //! - [`infra`]: a minimal infrastructure provider stand-in (`TestCluster`, `TestMachine`).
 //! - [`pki`]: a cluster CA in CAPI's Secret format.
 //! - [`dry_run`]: server-side dry-run apply of arbitrary objects.
+//! - [`objects`]: dynamic APIs, apply, conditions, polling, join tokens, `whoami`.
+//! - [`node`]: the harness's real node (`cluster up --real-node`): its name, address, containers.
 
 pub mod capi;
 pub mod command;
 pub mod dry_run;
 pub mod infra;
+pub mod node;
+pub mod objects;
 pub mod pki;
 pub mod process;
 pub mod providers;

@@ -12,34 +12,28 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
-use std::io::Read as _;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use base64::Engine as _;
-use base64::prelude::BASE64_STANDARD;
 use e2e::capi::{CapiManager, CapiOptions};
 use e2e::command;
 use e2e::infra;
+use e2e::objects::{self, api, apply, capi, condition, join_token, resource, summary};
 use e2e::pki;
 use e2e::providers::{Provider, ProviderManager};
 use e2e::release::{self, Release};
 use e2e::scratch::ScratchDir;
 use e2e::{tools, yaml};
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::authentication::v1::{SelfSubjectReview, TokenRequest, TokenRequestSpec};
+use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
-use kube::api::{
-    ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams,
-};
-use kube::core::GroupVersionKind;
+use kube::api::{DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
-use serde_json::{Value, json};
+use serde_json::json;
 use test_support::{TestNamespace, WorkloadServer};
 
 const CLUSTER: &str = "e2e";
 const KUBERNETES_VERSION: &str = "v1.34.1";
-const FIELD_MANAGER: &str = "e2e";
 
 /// Everything the test started, for diagnostics when a wait times out.
 struct Running {
@@ -63,72 +57,23 @@ impl Running {
     }
 }
 
-/// Poll `probe` every half second until it yields a value, or fail with `what`, the last
-/// observation and the processes' logs.
-async fn poll<T, F, Fut>(running: &Running, timeout: Duration, what: &str, mut probe: F) -> T
+/// [`objects::poll`] with the processes' logs as diagnostics.
+async fn poll<T, F, Fut>(running: &Running, timeout: Duration, what: &str, probe: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, String>>,
 {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let last = match probe().await {
-            Ok(value) => return value,
-            Err(last) => last,
-        };
-        if Instant::now() >= deadline {
-            panic!(
-                "timed out after {timeout:?} waiting for {what}\nlast observed: {last}\n{}",
-                running.diagnose()
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    objects::poll(timeout, what, || running.diagnose(), probe).await
 }
 
-fn resource(api_version: &str, kind: &str) -> ApiResource {
-    let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
-    ApiResource::from_gvk_with_plural(
-        &GroupVersionKind::gvk(group, version, kind),
-        &format!("{}s", kind.to_ascii_lowercase()),
-    )
-}
-
-fn api(client: &Client, ns: &str, api_version: &str, kind: &str) -> Api<DynamicObject> {
-    Api::namespaced_with(client.clone(), ns, &resource(api_version, kind))
-}
-
-fn capi(client: &Client, ns: &str, kind: &str) -> Api<DynamicObject> {
-    api(client, ns, "cluster.x-k8s.io/v1beta2", kind)
-}
-
-async fn apply(client: &Client, obj: &Value) {
-    let api_version = obj["apiVersion"].as_str().unwrap();
-    let kind = yaml::kind(obj);
-    let api: Api<DynamicObject> = match yaml::namespace(obj) {
-        Some(ns) => api(client, ns, api_version, kind),
-        None => Api::all_with(client.clone(), &resource(api_version, kind)),
-    };
-    api.patch(
-        yaml::name(obj),
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(obj),
-    )
-    .await
-    .unwrap_or_else(|e| panic!("applying {}: {e}", yaml::describe(obj)));
-}
-
-/// `status` of condition `type_` in `obj.status.conditions`.
-fn condition<'a>(obj: &'a DynamicObject, type_: &str) -> Option<&'a str> {
-    obj.data["status"]["conditions"]
-        .as_array()?
-        .iter()
-        .find(|c| c["type"] == type_)
-        .and_then(|c| c["status"].as_str())
-}
-
-fn summary(obj: &DynamicObject) -> String {
-    serde_json::to_string_pretty(&obj.data["status"]).unwrap_or_default()
+/// The bootstrap token authenticates against the workload API server as a bootstrapper.
+async fn assert_token_authenticates(server_url: &str, ca_pem: &str, token: &str) {
+    let client = objects::token_client(server_url, ca_pem, token).await;
+    let (_, groups) = objects::whoami(&client).await.unwrap();
+    assert!(
+        groups.iter().any(|g| g == "system:bootstrappers"),
+        "token authenticates as a bootstrapper: {groups:?}"
+    );
 }
 
 /// Install the RBAC of a provider's released components (rendered by clusterctl into the test
@@ -242,36 +187,6 @@ async fn delete_cluster_rbac(client: &Client, ns: &str) {
     }
 }
 
-/// The join token (bootstrap token and API URL) inside a worker's cloud-config: the content
-/// of `/etc/k0s.token`, base64(gzip(kubeconfig)).
-fn join_token(user_data: &str) -> (String, String) {
-    let doc = &yaml::documents(user_data).unwrap()[0];
-    let file = doc["write_files"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["path"] == "/etc/k0s.token")
-        .expect("a /etc/k0s.token file");
-    let gz = BASE64_STANDARD
-        .decode(file["content"].as_str().unwrap().trim())
-        .unwrap();
-    let mut kubeconfig = String::new();
-    flate2::read::GzDecoder::new(&gz[..])
-        .read_to_string(&mut kubeconfig)
-        .unwrap();
-    let kubeconfig = &yaml::documents(&kubeconfig).unwrap()[0];
-    (
-        kubeconfig["users"][0]["user"]["token"]
-            .as_str()
-            .unwrap()
-            .to_owned(),
-        kubeconfig["clusters"][0]["cluster"]["server"]
-            .as_str()
-            .unwrap()
-            .to_owned(),
-    )
-}
-
 /// Machines of the cluster with their bootstrap data Secret, once every one of `count` has it:
 /// machine name → (data Secret name, join token).
 async fn machines_with_bootstrap_data(
@@ -318,7 +233,7 @@ async fn machines_with_bootstrap_data(
                 assert_eq!(secret.type_.as_deref(), Some("cluster.x-k8s.io/secret"));
                 let value = String::from_utf8_lossy(&data["value"].0).into_owned();
                 assert!(value.starts_with("#cloud-config"), "{value}");
-                let (token, server) = join_token(&value);
+                let (token, server) = join_token(&value)?;
                 assert_eq!(
                     server, endpoint,
                     "the join token points at the control plane"
@@ -329,30 +244,6 @@ async fn machines_with_bootstrap_data(
         },
     )
     .await
-}
-
-/// The bootstrap token authenticates against the workload API server as a bootstrapper.
-async fn assert_token_authenticates(server_url: &str, ca_pem: &str, token: &str) {
-    let kubeconfig = format!(
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: w\n  cluster:\n    server: {server_url}\n    certificate-authority-data: {}\nusers:\n- name: b\n  user:\n    token: {token}\ncontexts:\n- name: w\n  context:\n    cluster: w\n    user: b\ncurrent-context: w\n",
-        BASE64_STANDARD.encode(ca_pem)
-    );
-    let client = test_support::client_from_kubeconfig_yaml(&kubeconfig)
-        .await
-        .unwrap();
-    let review = Api::<SelfSubjectReview>::all(client)
-        .create(&PostParams::default(), &SelfSubjectReview::default())
-        .await
-        .unwrap();
-    let groups = review
-        .status
-        .and_then(|s| s.user_info)
-        .and_then(|u| u.groups)
-        .unwrap_or_default();
-    assert!(
-        groups.iter().any(|g| g == "system:bootstrappers"),
-        "token authenticates as a bootstrapper: {groups:?}"
-    );
 }
 
 #[tokio::test]

@@ -1,6 +1,9 @@
 //go:build tools
 
-// Package tools pins the etcd server main package; see ../../gen-gomod.sh.
+// Package tools pins the etcd server and etcdctl main packages; see ../../gen-gomod.sh.
 package tools
 
-import _ "go.etcd.io/etcd/server/v3"
+import (
+	_ "go.etcd.io/etcd/etcdctl/v3"
+	_ "go.etcd.io/etcd/server/v3"
+)

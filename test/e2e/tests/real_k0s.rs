@@ -1,0 +1,591 @@
+//! Hosted control planes on real k0s: the StatefulSet our provider writes, started by the
+//! harness's real kubelet (containerd + runc) from the images it preloads, k0s built from the
+//! pinned source archive. Nothing stands in for k0s here: the provider reaches the hosted API
+//! through the address it discovers (the node's address and the NodePort), CAPI core judges the
+//! contract, and the join token the bootstrap provider mints is tried against the real API.
+//!
+//! Needs `eval "$(test/harness/cluster up --real-node --capi-manager)"` (or `--capi`; the test
+//! then runs its own CAPI core). The tests are heavy (one k0s control plane is several hundred
+//! MiB): CI runs them one at a time (`--test-threads=1`).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use e2e::capi::{CapiManager, CapiOptions};
+use e2e::node::{self, RealNode};
+use e2e::objects::{self, apply, capi, condition, join_token, summary};
+use e2e::providers::{Provider, ProviderManager};
+use e2e::scratch::ScratchDir;
+use e2e::{infra, tools};
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{Pod, Secret};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
+use kube::{Api, Client, ResourceExt};
+use serde_json::{Value, json};
+use test_support::TestNamespace;
+
+const CP_API: &str = "controlplane.cluster.x-k8s.io/v1beta2";
+const BOOTSTRAP_API: &str = "bootstrap.cluster.x-k8s.io/v1beta2";
+/// A k0s controller takes its time: the readiness probe alone waits 60 s before its first try.
+const POD_READY: Duration = Duration::from_secs(420);
+
+/// What a test started; stopped (and its logs shown on a timeout) through it.
+struct Env {
+    ns: TestNamespace,
+    client: Client,
+    node: RealNode,
+    logs: PathBuf,
+    _scratch: ScratchDir,
+    control_plane: Option<ProviderManager>,
+    bootstrap: Option<ProviderManager>,
+    capi: Option<CapiManager>,
+}
+
+impl Env {
+    async fn start(prefix: &str) -> Self {
+        let node = RealNode::from_env().unwrap();
+        let ns = TestNamespace::create(prefix).await.unwrap();
+        let client = ns.client();
+        for dir in [
+            tools::capi_crd_dir().unwrap(),
+            tools::provider_crd_dir(),
+            tools::test_infra_crd_dir(),
+        ] {
+            test_support::apply_crd_dir(&client, &dir).await.unwrap();
+        }
+        let scratch = ScratchDir::new(prefix).unwrap();
+        let logs = std::env::var_os("E2E_LOG_DIR").map_or_else(
+            || scratch.join("logs"),
+            |d| PathBuf::from(d).join(ns.name()),
+        );
+        eprintln!("process logs in {}", logs.display());
+        let kubeconfig = PathBuf::from(std::env::var("KUBECONFIG").unwrap());
+        let mut env = Self {
+            control_plane: None,
+            bootstrap: None,
+            capi: None,
+            node,
+            logs,
+            _scratch: scratch,
+            client,
+            ns,
+        };
+        env.control_plane = Some(env.provider(Provider::ControlPlane).await);
+        env.bootstrap = Some(env.provider(Provider::Bootstrap).await);
+        let harness_runs_capi = std::env::var("HARNESS_CAPI_MANAGER").is_ok_and(|v| v == "1");
+        if !harness_runs_capi {
+            env.capi = Some(
+                CapiManager::start(CapiOptions {
+                    kubeconfig: &kubeconfig,
+                    namespace: env.ns.name(),
+                    log_dir: &env.logs,
+                    feature_gates: "",
+                })
+                .await
+                .unwrap(),
+            );
+        }
+        env
+    }
+
+    async fn provider(&self, provider: Provider) -> ProviderManager {
+        let kubeconfig = PathBuf::from(std::env::var("KUBECONFIG").unwrap());
+        let mut manager =
+            ProviderManager::start(provider, &kubeconfig, self.ns.name(), &self.logs, false)
+                .await
+                .unwrap();
+        manager.wait_ready(Duration::from_secs(60)).await.unwrap();
+        manager
+    }
+
+    fn name(&self) -> &str {
+        self.ns.name()
+    }
+
+    fn diagnose(&self) -> String {
+        let tail =
+            |m: &Option<ProviderManager>| m.as_ref().map(|m| m.log_tail(40)).unwrap_or_default();
+        let capi = match &self.capi {
+            Some(capi) => capi.log_tail(20),
+            None => "(the harness's: $HARNESS_DIR/logs/capi-manager.log)".to_owned(),
+        };
+        format!(
+            "--- controlplane-provider ---\n{}\n--- bootstrap-provider ---\n{}\n--- cluster-api-manager ---\n{capi}\n--- kubelet: $HARNESS_DIR/logs/node-kubelet.log; pod logs: kubectl -n {} logs <pod>",
+            tail(&self.control_plane),
+            tail(&self.bootstrap),
+            self.name()
+        )
+    }
+
+    async fn poll<T, F, Fut>(&self, timeout: Duration, what: &str, probe: F) -> T
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, String>>,
+    {
+        objects::poll(timeout, what, || self.diagnose(), probe).await
+    }
+
+    /// A CAPI Cluster whose infrastructure the control-plane provider marks provisioned (as our
+    /// templates do) and its K0smotronControlPlane with `spec`.
+    async fn create_cluster(&self, cluster: &str, spec: Value) {
+        let ns = self.name();
+        for obj in [
+            json!({
+                "apiVersion": "cluster.x-k8s.io/v1beta2", "kind": "Cluster",
+                "metadata": {"name": cluster, "namespace": ns},
+                "spec": {
+                    "controlPlaneRef": {"apiGroup": "controlplane.cluster.x-k8s.io",
+                        "kind": "K0smotronControlPlane", "name": cluster},
+                    "infrastructureRef": {"apiGroup": infra::GROUP, "kind": "TestCluster", "name": cluster},
+                },
+            }),
+            json!({
+                "apiVersion": format!("{}/{}", infra::GROUP, infra::VERSION), "kind": "TestCluster",
+                "metadata": {"name": cluster, "namespace": ns,
+                    "annotations": {"cluster.x-k8s.io/managed-by": "k0smotron"}},
+                "spec": {},
+            }),
+            json!({
+                "apiVersion": CP_API, "kind": "K0smotronControlPlane",
+                "metadata": {"name": cluster, "namespace": ns},
+                "spec": spec,
+            }),
+        ] {
+            apply(&self.client, &obj).await;
+        }
+    }
+
+    /// The controller pods of `cluster` once `count` of them run on the real node and are Ready
+    /// (through k0s's own readiness probe, `k0s status`): name → uid.
+    async fn ready_pods(
+        &self,
+        selector: &str,
+        count: usize,
+    ) -> std::collections::BTreeMap<String, String> {
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), self.name());
+        self.poll(
+            POD_READY,
+            &format!("{count} Ready pods {selector} on the real node"),
+            || async {
+                let list = pods
+                    .list(&ListParams::default().labels(selector))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let mut ready = std::collections::BTreeMap::new();
+                let mut seen = Vec::new();
+                for pod in &list.items {
+                    let status = pod.status.clone().unwrap_or_default();
+                    let node = pod.spec.as_ref().and_then(|s| s.node_name.clone());
+                    let is_ready = status
+                        .conditions
+                        .unwrap_or_default()
+                        .iter()
+                        .any(|c| c.type_ == "Ready" && c.status == "True");
+                    seen.push(format!(
+                        "{} on {node:?} phase {:?} ready {is_ready}",
+                        pod.name_any(),
+                        status.phase
+                    ));
+                    if pod.metadata.deletion_timestamp.is_none() && is_ready {
+                        assert_eq!(
+                            node.as_deref(),
+                            Some(self.node.name.as_str()),
+                            "pods run on the real node"
+                        );
+                        ready.insert(pod.name_any(), pod.uid().unwrap_or_default());
+                    }
+                }
+                if ready.len() == count && list.items.len() == count {
+                    Ok(ready)
+                } else {
+                    Err(seen.join("; "))
+                }
+            },
+        )
+        .await
+    }
+
+    /// A client for the hosted cluster from `<cluster>-kubeconfig`, once it answers, and the
+    /// kubeconfig's server URL.
+    async fn hosted(&self, cluster: &str) -> (Client, String) {
+        let secrets: Api<Secret> = Api::namespaced(self.client.clone(), self.name());
+        self.poll(
+            Duration::from_secs(180),
+            "the hosted API through <cluster>-kubeconfig",
+            || async {
+                let secret = secrets
+                    .get(&format!("{cluster}-kubeconfig"))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let value = secret
+                    .data
+                    .unwrap_or_default()
+                    .remove("value")
+                    .ok_or("no value")?;
+                let text = String::from_utf8(value.0).map_err(|e| e.to_string())?;
+                let doc = &e2e::yaml::documents(&text).map_err(|e| e.to_string())?[0];
+                let server = doc["clusters"][0]["cluster"]["server"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned();
+                let client = test_support::client_from_kubeconfig_yaml(&text)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                client
+                    .apiserver_version()
+                    .await
+                    .map_err(|e| format!("{server}: {e}"))?;
+                Ok((client, server))
+            },
+        )
+        .await
+    }
+
+    async fn stop(mut self) {
+        for manager in [self.control_plane.take(), self.bootstrap.take()]
+            .into_iter()
+            .flatten()
+        {
+            manager.stop().await;
+        }
+        if let Some(capi) = self.capi.take() {
+            capi.stop().await;
+        }
+    }
+}
+
+/// The k0s controller pods of `cluster` (upstream's labels).
+fn selector(cluster: &str) -> String {
+    format!("app=k0smotron,cluster={cluster},component=cluster,cluster.x-k8s.io/control-plane=true")
+}
+
+/// Members of a k0s-hosted cluster's CRDs in k0s's own groups (`*.k0sproject.io`): proof that
+/// the API is k0s's, not a stand-in's.
+async fn k0s_crds(hosted: &Client) -> BTreeSet<String> {
+    Api::<CustomResourceDefinition>::all(hosted.clone())
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .filter(|c| c.spec.group.ends_with("k0sproject.io"))
+        .map(ResourceExt::name_any)
+        .collect()
+}
+
+#[tokio::test]
+#[ignore = "needs test/harness up --real-node"]
+async fn real_node_kine_control_plane_serves_joins_rolls_and_deletes() {
+    let env = Env::start("real-kine").await;
+    let ns = env.name().to_owned();
+    let cluster = "kine";
+    let netns_before: BTreeSet<String> = node::network_namespaces().into_iter().collect();
+    // kine (the default storage), one replica, NodePort; no version: the default is the k0s
+    // release the node's image holds.
+    env.create_cluster(
+        cluster,
+        json!({"replicas": 1, "service": {"type": "NodePort", "apiPort": 30443, "konnectivityPort": 30132}}),
+    )
+    .await;
+    let kcp = objects::api(&env.client, &ns, CP_API, "K0smotronControlPlane");
+    let version = kcp.get(cluster).await.unwrap().data["spec"]["version"].clone();
+    assert_eq!(
+        version,
+        json!(env.node.k0s_version),
+        "the default version is the harness's k0s"
+    );
+
+    let started = Instant::now();
+    let pods = env.ready_pods(&selector(cluster), 1).await;
+    assert!(pods.contains_key(&format!("kmc-{cluster}-0")), "{pods:?}");
+    eprintln!("k0s controller Ready after {:?}", started.elapsed());
+
+    // The kubeconfig reaches the hosted API where the provider found it: the node's address
+    // and the NodePort.
+    let (hosted, server) = env.hosted(cluster).await;
+    assert_eq!(server, format!("https://{}:30443", env.node.ip));
+    let version = hosted.apiserver_version().await.unwrap();
+    assert!(
+        version.git_version.contains("k0s"),
+        "a k0s API server: {version:?}"
+    );
+    let crds = env
+        .poll(
+            Duration::from_secs(120),
+            "k0s's CRDs in the hosted cluster",
+            || async {
+                let crds = k0s_crds(&hosted).await;
+                if crds.iter().any(|c| c.starts_with("clusterconfigs.")) {
+                    Ok(crds)
+                } else {
+                    Err(format!("{crds:?}"))
+                }
+            },
+        )
+        .await;
+    eprintln!("hosted k0s CRDs: {crds:?}");
+
+    // CAPI core sees a working control plane: the Cluster becomes Available.
+    let clusters = capi(&env.client, &ns, "Cluster");
+    env.poll(
+        Duration::from_secs(240),
+        "the CAPI Cluster Available",
+        || async {
+            let c = clusters.get(cluster).await.map_err(|e| e.to_string())?;
+            (condition(&c, "Available") == Some("True"))
+                .then_some(())
+                .ok_or_else(|| summary(&c))
+        },
+    )
+    .await;
+
+    worker_token_authenticates_then_goes(&env, cluster, &hosted, &server).await;
+    spec_change_rolls_and_restart_does_not(env, cluster, netns_before).await;
+}
+
+/// A Machine's K0sWorkerConfig: its join token authenticates against the hosted k0s API as
+/// `system:bootstrap:<id>`, and is gone from the hosted cluster once the Machine is deleted.
+async fn worker_token_authenticates_then_goes(
+    env: &Env,
+    cluster: &str,
+    hosted: &Client,
+    server: &str,
+) {
+    let ns = env.name();
+    let machine = format!("{cluster}-worker");
+    for obj in [
+        json!({"apiVersion": BOOTSTRAP_API, "kind": "K0sWorkerConfig",
+            "metadata": {"name": machine, "namespace": ns}, "spec": {}}),
+        json!({"apiVersion": format!("{}/{}", infra::GROUP, infra::VERSION), "kind": "TestMachine",
+            "metadata": {"name": machine, "namespace": ns}, "spec": {}}),
+        json!({"apiVersion": "cluster.x-k8s.io/v1beta2", "kind": "Machine",
+        "metadata": {"name": machine, "namespace": ns, "labels": {"cluster.x-k8s.io/cluster-name": cluster}},
+        "spec": {
+            "clusterName": cluster,
+            "version": env.node.k0s_version.split('+').next().unwrap(),
+            "bootstrap": {"configRef": {"apiGroup": "bootstrap.cluster.x-k8s.io", "kind": "K0sWorkerConfig", "name": machine}},
+            "infrastructureRef": {"apiGroup": infra::GROUP, "kind": "TestMachine", "name": machine},
+        }}),
+    ] {
+        apply(&env.client, &obj).await;
+    }
+    let configs = objects::api(&env.client, ns, BOOTSTRAP_API, "K0sWorkerConfig");
+    let secrets: Api<Secret> = Api::namespaced(env.client.clone(), ns);
+    let (token, token_server) = env
+        .poll(
+            Duration::from_secs(120),
+            "the worker's bootstrap data",
+            || async {
+                let config = configs.get(&machine).await.map_err(|e| e.to_string())?;
+                let data = config.data["status"]["dataSecretName"]
+                    .as_str()
+                    .ok_or_else(|| summary(&config))?;
+                let secret = secrets.get(data).await.map_err(|e| e.to_string())?;
+                let value = secret
+                    .data
+                    .unwrap_or_default()
+                    .remove("value")
+                    .ok_or("no value")?;
+                join_token(&String::from_utf8_lossy(&value.0))
+            },
+        )
+        .await;
+    assert_eq!(
+        token_server, server,
+        "the join token points at the hosted API"
+    );
+    let ca = hosted_ca(env, cluster).await;
+    let as_bootstrap = objects::token_client(&token_server, &ca, &token).await;
+    let (user, groups) = objects::whoami(&as_bootstrap).await.unwrap();
+    let id = token.split('.').next().unwrap();
+    assert_eq!(user, format!("system:bootstrap:{id}"));
+    assert!(
+        groups.iter().any(|g| g == "system:bootstrappers"),
+        "{groups:?}"
+    );
+
+    capi(&env.client, ns, "Machine")
+        .delete(&machine, &DeleteParams::default())
+        .await
+        .unwrap();
+    let hosted_secrets: Api<Secret> = Api::namespaced(hosted.clone(), "kube-system");
+    env.poll(
+        Duration::from_secs(120),
+        "the join token deleted from the hosted cluster",
+        || async {
+            match hosted_secrets
+                .get_opt(&format!("bootstrap-token-{id}"))
+                .await
+            {
+                Ok(None) => Ok(()),
+                Ok(Some(_)) => Err("still there".to_owned()),
+                Err(e) => Err(e.to_string()),
+            }
+        },
+    )
+    .await;
+}
+
+/// The cluster CA (`<cluster>-ca`), PEM.
+async fn hosted_ca(env: &Env, cluster: &str) -> String {
+    let secret = Api::<Secret>::namespaced(env.client.clone(), env.name())
+        .get(&format!("{cluster}-ca"))
+        .await
+        .unwrap();
+    String::from_utf8(secret.data.unwrap()["tls.crt"].0.clone()).unwrap()
+}
+
+async fn revision(env: &Env, cluster: &str) -> Option<String> {
+    Api::<StatefulSet>::namespaced(env.client.clone(), env.name())
+        .get(&format!("kmc-{cluster}"))
+        .await
+        .unwrap()
+        .status
+        .and_then(|s| s.update_revision)
+}
+
+/// A `k0sConfig` change rolls the pod and the new one serves the API; a provider restart rolls
+/// nothing; deleting the Cluster leaves no pod, container or network namespace on the node.
+async fn spec_change_rolls_and_restart_does_not(
+    mut env: Env,
+    cluster: &str,
+    netns_before: BTreeSet<String>,
+) {
+    let ns = env.name().to_owned();
+    let kcp = objects::api(&env.client, &ns, CP_API, "K0smotronControlPlane");
+    let before = env.ready_pods(&selector(cluster), 1).await;
+    let revision_before = revision(&env, cluster).await;
+    let patch = json!({"spec": {"k0sConfig": {"apiVersion": "k0s.k0sproject.io/v1beta1", "kind": "ClusterConfig",
+        "spec": {"telemetry": {"enabled": false}}}}});
+    kcp.patch(cluster, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+    env.poll(
+        POD_READY,
+        "a new, Ready controller pod after the k0sConfig change",
+        || async {
+            let pods: Api<Pod> = Api::namespaced(env.client.clone(), &ns);
+            let pod = pods
+                .get(&format!("kmc-{cluster}-0"))
+                .await
+                .map_err(|e| e.to_string())?;
+            let ready = pod
+                .status
+                .as_ref()
+                .and_then(|s| s.conditions.as_ref())
+                .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+            (ready && !before.values().any(|uid| Some(uid) == pod.uid().as_ref()))
+                .then_some(())
+                .ok_or_else(|| format!("uid {:?} ready {ready}", pod.uid()))
+        },
+    )
+    .await;
+    assert_ne!(
+        revision(&env, cluster).await,
+        revision_before,
+        "a new StatefulSet revision"
+    );
+    let (hosted, _) = env.hosted(cluster).await;
+    hosted.apiserver_version().await.unwrap();
+
+    // A provider restart converges to the same objects: no new revision, the pod stays.
+    let rolled = env.ready_pods(&selector(cluster), 1).await;
+    let revision_rolled = revision(&env, cluster).await;
+    env.control_plane.take().unwrap().stop().await;
+    env.control_plane = Some(env.provider(Provider::ControlPlane).await);
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    assert_eq!(
+        revision(&env, cluster).await,
+        revision_rolled,
+        "a restart rolls nothing"
+    );
+    assert_eq!(
+        env.ready_pods(&selector(cluster), 1).await,
+        rolled,
+        "the pod stays"
+    );
+
+    // Deleting the Cluster removes the pods, their containers and network namespaces.
+    capi(&env.client, &ns, "Cluster")
+        .delete(cluster, &DeleteParams::default())
+        .await
+        .unwrap();
+    env.poll(
+        Duration::from_secs(240),
+        "no pod sandbox, container or network namespace left",
+        || async {
+            let sandboxes = env.node.pod_sandboxes(&ns).await?;
+            let containers = env.node.containers(&ns).await?;
+            let netns: BTreeSet<String> = node::network_namespaces().into_iter().collect();
+            let new: Vec<_> = netns.difference(&netns_before).collect();
+            if sandboxes.is_empty() && containers.is_empty() && new.is_empty() {
+                Ok(())
+            } else {
+                Err(format!(
+                    "sandboxes {sandboxes:?} containers {containers:?} new netns {new:?}"
+                ))
+            }
+        },
+    )
+    .await;
+    let pods: Api<Pod> = Api::namespaced(env.client.clone(), &ns);
+    assert!(
+        pods.list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    env.stop().await;
+}
+
+#[tokio::test]
+#[ignore = "needs test/harness up --real-node"]
+async fn real_node_managed_etcd_three_members_scale_down_and_up() {
+    let env = Env::start("real-etcd").await;
+    let ns = env.name().to_owned();
+    let cluster = "etcd";
+    env.create_cluster(
+        cluster,
+        json!({"replicas": 3, "storage": {"type": "etcd"},
+            "service": {"type": "NodePort", "apiPort": 31443, "konnectivityPort": 31132}}),
+    )
+    .await;
+    let etcd = format!("app=k0smotron,cluster={cluster},component=etcd");
+    let started = Instant::now();
+    env.ready_pods(&etcd, 3).await;
+    env.ready_pods(&selector(cluster), 3).await;
+    eprintln!(
+        "3 etcd members and 3 k0s controllers Ready after {:?}",
+        started.elapsed()
+    );
+    let (hosted, _) = env.hosted(cluster).await;
+    assert!(!k0s_crds(&hosted).await.is_empty());
+
+    let kcp = objects::api(&env.client, &ns, CP_API, "K0smotronControlPlane");
+    for replicas in [1usize, 3] {
+        kcp.patch(
+            cluster,
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"spec": {"replicas": replicas}})),
+        )
+        .await
+        .unwrap();
+        env.ready_pods(&selector(cluster), replicas).await;
+        env.ready_pods(&etcd, replicas).await;
+        let (hosted, _) = env.hosted(cluster).await;
+        hosted.apiserver_version().await.unwrap();
+        eprintln!(
+            "{replicas} replicas serve the API after {:?}",
+            started.elapsed()
+        );
+    }
+    capi(&env.client, &ns, "Cluster")
+        .delete(cluster, &DeleteParams::default())
+        .await
+        .unwrap();
+    env.stop().await;
+}
