@@ -900,7 +900,7 @@ pub fn build(facts: &Facts) -> Result<DesiredState, BuildError> {
         },
     )?;
     let yaml = k0s_config::to_yaml(&merged.config).map_err(BuildError::Yaml)?;
-    let script = entrypoint::script(&spec.control_plane_flags, spec.service.api_port);
+    let script = entrypoint::script(&spec.control_plane_flags);
 
     let mut config_maps = vec![
         config_map(

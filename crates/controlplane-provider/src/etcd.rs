@@ -13,10 +13,11 @@ use k8s_openapi::api::apps::v1::{
 };
 use k8s_openapi::api::batch::v1::{CronJob, CronJobSpec, JobSpec, JobTemplateSpec};
 use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, EnvVar, ExecAction, PersistentVolumeClaim, PersistentVolumeClaimSpec,
-    PodSecurityContext, PodSpec, PodTemplateSpec, Probe, ProjectedVolumeSource,
-    ResourceRequirements, Service, ServicePort, ServiceSpec, TopologySpreadConstraint, Volume,
-    VolumeMount, VolumeResourceRequirements,
+    Capabilities, Container, ContainerPort, EnvVar, ExecAction, PersistentVolumeClaim,
+    PersistentVolumeClaimSpec, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
+    ProjectedVolumeSource, ResourceRequirements, SeccompProfile, SecurityContext, Service,
+    ServicePort, ServiceSpec, TopologySpreadConstraint, Volume, VolumeMount,
+    VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -36,7 +37,9 @@ pub const DATA_CLAIM: &str = "etcd-data";
 const PKI_DIR: &str = "/var/lib/k0s/pki/etcd";
 const DATA_DIR: &str = "/var/lib/k0s/etcd";
 /// Bumped when a provider release must change the etcd pod template of existing clusters.
-pub const ETCD_TEMPLATE_GENERATION: u32 = 1;
+///
+/// 2: hardened pods (seccomp `RuntimeDefault`, every capability dropped, no privilege escalation).
+pub const ETCD_TEMPLATE_GENERATION: u32 = 2;
 
 /// etcd server certificate Secret `<cluster>-etcd-server`.
 pub fn server_secret(cluster: &str) -> String {
@@ -311,6 +314,19 @@ exec etcd \
     s
 }
 
+/// etcd and its helpers need no capability (they only touch their own files): every one
+/// dropped, no privilege escalation.
+fn no_capabilities() -> SecurityContext {
+    SecurityContext {
+        allow_privilege_escalation: Some(false),
+        capabilities: Some(Capabilities {
+            drop: Some(vec!["ALL".into()]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
 fn initial_cluster(sts: &str, svc: &str, namespace: &str, replicas: i32) -> String {
     (0..replicas.max(1))
         .map(|i| format!("{sts}-{i}=https://{sts}-{i}.{svc}.{namespace}.svc:{PEER_PORT}"))
@@ -350,6 +366,7 @@ pub fn statefulset(inputs: &EtcdInputs, replicas: i32, owner: &OwnerReference) -
         name: "dns-check".into(),
         image: Some(inputs.dns_check_image.clone()),
         image_pull_policy: Some("IfNotPresent".into()),
+        security_context: Some(no_capabilities()),
         command: Some(vec![
             "sh".into(),
             "-c".into(),
@@ -364,6 +381,7 @@ pub fn statefulset(inputs: &EtcdInputs, replicas: i32, owner: &OwnerReference) -
         image: Some(inputs.image.clone()),
         image_pull_policy: Some("IfNotPresent".into()),
         command: Some(vec!["/bin/sh".into(), "-c".into(), init_script(&name, ns)]),
+        security_context: Some(no_capabilities()),
         volume_mounts: Some(mounts.clone()),
         ..Default::default()
     };
@@ -414,6 +432,7 @@ pub fn statefulset(inputs: &EtcdInputs, replicas: i32, owner: &OwnerReference) -
         }),
         resources: inputs.resources.clone(),
         volume_mounts: Some(mounts),
+        security_context: Some(no_capabilities()),
         ..Default::default()
     };
     let template = PodTemplateSpec {
@@ -429,6 +448,10 @@ pub fn statefulset(inputs: &EtcdInputs, replicas: i32, owner: &OwnerReference) -
             service_account_name: inputs.service_account.clone(),
             security_context: Some(PodSecurityContext {
                 fs_group: Some(1001),
+                seccomp_profile: Some(SeccompProfile {
+                    type_: "RuntimeDefault".into(),
+                    ..Default::default()
+                }),
                 ..Default::default()
             }),
             affinity: Some(spread_affinity(selector.clone())),
@@ -537,6 +560,7 @@ pub fn defrag_cronjob(
                                     format!("--defrag-rule={}", job.rule),
                                 ]),
                                 volume_mounts: Some(vec![vm("certs", PKI_DIR)]),
+                                security_context: Some(no_capabilities()),
                                 ..Default::default()
                             }],
                             volumes: Some(vec![certs]),

@@ -13,11 +13,12 @@ use k8s_openapi::api::apps::v1::{
     StatefulSet, StatefulSetPersistentVolumeClaimRetentionPolicy, StatefulSetSpec,
 };
 use k8s_openapi::api::core::v1::{
-    Affinity, ConfigMapEnvSource, ConfigMapVolumeSource, Container, ContainerPort,
+    Affinity, Capabilities, ConfigMapEnvSource, ConfigMapVolumeSource, Container, ContainerPort,
     EmptyDirVolumeSource, EnvFromSource, ExecAction, HostPathVolumeSource, KeyToPath,
-    PersistentVolumeClaim, PodAffinityTerm, PodAntiAffinity, PodSpec, PodTemplateSpec, Probe,
-    ProjectedVolumeSource, ResourceRequirements, SecretEnvSource, SecretProjection,
-    TopologySpreadConstraint, Volume, VolumeMount, VolumeProjection, WeightedPodAffinityTerm,
+    PersistentVolumeClaim, PodAffinityTerm, PodAntiAffinity, PodSecurityContext, PodSpec,
+    PodTemplateSpec, Probe, ProjectedVolumeSource, ResourceRequirements, SeccompProfile,
+    SecretEnvSource, SecretProjection, SecurityContext, Sysctl, TopologySpreadConstraint, Volume,
+    VolumeMount, VolumeProjection, WeightedPodAffinityTerm,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
 use serde::Serialize;
@@ -29,7 +30,10 @@ use crate::labels;
 
 /// Bumped when a provider release must change the pod template of existing control planes (and
 /// so roll their pods). Part of the template inputs hash; see docs/controlplane.md.
-pub const TEMPLATE_GENERATION: u32 = 1;
+///
+/// 2: hardened pods (seccomp `RuntimeDefault`, no privilege escalation, only the capabilities k0s
+/// needs, privileged ports through a pod sysctl instead of `apk add`/`setcap` at start).
+pub const TEMPLATE_GENERATION: u32 = 2;
 
 /// StatefulSet annotation: hash of the built pod template (upstream's annotation name).
 pub const STATEFULSET_HASH_ANNOTATION: &str = "k0smotron.io/statefulset-hash";
@@ -205,6 +209,59 @@ fn exec_probe(initial_delay: i32, failure_threshold: i32) -> Probe {
     }
 }
 
+/// Capabilities the k0s containers keep: k0s runs as root and starts each component as its own
+/// service user (SETUID, SETGID), hands it its files (CHOWN, FOWNER, DAC_OVERRIDE to reach
+/// directories owned by those users) and stops it (KILL). All are in Pod Security's baseline set.
+const K0S_CAPABILITIES: [&str; 6] = [
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "FOWNER",
+    "KILL",
+    "SETGID",
+    "SETUID",
+];
+
+/// The first port an unprivileged process may bind.
+const UNPRIVILEGED_PORT_START: i32 = 1024;
+
+/// Security context of the k0s containers: no privilege escalation, every capability dropped but
+/// [`K0S_CAPABILITIES`].
+pub(crate) fn k0s_security_context() -> SecurityContext {
+    SecurityContext {
+        allow_privilege_escalation: Some(false),
+        capabilities: Some(Capabilities {
+            drop: Some(vec!["ALL".into()]),
+            add: Some(K0S_CAPABILITIES.iter().map(|c| (*c).to_string()).collect()),
+        }),
+        ..Default::default()
+    }
+}
+
+/// Pod security context: the runtime's default seccomp profile and, when the API or
+/// konnectivity port is privileged (< 1024), `net.ipv4.ip_unprivileged_port_start` lowered to it
+/// so the unprivileged kube-apiserver and konnectivity-server may bind it (a namespaced sysctl
+/// that Pod Security's baseline level allows).
+pub(crate) fn pod_security_context(ports: &[i32]) -> PodSecurityContext {
+    let lowest = ports
+        .iter()
+        .copied()
+        .min()
+        .unwrap_or(UNPRIVILEGED_PORT_START);
+    PodSecurityContext {
+        seccomp_profile: Some(SeccompProfile {
+            type_: "RuntimeDefault".into(),
+            ..Default::default()
+        }),
+        sysctls: (lowest < UNPRIVILEGED_PORT_START).then(|| {
+            vec![Sysctl {
+                name: "net.ipv4.ip_unprivileged_port_start".into(),
+                value: lowest.max(0).to_string(),
+            }]
+        }),
+        ..Default::default()
+    }
+}
+
 /// The image of the `controller` container of a pod spec.
 pub fn controller_image(spec: &PodSpec) -> Option<&str> {
     spec.containers
@@ -371,6 +428,7 @@ pub fn pod_template(inputs: &ControllerInputs) -> Result<PodTemplateSpec, Statef
                 mount(CERTS_VOLUME, CERTS_INIT_DIR, false),
                 mount(&data_volume, K0S_DATA_DIR, false),
             ]),
+            security_context: Some(k0s_security_context()),
             ..Default::default()
         });
     }
@@ -461,6 +519,7 @@ pub fn pod_template(inputs: &ControllerInputs) -> Result<PodTemplateSpec, Statef
         readiness_probe: Some(exec_probe(60, 15)),
         liveness_probe: Some(exec_probe(90, 10)),
         volume_mounts: Some(mounts),
+        security_context: Some(k0s_security_context()),
         ..Default::default()
     };
 
@@ -480,6 +539,10 @@ pub fn pod_template(inputs: &ControllerInputs) -> Result<PodTemplateSpec, Statef
         spec: Some(PodSpec {
             automount_service_account_token: Some(false),
             service_account_name: inputs.service_account.clone(),
+            security_context: Some(pod_security_context(&[
+                inputs.api_port,
+                inputs.konnectivity_port,
+            ])),
             affinity: Some(spread_affinity(labels::base(
                 cluster,
                 names::COMPONENT_CLUSTER,
@@ -598,6 +661,62 @@ pub(crate) mod tests {
         assert!(json.get("kineSecret").is_none());
         assert!(json.get("manifests").is_none());
         assert!(json.get("endpointManifest").is_none());
+    }
+
+    #[test]
+    fn privileged_ports_lower_the_unprivileged_port_start_only_when_needed() {
+        let sysctls = |ports: &[i32]| pod_security_context(ports).sysctls;
+        assert_eq!(sysctls(&[30443, 30132]), None);
+        assert_eq!(sysctls(&[1024, 8132]), None);
+        let low = sysctls(&[443, 8132]).unwrap();
+        assert_eq!(low.len(), 1);
+        assert_eq!(low[0].name, "net.ipv4.ip_unprivileged_port_start");
+        assert_eq!(low[0].value, "443");
+        assert_eq!(sysctls(&[6443, 132]).unwrap()[0].value, "132");
+    }
+
+    /// Every k0s container: no privilege escalation, only baseline capabilities, runtime default
+    /// seccomp for the pod.
+    #[test]
+    fn k0s_containers_are_hardened() {
+        let mut with_certs = inputs();
+        with_certs.certificates = vec![MountedCert {
+            purpose: CertificateType::Ca,
+            secret: "demo-ca".into(),
+        }];
+        let spec = pod_template(&with_certs).unwrap().spec.unwrap();
+        let baseline = [
+            "AUDIT_WRITE",
+            "CHOWN",
+            "DAC_OVERRIDE",
+            "FOWNER",
+            "FSETID",
+            "KILL",
+            "MKNOD",
+            "NET_BIND_SERVICE",
+            "SETFCAP",
+            "SETGID",
+            "SETPCAP",
+            "SETUID",
+            "SYS_CHROOT",
+        ];
+        let containers = spec
+            .init_containers
+            .iter()
+            .flatten()
+            .chain(&spec.containers);
+        for c in containers {
+            let sc = c.security_context.as_ref().unwrap();
+            assert_eq!(sc.allow_privilege_escalation, Some(false), "{}", c.name);
+            let caps = sc.capabilities.as_ref().unwrap();
+            assert_eq!(caps.drop.as_deref(), Some(&["ALL".to_string()][..]));
+            for cap in caps.add.iter().flatten() {
+                assert!(baseline.contains(&cap.as_str()), "{cap} is not in baseline");
+            }
+            assert_ne!(sc.privileged, Some(true));
+        }
+        let seccomp = spec.security_context.unwrap().seccomp_profile.unwrap();
+        assert_eq!(seccomp.type_, "RuntimeDefault");
     }
 
     #[test]

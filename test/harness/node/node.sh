@@ -118,20 +118,26 @@ image() {
 # pod sandbox. Archive names carry a key of every input, so a change builds anew.
 node_images() {
 	local k0s_src=$1 key users getent
-	key=$(cat "$here/node/oci-image.py" "$here/node/node.sh" "$here/versions.env" | sha256sum | cut -c1-12)
+	key=$({ cat "$here/node/oci-image.py" "$here/versions.env"; declare -f node_images; } | sha256sum | cut -c1-12)
 	getent=$(command -v getent)
 	# The service users k0s runs its components as (upstream's image creates the same).
 	users='root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/sbin/nologin\n'
 	users+='etcd:x:100:101::/var/lib/k0s:/sbin/nologin\nkube-apiserver:x:101:101::/var/lib/k0s:/sbin/nologin\n'
 	users+='kube-scheduler:x:102:101::/var/lib/k0s:/sbin/nologin\nkonnectivity-server:x:103:101::/var/lib/k0s:/sbin/nologin\n'
 	# k0s's own image: tini runs its entrypoint script (from the same source archive), which
-	# runs the pod's command; k0s finds the control-plane binaries on PATH (noembedbins).
+	# runs the pod's command; k0s finds the control-plane binaries on PATH (noembedbins). The
+	# controller also stages the iptables binaries (xtables-*-multi), as upstream's image has
+	# them (Debian's here, with their libraries and extensions).
 	image "k0s-$K0S_IMAGE_TAG-$key" --name "$K0S_IMAGE" \
 		--entrypoint '["/sbin/tini","--","/entrypoint.sh"]' --cmd '["k0s","controller","--enable-worker"]' \
 		--env KUBECONFIG=/var/lib/k0s/pki/admin.conf \
 		--busybox "$(command -v busybox)" --file "$(command -v tini-static):/sbin/tini:0755" \
 		--file "$k0s_src/docker-entrypoint.sh:/entrypoint.sh:0755" \
 		--file "$getent:/usr/bin/getent:0755" --with-libs /usr/bin/getent \
+		--file /usr/sbin/xtables-legacy-multi:/usr/sbin/xtables-legacy-multi:0755 \
+		--file /usr/sbin/xtables-nft-multi:/usr/sbin/xtables-nft-multi:0755 \
+		--with-libs /usr/sbin/xtables-legacy-multi --with-libs /usr/sbin/xtables-nft-multi \
+		--tree /usr/lib/x86_64-linux-gnu/xtables:/usr/lib/x86_64-linux-gnu/xtables \
 		--file "$NODE_BIN/k0s:/usr/local/bin/k0s:0755" \
 		--file "$BIN/kube-apiserver:/usr/local/bin/kube-apiserver:0755" \
 		--file "$BIN/kube-controller-manager:/usr/local/bin/kube-controller-manager:0755" \
@@ -151,6 +157,8 @@ node_images() {
 	echo "$ETCD_IMAGE $IMAGES/etcd-$ETCD_VERSION-$key.tar" >>"$IMAGES/current.tmp"
 	echo "$PAUSE_IMAGE $IMAGES/pause-$key.tar" >>"$IMAGES/current.tmp"
 	mv "$IMAGES/current.tmp" "$IMAGES/current-$K0S_IMAGE_TAG"
+	# Archives of earlier inputs are never used again.
+	find "$IMAGES" -name '*.tar' ! -name "*-$key.tar" -delete
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -204,9 +212,12 @@ extendedKeyUsage=clientAuth"
 	write_kubeconfig "$NODE/coredns.kubeconfig" "$api" "$d/ca.crt" "$d/node-coredns.crt" "$d/node-coredns.key" coredns
 }
 
+# The named network namespaces (where containerd's CNI keeps the pods'), sorted.
+netns_list() { { ls /var/run/netns 2>/dev/null || true; } | sort; }
+
 node_network() {
 	local r
-	ls /var/run/netns 2>/dev/null | sort >"$NODE/netns-before"
+	netns_list >"$NODE/netns-before"
 	ip link add "$NODE_BRIDGE" type bridge
 	echo "$NODE_BRIDGE" >"$NODE/bridge"
 	ip addr add "$NODE_IP/24" dev "$NODE_BRIDGE"
@@ -240,6 +251,10 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
   address = "$(node_sock)"
 [plugins."io.containerd.grpc.v1.cri"]
   sandbox_image = "$PAUSE_IMAGE"
+  # Lowering an OOM score needs CAP_SYS_RESOURCE, which root may lack here (a sandboxed
+  # machine): the kubelet's negative scores for sandboxes and Guaranteed pods are then raised to
+  # containerd's own instead of failing every pod.
+  restrict_oom_score_adj = true
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "/usr/lib/cni"
     conf_dir = "$NODE/cni/conf"
@@ -297,6 +312,8 @@ evictionHard: {memory.available: 100Mi, nodefs.available: 1%, imagefs.available:
 serializeImagePulls: false
 registerNode: true
 maxPods: 40
+# Not -999: lowering a score needs CAP_SYS_RESOURCE (see containerd's restrict_oom_score_adj).
+oomScoreAdj: 0
 EOF
 	# Pods get only the cluster DNS; nothing resolves names outside the cluster.
 	printf 'nameserver %s\n' "$NODE_IP" >"$NODE/resolv.conf"
@@ -317,7 +334,7 @@ node_proxy() {
 	health=$(free_port) metrics=$(free_port)
 	start node-kube-proxy "$BIN/kube-proxy" --kubeconfig="$NODE/proxy.kubeconfig" \
 		--hostname-override="$NODE_NAME" --proxy-mode=iptables --cluster-cidr="$NODE_POD_CIDR" \
-		--nodeport-addresses="$NODE_IP/32" --conntrack-max-per-core=0 \
+		--nodeport-addresses="$NODE_IP/32" --conntrack-max-per-core=0 --oom-score-adj=0 \
 		--healthz-bind-address="127.0.0.1:$health" --metrics-bind-address="127.0.0.1:$metrics"
 	wait_http node-kube-proxy "http://127.0.0.1:$health/healthz" 60
 }
@@ -407,7 +424,7 @@ node_down() {
 	if [ -f "$NODE/netns-before" ]; then
 		while read -r ns; do
 			case $ns in cni-*) ip netns delete "$ns" 2>/dev/null || true ;; esac
-		done < <(ls /var/run/netns 2>/dev/null | sort | comm -13 "$NODE/netns-before" -)
+		done < <(netns_list | comm -13 "$NODE/netns-before" -)
 	fi
 	if [ -f "$NODE/bridge" ] && ip link show "$NODE_BRIDGE" >/dev/null 2>&1; then
 		ip link delete "$NODE_BRIDGE"

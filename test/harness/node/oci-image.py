@@ -3,13 +3,14 @@
 
     oci-image.py --name REF --out FILE.tar [--entrypoint JSON] [--cmd JSON] [--env K=V ...]
                  [--busybox PATH] [--file SRC:DEST[:MODE] ...] [--dir DEST ...]
-                 [--text DEST:CONTENT ...] [--with-libs DEST ...]
+                 [--text DEST:CONTENT ...] [--tree SRC_DIR:DEST ...] [--with-libs DEST ...]
 
 The archive is an OCI image layout (oci-layout, index.json, blobs/sha256/...) whose index
 annotates the manifest with `io.containerd.image.name` = REF, so `ctr images import` files it
 under exactly that name. The layer is an uncompressed, reproducible tar (owner root, mtime 0,
 sorted entries): the same inputs give the same image digest.
 
+--tree copies a directory's regular files (recursively, symlinks followed) under DEST.
 --busybox installs a static busybox at /bin/busybox with a symlink for each of its applets
 (in /bin) that no other file provides. --with-libs DEST copies the shared libraries and the
 dynamic loader that the ELF file at DEST needs (as `ldd` reports them) to the same paths.
@@ -37,6 +38,7 @@ def parse_args(argv):
     p.add_argument("--file", action="append", default=[])
     p.add_argument("--dir", action="append", default=[])
     p.add_argument("--text", action="append", default=[])
+    p.add_argument("--tree", action="append", default=[])
     p.add_argument("--with-libs", action="append", default=[])
     return p.parse_args(argv)
 
@@ -145,6 +147,13 @@ def main(argv):
     for spec in a.text:
         dest, content = spec.split(":", 1)
         layer.add_text(dest, content.replace("\\n", "\n"))
+    for spec in a.tree:
+        src, dest = spec.split(":", 1)
+        for dirpath, _, files in os.walk(src):
+            for f in files:
+                path = os.path.join(dirpath, f)
+                rel = os.path.relpath(path, src)
+                layer.add_file(path, os.path.join(dest, rel), 0o755 if os.access(path, os.X_OK) else 0o644)
     for dest in a.with_libs:
         src = layer.entries[dest.strip("/")][2]
         for lib in shared_libs(src):
