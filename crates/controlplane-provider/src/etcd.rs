@@ -284,6 +284,9 @@ if [ -e {DATA_DIR}/existing ]; then
   state=existing
   if [ -s {DATA_DIR}/initial-cluster ]; then initial=$(cat {DATA_DIR}/initial-cluster); fi
 fi
+# etcd reads ETCD_* variables as flags and refuses a flag given both ways, so these two are
+# passed as variables only.
+export ETCD_INITIAL_CLUSTER="$initial" ETCD_INITIAL_CLUSTER_STATE="$state"
 exec etcd \
   --name=$HOSTNAME \
   --data-dir={DATA_DIR} \
@@ -291,8 +294,6 @@ exec etcd \
   --advertise-client-urls=https://$HOSTNAME.{svc}.{namespace}.svc:{CLIENT_PORT} \
   --listen-peer-urls=https://0.0.0.0:{PEER_PORT} \
   --initial-advertise-peer-urls=https://$HOSTNAME.{svc}.{namespace}.svc:{PEER_PORT} \
-  --initial-cluster=$initial \
-  --initial-cluster-state=$state \
   --client-cert-auth=true \
   --trusted-ca-file={PKI_DIR}/ca.crt \
   --cert-file={PKI_DIR}/server.crt \

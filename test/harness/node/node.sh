@@ -127,7 +127,8 @@ node_images() {
 	# k0s's own image: tini runs its entrypoint script (from the same source archive), which
 	# runs the pod's command; k0s finds the control-plane binaries on PATH (noembedbins). The
 	# controller also stages the iptables binaries (xtables-*-multi), as upstream's image has
-	# them (Debian's here, with their libraries and extensions).
+	# them (Debian's here, with their libraries and extensions), and etcd even when its storage is
+	# an external etcd (upstream's k0s embeds it).
 	image "k0s-$K0S_IMAGE_TAG-$key" --name "$K0S_IMAGE" \
 		--entrypoint '["/sbin/tini","--","/entrypoint.sh"]' --cmd '["k0s","controller","--enable-worker"]' \
 		--env KUBECONFIG=/var/lib/k0s/pki/admin.conf \
@@ -142,7 +143,7 @@ node_images() {
 		--file "$BIN/kube-apiserver:/usr/local/bin/kube-apiserver:0755" \
 		--file "$BIN/kube-controller-manager:/usr/local/bin/kube-controller-manager:0755" \
 		--file "$BIN/kube-scheduler:/usr/local/bin/kube-scheduler:0755" \
-		--file "$BIN/kine:/usr/local/bin/kine:0755" \
+		--file "$BIN/kine:/usr/local/bin/kine:0755" --file "$BIN/etcd:/usr/local/bin/etcd:0755" \
 		--file "$NODE_BIN/konnectivity-server:/usr/local/bin/konnectivity-server:0755" \
 		--text "/etc/passwd:$users" --text '/etc/group:root:x:0:\nk0s:x:101:\nnogroup:x:65534:\n' \
 		--text '/etc/nsswitch.conf:hosts: files dns\npasswd: files\ngroup: files\n' \
