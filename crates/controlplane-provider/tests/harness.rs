@@ -1397,19 +1397,34 @@ async fn kubeconfig_value(ns: &TestNamespace) -> String {
     String::from_utf8(secret.data.unwrap()["value"].0.clone()).unwrap()
 }
 
-/// Events about the object with `uid` with `reason`, as `(type, note)`.
-async fn events_about(ns: &TestNamespace, uid: &str, reason: &str) -> Vec<(String, String)> {
+/// Waits for a Warning event about the object with `uid` with `reason` whose note contains
+/// `text` (events are published after the writes they report).
+async fn wait_warning(ns: &TestNamespace, uid: &str, reason: &str, text: &str) {
     let events: Api<k8s_openapi::api::events::v1::Event> = ns.api();
-    events
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .filter(|e| e.regarding.as_ref().and_then(|r| r.uid.as_deref()) == Some(uid))
-        .filter(|e| e.reason.as_deref() == Some(reason))
-        .map(|e| (e.type_.unwrap_or_default(), e.note.unwrap_or_default()))
-        .collect()
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    loop {
+        let seen: Vec<(String, String)> = events
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .filter(|e| e.regarding.as_ref().and_then(|r| r.uid.as_deref()) == Some(uid))
+            .filter(|e| e.reason.as_deref() == Some(reason))
+            .map(|e| (e.type_.unwrap_or_default(), e.note.unwrap_or_default()))
+            .collect();
+        if seen
+            .iter()
+            .any(|(t, note)| t == "Warning" && note.contains(text))
+        {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no Warning event {reason} with {text:?}: {seen:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }
 
 /// A tenant who can write Secrets rewrites the kubeconfig with the same server, CA and client
@@ -1469,6 +1484,9 @@ async fn a_kubeconfig_someone_else_wrote_is_replaced_and_its_proxy_never_contact
     .await
     .unwrap();
 
+    // Written while no provider runs: otherwise a reconcile in flight may put its own copy back
+    // first, without the event this test looks for.
+    provider.stop().await;
     let wire = test_support::Tripwire::start().await.unwrap();
     let ours = kubeconfig_value(&ns).await;
     let theirs = ours.replacen(
@@ -1485,6 +1503,7 @@ async fn a_kubeconfig_someone_else_wrote_is_replaced_and_its_proxy_never_contact
         )
         .await
         .unwrap();
+    let provider = Provider::start(client.clone(), ns.name());
     wait_for(
         &secrets,
         "demo-kubeconfig",
@@ -1500,13 +1519,7 @@ async fn a_kubeconfig_someone_else_wrote_is_replaced_and_its_proxy_never_contact
     .await
     .unwrap();
     let uid = kcp.metadata.uid.unwrap();
-    let events = events_about(&ns, &uid, "KubeconfigRegenerated").await;
-    assert!(
-        events
-            .iter()
-            .any(|(t, note)| t == "Warning" && note.contains("NotWrittenByUs")),
-        "{events:?}"
-    );
+    wait_warning(&ns, &uid, "KubeconfigRegenerated", "NotWrittenByUs").await;
     // Probes keep running (every 10 s while unsettled); none went through the proxy.
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(wire.contacts(), 0);
@@ -1759,13 +1772,7 @@ async fn a_lost_ca_is_refused_once_initialized_and_generated_before() {
         "a new CA was minted"
     );
     let uid = kcp.metadata.uid.unwrap();
-    let events = events_about(&ns, &uid, "CertificateAuthorityMissing").await;
-    assert!(
-        events
-            .iter()
-            .any(|(t, note)| t == "Warning" && note.contains("backup")),
-        "{events:?}"
-    );
+    wait_warning(&ns, &uid, "CertificateAuthorityMissing", "backup").await;
 
     // Restored from the backup: back to normal, with the same CA.
     let mut restored = backup.clone();
