@@ -410,11 +410,7 @@ fn missing_certificates_are_generated_existing_ones_read_only() {
     user_ca_unowned.metadata.owner_references = None;
     f.secrets.insert("demo-ca".into(), user_ca_unowned);
     let d = build(&f).unwrap();
-    let created: Vec<_> = d
-        .create_secrets
-        .iter()
-        .map(|s| s.metadata.name.clone().unwrap())
-        .collect();
+    let created = created_names(&d);
     assert_eq!(
         created,
         vec![
@@ -444,6 +440,14 @@ fn missing_certificates_are_generated_existing_ones_read_only() {
     let ca_pem = String::from_utf8(user_ca.data.as_ref().unwrap()["tls.crt"].0.clone()).unwrap();
     assert_eq!(parsed.ca_cert_pem, ca_pem);
     assert_eq!(parsed.server, "https://kmc-demo.tenants.svc:30443");
+}
+
+/// Names of the Secrets the build creates.
+fn created_names(d: &DesiredState) -> Vec<String> {
+    d.create_secrets
+        .iter()
+        .map(|s| s.metadata.name.clone().unwrap())
+        .collect()
 }
 
 /// Marks the control plane initialized in its own status.
@@ -488,11 +492,7 @@ fn a_lost_ca_of_an_initialized_control_plane_is_never_generated_again() {
     let mut f = initialized(facts(K0smotronControlPlaneSpec::default()));
     f.secrets.remove("demo-etcd-server");
     let d = build(&f).unwrap();
-    let created: Vec<_> = d
-        .create_secrets
-        .iter()
-        .map(|s| s.metadata.name.clone().unwrap())
-        .collect();
+    let created = created_names(&d);
     assert_eq!(created, ["demo-etcd-server"]);
     // Not initialized yet: generated as before.
     let mut f = facts(K0smotronControlPlaneSpec::default());

@@ -1391,6 +1391,17 @@ fn missing_fields(
     }
 }
 
+/// A spec with kine on sqlite (no Secret, no claims).
+fn sqlite_spec() -> K0smotronControlPlaneSpec {
+    let mut spec = K0smotronControlPlaneSpec::default();
+    spec.storage.type_ = StorageType::Kine;
+    spec.storage.kine = Some(KineSpec {
+        data_source_url: Some("sqlite:///var/lib/k0s/db/state.db".into()),
+        data_source_secret_name: None,
+    });
+    spec
+}
+
 /// The value of the `demo-kubeconfig` Secret.
 async fn kubeconfig_value(ns: &TestNamespace) -> String {
     let secret = ns.api::<Secret>().get("demo-kubeconfig").await.unwrap();
@@ -1425,6 +1436,20 @@ async fn wait_warning(ns: &TestNamespace, uid: &str, reason: &str, text: &str) {
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+}
+
+/// After a moment, no child of the control plane `demo` exists (StatefulSet, CA Secret, config
+/// ConfigMap).
+async fn assert_nothing_written(ns: &TestNamespace) {
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let sts = ns.api::<StatefulSet>().get_opt("kmc-demo").await.unwrap();
+    let ca = ns.api::<Secret>().get_opt("demo-ca").await.unwrap();
+    let cm = ns
+        .api::<ConfigMap>()
+        .get_opt("kmc-demo-config")
+        .await
+        .unwrap();
+    assert!(sts.is_none() && ca.is_none() && cm.is_none());
 }
 
 /// A tenant who can write Secrets rewrites the kubeconfig with the same server, CA and client
@@ -1537,12 +1562,7 @@ async fn a_kubeconfig_someone_else_wrote_is_replaced_and_its_proxy_never_contact
 async fn a_control_plane_acts_only_for_its_cluster_and_takes_over_no_child() {
     let (ns, client) = setup("cp-owner").await;
     let provider = Provider::start(client.clone(), ns.name());
-    let mut spec = K0smotronControlPlaneSpec::default();
-    spec.storage.type_ = StorageType::Kine;
-    spec.storage.kine = Some(KineSpec {
-        data_source_url: Some("sqlite:///var/lib/k0s/db/state.db".into()),
-        data_source_secret_name: None,
-    });
+    let spec = sqlite_spec();
     // Cluster demo refers to the control plane "demo"; "intruder" claims it by owner reference.
     let cluster = ns
         .api::<Cluster>()
@@ -1592,28 +1612,7 @@ async fn a_control_plane_acts_only_for_its_cluster_and_takes_over_no_child() {
             .message
             .contains("spec.controlPlaneRef")
     );
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    assert!(
-        ns.api::<StatefulSet>()
-            .get_opt("kmc-demo")
-            .await
-            .unwrap()
-            .is_none()
-    );
-    assert!(
-        ns.api::<Secret>()
-            .get_opt("demo-ca")
-            .await
-            .unwrap()
-            .is_none()
-    );
-    assert!(
-        ns.api::<ConfigMap>()
-            .get_opt("kmc-demo-config")
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert_nothing_written(&ns).await;
     kcps.delete("intruder", &DeleteParams::default())
         .await
         .unwrap();
@@ -1674,25 +1673,11 @@ async fn a_control_plane_acts_only_for_its_cluster_and_takes_over_no_child() {
             && message.contains("someone-else"),
         "{message}"
     );
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_nothing_written(&ns).await;
     let after = config_maps.get("kmc-entrypoint-demo-config").await.unwrap();
     assert_eq!(
         after.metadata.resource_version,
         theirs.metadata.resource_version
-    );
-    assert!(
-        ns.api::<StatefulSet>()
-            .get_opt("kmc-demo")
-            .await
-            .unwrap()
-            .is_none()
-    );
-    assert!(
-        ns.api::<Secret>()
-            .get_opt("demo-ca")
-            .await
-            .unwrap()
-            .is_none()
     );
     provider.stop().await;
 }
@@ -1705,12 +1690,7 @@ async fn a_control_plane_acts_only_for_its_cluster_and_takes_over_no_child() {
 async fn a_lost_ca_is_refused_once_initialized_and_generated_before() {
     let (ns, client) = setup("cp-caloss").await;
     let provider = Provider::start(client.clone(), ns.name());
-    let mut spec = K0smotronControlPlaneSpec::default();
-    spec.storage.type_ = StorageType::Kine;
-    spec.storage.kine = Some(KineSpec {
-        data_source_url: Some("sqlite:///var/lib/k0s/db/state.db".into()),
-        data_source_secret_name: None,
-    });
+    let spec = sqlite_spec();
     let kcp = create(&ns, spec).await;
     wait_ready(&ns, 1).await;
     let secrets: Api<Secret> = ns.api();
