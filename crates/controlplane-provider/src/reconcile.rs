@@ -1337,6 +1337,46 @@ mod tests {
     }
 
     #[test]
+    fn only_the_control_plane_the_cluster_names_is_its() {
+        use k0smotron_api::capi::{ClusterSpec, ContractVersionedObjectReference};
+        let cluster = |group: &str, kind: &str, name: &str| {
+            let mut c = Cluster::new(
+                "demo",
+                ClusterSpec {
+                    control_plane_ref: Some(ContractVersionedObjectReference {
+                        api_group: group.into(),
+                        kind: kind.into(),
+                        name: name.into(),
+                    }),
+                    ..Default::default()
+                },
+            );
+            c.metadata.namespace = Some("ns".into());
+            c
+        };
+        let mut kcp = K0smotronControlPlane::new("demo", Default::default());
+        kcp.metadata.namespace = Some("ns".into());
+        let group = "controlplane.cluster.x-k8s.io";
+        assert!(refers_to(
+            &cluster(group, "K0smotronControlPlane", "demo"),
+            &kcp
+        ));
+        assert!(!refers_to(
+            &cluster(group, "K0smotronControlPlane", "other"),
+            &kcp
+        ));
+        assert!(!refers_to(
+            &cluster(group, "KubeadmControlPlane", "demo"),
+            &kcp
+        ));
+        assert!(!refers_to(
+            &cluster("example.com", "K0smotronControlPlane", "demo"),
+            &kcp
+        ));
+        assert!(!refers_to(&Cluster::new("demo", Default::default()), &kcp));
+    }
+
+    #[test]
     fn other_controllers_are_not_taken_over() {
         let mut meta = ObjectMeta {
             name: Some("kmc-demo".into()),
