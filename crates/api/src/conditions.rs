@@ -90,5 +90,13 @@ pub const CERTIFICATES_NOT_AVAILABLE_REASON: &str = "CertificatesNotAvailable";
 pub const DELETING_REASON: &str = "Deleting";
 /// The object is not being deleted.
 pub const NOT_DELETING_REASON: &str = "NotDeleting";
+/// The `<cluster>-kubeconfig` Secret holds a kubeconfig the provider refuses to use (a command,
+/// a file path, a proxy, disabled TLS verification, or a server other than the control plane's
+/// endpoint); see docs/security.md.
+pub const KUBECONFIG_REFUSED_REASON: &str = "KubeconfigRefused";
+/// The CAPI Cluster this control plane belongs to does not refer to it in `spec.controlPlaneRef`.
+pub const NOT_REFERENCED_BY_CLUSTER_REASON: &str = "NotReferencedByCluster";
+/// A CA Secret of an initialized control plane is missing; a new CA is not generated.
+pub const CA_MISSING_REASON: &str = "CertificateAuthorityMissing";
 /// An unexpected error; details in the message.
 pub const INTERNAL_ERROR_REASON: &str = "InternalError";

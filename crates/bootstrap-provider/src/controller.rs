@@ -28,6 +28,7 @@ use kube::{Api, Client, Resource as _, ResourceExt as _};
 use provider_runtime::apply::{self, ApplyError};
 use provider_runtime::conditions::{ConditionStatus, set_condition};
 use provider_runtime::events::{EventPublisher, EventType};
+use provider_runtime::kubeconfig::Endpoint;
 use provider_runtime::{ManagerArgs, Metrics, Readiness, ReadyGate, pause};
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument as _, info, warn};
@@ -509,9 +510,29 @@ async fn fetch_contents(
     Ok(out)
 }
 
-async fn workload_for(ctx: &Context, ns: &str, cluster: &str) -> Result<Option<Workload>, Error> {
+/// `Cluster.spec.controlPlaneEndpoint` as host and port, when complete.
+fn endpoint_of(cluster: &Cluster) -> Option<(String, u16)> {
+    let e = cluster.control_plane_endpoint()?;
+    let port = u16::try_from(e.port?).ok()?;
+    Some((e.host.clone().filter(|h| !h.is_empty())?, port))
+}
+
+/// A client of `cluster`'s workload cluster from its `<cluster>-kubeconfig` Secret, `None`
+/// while the Secret does not exist. The kubeconfig must point at the Cluster's
+/// `spec.controlPlaneEndpoint` with inline credentials; anything else is refused
+/// ([`WorkloadError::Refused`]) without a connection being attempted.
+async fn workload_for(
+    ctx: &Context,
+    ns: &str,
+    cluster: &Cluster,
+) -> Result<Option<Workload>, Error> {
+    let cluster_name = cluster.name_any();
+    let workload_err = |source| Error::Workload {
+        cluster: cluster_name.clone(),
+        source,
+    };
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
-    let name = names::kubeconfig_secret(cluster);
+    let name = names::kubeconfig_secret(&cluster_name);
     let Some(secret) = secrets
         .get_opt(&name)
         .await
@@ -519,13 +540,26 @@ async fn workload_for(ctx: &Context, ns: &str, cluster: &str) -> Result<Option<W
     else {
         return Ok(None);
     };
-    Workload::from_kubeconfig_secret(&secret)
-        .await
-        .map(Some)
-        .map_err(|source| Error::Workload {
-            cluster: cluster.to_string(),
-            source,
+    let (host, port) = endpoint_of(cluster).ok_or_else(|| {
+        workload_err(WorkloadError::NoEndpoint {
+            cluster: format!("{ns}/{cluster_name}"),
         })
+    })?;
+    let endpoint = Endpoint { host: &host, port };
+    Workload::from_kubeconfig_secret(&secret, &endpoint)
+        .map(Some)
+        .map_err(workload_err)
+}
+
+/// The message of a refused kubeconfig, when `err` is one.
+fn kubeconfig_refusal(err: &Error) -> Option<String> {
+    match err {
+        Error::Workload {
+            source: source @ WorkloadError::Refused { .. },
+            ..
+        } => Some(source.to_string()),
+        _ => None,
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -747,7 +781,7 @@ async fn apply_inner(
         "Bootstrap data Secret created",
         generation,
     );
-    token_lifecycle(config, ctx, status, &owner, &cluster_name, &data_secret).await
+    token_lifecycle(config, ctx, status, &owner, &cluster, &data_secret).await
 }
 
 enum Generated {
@@ -775,11 +809,8 @@ async fn generate(
             Ok(Generated::Waiting(action))
         };
 
-    let endpoint = cluster.control_plane_endpoint().and_then(|e| {
-        let port = u16::try_from(e.port?).ok()?;
-        Some((e.host.clone()?, port))
-    });
-    let Some((host, port)) = endpoint.filter(|_| cluster.control_plane_initialized()) else {
+    let Some((host, port)) = endpoint_of(cluster).filter(|_| cluster.control_plane_initialized())
+    else {
         return waiting(
             status,
             crate::WAITING_FOR_CONTROL_PLANE_INITIALIZATION_REASON,
@@ -821,7 +852,23 @@ async fn generate(
         }
     };
 
-    let Some(workload) = workload_for(ctx, &ns, &cluster_name).await? else {
+    let workload = match workload_for(ctx, &ns, cluster).await {
+        Ok(w) => w,
+        Err(err) => match kubeconfig_refusal(&err) {
+            Some(message) => {
+                warn!(error = %message, "refusing the workload kubeconfig");
+                // The Secret is not watched; look again later.
+                return waiting(
+                    status,
+                    cond::KUBECONFIG_REFUSED_REASON,
+                    &message,
+                    Action::requeue(RETRY),
+                );
+            }
+            None => return Err(err),
+        },
+    };
+    let Some(workload) = workload else {
         return waiting(
             status,
             cond::REFERENCE_NOT_FOUND_REASON,
@@ -942,9 +989,11 @@ async fn token_lifecycle(
     ctx: &Context,
     status: &mut K0sWorkerConfigStatus,
     owner: &Owner,
-    cluster_name: &str,
+    cluster: &Cluster,
     data_secret: &Secret,
 ) -> Result<Action, Error> {
+    let cluster_name = cluster.name_any();
+    let cluster_name = cluster_name.as_str();
     let ns = config
         .namespace()
         .ok_or(Error::MissingMetadata("namespace"))?;
@@ -966,11 +1015,31 @@ async fn token_lifecycle(
         provider_runtime::conditions::get(&status.conditions, BOOTSTRAP_TOKEN_AVAILABLE)
             .is_some_and(|c| c.status == "False" && c.reason == NODE_JOINED_REASON);
 
+    if owner.node_joined && already_deleted {
+        return Ok(Action::await_change());
+    }
+    let workload = match workload_for(ctx, &ns, cluster).await {
+        Ok(w) => w,
+        Err(err) => match kubeconfig_refusal(&err) {
+            Some(message) => {
+                warn!(error = %message, "refusing the workload kubeconfig");
+                set_condition(
+                    &mut status.conditions,
+                    BOOTSTRAP_TOKEN_AVAILABLE,
+                    ConditionStatus::False,
+                    cond::KUBECONFIG_REFUSED_REASON,
+                    &message,
+                    generation,
+                    now(),
+                );
+                return Ok(Action::requeue(RETRY));
+            }
+            None => return Err(err),
+        },
+    };
+
     if owner.node_joined {
-        if already_deleted {
-            return Ok(Action::await_change());
-        }
-        if let Some(workload) = workload_for(ctx, &ns, cluster_name).await? {
+        if let Some(workload) = workload {
             workload
                 .delete_token(&token_id)
                 .await
@@ -1002,7 +1071,7 @@ async fn token_lifecycle(
         return Ok(Action::await_change());
     }
 
-    let Some(workload) = workload_for(ctx, &ns, cluster_name).await? else {
+    let Some(workload) = workload else {
         // Without a kubeconfig there is nothing to refresh against; look again later.
         return Ok(Action::requeue(RETRY));
     };
@@ -1099,7 +1168,12 @@ async fn cleanup(config: Arc<K0sWorkerConfig>, ctx: &Context) -> Result<Action, 
         .filter(|s| data_secret::is_controlled_by(s, &config));
 
     let result: Result<usize, Error> = async {
-        let Some(workload) = workload_for(ctx, &ns, &cluster_name).await? else {
+        // Without a Cluster there is no endpoint to check a kubeconfig against, and nothing
+        // to talk to; the token expires within one TTL.
+        let Some(cluster) = cluster.as_ref() else {
+            return Ok(0);
+        };
+        let Some(workload) = workload_for(ctx, &ns, cluster).await? else {
             return Ok(0);
         };
         let workload_err = |source| Error::Workload {

@@ -1,5 +1,6 @@
-//! The workload cluster side: a client built from the `<cluster>-kubeconfig` Secret, and the
-//! bootstrap-token Secrets we keep in its `kube-system`.
+//! The workload cluster side: a client built from the `<cluster>-kubeconfig` Secret (only once
+//! [`provider_runtime::kubeconfig::validate`] accepted it), and the bootstrap-token Secrets we
+//! keep in its `kube-system`.
 //!
 //! Owns every call to a workload API server. It never writes anything but our own
 //! `bootstrap-token-*` Secrets (found by the `bootstrap.k0smotron.io/config-uid` label).
@@ -9,9 +10,9 @@ use std::time::Duration;
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{DeleteParams, ListParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::{Api, Client, Config};
+use kube::{Api, Client};
 use provider_runtime::apply::{self, ApplyError};
+use provider_runtime::kubeconfig::{self, Endpoint, Refusal, Timeouts};
 
 use crate::token::{self, BootstrapToken, TokenError, TokenOwner};
 
@@ -19,8 +20,10 @@ use crate::token::{self, BootstrapToken, TokenError, TokenOwner};
 pub const TOKEN_FIELD_MANAGER: &str = "k0s-bootstrap/token";
 
 /// Give up on an unreachable workload API server quickly: a reconcile worker waits for it.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-const READ_TIMEOUT: Duration = Duration::from_secs(30);
+const TIMEOUTS: Timeouts = Timeouts {
+    connect: Duration::from_secs(10),
+    io: Duration::from_secs(30),
+};
 
 /// Errors talking to a workload cluster.
 #[derive(Debug, thiserror::Error)]
@@ -31,14 +34,28 @@ pub enum WorkloadError {
         /// `<namespace>/<name>` of the Secret.
         secret: String,
     },
-    /// The kubeconfig does not parse or cannot be turned into a client.
+    /// The kubeconfig is refused (see [`provider_runtime::kubeconfig`]): it is never used.
+    #[error("kubeconfig in Secret {secret} is refused: {refusal}")]
+    Refused {
+        /// `<namespace>/<name>` of the Secret.
+        secret: String,
+        /// Why.
+        refusal: Refusal,
+    },
+    /// The Cluster has no `spec.controlPlaneEndpoint` to check the kubeconfig against.
+    #[error("Cluster {cluster} has no spec.controlPlaneEndpoint to check its kubeconfig against")]
+    NoEndpoint {
+        /// `<namespace>/<name>` of the Cluster.
+        cluster: String,
+    },
+    /// The accepted kubeconfig cannot be turned into a client.
     #[error("kubeconfig in Secret {secret} is unusable")]
     BadKubeconfig {
         /// `<namespace>/<name>` of the Secret.
         secret: String,
         /// What kube said.
         #[source]
-        source: Box<dyn std::error::Error + Send + Sync>,
+        source: kube::Error,
     },
     /// A call to the workload API server failed.
     #[error("{action} in the workload cluster")]
@@ -68,6 +85,8 @@ impl WorkloadError {
     pub fn metric_label(&self) -> &'static str {
         match self {
             Self::NoKubeconfig { .. } => "workload_no_kubeconfig",
+            Self::Refused { .. } => "workload_kubeconfig_refused",
+            Self::NoEndpoint { .. } => "workload_no_endpoint",
             Self::BadKubeconfig { .. } => "workload_bad_kubeconfig",
             Self::Api { .. } => "workload_api",
             Self::Apply(_) => "workload_apply",
@@ -83,8 +102,14 @@ pub struct Workload {
 }
 
 impl Workload {
-    /// A client from the kubeconfig in `secret` (a CAPI `<cluster>-kubeconfig` Secret).
-    pub async fn from_kubeconfig_secret(secret: &Secret) -> Result<Self, WorkloadError> {
+    /// A client from the kubeconfig in `secret` (a CAPI `<cluster>-kubeconfig` Secret), which must
+    /// point at `endpoint` (the Cluster's `spec.controlPlaneEndpoint`) with inline credentials
+    /// only. A refused kubeconfig is never handed to kube: no connection, no file read, no
+    /// command run.
+    pub fn from_kubeconfig_secret(
+        secret: &Secret,
+        endpoint: &Endpoint<'_>,
+    ) -> Result<Self, WorkloadError> {
         let secret_name = format!(
             "{}/{}",
             secret.metadata.namespace.as_deref().unwrap_or_default(),
@@ -98,17 +123,17 @@ impl Workload {
             .ok_or_else(|| WorkloadError::NoKubeconfig {
                 secret: secret_name.clone(),
             })?;
-        let bad = |source: Box<dyn std::error::Error + Send + Sync>| WorkloadError::BadKubeconfig {
-            secret: secret_name.clone(),
-            source,
-        };
-        let kubeconfig = Kubeconfig::from_yaml(text).map_err(|e| bad(Box::new(e)))?;
-        let mut config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-            .await
-            .map_err(|e| bad(Box::new(e)))?;
-        config.connect_timeout = Some(CONNECT_TIMEOUT);
-        config.read_timeout = Some(READ_TIMEOUT);
-        let client = Client::try_from(config).map_err(|e| bad(Box::new(e)))?;
+        let trusted =
+            kubeconfig::validate(text, endpoint).map_err(|refusal| WorkloadError::Refused {
+                secret: secret_name.clone(),
+                refusal,
+            })?;
+        let client = trusted
+            .client(TIMEOUTS)
+            .map_err(|source| WorkloadError::BadKubeconfig {
+                secret: secret_name,
+                source,
+            })?;
         Ok(Self::new(client))
     }
 

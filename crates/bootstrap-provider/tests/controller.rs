@@ -847,3 +847,85 @@ async fn machine_pool_config_gets_no_shared_hostname() -> anyhow::Result<()> {
     .await?;
     Ok(())
 }
+
+/// `kubeconfig` with the current context's cluster entry rewritten by `edit` (a YAML mapping
+/// of the `cluster` fields to set).
+fn edit_cluster(kubeconfig: &str, edit: serde_json::Value) -> anyhow::Result<String> {
+    let mut value: serde_json::Value = serde_saphyr::from_str(kubeconfig)?;
+    let cluster = value["clusters"][0]["cluster"]
+        .as_object_mut()
+        .context("no cluster entry")?;
+    for (k, v) in edit.as_object().context("edit is not a mapping")? {
+        cluster.insert(k.clone(), v.clone());
+    }
+    Ok(serde_json::to_string(&value)?)
+}
+
+/// The `<cluster>-kubeconfig` Secret is anyone's to write in the namespace: a kubeconfig that
+/// names another server, or a proxy, is refused with a condition, and the address it names is
+/// never contacted. Before the fix kube dialled whatever the Secret said.
+#[tokio::test]
+#[ignore = "needs test/harness (KUBECONFIG)"]
+async fn a_kubeconfig_pointing_elsewhere_is_refused_and_never_contacted() -> anyhow::Result<()> {
+    let mut w = World::new(Settings::default()).await?;
+    let wire = test_support::Tripwire::start().await?;
+    let good = std::fs::read_to_string(w.workload.kubeconfig_path())?;
+    let secrets: Api<Secret> = w.ns.api();
+    let put = |yaml: String| {
+        let secrets = secrets.clone();
+        async move {
+            secrets
+                .patch(
+                    "demo-kubeconfig",
+                    &PatchParams::default(),
+                    &Patch::Merge(json!({"stringData": {"value": yaml}})),
+                )
+                .await
+        }
+    };
+    put(edit_cluster(
+        &good,
+        json!({"server": format!("https://{}", wire.addr())}),
+    )?)
+    .await?;
+    w.set_control_plane_initialized().await?;
+    w.start_controller();
+    w.machine_and_config("worker-0", json!({})).await?;
+
+    let message = w
+        .wait_data_secret_failure("worker-0", "KubeconfigRefused")
+        .await?;
+    ensure!(
+        message.contains("is not the control plane's endpoint"),
+        "{message}"
+    );
+    // The same server as the Cluster's endpoint, through a proxy: refused too.
+    put(edit_cluster(
+        &good,
+        json!({"proxy-url": format!("http://{}", wire.addr())}),
+    )?)
+    .await?;
+    poke(&w.ns.api(), "worker-0").await?;
+    wait_for(
+        &w.ns.api::<K0sWorkerConfig>(),
+        "worker-0",
+        |c| {
+            condition(c, "DataSecretAvailable")
+                .is_some_and(|c| c.reason == "KubeconfigRefused" && c.message.contains("proxy-url"))
+        },
+        TIMEOUT,
+        "refused for its proxy-url",
+    )
+    .await?;
+    // Give a wrong implementation time to dial, then look: nothing connected, nothing written.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    ensure!(wire.contacts() == 0, "{} connections", wire.contacts());
+    ensure!(w.ns.api::<Secret>().get_opt("worker-0").await?.is_none());
+
+    // The good kubeconfig back: the data is generated.
+    put(good).await?;
+    poke(&w.ns.api(), "worker-0").await?;
+    w.wait_data_secret("worker-0").await?;
+    ensure!(wire.contacts() == 0, "{} connections", wire.contacts());
+    Ok(())
+}

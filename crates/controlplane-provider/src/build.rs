@@ -47,6 +47,8 @@ pub struct Facts {
     pub kcp: K0smotronControlPlane,
     /// Name of the owning CAPI Cluster.
     pub cluster_name: String,
+    /// The CAPI Cluster says its control plane is initialized.
+    pub cluster_initialized: bool,
     /// `Cluster.spec.clusterNetwork`.
     pub cluster_network: Option<ClusterNetwork>,
     /// The Secrets of [`secret_names`] that exist, by name.
@@ -159,6 +161,17 @@ pub enum BuildError {
     /// Kubeconfig generation failed.
     #[error(transparent)]
     Kubeconfig(#[from] KubeconfigError),
+    /// A CA Secret of an initialized control plane is missing: a new CA would lock out every
+    /// node and client that trusts the old one, so none is generated.
+    #[error(
+        "Secret {secret} ({what}) is missing and the control plane is initialized: a new CA would lock out every node and client that trusts the old one, so none is generated. Restore the Secret from a backup (same name and namespace, keys tls.crt and tls.key), or delete the K0smotronControlPlane to start over with new certificates"
+    )]
+    CaMissing {
+        /// The Secret's name.
+        secret: String,
+        /// What it holds.
+        what: &'static str,
+    },
     /// The StatefulSet cannot be built (e.g. an invalid mount).
     #[error(transparent)]
     StatefulSet(#[from] StatefulSetError),
@@ -194,6 +207,7 @@ impl BuildError {
                 k0smotron_api::conditions::INVALID_SPEC_REASON
             }
             Self::ReferenceNotFound(_) => k0smotron_api::conditions::REFERENCE_NOT_FOUND_REASON,
+            Self::CaMissing { .. } => k0smotron_api::conditions::CA_MISSING_REASON,
             Self::InvalidSecret(_) => crate::status::INVALID_SECRET_REASON,
             Self::Certificate(_) | Self::Kubeconfig(_) => {
                 k0smotron_api::conditions::CERTIFICATES_NOT_AVAILABLE_REASON
@@ -342,6 +356,28 @@ fn key(p: CertificateType) -> CertificateTypeKey {
     }
 }
 
+fn ca_description(p: CertificateType) -> &'static str {
+    match p {
+        CertificateType::Proxy => "the front-proxy CA",
+        CertificateType::Sa => "the service-account signing key",
+        CertificateType::Etcd => "the etcd CA",
+        _ => "the cluster CA",
+    }
+}
+
+/// Whether the control plane has been initialized (its status, or the Cluster's, says so): its
+/// CAs are then in use and must never be replaced by new ones.
+fn initialized(facts: &Facts) -> bool {
+    facts.cluster_initialized
+        || facts
+            .kcp
+            .status
+            .as_ref()
+            .and_then(|s| s.initialization.as_ref())
+            .and_then(|i| i.control_plane_initialized)
+            == Some(true)
+}
+
 fn ca_common_name(p: CertificateType) -> &'static str {
     match p {
         CertificateType::Proxy => "front-proxy-ca",
@@ -351,8 +387,9 @@ fn ca_common_name(p: CertificateType) -> &'static str {
 }
 
 /// Look up or generate every certificate: an existing Secret is used as it is (only read); a
-/// missing default-named one is generated; a missing user-named one is an error. Our own etcd
-/// leaf Secrets are renewed at half-life or when the etcd CA changed.
+/// missing default-named one is generated, except a CA (or the service-account key) of an
+/// initialized control plane; a missing user-named one is an error. Our own etcd leaf Secrets
+/// are renewed at half-life or when the etcd CA changed.
 fn plan_certificates(
     facts: &Facts,
     cluster: &str,
@@ -420,6 +457,12 @@ fn plan_certificates(
                     .and_then(|v| v.as_str().map(str::to_string))
                     .unwrap_or_default()
             )));
+        }
+        if !is_leaf && initialized(facts) {
+            return Err(BuildError::CaMissing {
+                secret: name,
+                what: ca_description(purpose),
+            });
         }
         let fresh = if is_leaf {
             sign_etcd_leaf(&plan, cluster, namespace, purpose, facts.now)?
@@ -833,8 +876,13 @@ pub fn build(facts: &Facts) -> Result<DesiredState, BuildError> {
             .get(&kubeconfig_name)
             .and_then(|s| secret_data(s).remove(names::SECRET_VALUE_KEY))
             .and_then(|v| String::from_utf8(v).ok());
-        let reason =
-            kubeconfig::regenerate_reason(existing.as_deref(), &server, &ca.cert_pem, facts.now);
+        let reason = kubeconfig::regenerate_reason(
+            existing.as_deref(),
+            cluster,
+            &server,
+            &ca.cert_pem,
+            facts.now,
+        );
         let value = match (reason, existing) {
             (None, Some(v)) => v,
             _ => kubeconfig::generate(cluster, &server, &ca, facts.now)?,

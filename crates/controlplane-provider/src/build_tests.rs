@@ -78,6 +78,7 @@ fn facts_with(spec: K0smotronControlPlaneSpec) -> Facts {
     Facts {
         kcp: kcp(spec),
         cluster_name: CLUSTER.into(),
+        cluster_initialized: false,
         cluster_network: None,
         secrets: BTreeMap::new(),
         exposure_service: Some(exposure(type_, None)),
@@ -409,11 +410,7 @@ fn missing_certificates_are_generated_existing_ones_read_only() {
     user_ca_unowned.metadata.owner_references = None;
     f.secrets.insert("demo-ca".into(), user_ca_unowned);
     let d = build(&f).unwrap();
-    let created: Vec<_> = d
-        .create_secrets
-        .iter()
-        .map(|s| s.metadata.name.clone().unwrap())
-        .collect();
+    let created = created_names(&d);
     assert_eq!(
         created,
         vec![
@@ -443,6 +440,64 @@ fn missing_certificates_are_generated_existing_ones_read_only() {
     let ca_pem = String::from_utf8(user_ca.data.as_ref().unwrap()["tls.crt"].0.clone()).unwrap();
     assert_eq!(parsed.ca_cert_pem, ca_pem);
     assert_eq!(parsed.server, "https://kmc-demo.tenants.svc:30443");
+}
+
+/// Names of the Secrets the build creates.
+fn created_names(d: &DesiredState) -> Vec<String> {
+    d.create_secrets
+        .iter()
+        .map(|s| s.metadata.name.clone().unwrap())
+        .collect()
+}
+
+/// Marks the control plane initialized in its own status.
+fn initialized(mut f: Facts) -> Facts {
+    f.kcp.status = Some(
+        k0smotron_api::controlplane::v1beta2::K0smotronControlPlaneStatus {
+            initialization: Some(
+                k0smotron_api::controlplane::v1beta2::ControlPlaneInitialization {
+                    control_plane_initialized: Some(true),
+                },
+            ),
+            ..Default::default()
+        },
+    );
+    f
+}
+
+#[test]
+fn a_lost_ca_of_an_initialized_control_plane_is_never_generated_again() {
+    for lost in ["demo-ca", "demo-sa", "demo-proxy", "demo-etcd"] {
+        let mut f = initialized(facts(K0smotronControlPlaneSpec::default()));
+        f.secrets.remove(lost);
+        let err = build(&f).unwrap_err();
+        assert_eq!(
+            err.reason(),
+            k0smotron_api::conditions::CA_MISSING_REASON,
+            "{lost}"
+        );
+        let msg = err.to_string();
+        assert!(msg.contains(lost) && msg.contains("backup"), "{msg}");
+        // The Cluster saying so is enough (the control plane's status may be gone, e.g. after
+        // clusterctl move).
+        let mut f = facts(K0smotronControlPlaneSpec::default());
+        f.cluster_initialized = true;
+        f.secrets.remove(lost);
+        assert_eq!(
+            build(&f).unwrap_err().reason(),
+            k0smotron_api::conditions::CA_MISSING_REASON
+        );
+    }
+    // Leaf certificates are signed again from the CA that is still there.
+    let mut f = initialized(facts(K0smotronControlPlaneSpec::default()));
+    f.secrets.remove("demo-etcd-server");
+    let d = build(&f).unwrap();
+    let created = created_names(&d);
+    assert_eq!(created, ["demo-etcd-server"]);
+    // Not initialized yet: generated as before.
+    let mut f = facts(K0smotronControlPlaneSpec::default());
+    f.secrets.remove("demo-ca");
+    assert_eq!(build(&f).unwrap().create_secrets.len(), 1);
 }
 
 #[test]
@@ -713,6 +768,31 @@ fn kubeconfig_is_reused_until_it_must_change() {
         build(&f).unwrap().kubeconfig_regenerated,
         Some(RegenerateReason::ServerChanged)
     );
+}
+
+#[test]
+fn a_kubeconfig_someone_else_wrote_is_replaced() {
+    let d = build(&facts(K0smotronControlPlaneSpec::default())).unwrap();
+    let mut secret = d.kubeconfig.unwrap();
+    let ours = String::from_utf8(secret.data.as_ref().unwrap()["value"].0.clone()).unwrap();
+    let theirs = ours.replace(
+        "    server: https://kmc-demo.tenants.svc:30443\n",
+        "    server: https://kmc-demo.tenants.svc:30443\n    proxy-url: http://127.0.0.1:3128\n",
+    );
+    assert_ne!(theirs, ours);
+    secret.data = Some(BTreeMap::from([(
+        "value".to_string(),
+        ByteString(theirs.into_bytes()),
+    )]));
+    let mut f = facts(K0smotronControlPlaneSpec::default());
+    f.secrets.insert("demo-kubeconfig".into(), secret);
+    let d = build(&f).unwrap();
+    assert_eq!(
+        d.kubeconfig_regenerated,
+        Some(RegenerateReason::NotWrittenByUs)
+    );
+    let value = String::from_utf8(d.kubeconfig.unwrap().data.unwrap()["value"].0.clone()).unwrap();
+    assert!(!value.contains("proxy-url"), "{value}");
 }
 
 #[test]

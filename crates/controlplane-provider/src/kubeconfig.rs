@@ -7,6 +7,7 @@
 
 use base64::Engine as _;
 use jiff::Timestamp;
+use secrecy::ExposeSecret as _;
 use serde::Serialize;
 
 use crate::certs::{self, CertError, KeyMaterial, LeafSpec, Usage};
@@ -191,6 +192,10 @@ pub enum RegenerateReason {
     CaChanged,
     /// Its client certificate is past half of its lifetime, or not signed by the current CA.
     CertificateRenewal,
+    /// It is not exactly what [`render`] writes (other fields, entries or layout): someone else
+    /// wrote it. Kept, it would hand whatever it holds (a command, a proxy, a file path) to
+    /// every reader of the Secret, CAPI core included.
+    NotWrittenByUs,
 }
 
 /// What matters about an existing kubeconfig.
@@ -202,6 +207,8 @@ pub struct Existing {
     pub ca_cert_pem: String,
     /// PEM of the client certificate.
     pub client_cert_pem: String,
+    /// PEM of the client key.
+    pub client_key_pem: String,
 }
 
 fn decode_b64(s: &str) -> Option<String> {
@@ -238,13 +245,19 @@ pub fn parse(yaml: &str) -> Option<Existing> {
         server: cluster.server.clone()?,
         ca_cert_pem: decode_b64(cluster.certificate_authority_data.as_deref()?)?,
         client_cert_pem: decode_b64(user.client_certificate_data.as_deref()?)?,
+        client_key_pem: decode_b64(user.client_key_data.as_ref()?.expose_secret())?,
     })
 }
 
-/// Whether the kubeconfig `existing` (the Secret's `value`) must be regenerated for `server` and
-/// the CA `ca_cert_pem`; `None` when it is still good.
+/// Whether the kubeconfig `existing` (the Secret's `value`) of `cluster_name` must be
+/// regenerated for `server` and the CA `ca_cert_pem`; `None` when it is still good.
+///
+/// It is kept only when it is byte for byte what [`render`] makes of its own server, CA, client
+/// certificate and key: then it holds nothing but those, whoever wrote it. An annotation with a
+/// hash would prove nothing, since whoever can write the Secret can write the annotation too.
 pub fn regenerate_reason(
     existing: Option<&str>,
+    cluster_name: &str,
     server: &str,
     ca_cert_pem: &str,
     now: Timestamp,
@@ -255,6 +268,14 @@ pub fn regenerate_reason(
     let Some(parsed) = parse(existing) else {
         return Some(RegenerateReason::Unreadable);
     };
+    let client = KeyMaterial {
+        cert_pem: parsed.client_cert_pem.clone(),
+        key_pem: parsed.client_key_pem.clone(),
+    };
+    let ours = render(cluster_name, &parsed.server, &parsed.ca_cert_pem, &client);
+    if ours.ok().as_deref() != Some(existing) {
+        return Some(RegenerateReason::NotWrittenByUs);
+    }
     if parsed.server != server {
         return Some(RegenerateReason::ServerChanged);
     }
@@ -302,7 +323,7 @@ mod tests {
         assert_eq!(info.common_name.as_deref(), Some(ADMIN_COMMON_NAME));
         assert!(certs::is_signed_by(&parsed.client_cert_pem, &ca.cert_pem));
         assert_eq!(
-            regenerate_reason(Some(&yaml), "https://h:6443", &ca.cert_pem, now()),
+            regenerate_reason(Some(&yaml), "demo", "https://h:6443", &ca.cert_pem, now()),
             None
         );
     }
@@ -313,27 +334,80 @@ mod tests {
         let other_ca = certs::generate_ca("kubernetes", now()).unwrap();
         let yaml = generate("demo", "https://h:6443", &ca, now()).unwrap();
         assert_eq!(
-            regenerate_reason(None, "https://h:6443", &ca.cert_pem, now()),
+            regenerate_reason(None, "demo", "https://h:6443", &ca.cert_pem, now()),
             Some(RegenerateReason::Missing)
         );
         assert_eq!(
-            regenerate_reason(Some("nope: ["), "https://h:6443", &ca.cert_pem, now()),
+            regenerate_reason(
+                Some("nope: ["),
+                "demo",
+                "https://h:6443",
+                &ca.cert_pem,
+                now()
+            ),
             Some(RegenerateReason::Unreadable)
         );
         assert_eq!(
-            regenerate_reason(Some(&yaml), "https://other:6443", &ca.cert_pem, now()),
+            regenerate_reason(
+                Some(&yaml),
+                "demo",
+                "https://other:6443",
+                &ca.cert_pem,
+                now()
+            ),
             Some(RegenerateReason::ServerChanged)
         );
         assert_eq!(
-            regenerate_reason(Some(&yaml), "https://h:6443", &other_ca.cert_pem, now()),
+            regenerate_reason(
+                Some(&yaml),
+                "demo",
+                "https://h:6443",
+                &other_ca.cert_pem,
+                now()
+            ),
             Some(RegenerateReason::CaChanged)
         );
         let later = now()
             .checked_add(SignedDuration::from_hours(24 * 200))
             .unwrap();
         assert_eq!(
-            regenerate_reason(Some(&yaml), "https://h:6443", &ca.cert_pem, later),
+            regenerate_reason(Some(&yaml), "demo", "https://h:6443", &ca.cert_pem, later),
             Some(RegenerateReason::CertificateRenewal)
         );
+    }
+
+    /// Same server, CA and client certificate as ours, but something added: never kept. Today's
+    /// code kept it word for word (only server, CA and certificate were compared).
+    #[test]
+    fn anything_but_our_own_rendering_is_regenerated() {
+        let ca = certs::generate_ca("kubernetes", now()).unwrap();
+        let yaml = generate("demo", "https://h:6443", &ca, now()).unwrap();
+        let keep =
+            |y: &str| regenerate_reason(Some(y), "demo", "https://h:6443", &ca.cert_pem, now());
+        assert_eq!(keep(&yaml), None);
+        let additions = [
+            yaml.replace(
+                "    server: https://h:6443\n",
+                "    server: https://h:6443\n    proxy-url: http://127.0.0.1:3128\n",
+            ),
+            yaml.replace(
+                "  user:\n",
+                "  user:\n    exec:\n      apiVersion: client.authentication.k8s.io/v1\n      command: /bin/sh\n",
+            ),
+            yaml.replace(
+                "    server: https://h:6443\n",
+                "    server: https://h:6443\n    insecure-skip-tls-verify: true\n",
+            ),
+            format!("{yaml}preferences: {{}}\n"),
+            yaml.replace("current-context:", "current-context:  "),
+        ];
+        for changed in additions {
+            assert_ne!(changed, yaml);
+            assert_eq!(
+                keep(&changed),
+                Some(RegenerateReason::NotWrittenByUs),
+                "{changed}"
+            );
+        }
     }
 }

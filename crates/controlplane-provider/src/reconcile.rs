@@ -29,6 +29,7 @@ use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
 use kube::{Api, Client, Resource, ResourceExt};
 use provider_runtime::apply::{ApplyError, apply, apply_status};
 use provider_runtime::events::EventPublisher;
+use provider_runtime::kubeconfig;
 use provider_runtime::metrics::Metrics;
 use provider_runtime::pause::set_paused_condition;
 use serde::Serialize;
@@ -105,7 +106,7 @@ pub enum Error {
     #[error("{kind} {name} is controlled by {owner}; not taking it over")]
     OwnedByOther {
         /// Kind.
-        kind: &'static str,
+        kind: String,
         /// Name.
         name: String,
         /// The other controller.
@@ -294,28 +295,28 @@ async fn apply_event(
 
     let Some(cluster) = cluster else {
         // CAPI sets the owner reference once the Cluster refers to us; the KCP update wakes us.
-        let (st, transitions) = status::compute(StatusInputs {
-            kcp: &kcp,
-            cluster: "",
-            desired: None,
-            failure: Some(Failure {
-                reason: cond::WAITING_FOR_OWNER_REASON.into(),
-                message: "waiting for Cluster API to set the owner reference to the Cluster".into(),
-            }),
-            pods: &[],
-            statefulset: None,
-            etcd_statefulset: None,
-            probe: Probe::NotRun,
-            now: now_t,
-        });
-        let mut st = st;
-        // Without a Cluster there is no selector or replica count to report yet.
-        st.selector = kcp.status.as_ref().and_then(|s| s.selector.clone());
-        write_status(&api, &kcp, &st).await?;
-        report(ctx, &kcp, &transitions).await;
+        let failure = Failure {
+            reason: cond::WAITING_FOR_OWNER_REASON.into(),
+            message: "waiting for Cluster API to set the owner reference to the Cluster".into(),
+        };
+        report_without_cluster(ctx, &api, &kcp, failure, now_t).await?;
         return Ok(Action::await_change());
     };
     let cluster_name = cluster.name_any();
+    // Anyone who can write this object can point its owner reference at any Cluster of the
+    // namespace; only the Cluster's own spec.controlPlaneRef says which control plane is its.
+    if !refers_to(&cluster, &kcp) {
+        let failure = Failure {
+            reason: cond::NOT_REFERENCED_BY_CLUSTER_REASON.into(),
+            message: format!(
+                "Cluster {cluster_name} does not refer to this control plane in spec.controlPlaneRef; nothing is created for it"
+            ),
+        };
+        info!(cluster = %cluster_name, "the owner Cluster refers to another control plane");
+        report_without_cluster(ctx, &api, &kcp, failure, now_t).await?;
+        // The Cluster watch maps only through controlPlaneRef, so a fix there does not wake us.
+        return Ok(Action::requeue(Duration::from_secs(60)));
+    }
 
     let facts = fetch(ctx, &kcp, &cluster, now).await?;
     let desired = match build::build(&facts) {
@@ -351,8 +352,12 @@ async fn apply_event(
         .and_then(|s| s.initialization.as_ref())
         .and_then(|i| i.control_plane_initialized)
         == Some(true);
-    let (probe, kube_system_uid) = match (&desired.kubeconfig, counts_ready || was_initialized) {
-        (Some(secret), true) => probe(secret, ctx.probe_timeout).await,
+    let (probe, kube_system_uid) = match (
+        &desired.kubeconfig,
+        &desired.endpoint,
+        counts_ready || was_initialized,
+    ) {
+        (Some(secret), Some(endpoint), true) => probe(secret, endpoint, ctx.probe_timeout).await,
         _ => (Probe::NotRun, None),
     };
     let (st, transitions) = status::compute(StatusInputs {
@@ -374,10 +379,12 @@ async fn apply_event(
     if let Some(reason) = desired.kubeconfig_regenerated
         && reason != crate::kubeconfig::RegenerateReason::Missing
     {
+        // Someone else's kubeconfig was replaced: the user should know who wrote it.
+        let foreign = reason == crate::kubeconfig::RegenerateReason::NotWrittenByUs;
         publish(
             ctx,
             &kcp,
-            false,
+            foreign,
             "KubeconfigRegenerated",
             &format!(
                 "{} regenerated: {reason:?}",
@@ -398,6 +405,41 @@ async fn apply_event(
     } else {
         Action::requeue(Duration::from_secs(10))
     })
+}
+
+/// Whether `cluster.spec.controlPlaneRef` names `kcp` (kind, API group and name; the v1beta2
+/// contract's reference has no version).
+pub fn refers_to(cluster: &Cluster, kcp: &K0smotronControlPlane) -> bool {
+    crate::controller::control_plane_of(cluster).is_some_and(|r| {
+        r.name == kcp.name_any() && r.namespace.as_deref() == kcp.namespace().as_deref()
+    })
+}
+
+/// Writes the status of a control plane that does nothing for now (no Cluster, or not the
+/// Cluster's): the failure on `Available`, nothing else.
+async fn report_without_cluster(
+    ctx: &Context,
+    api: &Api<K0smotronControlPlane>,
+    kcp: &K0smotronControlPlane,
+    failure: Failure,
+    now: Time,
+) -> Result<(), Error> {
+    let (mut st, transitions) = status::compute(StatusInputs {
+        kcp,
+        cluster: "",
+        desired: None,
+        failure: Some(failure),
+        pods: &[],
+        statefulset: None,
+        etcd_statefulset: None,
+        probe: Probe::NotRun,
+        now,
+    });
+    // Without a Cluster there is no selector or replica count to report yet.
+    st.selector = kcp.status.as_ref().and_then(|s| s.selector.clone());
+    write_status(api, kcp, &st).await?;
+    report(ctx, kcp, &transitions).await;
+    Ok(())
 }
 
 /// Sets `k0sproject.io/cluster-id: kube-system:<uid>` on the CAPI Cluster, by server-side apply
@@ -634,6 +676,7 @@ async fn fetch(
     Ok(Facts {
         kcp,
         cluster_name,
+        cluster_initialized: cluster.control_plane_initialized(),
         cluster_network: cluster.spec.cluster_network.clone(),
         secrets,
         exposure_service,
@@ -653,17 +696,86 @@ struct Applied {
     settled: bool,
 }
 
-fn check_owner(kind: &'static str, meta: &ObjectMeta, uid: &str) -> Result<(), Error> {
+fn check_owner(kind: &str, meta: &ObjectMeta, uid: &str) -> Result<(), Error> {
     let other = meta.owner_references.as_ref().and_then(|refs| {
         refs.iter()
             .find(|r| r.controller == Some(true) && r.uid != uid)
     });
     match other {
         Some(o) => Err(Error::OwnedByOther {
-            kind,
+            kind: kind.to_string(),
             name: meta.name.clone().unwrap_or_default(),
             owner: format!("{} {}", o.kind, o.name),
         }),
+        None => Ok(()),
+    }
+}
+
+/// Refuses ([`Error::OwnedByOther`]) when an object we would write or delete exists and
+/// another owner controls it. Objects the reconcile already read are checked as read; the rest
+/// are read now.
+async fn check_children(
+    ctx: &Context,
+    ns: &str,
+    facts: &Facts,
+    desired: &DesiredState,
+    uid: &str,
+) -> Result<(), Error> {
+    for sts in [&facts.statefulset, &facts.etcd_statefulset]
+        .into_iter()
+        .flatten()
+    {
+        check_owner("StatefulSet", &sts.metadata, uid)?;
+    }
+    if let Some(svc) = &facts.exposure_service {
+        check_owner("Service", &svc.metadata, uid)?;
+    }
+    // Secrets we write: the kubeconfig, renewed leaves, generated certificates.
+    let secret_names: Vec<String> = desired
+        .kubeconfig
+        .iter()
+        .chain(&desired.renew_secrets)
+        .chain(&desired.create_secrets)
+        .filter_map(|s| s.metadata.name.clone())
+        .collect();
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
+    for name in &secret_names {
+        match facts.secrets.get(name) {
+            Some(s) => check_owner("Secret", &s.metadata, uid)?,
+            None => check_live(&secrets, name, uid).await?,
+        }
+    }
+    let names_of = |metas: Vec<&ObjectMeta>| -> Vec<String> {
+        metas.into_iter().filter_map(|m| m.name.clone()).collect()
+    };
+    let config_maps: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), ns);
+    for name in names_of(desired.config_maps.iter().map(|c| &c.metadata).collect()) {
+        check_live(&config_maps, &name, uid).await?;
+    }
+    let services: Api<Service> = Api::namespaced(ctx.client.clone(), ns);
+    let exposure = facts
+        .exposure_service
+        .as_ref()
+        .and_then(|s| s.metadata.name.clone());
+    for name in names_of(desired.services.iter().map(|s| &s.metadata).collect()) {
+        if Some(&name) != exposure.as_ref() {
+            check_live(&services, &name, uid).await?;
+        }
+    }
+    let cron_jobs: Api<CronJob> = Api::namespaced(ctx.client.clone(), ns);
+    for name in names_of(desired.cron_jobs.iter().map(|c| &c.metadata).collect()) {
+        check_live(&cron_jobs, &name, uid).await?;
+    }
+    Ok(())
+}
+
+/// [`check_owner`] on the live object `name`, if it exists.
+async fn check_live<K>(api: &Api<K>, name: &str, uid: &str) -> Result<(), Error>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
+{
+    match get_opt(api, name).await? {
+        Some(obj) => check_owner(&K::kind(&()), obj.meta(), uid),
         None => Ok(()),
     }
 }
@@ -776,22 +888,9 @@ async fn apply_desired(
     let sts_api: Api<StatefulSet> = Api::namespaced(client.clone(), &ns);
     let cron_jobs: Api<CronJob> = Api::namespaced(client.clone(), &ns);
 
-    // Never take over what another object controls (e.g. upstream's k0smotron.io Cluster).
-    if let Some(s) = &facts.statefulset {
-        check_owner("StatefulSet", &s.metadata, &uid)?;
-    }
-    if let Some(s) = &facts.etcd_statefulset {
-        check_owner("StatefulSet", &s.metadata, &uid)?;
-    }
-    if let Some(s) = &facts.exposure_service {
-        check_owner("Service", &s.metadata, &uid)?;
-    }
-    if let Some(s) = facts
-        .secrets
-        .get(&names::kubeconfig_secret(&facts.cluster_name))
-    {
-        check_owner("Secret", &s.metadata, &uid)?;
-    }
+    // Never take over what another object controls (another control plane, upstream's
+    // k0smotron.io Cluster): every child is checked before anything is written.
+    check_children(ctx, &ns, facts, desired, &uid).await?;
 
     // Generated certificates: create only. If one appeared since we looked, it wins.
     for secret in &desired.create_secrets {
@@ -1078,8 +1177,14 @@ pub async fn provision_infrastructure(
 }
 
 /// GET `kube-system` through the kubeconfig Secret, within `timeout`. With the answer comes the
-/// Namespace's uid, which identifies the workload cluster.
-pub async fn probe(kubeconfig: &Secret, timeout: Duration) -> (Probe, Option<String>) {
+/// Namespace's uid, which identifies the workload cluster. The kubeconfig must point at
+/// `endpoint` (the one we publish) with inline credentials; anything else is refused before a
+/// connection is attempted ([`provider_runtime::kubeconfig`]).
+pub async fn probe(
+    kubeconfig: &Secret,
+    endpoint: &k0smotron_api::capi::ApiEndpoint,
+    timeout: Duration,
+) -> (Probe, Option<String>) {
     let Some(value) = kubeconfig
         .data
         .as_ref()
@@ -1091,9 +1196,25 @@ pub async fn probe(kubeconfig: &Secret, timeout: Duration) -> (Probe, Option<Str
             None,
         );
     };
-    let client = match workload_client(&value, timeout).await {
+    let (Some(host), Some(port)) = (
+        endpoint.host.as_deref(),
+        endpoint.port.and_then(|p| u16::try_from(p).ok()),
+    ) else {
+        return (
+            Probe::ClientFailed("the control-plane endpoint is incomplete".into()),
+            None,
+        );
+    };
+    let trusted = match kubeconfig::validate(&value, &kubeconfig::Endpoint { host, port }) {
+        Ok(t) => t,
+        Err(refusal) => return (Probe::Refused(refusal.to_string()), None),
+    };
+    let client = match trusted.client(kubeconfig::Timeouts {
+        connect: timeout,
+        io: timeout,
+    }) {
         Ok(c) => c,
-        Err(e) => return (Probe::ClientFailed(e), None),
+        Err(e) => return (Probe::ClientFailed(e.to_string()), None),
     };
     let namespaces: Api<Namespace> = Api::all(client);
     match tokio::time::timeout(timeout, namespaces.get("kube-system")).await {
@@ -1104,17 +1225,6 @@ pub async fn probe(kubeconfig: &Secret, timeout: Duration) -> (Probe, Option<Str
             None,
         ),
     }
-}
-
-async fn workload_client(kubeconfig: &str, timeout: Duration) -> Result<Client, String> {
-    let config = kube::config::Kubeconfig::from_yaml(kubeconfig).map_err(|e| e.to_string())?;
-    let mut config = kube::Config::from_custom_kubeconfig(config, &Default::default())
-        .await
-        .map_err(|e| e.to_string())?;
-    config.connect_timeout = Some(timeout);
-    config.read_timeout = Some(timeout);
-    config.write_timeout = Some(timeout);
-    Client::try_from(config).map_err(|e| e.to_string())
 }
 
 /// Deletion: children go by owner-reference garbage collection; we delete what we control
@@ -1224,6 +1334,46 @@ mod tests {
             },
         ]);
         assert_eq!(owner_cluster_name(&meta).as_deref(), Some("demo"));
+    }
+
+    #[test]
+    fn only_the_control_plane_the_cluster_names_is_its() {
+        use k0smotron_api::capi::{ClusterSpec, ContractVersionedObjectReference};
+        let cluster = |group: &str, kind: &str, name: &str| {
+            let mut c = Cluster::new(
+                "demo",
+                ClusterSpec {
+                    control_plane_ref: Some(ContractVersionedObjectReference {
+                        api_group: group.into(),
+                        kind: kind.into(),
+                        name: name.into(),
+                    }),
+                    ..Default::default()
+                },
+            );
+            c.metadata.namespace = Some("ns".into());
+            c
+        };
+        let mut kcp = K0smotronControlPlane::new("demo", Default::default());
+        kcp.metadata.namespace = Some("ns".into());
+        let group = "controlplane.cluster.x-k8s.io";
+        assert!(refers_to(
+            &cluster(group, "K0smotronControlPlane", "demo"),
+            &kcp
+        ));
+        assert!(!refers_to(
+            &cluster(group, "K0smotronControlPlane", "other"),
+            &kcp
+        ));
+        assert!(!refers_to(
+            &cluster(group, "KubeadmControlPlane", "demo"),
+            &kcp
+        ));
+        assert!(!refers_to(
+            &cluster("example.com", "K0smotronControlPlane", "demo"),
+            &kcp
+        ));
+        assert!(!refers_to(&Cluster::new("demo", Default::default()), &kcp));
     }
 
     #[test]

@@ -154,6 +154,8 @@ pub enum Probe {
     Answered,
     /// Building a client failed.
     ClientFailed(String),
+    /// The kubeconfig was refused (see `provider_runtime::kubeconfig`); no connection was made.
+    Refused(String),
     /// The request failed or timed out.
     Failed(String),
 }
@@ -213,6 +215,9 @@ pub const FAILURE_REASONS: &[&str] = &[
     INVALID_SECRET_REASON,
     OBJECT_OWNED_BY_OTHER_REASON,
     CLIENT_CREATION_FAILED_REASON,
+    c::KUBECONFIG_REFUSED_REASON,
+    c::CA_MISSING_REASON,
+    c::NOT_REFERENCED_BY_CLUSTER_REASON,
 ];
 
 fn quorum(n: i32) -> i32 {
@@ -314,6 +319,12 @@ pub fn compute(input: StatusInputs<'_>) -> (K0smotronControlPlaneStatus, Vec<Tra
             CLIENT_CREATION_FAILED_REASON,
             e,
         ),
+        (None, _, Probe::Refused(e)) => set(
+            c::AVAILABLE,
+            ConditionStatus::False,
+            c::KUBECONFIG_REFUSED_REASON,
+            e,
+        ),
         (None, _, Probe::Failed(e)) => set(
             c::AVAILABLE,
             ConditionStatus::False,
@@ -338,6 +349,7 @@ pub fn compute(input: StatusInputs<'_>) -> (K0smotronControlPlaneStatus, Vec<Tra
         ),
         (None, Some(f))
             if f.reason == c::CERTIFICATES_NOT_AVAILABLE_REASON
+                || f.reason == c::CA_MISSING_REASON
                 || f.reason == INVALID_SECRET_REASON
                 || f.message.contains("spec.certificateRefs") =>
         {

@@ -67,12 +67,14 @@
 //!
 //! Modules: [`cli`] (flags), [`telemetry`] (logs), [`shutdown`] (signals), [`readiness`] and
 //! [`server`] (`/healthz`, `/readyz`, `/metrics`), [`metrics`], [`leader`] (Lease election),
-//! [`apply`] (server-side apply, owner references), [`conditions`], [`pause`], [`events`].
+//! [`apply`] (server-side apply, owner references), [`conditions`], [`pause`], [`events`],
+//! [`kubeconfig`] (untrusted workload kubeconfigs).
 
 pub mod apply;
 pub mod cli;
 pub mod conditions;
 pub mod events;
+pub mod kubeconfig;
 pub mod leader;
 pub mod metrics;
 pub mod pause;

@@ -9,11 +9,13 @@
 //! - [`wait_for`]: wait for a condition on one object, with the last seen object on timeout.
 //! - [`WorkloadServer`]: a second API server fronted by a CA the test chooses.
 //! - [`apply_crd_file`] / [`apply_crd_dir`]: install CRDs and wait until they are served.
+//! - [`Tripwire`]: a loopback port that records whether anything connected to it.
 
 mod client;
 mod crd;
 mod harness;
 mod namespace;
+mod tripwire;
 mod wait;
 mod workload;
 
@@ -21,5 +23,6 @@ pub use client::{ClientError, client, client_from_kubeconfig_file, client_from_k
 pub use crd::{CrdError, apply_crd_dir, apply_crd_file};
 pub use harness::{HarnessError, env_path, harness_script, run_harness};
 pub use namespace::{NamespaceError, TestNamespace, unique_name};
+pub use tripwire::Tripwire;
 pub use wait::{WaitError, wait_for};
 pub use workload::{WorkloadError, WorkloadServer, free_port};
