@@ -10,7 +10,9 @@ use bootstrap_provider::controller::{self, Settings};
 use bootstrap_provider::offline::{self, OfflineOptions};
 use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
 use prometheus_client::registry::Registry;
-use provider_runtime::{ManagerArgs, Metrics, Readiness, Server, leader, shutdown, telemetry};
+use provider_runtime::{
+    ManagerArgs, Metrics, MetricsSecurity, Readiness, Server, leader, shutdown, telemetry,
+};
 
 /// Lease name when `--leader-election-id` is not given.
 const LEASE_NAME: &str = "bootstrap.k0smotron.io";
@@ -103,9 +105,12 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let mut registry = Registry::default();
     let metrics = Metrics::register(&mut registry);
     let readiness = Readiness::new();
+    let security = MetricsSecurity::from_args(&manager, client.clone())
+        .context("preparing the metrics endpoint")?;
     let server = Server::bind(
         manager.health_addr,
         manager.metrics_addr,
+        security,
         Arc::new(registry),
         readiness.clone(),
     )

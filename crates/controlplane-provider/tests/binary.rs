@@ -97,6 +97,9 @@ impl Manager {
                 &format!("127.0.0.1:{health}"),
                 "--metrics-addr",
                 &format!("127.0.0.1:{metrics}"),
+                // Plain HTTP: this test is about reconciling and shutting down; the secure
+                // endpoint is tested by crates/bootstrap-provider/tests/manager.rs.
+                "--insecure-metrics",
                 "--log-format",
                 "json",
                 "--workload-probe-timeout",
