@@ -48,6 +48,11 @@ struct RunArgs {
     /// third of it until the Machine's Node joins, then deleted.
     #[arg(long, env = "TOKEN_TTL", default_value = "15m", value_parser = controller::parse_ttl)]
     token_ttl: Duration,
+    /// How long after a config's data was written its token may still be refreshed (`168h`:
+    /// 7 days); then it is left to expire. Bounds a MachinePool's shared token, which no Node
+    /// join ever retires.
+    #[arg(long, env = "TOKEN_MAX_LIFETIME", default_value = "168h", value_parser = controller::parse_ttl)]
+    token_max_lifetime: Duration,
 }
 
 #[derive(clap::Args)]
@@ -119,6 +124,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
 
     let settings = Settings {
         token_ttl: args.token_ttl,
+        token_max_lifetime: args.token_max_lifetime,
     };
     let election = manager.leader_election(LEASE_NAME);
     let gates = readiness.clone();

@@ -543,6 +543,7 @@ async fn no_second_token_after_rereconcile_or_restart() -> anyhow::Result<()> {
 async fn expiring_token_is_pushed_forward() -> anyhow::Result<()> {
     let mut w = World::new(Settings {
         token_ttl: Duration::from_secs(600),
+        ..Settings::default()
     })
     .await?;
     w.set_control_plane_initialized().await?;
@@ -588,6 +589,73 @@ async fn expiring_token_is_pushed_forward() -> anyhow::Result<()> {
     .await?;
     ensure!(w.workload_tokens(&config).await?.len() == 1);
     ensure!(token::token_from_secret(&refreshed)?.id() == id);
+    Ok(())
+}
+
+/// A token is refreshed only up to `--token-max-lifetime` after its data was written, then
+/// left to expire (what bounds a MachinePool's token, which no Node join retires).
+#[tokio::test]
+#[ignore = "needs test/harness"]
+async fn token_refresh_stops_at_the_maximum_lifetime() -> anyhow::Result<()> {
+    let max_lifetime = Duration::from_secs(20);
+    let mut w = World::new(Settings {
+        token_ttl: Duration::from_secs(600),
+        token_max_lifetime: max_lifetime,
+    })
+    .await?;
+    w.set_control_plane_initialized().await?;
+    w.start_controller();
+    w.machine_and_config("worker-4", json!({})).await?;
+    let data = w.wait_data_secret("worker-4").await?;
+    let id = data_secret::token_id(&data)
+        .context("no token id")?
+        .to_string();
+    let written = data
+        .metadata
+        .creation_timestamp
+        .context("no creation timestamp")?
+        .0;
+    // The token never outlives the bound, even though the TTL is longer.
+    let secrets = w.workload_secrets().await?;
+    let token_secret = secrets.get(&token::secret_name(&id)).await?;
+    let expiration = token::secret_expiration(&token_secret).context("no expiration")?;
+    ensure!(
+        expiration <= token::expiry(written, max_lifetime),
+        "expiration {expiration} past the bound"
+    );
+    w.wait_condition(
+        "worker-4",
+        BOOTSTRAP_TOKEN_AVAILABLE,
+        "True",
+        controller::TOKEN_VALID_REASON,
+    )
+    .await?;
+    // Past the bound: reported, and no longer refreshed.
+    let deadline = std::time::Instant::now() + max_lifetime + TIMEOUT;
+    loop {
+        let config = w.ns.api::<K0sWorkerConfig>().get("worker-4").await?;
+        let exceeded = config.status.as_ref().is_some_and(|s| {
+            s.conditions.iter().any(|c| {
+                c.type_ == BOOTSTRAP_TOKEN_AVAILABLE
+                    && c.status == "False"
+                    && c.reason == controller::TOKEN_LIFETIME_EXCEEDED_REASON
+            })
+        });
+        if exceeded {
+            break;
+        }
+        ensure!(
+            std::time::Instant::now() < deadline,
+            "no TokenLifetimeExceeded: {:?}",
+            config.status
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let token_secret = secrets.get(&token::secret_name(&id)).await?;
+    ensure!(
+        token::secret_expiration(&token_secret) == Some(expiration),
+        "expiration moved after the bound"
+    );
     Ok(())
 }
 
