@@ -634,7 +634,10 @@ async fn names_too_long_for_the_statefulset_label_are_refused() {
                     status.message
                 );
             }
-            (result, _) => panic!("{file} with a {length}-character name: {result:?}"),
+            (result, _) => panic!(
+                "{file} with a {length}-character name: {:?}",
+                result.map(|_| "admitted")
+            ),
         }
     }
 }

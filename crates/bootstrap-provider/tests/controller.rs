@@ -765,6 +765,134 @@ async fn custom_user_data_from_a_config_map_is_merged() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// No secret material in messages: the manager binary (JSON logs, our crates at debug) runs a
+/// full reconcile — custom user data from a Secret, first unparsable then merged, the token
+/// created, kept valid and deleted when the Node joins — and no log line, condition message or
+/// Event holds a private key, a kubeconfig credential, the bootstrap token or the user's data.
+#[tokio::test]
+#[ignore = "needs test/harness"]
+async fn no_secret_material_in_logs_conditions_or_events() -> anyhow::Result<()> {
+    let w = World::new(Settings::default()).await?;
+    w.set_control_plane_initialized().await?;
+    let log = std::env::temp_dir().join(format!("{}-bootstrap.log", w.ns.name()));
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_bootstrap-provider"))
+        .args(["--namespace", w.ns.name(), "--log-format", "json"])
+        .args([
+            "--health-addr",
+            "127.0.0.1:0",
+            "--metrics-addr",
+            "127.0.0.1:0",
+        ])
+        .env(
+            "RUST_LOG",
+            "info,bootstrap_provider=debug,provider_runtime=debug",
+        )
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log)?)
+        .spawn()?;
+    let result = async {
+        // The user's cloud-config carries a credential, and is not valid YAML at first.
+        let credential = "user-data-credential-4f9a2c7e1b";
+        let user_data_secret = |text: String| secret("user-data", json!({ "cloud-config": text }));
+        let secrets = w.ns.api::<Secret>();
+        secrets
+            .create(
+                &PostParams::default(),
+                &user_data_secret(format!("password: {credential}\nruncmd: [\n"))?,
+            )
+            .await?;
+        w.machine_and_config(
+            "worker-s",
+            json!({"provisioner": {"customUserDataRef": {"secretRef": {"name": "user-data", "key": "cloud-config"}}}}),
+        )
+        .await?;
+        w.wait_data_secret_failure("worker-s", "DataSecretGenerationFailed")
+            .await?;
+        secrets
+            .replace(
+                "user-data",
+                &PostParams::default(),
+                &user_data_secret(format!("#cloud-config\nruncmd:\n  - echo {credential}\n"))?,
+            )
+            .await?;
+        poke(&w.ns.api::<K0sWorkerConfig>(), "worker-s").await?;
+        let data = w.wait_data_secret("worker-s").await?;
+        w.wait_condition(
+            "worker-s",
+            BOOTSTRAP_TOKEN_AVAILABLE,
+            "True",
+            controller::TOKEN_VALID_REASON,
+        )
+        .await?;
+        w.ns.api::<Machine>()
+            .patch_status(
+                "worker-s",
+                &PatchParams::default(),
+                &Patch::Merge(json!({"status": {"nodeRef": {"name": "worker-s"}}})),
+            )
+            .await?;
+        w.wait_condition(
+            "worker-s",
+            BOOTSTRAP_TOKEN_AVAILABLE,
+            "False",
+            controller::NODE_JOINED_REASON,
+        )
+        .await?;
+
+        // What must not leak: the CA key, the workload kubeconfig's credentials, the bootstrap
+        // token (its secret half and the join token carrying it) and the user's credential.
+        let mut needles = vec![credential.to_owned()];
+        for name in [format!("{}-ca", w.cluster), format!("{}-kubeconfig", w.cluster)] {
+            needles.extend(test_support::secret_needles(&secrets.get(&name).await?));
+        }
+        let files = bootstrap_provider::cloudinit::CloudConfig::files_in_user_data(&user_data(&data))?;
+        let join = files
+            .iter()
+            .filter_map(|f| String::from_utf8(f.decoded_content().ok()?).ok())
+            .find_map(|c| Some((join_token::decode(&c).ok()?.worker_token().ok()?, c)))
+            .context("no join token in the data")?;
+        needles.push(join.0.secret().to_owned());
+        needles.push(join.1.trim().chars().take(48).collect());
+        ensure!(needles.len() > 5, "too few needles: {needles:?}");
+
+        // Stop the manager so its log is complete.
+        std::process::Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()?;
+        let _ = child.wait();
+        let mut haystacks: Vec<(String, String)> = std::fs::read_to_string(&log)?
+            .lines()
+            .enumerate()
+            .map(|(i, l)| (format!("log line {i}"), l.to_owned()))
+            .collect();
+        ensure!(haystacks.len() > 5, "too few log lines");
+        let config = w.ns.api::<K0sWorkerConfig>().get("worker-s").await?;
+        for c in config.status.iter().flat_map(|s| s.conditions.iter()) {
+            haystacks.push((format!("condition {}", c.type_), c.message.clone()));
+        }
+        let events = w
+            .ns
+            .api::<k8s_openapi::api::events::v1::Event>()
+            .list(&ListParams::default())
+            .await?;
+        ensure!(!events.items.is_empty(), "no Event published");
+        for e in events {
+            haystacks.push((
+                format!("event {}", e.reason.clone().unwrap_or_default()),
+                serde_json::to_string(&e)?,
+            ));
+        }
+        let leaks = test_support::find_leaks(haystacks, &needles);
+        ensure!(leaks.is_empty(), "secret material found: {leaks:?}");
+        Ok(())
+    }
+    .await;
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_file(&log);
+    result
+}
+
 #[tokio::test]
 #[ignore = "needs test/harness"]
 async fn node_join_and_config_deletion_remove_tokens() -> anyhow::Result<()> {

@@ -9,12 +9,15 @@
 //! - [`wait_for`]: wait for a condition on one object, with the last seen object on timeout.
 //! - [`WorkloadServer`]: a second API server fronted by a CA the test chooses.
 //! - [`https_get`]: a GET to a TLS endpoint (certificate not verified) with a bearer token.
+//! - [`secret_needles`] / [`find_leaks`]: key material of Secrets, searched for in logs,
+//!   conditions and events.
 //! - [`apply_crd_file`] / [`apply_crd_dir`]: install CRDs and wait until they are served.
 
 mod client;
 mod crd;
 mod harness;
 mod https;
+mod leaks;
 mod namespace;
 mod wait;
 mod workload;
@@ -23,6 +26,7 @@ pub use client::{ClientError, client, client_from_kubeconfig_file, client_from_k
 pub use crd::{CrdError, apply_crd_dir, apply_crd_file};
 pub use harness::{HarnessError, env_path, harness_script, run_harness};
 pub use https::{HttpResponse, https_get};
+pub use leaks::{find_leaks, secret_needles};
 pub use namespace::{NamespaceError, TestNamespace, unique_name};
 pub use wait::{WaitError, wait_for};
 pub use workload::{WorkloadError, WorkloadServer, free_port};
