@@ -17,3 +17,4 @@ pub mod crds;
 pub mod names;
 mod schema;
 pub mod version;
+pub mod yaml;

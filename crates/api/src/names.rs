@@ -190,6 +190,18 @@ pub const BOOTSTRAP_SUCCESS_SENTINEL: &str = "/run/cluster-api/bootstrap-success
 /// The longest name a Kubernetes label value or DNS-1123 label may have.
 pub const MAX_NAME_LENGTH: usize = 63;
 
+/// Longest suffix the StatefulSet controller appends to a StatefulSet's name for the pod label
+/// `controller-revision-hash` (`-` and the decimal FNV-32 hash, up to 10 digits).
+pub const REVISION_HASH_SUFFIX_LENGTH: usize = 11;
+
+/// Longest `K0smotronControlPlane` name whose StatefulSet `kmc-<name>` still yields a valid
+/// `controller-revision-hash` label: 63 - 11 - `kmc-`. Enforced by a CEL rule in the CRD.
+pub const MAX_CONTROL_PLANE_NAME_LENGTH: usize =
+    MAX_NAME_LENGTH - REVISION_HASH_SUFFIX_LENGTH - "kmc-".len();
+
+/// The same bound with etcd storage, whose StatefulSet is `kmc-<name>-etcd`.
+pub const MAX_CONTROL_PLANE_NAME_LENGTH_ETCD: usize = MAX_CONTROL_PLANE_NAME_LENGTH - "-etcd".len();
+
 /// Shortens `name` as upstream does: a name longer than 63 characters becomes its first 57
 /// characters, a `-`, and the first 5 hex digits of the MD5 of the full name (63 in total).
 ///
@@ -316,6 +328,27 @@ pub fn kubeconfig_secret(cluster: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn longest_admitted_names_fit_the_revision_hash_label() {
+        let longest = "a".repeat(MAX_CONTROL_PLANE_NAME_LENGTH);
+        assert_eq!(kmc_name(&longest).len() + REVISION_HASH_SUFFIX_LENGTH, 63);
+        let longest_etcd = "a".repeat(MAX_CONTROL_PLANE_NAME_LENGTH_ETCD);
+        assert_eq!(
+            etcd_name(&longest_etcd).len() + REVISION_HASH_SUFFIX_LENGTH,
+            63
+        );
+        // The CRD's CEL rule spells the same numbers.
+        let crd = serde_json::to_string(&{
+            use kube::CustomResourceExt as _;
+            crate::controlplane::v1beta2::K0smotronControlPlane::crd()
+        })
+        .unwrap_or_default();
+        let rule = format!(
+            "self.metadata.name.size() <= {MAX_CONTROL_PLANE_NAME_LENGTH_ETCD} || (self.metadata.name.size() <= {MAX_CONTROL_PLANE_NAME_LENGTH} &&"
+        );
+        assert!(crd.contains(&rule), "CRD lacks {rule}");
+    }
 
     #[test]
     fn short_names_stay_unchanged() {

@@ -229,7 +229,12 @@ pub fn check_upgrade(old: &str, new: &str) -> Result<(), VersionError> {
             to: new.to_owned(),
         });
     }
-    if to.minor > from.minor + 1 {
+    // Checked: a minor parsed from user input may be u64::MAX, and `+ 1` would overflow.
+    if from
+        .minor
+        .checked_add(1)
+        .is_some_and(|next| to.minor > next)
+    {
         return Err(VersionError::MinorSkip {
             from: old.to_owned(),
             to: new.to_owned(),
@@ -330,6 +335,20 @@ mod tests {
         assert!(matches!(
             check_upgrade("v1.35.7+k0s.0", "v2.0.0+k0s.0"),
             Err(VersionError::MajorChange { .. })
+        ));
+        // Numbers at the edge of u64 compare without overflowing.
+        let max = u64::MAX;
+        assert_eq!(
+            check_upgrade(&format!("v1.{max}.0"), "v1.35.7+k0s.0"),
+            Ok(())
+        );
+        assert_eq!(
+            check_upgrade(&format!("v1.{max}.0"), &format!("v1.{max}.1")),
+            Ok(())
+        );
+        assert!(matches!(
+            check_upgrade("v1.35.7+k0s.0", &format!("v1.{max}.0")),
+            Err(VersionError::MinorSkip { .. })
         ));
         assert!(matches!(
             check_upgrade("nope", "v1.35.7+k0s.0"),

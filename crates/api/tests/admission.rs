@@ -601,6 +601,47 @@ async fn version_changes_may_not_skip_a_minor() {
     .expect("template version change");
 }
 
+/// Names are bounded so that the StatefulSet `kmc-<name>` (`kmc-<name>-etcd` with etcd storage)
+/// plus the revision hash the StatefulSet controller appends still fit a 63-character pod label.
+#[tokio::test]
+#[ignore = "needs test/harness"]
+async fn names_too_long_for_the_statefulset_label_are_refused() {
+    let (client, ns) = setup("api-name-length").await;
+    let dry_run = PostParams {
+        dry_run: true,
+        field_manager: Some(FIELD_MANAGER.into()),
+    };
+    for (file, length, admitted) in [
+        (KCP, 43, true),
+        (KCP, 44, false),
+        (KCP_KINE, 48, true),
+        (KCP_KINE, 49, false),
+    ] {
+        let mut value = fixture(file);
+        value["metadata"]["name"] = json!("a".repeat(length));
+        let api = dynamic_api(&client, &ns.name, &value);
+        let object = to_dynamic(&value, &ns.name);
+        let result = retry_not_found(|| api.create(&dry_run, &object)).await;
+        match (result, admitted) {
+            (Ok(_), true) => {}
+            (Err(kube::Error::Api(status)), false) => {
+                assert_eq!(status.code, 422, "{}", status.message);
+                assert!(
+                    status
+                        .message
+                        .contains("metadata.name may have at most 48 characters"),
+                    "{}",
+                    status.message
+                );
+            }
+            (result, _) => panic!(
+                "{file} with a {length}-character name: {:?}",
+                result.map(|_| "admitted")
+            ),
+        }
+    }
+}
+
 #[tokio::test]
 #[ignore = "needs test/harness"]
 async fn nats_replicas_cannot_change() {

@@ -4,6 +4,7 @@
 //! Owns the text format only: it knows nothing about k0s, tokens or Kubernetes objects.
 
 use base64::{Engine as _, prelude::BASE64_STANDARD};
+use k0smotron_api::yaml::YamlError;
 use serde::{Deserialize, Serialize};
 
 /// First line of every cloud-config user-data document; cloud-init decides the part type by it.
@@ -18,9 +19,10 @@ pub enum CloudInitError {
     /// The text does not start with `#cloud-config`.
     #[error("user data does not start with {CLOUD_CONFIG_HEADER:?}")]
     MissingHeader,
-    /// The text is not a cloud-config document we can read back.
+    /// The text is not a cloud-config document we can read back (position only: the data
+    /// carries the join token).
     #[error("parsing the cloud-config document")]
-    Parse(#[source] serde_saphyr::Error),
+    Parse(#[source] YamlError),
     /// A `write_files` entry has an encoding we do not decode.
     #[error("write_files entry {path} has unsupported encoding {encoding:?}")]
     UnsupportedEncoding {
@@ -152,7 +154,8 @@ impl UserCloudConfig {
             serde_json::Value::Object(serde_json::Map::new())
         } else {
             serde_saphyr::from_str(body)
-                .map_err(|e| CloudInitError::UserData(format!("not valid YAML: {e}")))?
+                // Position only: the parser's message would quote the user's data.
+                .map_err(|e| CloudInitError::UserData(YamlError::from(e).to_string()))?
         };
         // A document of comments only is empty.
         let value = match value {
@@ -260,7 +263,8 @@ impl CloudConfig {
         let body = text
             .strip_prefix(CLOUD_CONFIG_HEADER)
             .ok_or(CloudInitError::MissingHeader)?;
-        let doc: serde_json::Value = serde_saphyr::from_str(body).map_err(CloudInitError::Parse)?;
+        let doc: serde_json::Value =
+            serde_saphyr::from_str(body).map_err(|e| CloudInitError::Parse(e.into()))?;
         Ok(doc
             .get("write_files")
             .and_then(serde_json::Value::as_array)
@@ -276,7 +280,7 @@ impl CloudConfig {
         let body = text
             .strip_prefix(CLOUD_CONFIG_HEADER)
             .ok_or(CloudInitError::MissingHeader)?;
-        serde_saphyr::from_str(body).map_err(CloudInitError::Parse)
+        serde_saphyr::from_str(body).map_err(|e| CloudInitError::Parse(e.into()))
     }
 }
 
@@ -394,11 +398,31 @@ mod tests {
                 "write_files: [{content: x}]\n",
                 "write_files[0] is not a mapping with a path",
             ),
-            ("a: [\n", "not valid YAML"),
+            ("a: [\n", "invalid YAML"),
         ] {
             let err = UserCloudConfig::parse(text).unwrap_err().to_string();
             assert!(err.contains(why), "{text:?}: {err}");
         }
+    }
+
+    #[test]
+    fn parse_errors_never_quote_the_data() {
+        // Custom user data often carries credentials; the message lands in a condition.
+        let secret = "s3cr3t-pa55w0rd-in-user-data";
+        let err = UserCloudConfig::parse(&format!("password: {secret}\nruncmd: [\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains(secret) && err.contains("line"), "{err}");
+        let err = CloudConfig::from_user_data(&format!("#cloud-config\nwrite_files: {secret}\n"))
+            .map(|_| ())
+            .unwrap_err();
+        let chain = format!(
+            "{err}: {}",
+            std::error::Error::source(&err)
+                .map(ToString::to_string)
+                .unwrap_or_default()
+        );
+        assert!(!chain.contains(secret), "{chain}");
     }
 
     #[test]

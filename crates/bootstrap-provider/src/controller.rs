@@ -53,6 +53,9 @@ pub const BOOTSTRAP_TOKEN_AVAILABLE: &str = "BootstrapTokenAvailable";
 pub const TOKEN_VALID_REASON: &str = "TokenValid";
 /// [`BOOTSTRAP_TOKEN_AVAILABLE`] False: the Machine's Node joined and the token was deleted.
 pub const NODE_JOINED_REASON: &str = "NodeJoined";
+/// [`BOOTSTRAP_TOKEN_AVAILABLE`] False: the token reached `--token-max-lifetime` and is no longer
+/// refreshed; it expires (instances created after that cannot join with it).
+pub const TOKEN_LIFETIME_EXCEEDED_REASON: &str = "TokenLifetimeExceeded";
 /// `DataSecretAvailable` False: a Secret with the config's name exists but is not ours.
 pub const SECRET_CONFLICT_REASON: &str = "DataSecretConflict";
 /// `DataSecretAvailable` False: the data was generated once, and its Secret has since been
@@ -70,18 +73,25 @@ pub struct Settings {
     /// Lifetime of a bootstrap token; it is pushed forward every third of it until the Node
     /// joins.
     pub token_ttl: Duration,
+    /// How long after its data Secret was written a token may still be pushed forward; after
+    /// that it is left to expire (bounds a MachinePool's token, which no join ever ends).
+    pub token_max_lifetime: Duration,
 }
 
 impl Default for Settings {
     fn default() -> Self {
         Self {
             token_ttl: DEFAULT_TOKEN_TTL,
+            token_max_lifetime: DEFAULT_TOKEN_MAX_LIFETIME,
         }
     }
 }
 
 /// Default `--token-ttl`: 15 minutes, as CAPI's kubeadm bootstrap provider.
 pub const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(15 * 60);
+/// Default `--token-max-lifetime`: 7 days. Long enough for a MachinePool to scale over a week
+/// without a new config; short enough that a leaked pool token does not stay valid for months.
+pub const DEFAULT_TOKEN_MAX_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600);
 
 impl Settings {
     /// How often a token is checked and refreshed while its Node has not joined.
@@ -890,7 +900,12 @@ async fn generate(
         Some(token) => token,
         None => {
             let token = BootstrapToken::generate();
-            let expiration = token::expiry(Timestamp::now(), ctx.settings.token_ttl);
+            // A new token's data Secret is written now: its first expiration already respects the
+            // maximum lifetime.
+            let expiration = token::expiry(
+                Timestamp::now(),
+                ctx.settings.token_ttl.min(ctx.settings.token_max_lifetime),
+            );
             workload
                 .apply_token(&token, expiration, &token_owner(config, &uid))
                 .await
@@ -1084,19 +1099,43 @@ async fn token_lifecycle(
         .await
         .map_err(workload_err)?;
     let now_ts = Timestamp::now();
+    // The data Secret is written right after the token is created: its age is the token's.
+    let issued = data_secret
+        .metadata
+        .creation_timestamp
+        .as_ref()
+        .map_or(now_ts, |t| t.0);
+    let bound = token::lifetime_bound(issued, ctx.settings.token_max_lifetime);
+    let Some(new_expiry) = token::refreshed_expiry(now_ts, ctx.settings.token_ttl, bound) else {
+        set_condition(
+            &mut status.conditions,
+            BOOTSTRAP_TOKEN_AVAILABLE,
+            ConditionStatus::False,
+            TOKEN_LIFETIME_EXCEEDED_REASON,
+            &format!(
+                "Bootstrap token {token_id} reached its maximum lifetime ({}s) and is left to expire; recreate the config for new nodes",
+                ctx.settings.token_max_lifetime.as_secs()
+            ),
+            generation,
+            now(),
+        );
+        return Ok(Action::await_change());
+    };
     let expiration = current.as_ref().and_then(token::secret_expiration);
-    if current.is_none() || token::needs_refresh(expiration, now_ts, ctx.settings.token_ttl) {
+    // Once capped at the bound, the expiration is as late as it may get: nothing to push. One
+    // past the bound (written before a lower --token-max-lifetime) is pulled back.
+    if current.is_none()
+        || expiration.is_none_or(|e| e > bound)
+        || (token::needs_refresh(expiration, now_ts, ctx.settings.token_ttl)
+            && expiration != Some(new_expiry))
+    {
         let token = token_of_data_secret(data_secret).ok_or_else(unreadable)?;
         if token.id() != token_id {
             return Err(unreadable());
         }
         let uid = config.uid().ok_or(Error::MissingMetadata("uid"))?;
         workload
-            .apply_token(
-                &token,
-                token::expiry(now_ts, ctx.settings.token_ttl),
-                &token_owner(config, &uid),
-            )
+            .apply_token(&token, new_expiry, &token_owner(config, &uid))
             .await
             .map_err(workload_err)?;
         tracing::debug!(
@@ -1117,7 +1156,15 @@ async fn token_lifecycle(
         generation,
         now(),
     );
-    Ok(Action::requeue(ctx.settings.refresh_interval()))
+    // Look again at the next refresh, or when the lifetime ends, whichever is first.
+    let until_bound = now_ts
+        .duration_until(bound)
+        .try_into()
+        .unwrap_or(Duration::ZERO)
+        + Duration::from_secs(1);
+    Ok(Action::requeue(
+        ctx.settings.refresh_interval().min(until_bound),
+    ))
 }
 
 // ---------------------------------------------------------------------------------------------

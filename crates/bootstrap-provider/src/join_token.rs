@@ -7,6 +7,7 @@ use std::io::{Read as _, Write as _};
 
 use base64::{Engine as _, prelude::BASE64_STANDARD};
 use flate2::{Compression, read::GzDecoder, write::GzEncoder};
+use k0smotron_api::yaml::YamlError;
 use serde::{Deserialize, Serialize};
 
 use crate::token::{BootstrapToken, TokenError};
@@ -34,7 +35,7 @@ pub enum JoinTokenError {
     Decompress(#[source] std::io::Error),
     /// The decompressed content is not a kubeconfig.
     #[error("join token does not contain a kubeconfig")]
-    Parse(#[source] serde_saphyr::Error),
+    Parse(#[source] YamlError),
     /// The kubeconfig lacks the `kubelet-bootstrap` user or its token.
     #[error("join token kubeconfig has no {WORKER_USER} token")]
     MissingUser,
@@ -205,7 +206,7 @@ pub fn decode_to_yaml(join_token: &str) -> Result<String, JoinTokenError> {
 /// Decodes a join token into its kubeconfig.
 pub fn decode(join_token: &str) -> Result<JoinKubeconfig, JoinTokenError> {
     let yaml = decode_to_yaml(join_token)?;
-    serde_saphyr::from_str(&yaml).map_err(JoinTokenError::Parse)
+    serde_saphyr::from_str(&yaml).map_err(|e| JoinTokenError::Parse(e.into()))
 }
 
 #[cfg(test)]

@@ -10,7 +10,9 @@ use bootstrap_provider::controller::{self, Settings};
 use bootstrap_provider::offline::{self, OfflineOptions};
 use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
 use prometheus_client::registry::Registry;
-use provider_runtime::{ManagerArgs, Metrics, Readiness, Server, leader, shutdown, telemetry};
+use provider_runtime::{
+    ManagerArgs, Metrics, MetricsSecurity, Readiness, Server, leader, shutdown, telemetry,
+};
 
 /// Lease name when `--leader-election-id` is not given.
 const LEASE_NAME: &str = "bootstrap.k0smotron.io";
@@ -46,6 +48,11 @@ struct RunArgs {
     /// third of it until the Machine's Node joins, then deleted.
     #[arg(long, env = "TOKEN_TTL", default_value = "15m", value_parser = controller::parse_ttl)]
     token_ttl: Duration,
+    /// How long after a config's data was written its token may still be refreshed (`168h`:
+    /// 7 days); then it is left to expire. Bounds a MachinePool's shared token, which no Node
+    /// join ever retires.
+    #[arg(long, env = "TOKEN_MAX_LIFETIME", default_value = "168h", value_parser = controller::parse_ttl)]
+    token_max_lifetime: Duration,
 }
 
 #[derive(clap::Args)]
@@ -103,9 +110,12 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let mut registry = Registry::default();
     let metrics = Metrics::register(&mut registry);
     let readiness = Readiness::new();
+    let security = MetricsSecurity::from_args(&manager, client.clone())
+        .context("preparing the metrics endpoint")?;
     let server = Server::bind(
         manager.health_addr,
         manager.metrics_addr,
+        security,
         Arc::new(registry),
         readiness.clone(),
     )
@@ -114,6 +124,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
 
     let settings = Settings {
         token_ttl: args.token_ttl,
+        token_max_lifetime: args.token_max_lifetime,
     };
     let election = manager.leader_election(LEASE_NAME);
     let gates = readiness.clone();

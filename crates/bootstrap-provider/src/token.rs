@@ -158,6 +158,19 @@ pub fn expiry(now: Timestamp, ttl: Duration) -> Timestamp {
     now.checked_add(ttl).unwrap_or(Timestamp::MAX)
 }
 
+/// The latest expiration a token issued at `issued` may ever get: `issued + max_lifetime`
+/// (`--token-max-lifetime`). Refreshes stop there, so a credential that no Node ever consumes
+/// (a MachinePool's, or a Machine that never boots) does not stay valid forever.
+pub fn lifetime_bound(issued: Timestamp, max_lifetime: Duration) -> Timestamp {
+    expiry(issued, max_lifetime)
+}
+
+/// The expiration a refresh at `now` sets: one TTL ahead, but never past `bound`; `None` once
+/// `bound` has passed (the token is left to expire).
+pub fn refreshed_expiry(now: Timestamp, ttl: Duration, bound: Timestamp) -> Option<Timestamp> {
+    (now < bound).then(|| expiry(now, ttl).min(bound))
+}
+
 /// Whether a token expiring at `expiration` should be pushed forward now: when less than two
 /// thirds of the TTL remain (so a refresh every TTL/3 keeps it valid), or when the expiration is
 /// unknown.
@@ -251,6 +264,31 @@ pub fn secret_expiration(secret: &Secret) -> Option<Timestamp> {
 mod tests {
     use super::*;
     use pretty_assertions::assert_eq;
+
+    #[test]
+    fn refreshes_stop_at_the_maximum_lifetime() {
+        let issued: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+        let ttl = Duration::from_secs(15 * 60);
+        let bound = lifetime_bound(issued, Duration::from_secs(7 * 24 * 3600));
+        assert_eq!(bound, "2026-01-08T00:00:00Z".parse::<Timestamp>().unwrap());
+        // Well inside: one TTL ahead.
+        let day_two: Timestamp = "2026-01-02T00:00:00Z".parse().unwrap();
+        assert_eq!(
+            refreshed_expiry(day_two, ttl, bound),
+            Some(expiry(day_two, ttl))
+        );
+        // Near the end: capped at the bound, never past it.
+        let last = "2026-01-07T23:55:00Z".parse().unwrap();
+        assert_eq!(refreshed_expiry(last, ttl, bound), Some(bound));
+        // At or after the bound: no refresh.
+        assert_eq!(refreshed_expiry(bound, ttl, bound), None);
+        assert_eq!(
+            refreshed_expiry("2026-02-01T00:00:00Z".parse().unwrap(), ttl, bound),
+            None
+        );
+        // A huge maximum saturates instead of overflowing.
+        assert_eq!(lifetime_bound(issued, Duration::MAX), Timestamp::MAX);
+    }
 
     #[test]
     fn generated_tokens_have_the_kubernetes_shape() {

@@ -543,6 +543,7 @@ async fn no_second_token_after_rereconcile_or_restart() -> anyhow::Result<()> {
 async fn expiring_token_is_pushed_forward() -> anyhow::Result<()> {
     let mut w = World::new(Settings {
         token_ttl: Duration::from_secs(600),
+        ..Settings::default()
     })
     .await?;
     w.set_control_plane_initialized().await?;
@@ -588,6 +589,73 @@ async fn expiring_token_is_pushed_forward() -> anyhow::Result<()> {
     .await?;
     ensure!(w.workload_tokens(&config).await?.len() == 1);
     ensure!(token::token_from_secret(&refreshed)?.id() == id);
+    Ok(())
+}
+
+/// A token is refreshed only up to `--token-max-lifetime` after its data was written, then
+/// left to expire (what bounds a MachinePool's token, which no Node join retires).
+#[tokio::test]
+#[ignore = "needs test/harness"]
+async fn token_refresh_stops_at_the_maximum_lifetime() -> anyhow::Result<()> {
+    let max_lifetime = Duration::from_secs(20);
+    let mut w = World::new(Settings {
+        token_ttl: Duration::from_secs(600),
+        token_max_lifetime: max_lifetime,
+    })
+    .await?;
+    w.set_control_plane_initialized().await?;
+    w.start_controller();
+    w.machine_and_config("worker-4", json!({})).await?;
+    let data = w.wait_data_secret("worker-4").await?;
+    let id = data_secret::token_id(&data)
+        .context("no token id")?
+        .to_string();
+    let written = data
+        .metadata
+        .creation_timestamp
+        .context("no creation timestamp")?
+        .0;
+    // The token never outlives the bound, even though the TTL is longer.
+    let secrets = w.workload_secrets().await?;
+    let token_secret = secrets.get(&token::secret_name(&id)).await?;
+    let expiration = token::secret_expiration(&token_secret).context("no expiration")?;
+    ensure!(
+        expiration <= token::expiry(written, max_lifetime),
+        "expiration {expiration} past the bound"
+    );
+    w.wait_condition(
+        "worker-4",
+        BOOTSTRAP_TOKEN_AVAILABLE,
+        "True",
+        controller::TOKEN_VALID_REASON,
+    )
+    .await?;
+    // Past the bound: reported, and no longer refreshed.
+    let deadline = std::time::Instant::now() + max_lifetime + TIMEOUT;
+    loop {
+        let config = w.ns.api::<K0sWorkerConfig>().get("worker-4").await?;
+        let exceeded = config.status.as_ref().is_some_and(|s| {
+            s.conditions.iter().any(|c| {
+                c.type_ == BOOTSTRAP_TOKEN_AVAILABLE
+                    && c.status == "False"
+                    && c.reason == controller::TOKEN_LIFETIME_EXCEEDED_REASON
+            })
+        });
+        if exceeded {
+            break;
+        }
+        ensure!(
+            std::time::Instant::now() < deadline,
+            "no TokenLifetimeExceeded: {:?}",
+            config.status
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let token_secret = secrets.get(&token::secret_name(&id)).await?;
+    ensure!(
+        token::secret_expiration(&token_secret) == Some(expiration),
+        "expiration moved after the bound"
+    );
     Ok(())
 }
 
@@ -695,6 +763,138 @@ async fn custom_user_data_from_a_config_map_is_merged() -> anyhow::Result<()> {
         "{data}"
     );
     Ok(())
+}
+
+/// No secret material in messages: the manager binary (JSON logs, our crates at debug) runs a
+/// full reconcile — custom user data from a Secret, first unparsable then merged, the token
+/// created, kept valid and deleted when the Node joins — and no log line, condition message or
+/// Event holds a private key, a kubeconfig credential, the bootstrap token or the user's data.
+#[tokio::test]
+#[ignore = "needs test/harness"]
+async fn no_secret_material_in_logs_conditions_or_events() -> anyhow::Result<()> {
+    let w = World::new(Settings::default()).await?;
+    w.set_control_plane_initialized().await?;
+    let log = std::env::temp_dir().join(format!("{}-bootstrap.log", w.ns.name()));
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_bootstrap-provider"))
+        .args(["--namespace", w.ns.name(), "--log-format", "json"])
+        .args([
+            "--health-addr",
+            "127.0.0.1:0",
+            "--metrics-addr",
+            "127.0.0.1:0",
+        ])
+        .env(
+            "RUST_LOG",
+            "info,bootstrap_provider=debug,provider_runtime=debug",
+        )
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log)?)
+        .spawn()?;
+    let result = async {
+        // The user's cloud-config carries a credential, and is not valid YAML at first.
+        let credential = "user-data-credential-4f9a2c7e1b";
+        let user_data_secret = |text: String| secret("user-data", json!({ "cloud-config": text }));
+        let secrets = w.ns.api::<Secret>();
+        secrets
+            .create(
+                &PostParams::default(),
+                &user_data_secret(format!("runcmd: [echo]\npassword: {credential}: x\n"))?,
+            )
+            .await?;
+        w.machine_and_config(
+            "worker-s",
+            json!({"provisioner": {"customUserDataRef": {"secretRef": {"name": "user-data", "key": "cloud-config"}}}}),
+        )
+        .await?;
+        // Conditions move on: keep this message for the scan.
+        let failure = w
+            .wait_data_secret_failure("worker-s", "DataSecretGenerationFailed")
+            .await?;
+        secrets
+            .replace(
+                "user-data",
+                &PostParams::default(),
+                &user_data_secret(format!("#cloud-config\nruncmd:\n  - echo {credential}\n"))?,
+            )
+            .await?;
+        poke(&w.ns.api::<K0sWorkerConfig>(), "worker-s").await?;
+        let data = w.wait_data_secret("worker-s").await?;
+        w.wait_condition(
+            "worker-s",
+            BOOTSTRAP_TOKEN_AVAILABLE,
+            "True",
+            controller::TOKEN_VALID_REASON,
+        )
+        .await?;
+        w.ns.api::<Machine>()
+            .patch_status(
+                "worker-s",
+                &PatchParams::default(),
+                &Patch::Merge(json!({"status": {"nodeRef": {"name": "worker-s"}}})),
+            )
+            .await?;
+        w.wait_condition(
+            "worker-s",
+            BOOTSTRAP_TOKEN_AVAILABLE,
+            "False",
+            controller::NODE_JOINED_REASON,
+        )
+        .await?;
+
+        // What must not leak: the CA key, the workload kubeconfig's credentials, the bootstrap
+        // token (its secret half and the join token carrying it) and the user's credential.
+        let mut needles = vec![credential.to_owned()];
+        for name in [format!("{}-ca", w.cluster), format!("{}-kubeconfig", w.cluster)] {
+            needles.extend(test_support::secret_needles(&secrets.get(&name).await?));
+        }
+        let files = bootstrap_provider::cloudinit::CloudConfig::files_in_user_data(&user_data(&data))?;
+        let join = files
+            .iter()
+            .filter_map(|f| String::from_utf8(f.decoded_content().ok()?).ok())
+            .find_map(|c| Some((join_token::decode(&c).ok()?.worker_token().ok()?, c)))
+            .context("no join token in the data")?;
+        needles.push(join.0.secret().to_owned());
+        needles.push(join.1.trim().chars().take(48).collect());
+        ensure!(needles.len() > 5, "too few needles: {needles:?}");
+
+        // Stop the manager so its log is complete.
+        std::process::Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()?;
+        let _ = child.wait();
+        let mut haystacks: Vec<(String, String)> = std::fs::read_to_string(&log)?
+            .lines()
+            .enumerate()
+            .map(|(i, l)| (format!("log line {i}"), l.to_owned()))
+            .collect();
+        // Info lines for the token's creation and deletion at least, plus debug lines.
+        ensure!(haystacks.len() >= 3, "too few log lines: {haystacks:?}");
+        haystacks.push(("condition DataSecretAvailable (failed)".to_owned(), failure));
+        let config = w.ns.api::<K0sWorkerConfig>().get("worker-s").await?;
+        for c in config.status.iter().flat_map(|s| s.conditions.iter()) {
+            haystacks.push((format!("condition {}", c.type_), c.message.clone()));
+        }
+        let events = w
+            .ns
+            .api::<k8s_openapi::api::events::v1::Event>()
+            .list(&ListParams::default())
+            .await?;
+        ensure!(!events.items.is_empty(), "no Event published");
+        for e in events {
+            haystacks.push((
+                format!("event {}", e.reason.clone().unwrap_or_default()),
+                serde_json::to_string(&e)?,
+            ));
+        }
+        let leaks = test_support::find_leaks(haystacks, &needles);
+        ensure!(leaks.is_empty(), "secret material found: {leaks:?}");
+        Ok(())
+    }
+    .await;
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_file(&log);
+    result
 }
 
 #[tokio::test]

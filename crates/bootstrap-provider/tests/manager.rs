@@ -1,5 +1,6 @@
 //! The `bootstrap-provider` manager binary against the harness: readiness after the first list,
-//! metrics, JSON logs, leader election and a clean exit on SIGTERM.
+//! metrics over HTTPS for reviewed tokens only (the shipped `metrics-reader` ClusterRole), JSON
+//! logs, leader election and a clean exit on SIGTERM.
 //!
 //! Needs `eval "$(test/harness/cluster up --capi)"`.
 
@@ -11,9 +12,73 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, ensure};
 use k0smotron_api::bootstrap::v1beta2::K0sWorkerConfig;
+use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::coordination::v1::Lease;
-use kube::api::PostParams;
-use test_support::{TestNamespace, free_port};
+use k8s_openapi::api::core::v1::ServiceAccount;
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, RoleRef, Subject};
+use kube::Api;
+use kube::api::{DeleteParams, ObjectMeta, PostParams};
+use test_support::{TestNamespace, free_port, https_get};
+
+/// A ServiceAccount in `ns` and a token for it.
+async fn service_account_token(ns: &TestNamespace, name: &str) -> anyhow::Result<String> {
+    let accounts = ns.api::<ServiceAccount>();
+    let account = ServiceAccount {
+        metadata: ObjectMeta {
+            name: Some(name.to_owned()),
+            ..ObjectMeta::default()
+        },
+        ..ServiceAccount::default()
+    };
+    accounts.create(&PostParams::default(), &account).await?;
+    let request = TokenRequest {
+        spec: Some(TokenRequestSpec {
+            expiration_seconds: Some(600),
+            ..TokenRequestSpec::default()
+        }),
+        ..TokenRequest::default()
+    };
+    let issued = accounts
+        .create_token_request(name, &PostParams::default(), &request)
+        .await?;
+    issued
+        .status
+        .and_then(|s| s.token)
+        .context("TokenRequest without a token")
+}
+
+/// The shipped `metrics-reader` ClusterRole (config/rbac) under `name`, bound to `subject` in `ns`.
+/// Cluster-scoped: the caller deletes both (named `name`).
+async fn bind_metrics_reader(ns: &TestNamespace, name: &str, subject: &str) -> anyhow::Result<()> {
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/rbac/metrics_reader_role.yaml");
+    let mut role: ClusterRole = serde_saphyr::from_str(&std::fs::read_to_string(path)?)?;
+    role.metadata.name = Some(name.to_owned());
+    Api::<ClusterRole>::all(ns.client())
+        .create(&PostParams::default(), &role)
+        .await?;
+    let binding = ClusterRoleBinding {
+        metadata: ObjectMeta {
+            name: Some(name.to_owned()),
+            ..ObjectMeta::default()
+        },
+        role_ref: RoleRef {
+            api_group: Some("rbac.authorization.k8s.io".to_owned()),
+            kind: "ClusterRole".to_owned(),
+            name: name.to_owned(),
+        },
+        subjects: Some(vec![Subject {
+            kind: "ServiceAccount".to_owned(),
+            name: subject.to_owned(),
+            namespace: Some(ns.name().to_owned()),
+            ..Subject::default()
+        }]),
+    };
+    Api::<ClusterRoleBinding>::all(ns.client())
+        .create(&PostParams::default(), &binding)
+        .await?;
+    Ok(())
+}
 
 /// Plain HTTP GET on 127.0.0.1 (no client crate needed for two endpoints): (status, body).
 fn get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
@@ -46,6 +111,7 @@ async fn manager_serves_health_metrics_elects_and_shuts_down() -> anyhow::Result
         .join("../../config/crd/bases/k0sworkerconfigs.bootstrap.cluster.x-k8s.io.yaml");
     test_support::apply_crd_file(&ns.client(), &crd).await?;
     let (health, metrics) = (free_port()?, free_port()?);
+    let reader_role = format!("{}-metrics-reader", ns.name());
     let log = std::env::temp_dir().join(format!("bootstrap-manager-{}.log", std::process::id()));
     let mut child = Command::new(env!("CARGO_BIN_EXE_bootstrap-provider"))
         .args([
@@ -106,11 +172,37 @@ async fn manager_serves_health_metrics_elects_and_shuts_down() -> anyhow::Result
             "DataSecretAvailable=False (WaitingForOwner)",
         )
         .await?;
-        let (status, body) = get(metrics, "/metrics")?;
+        // Metrics: HTTPS (the default), and only for a token allowed `get` on /metrics.
+        let metrics_addr = std::net::SocketAddr::from(([127, 0, 0, 1], metrics));
+        let no_token = https_get(metrics_addr, "/metrics", None).await?;
+        ensure!(no_token.status == 401, "without a token: {no_token:?}");
+        let forged = https_get(metrics_addr, "/metrics", Some("not-a-token")).await?;
+        ensure!(forged.status == 401, "with a forged token: {forged:?}");
+        let stranger = service_account_token(&ns, "stranger").await?;
+        let refused = https_get(metrics_addr, "/metrics", Some(&stranger)).await?;
+        ensure!(refused.status == 403, "without the role: {refused:?}");
+        let scraper = service_account_token(&ns, "scraper").await?;
+        bind_metrics_reader(&ns, &reader_role, "scraper").await?;
+        // RBAC changes reach the authorizer's cache within moments.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let allowed = loop {
+            let response = https_get(metrics_addr, "/metrics", Some(&scraper)).await?;
+            if response.status == 200 || Instant::now() > deadline {
+                break response;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
         ensure!(
-            status == 200
-                && body.contains("k0smotron_reconcile_total{controller=\"k0sworkerconfig\"}"),
-            "metrics: {status} {body}"
+            allowed.status == 200
+                && allowed
+                    .body
+                    .contains("k0smotron_reconcile_total{controller=\"k0sworkerconfig\"}"),
+            "with the metrics-reader role: {allowed:?}"
+        );
+        // No plain HTTP on the metrics port.
+        ensure!(
+            !get(metrics, "/metrics").is_ok_and(|(status, _)| status == 200),
+            "plain HTTP served metrics"
         );
 
         let lease = ns
@@ -153,5 +245,11 @@ async fn manager_serves_health_metrics_elects_and_shuts_down() -> anyhow::Result
     let _ = child.kill();
     let _ = child.wait();
     let _ = std::fs::remove_file(&log);
+    let _ = Api::<ClusterRoleBinding>::all(ns.client())
+        .delete(&reader_role, &DeleteParams::default())
+        .await;
+    let _ = Api::<ClusterRole>::all(ns.client())
+        .delete(&reader_role, &DeleteParams::default())
+        .await;
     result
 }

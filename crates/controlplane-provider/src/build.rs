@@ -990,7 +990,7 @@ pub fn build(facts: &Facts) -> Result<DesiredState, BuildError> {
             &namespace,
             cluster,
             names::component::CONTROL_PLANE,
-            services::endpoint_manifest(host, *port),
+            services::endpoint_manifest(host, *port).map_err(BuildError::Yaml)?,
             &owner,
         ));
     }

@@ -17,6 +17,8 @@ use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
     Issuer, KeyPair, KeyUsagePurpose, PKCS_RSA_SHA256, RsaKeySize, SanType, SerialNumber,
 };
+use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem::PemObject as _;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 /// Validity of a generated CA (CAPI's convention: ten years).
@@ -287,39 +289,26 @@ pub struct CertInfo {
     pub sans: Vec<String>,
 }
 
-fn parse_pem_cert(pem_str: &str, what: &str) -> Result<pem_der::Der, CertError> {
-    pem_der::first_certificate(pem_str).ok_or_else(|| CertError::ParseCert {
+/// The DER of the first `CERTIFICATE` block of a PEM bundle (other blocks, such as a key, and
+/// text around the blocks are skipped), read by rustls-pki-types' RFC 7468 reader.
+fn parse_pem_cert(pem_str: &str, what: &str) -> Result<CertificateDer<'static>, CertError> {
+    let reason = match CertificateDer::pem_slice_iter(pem_str.as_bytes()).next() {
+        Some(Ok(der)) => return Ok(der),
+        // The reader's error names a marker or line, never the base64 body.
+        Some(Err(e)) => e.to_string(),
+        None => "no PEM CERTIFICATE block".to_string(),
+    };
+    Err(CertError::ParseCert {
         what: what.to_string(),
-        reason: "no PEM CERTIFICATE block".to_string(),
+        reason,
     })
 }
 
-/// A tiny PEM reader (x509-parser's own PEM reader is behind a feature we do not need).
-mod pem_der {
-    use base64::Engine as _;
-
-    /// DER bytes of one PEM block.
-    pub(super) struct Der(pub(super) Vec<u8>);
-
-    /// The DER of the first `CERTIFICATE` block of a PEM bundle.
-    pub(super) fn first_certificate(pem: &str) -> Option<Der> {
-        let begin = "-----BEGIN CERTIFICATE-----";
-        let end = "-----END CERTIFICATE-----";
-        let start = pem.find(begin)? + begin.len();
-        let stop = start + pem[start..].find(end)?;
-        let body: String = pem[start..stop]
-            .chars()
-            .filter(|c| !c.is_whitespace())
-            .collect();
-        base64::engine::general_purpose::STANDARD
-            .decode(body)
-            .ok()
-            .map(Der)
-    }
-}
-
-fn parse_x509<'a>(der: &'a pem_der::Der, what: &str) -> Result<X509Certificate<'a>, CertError> {
-    X509Certificate::from_der(&der.0)
+fn parse_x509<'a>(
+    der: &'a CertificateDer<'static>,
+    what: &str,
+) -> Result<X509Certificate<'a>, CertError> {
+    X509Certificate::from_der(der.as_ref())
         .map(|(_, cert)| cert)
         .map_err(|e| CertError::ParseCert {
             what: what.to_string(),
@@ -514,6 +503,27 @@ mod tests {
         let sa = generate_sa_key_pair().unwrap();
         assert!(sa.cert_pem.starts_with("-----BEGIN PUBLIC KEY-----"));
         check_key(&sa.key_pem, "sa").unwrap();
+    }
+
+    #[test]
+    fn reads_the_first_certificate_of_a_bundle_whatever_surrounds_it() {
+        let ca = generate_ca("bundle-ca", now()).unwrap();
+        let other = generate_ca("second", now()).unwrap();
+        // openssl's text dump before it, a key block first, CRLF line ends, a second certificate.
+        let bundle = format!(
+            "Certificate:\n    Data: ...\n{}{}{}",
+            ca.key_pem,
+            ca.cert_pem.replace('\n', "\r\n"),
+            other.cert_pem
+        );
+        let info = cert_info(&bundle, "ca").unwrap();
+        assert_eq!(info.common_name.as_deref(), Some("bundle-ca"));
+        // A block cut short, or with a broken body, is refused rather than half read.
+        let truncated = ca.cert_pem.replace("-----END CERTIFICATE-----", "");
+        assert!(cert_info(&truncated, "ca").is_err());
+        let garbled = ca.cert_pem.replacen("MII", "M!I", 1);
+        assert!(cert_info(&garbled, "ca").is_err());
+        assert!(cert_info("no pem here", "ca").is_err());
     }
 
     #[test]

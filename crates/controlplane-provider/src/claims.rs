@@ -8,6 +8,8 @@
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use rust_decimal::Decimal;
+use rust_decimal::prelude::ToPrimitive as _;
 
 /// One claim to grow.
 #[derive(Debug, Clone, PartialEq)]
@@ -85,73 +87,45 @@ fn storage_request(claim: &PersistentVolumeClaim) -> Option<&Quantity> {
 }
 
 /// The value of a Kubernetes quantity (`1Gi`, `500M`, `1.5Ti`, `1e9`, `1024`), in units, rounded
-/// down; `None` for what is not a quantity or does not fit.
+/// down; `None` for what is not a quantity, is negative, or does not fit.
+///
+/// The number is read by `rust_decimal` and scaled with checked arithmetic, so an absurd size
+/// (`99999999999999999999Ei`) is refused instead of wrapping around to a small one.
 pub fn quantity_bytes(quantity: &str) -> Option<u128> {
     let q = quantity.trim();
     let split = q
-        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '+' || c == '-'))
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(q.len());
     let (number, suffix) = q.split_at(split);
-    let (mantissa, scale): (&str, i32) = match suffix {
-        "" => (number, 0),
-        "Ki" | "Mi" | "Gi" | "Ti" | "Pi" | "Ei" => {
-            let power = match suffix {
-                "Ki" => 10,
-                "Mi" => 20,
-                "Gi" => 30,
-                "Ti" => 40,
-                "Pi" => 50,
-                _ => 60,
-            };
-            return split_decimal(number).map(|(whole, frac_num, frac_den)| {
-                (whole << power) + ((frac_num << power) / frac_den)
-            });
+    // A claim size is never negative; `Decimal` would also take a sign, exponent or spaces.
+    if number.is_empty() || number == "." {
+        return None;
+    }
+    let value = Decimal::from_str_exact(number).ok()?;
+    let binary = |power: u32| Some(Decimal::from(1u64 << power));
+    let decimal = |exponent: u32| Some(Decimal::from(10u64.checked_pow(exponent)?));
+    let factor = match suffix {
+        "" => Some(Decimal::ONE),
+        "Ki" => binary(10),
+        "Mi" => binary(20),
+        "Gi" => binary(30),
+        "Ti" => binary(40),
+        "Pi" => binary(50),
+        "Ei" => binary(60),
+        "m" => Some(Decimal::new(1, 3)),
+        "k" => decimal(3),
+        "M" => decimal(6),
+        "G" => decimal(9),
+        "T" => decimal(12),
+        "P" => decimal(15),
+        "E" => decimal(18),
+        s if s.starts_with(['e', 'E']) => {
+            let exponent: i64 = s[1..].parse().ok()?;
+            Decimal::from_scientific(&format!("1e{exponent}")).ok()
         }
-        "m" => (number, -3),
-        "k" => (number, 3),
-        "M" => (number, 6),
-        "G" => (number, 9),
-        "T" => (number, 12),
-        "P" => (number, 15),
-        "E" => (number, 18),
-        s if s.starts_with(['e', 'E']) => (number, s[1..].parse().ok()?),
-        _ => return None,
-    };
-    let (whole, frac_num, frac_den) = split_decimal(mantissa)?;
-    if scale >= 0 {
-        let factor = 10u128.checked_pow(u32::try_from(scale).ok()?)?;
-        whole
-            .checked_mul(factor)?
-            .checked_add(frac_num.checked_mul(factor)? / frac_den)
-    } else {
-        let divisor = 10u128.checked_pow(scale.unsigned_abs())?;
-        Some(whole / divisor)
-    }
-}
-
-/// `"12.5"` → `(12, 5, 10)`: whole part and the fraction as numerator/denominator. Refuses signs
-/// (a claim size is never negative) and anything that is not digits with at most one dot.
-fn split_decimal(number: &str) -> Option<(u128, u128, u128)> {
-    let (whole, frac) = number.split_once('.').unwrap_or((number, ""));
-    if whole.is_empty() && frac.is_empty() {
-        return None;
-    }
-    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
-    if !digits(whole) || !digits(frac) {
-        return None;
-    }
-    let whole: u128 = if whole.is_empty() {
-        0
-    } else {
-        whole.parse().ok()?
-    };
-    let frac_den = 10u128.checked_pow(u32::try_from(frac.len()).ok()?)?;
-    let frac_num: u128 = if frac.is_empty() {
-        0
-    } else {
-        frac.parse().ok()?
-    };
-    Some((whole, frac_num, frac_den))
+        _ => None,
+    }?;
+    value.checked_mul(factor)?.floor().to_u128()
 }
 
 #[cfg(test)]
@@ -211,9 +185,25 @@ mod tests {
         ] {
             assert_eq!(quantity_bytes(q), Some(bytes), "{q}");
         }
-        for bad in ["", "Gi", "1GB", "-1Gi", "1..2Gi", "abc", "1 Gi"] {
+        for bad in [
+            "", "Gi", "1GB", "-1Gi", "1..2Gi", "abc", "1 Gi", "+1Gi", ".Gi", "1e",
+        ] {
             assert_eq!(quantity_bytes(bad), None, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn huge_quantities_do_not_wrap_around() {
+        // 2^68 Ei is 2^128 bytes: one more than u128 holds. A shift would wrap it to 0.
+        assert_eq!(quantity_bytes("295147905179352825856Ei"), None);
+        assert_eq!(
+            quantity_bytes("340282366920938463463374607431768211456Ki"),
+            None
+        );
+        assert_eq!(quantity_bytes("1e400"), None);
+        // Large but representable sizes still compare correctly.
+        assert_eq!(quantity_bytes("1000000Ei"), Some(1_000_000u128 << 60));
+        assert!(quantity_bytes("8Ei") > quantity_bytes("7Ei"));
     }
 
     #[test]

@@ -14,6 +14,7 @@ use k0smotron_api::names;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::batch::v1::CronJob;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
+use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{Controller, watcher};
 use kube::{Client, Resource, ResourceExt};
@@ -70,7 +71,14 @@ pub fn build(client: &Client, args: &ManagerArgs) -> Controller<K0smotronControl
     .owns(args.api::<StatefulSet>(client.clone()), children.clone())
     .owns(args.api::<Service>(client.clone()), children.clone())
     .owns(args.api::<ConfigMap>(client.clone()), children.clone())
-    .owns(args.api::<Secret>(client.clone()), children.clone())
+    // Secrets by metadata only (an `Api<PartialObjectMeta<_>>` lists and watches metadata): their
+    // owner references are all the controller needs to map them to a control plane, and key
+    // material has no business in a long-lived cache (the reconciler reads the few Secrets it
+    // uses by name).
+    .owns(
+        args.api::<PartialObjectMeta<Secret>>(client.clone()),
+        children.clone(),
+    )
     .owns(args.api::<CronJob>(client.clone()), children)
     .watches(
         args.api::<Cluster>(client.clone()),

@@ -8,7 +8,9 @@ use anyhow::Context as _;
 use clap::Parser;
 use controlplane_provider::controller::{self, Settings};
 use prometheus_client::registry::Registry;
-use provider_runtime::{ManagerArgs, Metrics, Readiness, Server, leader, shutdown, telemetry};
+use provider_runtime::{
+    ManagerArgs, Metrics, MetricsSecurity, Readiness, Server, leader, shutdown, telemetry,
+};
 
 /// Lease name when `--leader-election-id` is not given.
 const LEASE_NAME: &str = "controlplane.k0smotron.io";
@@ -44,9 +46,12 @@ async fn main() -> anyhow::Result<()> {
     let mut registry = Registry::default();
     let metrics = Metrics::register(&mut registry);
     let readiness = Readiness::new();
+    let security = MetricsSecurity::from_args(&manager, client.clone())
+        .context("preparing the metrics endpoint")?;
     let server = Server::bind(
         manager.health_addr,
         manager.metrics_addr,
+        security,
         Arc::new(registry),
         readiness.clone(),
     )

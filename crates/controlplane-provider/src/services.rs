@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use k0smotron_api::controlplane::v1beta2::ServiceType;
 use k0smotron_api::names;
-use k8s_openapi::api::core::v1::{Node, Service, ServicePort, ServiceSpec};
+use k8s_openapi::api::core::v1::{ConfigMap, Node, Service, ServicePort, ServiceSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
@@ -227,16 +227,26 @@ pub fn external_address(
 
 /// The endpoint manifest ConfigMap content (`kmc-<name>-endpoint`, key `endpoint.yaml`): deploys
 /// `kube-system/control-plane-endpoint` with the API host and port into the workload cluster.
-pub fn endpoint_manifest(host: &str, port: i32) -> BTreeMap<String, String> {
-    let manifest = format!(
-        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: control-plane-endpoint\n  namespace: kube-system\ndata:\n  apiServerHost: {}\n  apiServerPort: \"{port}\"\n",
-        yaml_quote(host)
-    );
-    BTreeMap::from([("endpoint.yaml".to_string(), manifest)])
-}
-
-fn yaml_quote(s: &str) -> String {
-    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+/// Serialised from the typed object, so any host (quotes, `#`, newlines) stays one string value.
+pub fn endpoint_manifest(
+    host: &str,
+    port: i32,
+) -> Result<BTreeMap<String, String>, serde_saphyr::SerializeError> {
+    let manifest = ConfigMap {
+        metadata: ObjectMeta {
+            name: Some("control-plane-endpoint".to_string()),
+            namespace: Some("kube-system".to_string()),
+            ..ObjectMeta::default()
+        },
+        data: Some(BTreeMap::from([
+            ("apiServerHost".to_string(), host.to_string()),
+            ("apiServerPort".to_string(), port.to_string()),
+        ])),
+        ..ConfigMap::default()
+    };
+    // k8s-openapi writes apiVersion and kind itself.
+    let yaml = serde_saphyr::to_string(&manifest)?;
+    Ok(BTreeMap::from([("endpoint.yaml".to_string(), yaml)]))
 }
 
 #[cfg(test)]
@@ -372,5 +382,27 @@ mod tests {
             other_service_names("demo", ServiceType::NodePort),
             vec!["kmc-demo", "kmc-demo-lb"]
         );
+    }
+
+    #[test]
+    fn endpoint_manifest_keeps_any_host_one_string() {
+        for host in [
+            "192.0.2.10",
+            "api.example.com",
+            "a\nb: c",
+            "#x",
+            "\"q\" 'r'",
+            "x\u{1}y",
+            "2001:db8::1",
+        ] {
+            let data = endpoint_manifest(host, 6443).unwrap();
+            let parsed: serde_json::Value = serde_saphyr::from_str(&data["endpoint.yaml"]).unwrap();
+            assert_eq!(parsed["apiVersion"], "v1");
+            assert_eq!(parsed["kind"], "ConfigMap");
+            assert_eq!(parsed["metadata"]["name"], "control-plane-endpoint");
+            assert_eq!(parsed["metadata"]["namespace"], "kube-system");
+            assert_eq!(parsed["data"]["apiServerHost"], host, "{host:?}");
+            assert_eq!(parsed["data"]["apiServerPort"], "6443");
+        }
     }
 }

@@ -19,6 +19,7 @@ use k0smotron_api::controlplane::v1beta2::{
 };
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::{Api, ResourceExt};
@@ -97,6 +98,9 @@ impl Manager {
                 &format!("127.0.0.1:{health}"),
                 "--metrics-addr",
                 &format!("127.0.0.1:{metrics}"),
+                // Plain HTTP: this test is about reconciling and shutting down; the secure
+                // endpoint is tested by crates/bootstrap-provider/tests/manager.rs.
+                "--insecure-metrics",
                 "--log-format",
                 "json",
                 "--workload-probe-timeout",
@@ -104,6 +108,11 @@ impl Manager {
             ])
             .args(extra)
             .env("POD_NAME", pod)
+            // Everything our code logs, for the secret-material scan.
+            .env(
+                "RUST_LOG",
+                "info,controlplane_provider=debug,provider_runtime=debug",
+            )
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -254,17 +263,54 @@ async fn the_binary_reconciles_serves_health_and_metrics_and_stops_on_sigterm() 
         "{metrics}"
     );
 
+    // The key material it generated (CA and service-account keys, the admin kubeconfig's
+    // client key, ...) is all in Secrets of the namespace.
+    let mut needles = Vec::new();
+    for secret in ns.api::<Secret>().list(&Default::default()).await.unwrap() {
+        needles.extend(test_support::secret_needles(&secret));
+    }
+    assert!(
+        needles.len() > 10,
+        "expected generated keys and a kubeconfig, found {} needles",
+        needles.len()
+    );
+
     let (status, logs) = manager.terminate();
     assert!(status.success(), "exit status {status:?}; logs:\n{logs}");
     // JSON logs: every non-empty line is a JSON object.
     let lines: Vec<_> = logs.lines().filter(|l| !l.trim().is_empty()).collect();
     assert!(!lines.is_empty());
-    for line in lines {
+    for line in &lines {
         assert!(
             serde_json::from_str::<serde_json::Value>(line).is_ok(),
             "not JSON: {line}"
         );
     }
+
+    // None of it in a log line (debug level), a condition message or an Event.
+    let mut haystacks: Vec<(String, String)> = lines
+        .iter()
+        .enumerate()
+        .map(|(i, l)| (format!("log line {i}"), (*l).to_owned()))
+        .collect();
+    let kcp = kcps.get("demo").await.unwrap();
+    for c in kcp.status.iter().flat_map(|s| s.conditions.iter()) {
+        haystacks.push((format!("condition {}", c.type_), c.message.clone()));
+    }
+    let events = ns
+        .api::<k8s_openapi::api::events::v1::Event>()
+        .list(&Default::default())
+        .await
+        .unwrap();
+    assert!(!events.items.is_empty(), "the reconcile published no Event");
+    for e in events {
+        haystacks.push((
+            format!("event {}", e.reason.clone().unwrap_or_default()),
+            serde_json::to_string(&e).unwrap(),
+        ));
+    }
+    let leaks = test_support::find_leaks(haystacks, &needles);
+    assert!(leaks.is_empty(), "secret material found: {leaks:?}");
 }
 
 #[tokio::test]

@@ -1,8 +1,9 @@
-//! The flags every provider manager shares (scope, leader election, addresses, logging,
-//! concurrency) and what they turn into: watcher configs, `Api` handles, controller config and the
+//! The flags every provider manager shares (scope, leader election, addresses, metrics security,
+//! logging, concurrency) and what they turn into: watcher configs, `Api` handles, controller config and the
 //! leader-election settings. Parsing and derived values only; nothing here talks to the cluster.
 
 use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
 
 use k0smotron_api::names::WATCH_FILTER_LABEL;
 use kube::runtime::{controller, watcher};
@@ -86,16 +87,28 @@ pub struct ManagerArgs {
     )]
     pub health_addr: SocketAddr,
 
-    /// Address of `/metrics`, plain HTTP (`host:port` or `:port`).
+    /// Address of `/metrics` (`host:port` or `:port`): HTTPS, each request's bearer token
+    /// checked by a TokenReview and a SubjectAccessReview (`get` on `/metrics`), unless
+    /// `--insecure-metrics`.
     #[arg(
         long,
         env = "METRICS_ADDR",
         value_name = "ADDR",
-        default_value = "0.0.0.0:8080",
+        default_value = "0.0.0.0:8443",
         value_parser = parse_addr,
         alias = "metrics-bind-address"
     )]
     pub metrics_addr: SocketAddr,
+
+    /// Serve `/metrics` as plain HTTP without authentication (for a loopback address, or where a
+    /// network policy already decides who may connect).
+    #[arg(long, env = "INSECURE_METRICS")]
+    pub insecure_metrics: bool,
+
+    /// Directory with `tls.crt` and `tls.key` for the metrics endpoint (default: a self-signed
+    /// certificate made at start). Read once at start.
+    #[arg(long, env = "METRICS_CERT_DIR", value_name = "DIR")]
+    pub metrics_cert_dir: Option<PathBuf>,
 
     /// Log output format.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
@@ -265,7 +278,9 @@ mod tests {
         assert_eq!(args.watch_filter_selector(), None);
         assert!(!args.leader_elect);
         assert_eq!(args.health_addr, "0.0.0.0:8081".parse().unwrap());
-        assert_eq!(args.metrics_addr, "0.0.0.0:8080".parse().unwrap());
+        assert_eq!(args.metrics_addr, "0.0.0.0:8443".parse().unwrap());
+        assert!(!args.insecure_metrics, "metrics are secure by default");
+        assert_eq!(args.metrics_cert_dir, None);
         assert_eq!(args.log_format, LogFormat::Text);
         assert_eq!(args.concurrency, 5);
         assert_eq!(args.leader_election_lease_duration, 15);
@@ -318,6 +333,13 @@ mod tests {
         assert_eq!(args.metrics_addr, "127.0.0.1:9090".parse().unwrap());
         assert!(parse(&["--health-addr", "nonsense"]).is_err());
         assert!(parse(&["--health-addr", ":99999"]).is_err());
+    }
+
+    #[test]
+    fn insecure_metrics_only_when_asked() {
+        let args = parse(&["--insecure-metrics", "--metrics-cert-dir", "/certs"]).unwrap();
+        assert!(args.insecure_metrics);
+        assert_eq!(args.metrics_cert_dir, Some(PathBuf::from("/certs")));
     }
 
     #[test]

@@ -11,7 +11,9 @@
 //! use k8s_openapi::api::core::v1::ConfigMap;
 //! use kube::runtime::controller::{Action, Controller};
 //! use prometheus_client::registry::Registry;
-//! use provider_runtime::{ManagerArgs, Metrics, Readiness, Server, leader, shutdown, telemetry};
+//! use provider_runtime::{
+//!     ManagerArgs, MetricsSecurity, Metrics, Readiness, Server, leader, shutdown, telemetry,
+//! };
 //!
 //! #[derive(Parser)]
 //! struct Cli {
@@ -31,7 +33,10 @@
 //!     let readiness = Readiness::new();
 //!     let args = &cli.manager;
 //!     let registry = Arc::new(registry);
-//!     let server = Server::bind(args.health_addr, args.metrics_addr, registry, readiness.clone());
+//!     // HTTPS with TokenReview/SubjectAccessReview unless `--insecure-metrics`.
+//!     let security = MetricsSecurity::from_args(args, client.clone())?;
+//!     let server =
+//!         Server::bind(args.health_addr, args.metrics_addr, security, registry, readiness.clone());
 //!     let server = tokio::spawn(server.await?.run(shutdown.clone()));
 //!
 //!     // Everything the controllers need is built before the election and moved in.
@@ -66,7 +71,8 @@
 //! ```
 //!
 //! Modules: [`cli`] (flags), [`telemetry`] (logs), [`shutdown`] (signals), [`readiness`] and
-//! [`server`] (`/healthz`, `/readyz`, `/metrics`), [`metrics`], [`leader`] (Lease election),
+//! [`server`] (`/healthz`, `/readyz`, `/metrics`), [`tls`] and [`metrics_auth`] (who may read
+//! `/metrics`), [`metrics`], [`leader`] (Lease election),
 //! [`apply`] (server-side apply, owner references), [`conditions`], [`pause`], [`events`],
 //! [`kubeconfig`] (untrusted workload kubeconfigs).
 
@@ -77,17 +83,19 @@ pub mod events;
 pub mod kubeconfig;
 pub mod leader;
 pub mod metrics;
+pub mod metrics_auth;
 pub mod pause;
 pub mod readiness;
 pub mod server;
 pub mod shutdown;
 pub mod telemetry;
+pub mod tls;
 
 pub use cli::{LogFormat, ManagerArgs};
 pub use leader::{LeaderElection, run_with_leader_election};
 pub use metrics::Metrics;
 pub use readiness::{Readiness, ReadyGate};
-pub use server::Server;
+pub use server::{MetricsSecurity, Server};
 
 /// `s` cut to at most `max` bytes at a character boundary (API string limits are in bytes).
 pub(crate) fn truncate_utf8(s: &str, max: usize) -> &str {

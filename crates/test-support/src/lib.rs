@@ -8,12 +8,17 @@
 //! - [`TestNamespace`]: a unique namespace per test, deleted when the guard drops.
 //! - [`wait_for`]: wait for a condition on one object, with the last seen object on timeout.
 //! - [`WorkloadServer`]: a second API server fronted by a CA the test chooses.
+//! - [`https_get`]: a GET to a TLS endpoint (certificate not verified) with a bearer token.
+//! - [`secret_needles`] / [`find_leaks`]: key material of Secrets, searched for in logs,
+//!   conditions and events.
 //! - [`apply_crd_file`] / [`apply_crd_dir`]: install CRDs and wait until they are served.
 //! - [`Tripwire`]: a loopback port that records whether anything connected to it.
 
 mod client;
 mod crd;
 mod harness;
+mod https;
+mod leaks;
 mod namespace;
 mod tripwire;
 mod wait;
@@ -22,6 +27,8 @@ mod workload;
 pub use client::{ClientError, client, client_from_kubeconfig_file, client_from_kubeconfig_yaml};
 pub use crd::{CrdError, apply_crd_dir, apply_crd_file};
 pub use harness::{HarnessError, env_path, harness_script, run_harness};
+pub use https::{HttpResponse, https_get};
+pub use leaks::{find_leaks, secret_needles};
 pub use namespace::{NamespaceError, TestNamespace, unique_name};
 pub use tripwire::Tripwire;
 pub use wait::{WaitError, wait_for};

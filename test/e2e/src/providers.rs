@@ -47,7 +47,7 @@ pub struct ProviderManager {
     process: Background,
     /// Its `/healthz` and `/readyz` address.
     pub health: SocketAddr,
-    /// Its `/metrics` address.
+    /// Its `/metrics` address (HTTPS, reviewed bearer tokens: the default).
     pub metrics: SocketAddr,
 }
 

@@ -208,6 +208,30 @@ fn check_components(case: &ProviderCase, docs: &[Value], namespace: &str, versio
         .filter_map(|p| p["name"].as_str())
         .collect();
     assert_eq!(ports, BTreeSet::from(["healthz", "metrics"]));
+    // Metrics are served over HTTPS to reviewed tokens: the manager may make the reviews, and
+    // scrapers get a role to bind.
+    let args: Vec<&str> = container["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(args.contains(&"--metrics-addr=:8443"), "{args:?}");
+    assert!(!args.iter().any(|a| a.contains("insecure")), "{args:?}");
+    let cluster_role = |suffix: &str| {
+        docs.iter()
+            .find(|d| yaml::kind(d) == "ClusterRole" && yaml::name(d).ends_with(suffix))
+            .unwrap_or_else(|| panic!("no ClusterRole *{suffix}"))
+    };
+    assert_eq!(
+        cluster_role("metrics-reader")["rules"],
+        serde_json::json!([{"nonResourceURLs": ["/metrics"], "verbs": ["get"]}])
+    );
+    let auth_rules = cluster_role("metrics-auth-role")["rules"].to_string();
+    assert!(
+        auth_rules.contains("tokenreviews") && auth_rules.contains("subjectaccessreviews"),
+        "{auth_rules}"
+    );
     assert_eq!(container["readinessProbe"]["httpGet"]["path"], "/readyz");
     assert_eq!(container["livenessProbe"]["httpGet"]["path"], "/healthz");
 }

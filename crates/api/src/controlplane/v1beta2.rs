@@ -115,7 +115,13 @@ pub const VERSION_PATTERN: &str =
     // Embedded NATS cannot be rescaled (upstream webhook rule).
     validation = Rule::new(
         "self.spec.storage.type != 'nats' || oldSelf.spec.storage.type != 'nats' || self.spec.replicas == oldSelf.spec.replicas"
-    ).message("spec.replicas cannot be changed when spec.storage.type is nats").field_path(".spec.replicas").reason(Reason::FieldValueForbidden)
+    ).message("spec.replicas cannot be changed when spec.storage.type is nats").field_path(".spec.replicas").reason(Reason::FieldValueForbidden),
+    // The StatefulSets `kmc-<name>` and `kmc-<name>-etcd` stamp their pods with the label
+    // `controller-revision-hash=<statefulset>-<hash>`, which must fit 63 characters; a longer name
+    // is admitted upstream and then no pod can ever be created. Bounds: names::MAX_CONTROL_PLANE_NAME*.
+    validation = Rule::new(
+        "self.metadata.name.size() <= 43 || (self.metadata.name.size() <= 48 && has(self.spec.storage) && has(self.spec.storage.type) && self.spec.storage.type != 'etcd')"
+    ).message("metadata.name may have at most 48 characters, 43 with etcd storage: the StatefulSet name kmc-<name>[-etcd] plus its revision hash must fit a 63-character label").reason(Reason::FieldValueInvalid)
 )]
 #[serde(rename_all = "camelCase")]
 #[schemars(extend("x-kubernetes-validations" = [
