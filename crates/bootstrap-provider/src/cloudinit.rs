@@ -34,14 +34,12 @@ pub enum CloudInitError {
     /// The user's own cloud-config (`provisioner.customUserDataRef`) is not one we can merge.
     #[error("custom user data: {0}")]
     UserData(String),
-    /// A base64 `write_files` entry does not decode.
+    /// A base64 `write_files` entry does not decode. The decoder's error is dropped: it names an
+    /// offending byte of the content, which may be a token.
     #[error("write_files entry {path} is not valid base64")]
     Base64 {
         /// Path of the entry.
         path: String,
-        /// The decoder's error.
-        #[source]
-        source: base64::DecodeError,
     },
 }
 
@@ -95,9 +93,8 @@ impl WriteFile {
             Some("b64" | "base64") => {
                 BASE64_STANDARD
                     .decode(self.content.as_bytes())
-                    .map_err(|source| CloudInitError::Base64 {
+                    .map_err(|_| CloudInitError::Base64 {
                         path: self.path.clone(),
-                        source,
                     })
             }
             Some(other) => Err(CloudInitError::UnsupportedEncoding {

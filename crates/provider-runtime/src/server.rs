@@ -318,6 +318,28 @@ mod tests {
         "127.0.0.1:0".parse().unwrap()
     }
 
+    /// A loopback address with a port free a moment ago.
+    async fn free_addr() -> SocketAddr {
+        TcpListener::bind(localhost())
+            .await
+            .unwrap()
+            .local_addr()
+            .unwrap()
+    }
+
+    /// Cancels the server and waits (bounded) for it to finish cleanly.
+    async fn stop(
+        shutdown: CancellationToken,
+        task: tokio::task::JoinHandle<Result<(), ServerError>>,
+    ) {
+        shutdown.cancel();
+        tokio::time::timeout(std::time::Duration::from_secs(5), task)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+    }
+
     #[tokio::test]
     async fn health_readiness_and_metrics_endpoints() {
         let mut registry = Registry::default();
@@ -358,22 +380,13 @@ mod tests {
             "metrics only on the metrics address"
         );
 
-        shutdown.cancel();
-        tokio::time::timeout(std::time::Duration::from_secs(5), task)
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
+        stop(shutdown, task).await;
     }
 
     #[tokio::test]
     async fn one_address_serves_health_and_metrics() {
         // Find a free port, then ask for it twice.
-        let addr = TcpListener::bind(localhost())
-            .await
-            .unwrap()
-            .local_addr()
-            .unwrap();
+        let addr = free_addr().await;
         let server = Server::bind(
             addr,
             addr,
@@ -391,8 +404,7 @@ mod tests {
         let (status, body) = get(addr, "/metrics").await;
         assert_eq!(status, 200);
         assert!(body.ends_with("# EOF\n"), "{body}");
-        shutdown.cancel();
-        task.await.unwrap().unwrap();
+        stop(shutdown, task).await;
     }
 
     #[tokio::test]
@@ -487,21 +499,12 @@ mod tests {
         // Probes stay plain HTTP without a token.
         assert_eq!(get(health, "/healthz").await.0, 200);
 
-        shutdown.cancel();
-        tokio::time::timeout(std::time::Duration::from_secs(5), task)
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
+        stop(shutdown, task).await;
     }
 
     #[tokio::test]
     async fn secure_metrics_refuse_the_health_port() {
-        let addr = TcpListener::bind(localhost())
-            .await
-            .unwrap()
-            .local_addr()
-            .unwrap();
+        let addr = free_addr().await;
         let err = Server::bind(
             addr,
             addr,

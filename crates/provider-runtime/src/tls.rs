@@ -68,7 +68,9 @@ pub fn server_config(cert_dir: Option<&Path>) -> Result<Arc<ServerConfig>, TlsEr
         .with_no_client_auth()
         .with_single_cert(chain, key)
         .map_err(TlsError::Config)?;
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    // HTTP/1.1 only: axum serves HTTP/1 here (no `http2` feature), so offering h2 would make
+    // clients that prefer it (Prometheus' Go client) fail after the handshake.
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }
 
@@ -188,7 +190,7 @@ mod tests {
     #[test]
     fn self_signed_when_no_directory() {
         let config = server_config(None).unwrap();
-        assert!(config.alpn_protocols.contains(&b"http/1.1".to_vec()));
+        assert_eq!(config.alpn_protocols, [b"http/1.1".to_vec()]);
     }
 
     #[test]

@@ -95,6 +95,16 @@ fn write_config(dir: &ScratchDir, file: &str, text: &str) -> String {
     path.display().to_string()
 }
 
+/// The manager container's arguments.
+fn container_args(container: &Value) -> Vec<&str> {
+    container["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect()
+}
+
 fn manager_container(docs: &[Value]) -> &Value {
     let deployments: Vec<&Value> = docs
         .iter()
@@ -210,12 +220,7 @@ fn check_components(case: &ProviderCase, docs: &[Value], namespace: &str, versio
     assert_eq!(ports, BTreeSet::from(["healthz", "metrics"]));
     // Metrics are served over HTTPS to reviewed tokens: the manager may make the reviews, and
     // scrapers get a role to bind.
-    let args: Vec<&str> = container["args"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(Value::as_str)
-        .collect();
+    let args = container_args(container);
     assert!(args.contains(&"--metrics-addr=:8443"), "{args:?}");
     assert!(!args.iter().any(|a| a.contains("insecure")), "{args:?}");
     let cluster_role = |suffix: &str| {
@@ -264,12 +269,7 @@ async fn generate_provider_renders_both_components_files_from_a_file_repository(
         let docs = yaml::documents(&out.stdout).unwrap();
         check_components(&case, &docs, case.namespace, &release.version);
         let container = manager_container(&docs);
-        let args: Vec<&str> = container["args"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter_map(Value::as_str)
-            .collect();
+        let args = container_args(container);
         assert!(args.contains(&"--log-format=json"), "{args:?}");
         assert!(args.contains(&"--concurrency=5"), "{args:?}");
         assert!(args.contains(&"--leader-elect"), "{args:?}");
