@@ -5,8 +5,8 @@
 //! real provider would (a machine "boots" once its Machine has bootstrap data, and optionally
 //! registers a Node in the workload cluster).
 
-use std::collections::{BTreeMap, HashSet};
-use std::time::Duration;
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{Node, NodeSpec, Secret};
 use kube::api::{
@@ -177,12 +177,16 @@ fn owning_machine(obj: &DynamicObject) -> Option<String> {
         .map(|o| o.name.clone())
 }
 
+/// How often [`run`] renews the heartbeat of a Node it registered (a kubelet's default is 10 s).
+const HEARTBEAT: Duration = Duration::from_secs(15);
+
 /// What [`run`] does besides provisioning.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct RunOptions {
     /// Register a `Node` with the machine's provider ID in the workload cluster (read through
     /// `<cluster>-kubeconfig`) once a machine is provisioned, and mark it Ready, as its kubelet
-    /// would; CAPI then sets the Machine's `nodeRef` and the Machine becomes Ready.
+    /// would, renewing its heartbeat every [`HEARTBEAT`]; CAPI then sets the Machine's `nodeRef`
+    /// and the Machine becomes Ready.
     pub register_nodes: bool,
 }
 
@@ -193,8 +197,8 @@ pub struct RunOptions {
 /// Polling, not watching: this is a test stand-in that must stay obviously correct, and one list
 /// per second of a test namespace costs nothing.
 pub async fn run(client: Client, namespace: String, options: RunOptions) {
-    // Nodes registered so far, so each is created once (and retried until it is).
-    let mut registered = HashSet::new();
+    // Nodes registered so far and when their heartbeat was last renewed.
+    let mut registered = HashMap::new();
     loop {
         if let Err(e) = pass(&client, &namespace, options, &mut registered).await {
             eprintln!("fake-infra: {e}");
@@ -207,7 +211,7 @@ async fn pass(
     client: &Client,
     namespace: &str,
     options: RunOptions,
-    registered: &mut HashSet<String>,
+    registered: &mut HashMap<String, Instant>,
 ) -> Result<(), InfraError> {
     let list_err = |kind: &str| {
         let (kind, namespace) = (kind.to_owned(), namespace.to_owned());
@@ -248,7 +252,12 @@ async fn pass(
     {
         let name = machine.metadata.name.clone().unwrap_or_default();
         let provisioned = is_provisioned(&machine);
-        if provisioned && (!options.register_nodes || registered.contains(&name)) {
+        // A registered Node's heartbeat is renewed now and then, as a kubelet's is: a real k0s
+        // controller-manager marks a Node whose heartbeat stopped NotReady (after 50 s).
+        let fresh = registered
+            .get(&name)
+            .is_some_and(|at: &Instant| at.elapsed() < HEARTBEAT);
+        if provisioned && (!options.register_nodes || fresh) {
             continue;
         }
         let Some(owner) = owning_machine(&machine) else {
@@ -283,8 +292,9 @@ async fn pass(
                 cluster: cluster.clone(),
                 reason,
             })?;
-            registered.insert(name);
-            eprintln!("fake-infra: Node {owner} registered in workload cluster {cluster}");
+            if registered.insert(name, Instant::now()).is_none() {
+                eprintln!("fake-infra: Node {owner} registered in workload cluster {cluster}");
+            }
         }
     }
     Ok(())
@@ -334,8 +344,8 @@ async fn register_node(
         Err(kube::Error::Api(e)) if e.code == 409 => {}
         Err(e) => return Err(format!("creating Node: {e}")),
     }
-    // Ready and without pressure (what CAPI's NodeHealthy reads), as its kubelet would report;
-    // nothing in the stand-in workload cluster (no controller-manager) ever marks it otherwise.
+    // Ready and without pressure (what CAPI's NodeHealthy reads), as its kubelet would report,
+    // with a fresh heartbeat each time (real k0s's node lifecycle controller watches it).
     let now = k8s_openapi::jiff::Timestamp::now()
         .strftime("%Y-%m-%dT%H:%M:%SZ")
         .to_string();
