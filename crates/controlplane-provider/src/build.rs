@@ -38,7 +38,7 @@ use crate::statefulset::{
     self, ControllerInputs, DataVolume, INPUTS_HASH_ANNOTATION, MountedCert, StatefulSetError,
     TEMPLATE_GENERATION,
 };
-use crate::validate::{self, SpecError};
+use crate::validate::{self, FieldPolicy, SpecError};
 
 /// Everything the reconciler fetched for one control plane.
 #[derive(Debug, Clone)]
@@ -65,6 +65,8 @@ pub struct Facts {
     pub claims: Vec<PersistentVolumeClaim>,
     /// The current time.
     pub now: Timestamp,
+    /// The spec fields this installation allows (the provider's `--allow-*` flags).
+    pub policy: FieldPolicy,
 }
 
 /// How to bring a StatefulSet to its desired state.
@@ -200,6 +202,7 @@ impl BuildError {
     pub fn reason(&self) -> &'static str {
         match self {
             Self::Spec(SpecError::Unsupported(_)) => crate::status::UNSUPPORTED_FEATURE_REASON,
+            Self::Spec(SpecError::NotAllowed { .. }) => crate::status::FIELD_NOT_ALLOWED_REASON,
             Self::Spec(SpecError::Invalid(_)) | Self::K0sConfig(_) | Self::Patch(_) => {
                 k0smotron_api::conditions::INVALID_SPEC_REASON
             }
@@ -664,6 +667,16 @@ fn finish_statefulset<I: Serialize>(
     Ok((sts, inputs_hash))
 }
 
+/// [`validate::check_patched_pod`] for a generated (and patched) StatefulSet.
+fn check_patched_statefulset(sts: &StatefulSet, policy: &FieldPolicy) -> Result<(), SpecError> {
+    let name = sts.metadata.name.as_deref().unwrap_or_default();
+    validate::check_patched_pod(
+        sts.spec.template.spec.as_ref(),
+        &format!("StatefulSet {name}"),
+        policy,
+    )
+}
+
 /// Decides how to move `live` to `desired` (see [`StatefulSetPlan`]).
 fn plan_statefulset(
     desired: StatefulSet,
@@ -755,7 +768,7 @@ fn bootstrap_replicas_of(sts: &StatefulSet) -> Option<i32> {
 pub fn build(facts: &Facts) -> Result<DesiredState, BuildError> {
     let kcp = &facts.kcp;
     let spec = &kcp.spec;
-    validate::validate(spec)?;
+    validate::validate(spec, &facts.policy)?;
     let namespace = kcp
         .metadata
         .namespace
@@ -1091,15 +1104,18 @@ pub fn build(facts: &Facts) -> Result<DesiredState, BuildError> {
         config_checksum,
     };
     let mut claim_expansions = Vec::new();
+    // Built (and checked) even while waiting, so a refused patch stops the reconcile before the
+    // Services and ConfigMaps are written, not only once the StatefulSet could be.
+    let (sts, inputs_hash) = finish_statefulset(
+        statefulset::statefulset(&inputs, spec.replicas, &owner)?,
+        &inputs,
+        &comp_patches,
+        names::component::CONTROL_PLANE,
+    )?;
+    check_patched_statefulset(&sts, &facts.policy)?;
     let statefulset = if waiting.is_some() {
         None
     } else {
-        let (sts, inputs_hash) = finish_statefulset(
-            statefulset::statefulset(&inputs, spec.replicas, &owner)?,
-            &inputs,
-            &comp_patches,
-            names::component::CONTROL_PLANE,
-        )?;
         claim_expansions.extend(claims::expansions(&sts, &facts.claims));
         Some(plan_statefulset(
             sts,
@@ -1137,10 +1153,22 @@ pub fn build(facts: &Facts) -> Result<DesiredState, BuildError> {
             &comp_patches,
             names::component::ETCD,
         )?;
+        check_patched_statefulset(&sts, &facts.policy)?;
         claim_expansions.extend(claims::expansions(&sts, &facts.claims));
         etcd_statefulset = Some(plan_statefulset(sts, live, &etcd_hash, false));
         match etcd::defrag_cronjob(cluster, &namespace, &spec.storage.etcd, &owner) {
-            Some(job) => cron_jobs.push(with_type_meta(job, &comp_patches)?),
+            Some(job) => {
+                let job = with_type_meta(job, &comp_patches)?;
+                let pod = job
+                    .spec
+                    .job_template
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.template.spec.as_ref());
+                let name = job.metadata.name.as_deref().unwrap_or_default();
+                validate::check_patched_pod(pod, &format!("CronJob {name}"), &facts.policy)?;
+                cron_jobs.push(job);
+            }
             None => obsolete_cron_jobs.push(names::etcd_defrag_name(cluster)),
         }
     }

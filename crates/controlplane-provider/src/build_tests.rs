@@ -87,6 +87,7 @@ fn facts_with(spec: K0smotronControlPlaneSpec) -> Facts {
         etcd_statefulset: None,
         claims: vec![],
         now: now(),
+        policy: FieldPolicy::default(),
     }
 }
 
@@ -261,6 +262,8 @@ fn kine_inline_load_balancer_host_path_extras() {
     ];
     let mut f = facts(spec);
     f.exposure_service = Some(exposure(ServiceType::LoadBalancer, Some("198.51.100.7")));
+    // An install started with --allow-host-path (off by default).
+    f.policy.host_path = true;
     let d = build(&f).unwrap();
     assert_eq!(d.external_address.as_deref(), Some("198.51.100.7"));
     insta::assert_snapshot!(snapshot(&d));
@@ -825,6 +828,144 @@ fn unsupported_and_invalid_specs_are_refused_before_anything_is_built() {
     assert_eq!(
         build(&facts(spec)).unwrap_err().reason(),
         k0smotron_api::conditions::INVALID_SPEC_REASON
+    );
+}
+
+fn pod_volumes(plan: Option<&StatefulSetPlan>) -> Vec<Volume> {
+    let Some(StatefulSetPlan::Apply(sts)) = plan else {
+        panic!("expected a full apply, got {plan:?}");
+    };
+    sts.spec
+        .template
+        .spec
+        .as_ref()
+        .and_then(|p| p.volumes.clone())
+        .unwrap_or_default()
+}
+
+#[test]
+fn host_path_persistence_is_refused_by_default_before_anything_is_built() {
+    let mut spec = K0smotronControlPlaneSpec::default();
+    spec.persistence.type_ = PersistenceType::HostPath;
+    spec.persistence.host_path = Some("/var/lib/k0smotron/demo".into());
+    let mut f = facts(spec);
+    let err = build(&f).unwrap_err();
+    assert_eq!(err.reason(), crate::status::FIELD_NOT_ALLOWED_REASON);
+    let message = err.to_string();
+    assert!(
+        message.contains("spec.persistence.hostPath") && message.contains("--allow-host-path"),
+        "{message}"
+    );
+
+    f.policy.host_path = true;
+    let d = build(&f).unwrap();
+    let data = pod_volumes(d.statefulset.as_ref())
+        .into_iter()
+        .find(|v| v.host_path.is_some())
+        .unwrap();
+    assert_eq!(
+        data.host_path.unwrap().path,
+        "/var/lib/k0smotron/demo".to_string()
+    );
+}
+
+#[test]
+fn a_patch_may_not_add_a_host_path_volume_without_the_flag() {
+    let host_path_patch = |kind: &str, component: &str, path: &str| ApiPatch {
+        target: PatchTarget {
+            kind: kind.into(),
+            component: component.into(),
+        },
+        patch: PatchSpec {
+            type_: PatchType::Json,
+            content: json!([{
+                "op": "add",
+                "path": path,
+                "value": {"name": "node", "hostPath": {"path": "/"}},
+            }])
+            .to_string(),
+        },
+    };
+    let volumes = "/spec/template/spec/volumes/-";
+    for (patch, object) in [
+        (
+            host_path_patch("StatefulSet", names::component::CONTROL_PLANE, volumes),
+            "StatefulSet kmc-demo",
+        ),
+        (
+            host_path_patch("StatefulSet", names::component::ETCD, volumes),
+            "StatefulSet kmc-demo-etcd",
+        ),
+        (
+            host_path_patch(
+                "CronJob",
+                names::component::ETCD,
+                "/spec/jobTemplate/spec/template/spec/volumes/-",
+            ),
+            "CronJob",
+        ),
+    ] {
+        let mut spec = K0smotronControlPlaneSpec::default();
+        spec.storage.etcd.defrag_job =
+            Some(serde_json::from_value(json!({"enabled": true})).unwrap());
+        spec.patches = vec![patch];
+        let mut f = facts(spec);
+        let err = build(&f).unwrap_err();
+        assert_eq!(
+            err.reason(),
+            crate::status::FIELD_NOT_ALLOWED_REASON,
+            "{err}"
+        );
+        let message = err.to_string();
+        assert!(
+            message.contains("spec.patches")
+                && message.contains(object)
+                && message.contains("--allow-host-path"),
+            "{message}"
+        );
+
+        f.policy.host_path = true;
+        let d = build(&f).unwrap();
+        let patched: Vec<Volume> = match object {
+            "StatefulSet kmc-demo" => pod_volumes(d.statefulset.as_ref()),
+            "StatefulSet kmc-demo-etcd" => pod_volumes(d.etcd_statefulset.as_ref()),
+            _ => d.cron_jobs[0]
+                .spec
+                .job_template
+                .spec
+                .as_ref()
+                .and_then(|j| j.template.spec.as_ref())
+                .and_then(|p| p.volumes.clone())
+                .unwrap_or_default(),
+        };
+        assert!(
+            patched
+                .iter()
+                .any(|v| v.name == "node" && v.host_path.is_some()),
+            "{object}: the patch applies with --allow-host-path"
+        );
+    }
+
+    // Also while the StatefulSet waits for the Service's cluster IP: the Services and ConfigMaps
+    // are not written either.
+    let mut spec = K0smotronControlPlaneSpec::default();
+    spec.patches = vec![host_path_patch(
+        "StatefulSet",
+        names::component::CONTROL_PLANE,
+        volumes,
+    )];
+    let mut f = facts(spec);
+    f.exposure_service = None;
+    assert_eq!(
+        build(&f).unwrap_err().reason(),
+        crate::status::FIELD_NOT_ALLOWED_REASON
+    );
+    f.policy.host_path = true;
+    let d = build(&f).unwrap();
+    assert!(
+        d.waiting.is_some() && d.statefulset.is_none(),
+        "{:?}",
+        d.waiting
     );
 }
 

@@ -23,6 +23,7 @@ use provider_runtime::{ManagerArgs, Metrics, Readiness};
 use tokio_util::sync::CancellationToken;
 
 use crate::reconcile::{Context, error_policy, reconcile};
+use crate::validate::FieldPolicy;
 
 /// Reporter name of our events.
 pub const REPORTER: &str = "k0smotron-controlplane";
@@ -34,6 +35,8 @@ pub struct Settings {
     pub probe_timeout: Duration,
     /// Requeue interval of a settled control plane.
     pub resync: Duration,
+    /// The spec fields that reach the pods this installation allows (`--allow-*` flags).
+    pub policy: FieldPolicy,
 }
 
 impl Default for Settings {
@@ -41,6 +44,7 @@ impl Default for Settings {
         Self {
             probe_timeout: Duration::from_secs(10),
             resync: Duration::from_secs(300),
+            policy: FieldPolicy::default(),
         }
     }
 }
@@ -105,6 +109,7 @@ pub async fn run(
         metrics,
         probe_timeout: settings.probe_timeout,
         resync: settings.resync,
+        policy: settings.policy,
     });
     controller
         .graceful_shutdown_on(shutdown.cancelled_owned())

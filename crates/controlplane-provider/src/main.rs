@@ -5,8 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use clap::Parser;
+use clap::{ArgAction, Parser};
 use controlplane_provider::controller::{self, Settings};
+use controlplane_provider::validate::FieldPolicy;
 use prometheus_client::registry::Registry;
 use provider_runtime::{
     ManagerArgs, Metrics, MetricsSecurity, Readiness, Server, leader, shutdown, telemetry,
@@ -31,11 +32,41 @@ struct Cli {
     /// reconciles).
     #[arg(long, env = "RESYNC_PERIOD", default_value_t = 300, value_parser = clap::value_parser!(u64).range(10..))]
     resync_period: u64,
+    /// Accept hostPath persistence and hostPath volumes in `spec.mounts`, `spec.manifests` or
+    /// added by `spec.patches`: they give the control-plane pods the node's files. Off by default
+    /// (upstream accepts them; see docs/security.md, "Multi-tenant installs").
+    #[arg(long, env = "ALLOW_HOST_PATH", default_value_t = false, action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    allow_host_path: bool,
+    /// Accept `spec.patches` (they can change anything in the generated pods).
+    #[arg(long, env = "ALLOW_PATCHES", default_value_t = true, action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    allow_patches: bool,
+    /// Accept `spec.mounts` (extra volumes in the controller pods).
+    #[arg(long, env = "ALLOW_MOUNTS", default_value_t = true, action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    allow_mounts: bool,
+    /// Accept `spec.manifests` (volumes whose manifests k0s applies in the workload cluster).
+    #[arg(long, env = "ALLOW_MANIFESTS", default_value_t = true, action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    allow_manifests: bool,
+    /// Accept `spec.serviceAccount` (the ServiceAccount the k0s and etcd pods run as).
+    #[arg(long, env = "ALLOW_SERVICE_ACCOUNT", default_value_t = true, action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    allow_service_account: bool,
+}
+
+impl Cli {
+    fn policy(&self) -> FieldPolicy {
+        FieldPolicy {
+            host_path: self.allow_host_path,
+            patches: self.allow_patches,
+            mounts: self.allow_mounts,
+            manifests: self.allow_manifests,
+            service_account: self.allow_service_account,
+        }
+    }
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    let policy = cli.policy();
     let manager = cli.manager;
     telemetry::init(manager.log_format)?;
     let shutdown = shutdown::on_signals()?;
@@ -61,6 +92,7 @@ async fn main() -> anyhow::Result<()> {
     let settings = Settings {
         probe_timeout: Duration::from_secs(cli.workload_probe_timeout),
         resync: Duration::from_secs(cli.resync_period),
+        policy,
     };
     let election = manager.leader_election(LEASE_NAME);
     let gates = readiness.clone();
@@ -80,4 +112,42 @@ async fn main() -> anyhow::Result<()> {
     shutdown.cancel();
     server.await??;
     Ok(result?)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn policy(args: &[&str]) -> FieldPolicy {
+        Cli::try_parse_from(std::iter::once("controlplane-provider").chain(args.iter().copied()))
+            .unwrap()
+            .policy()
+    }
+
+    // NB: assumes the flags' environment variables are not set in the test process.
+    #[test]
+    fn allow_flags_default_to_upstream_behaviour_without_host_path() {
+        assert_eq!(policy(&[]), FieldPolicy::default());
+        assert!(!policy(&[]).host_path);
+        assert!(policy(&["--allow-host-path"]).host_path);
+        assert!(policy(&["--allow-host-path=true"]).host_path);
+        let off = policy(&[
+            "--allow-patches=false",
+            "--allow-mounts=false",
+            "--allow-manifests=false",
+            "--allow-service-account=false",
+        ]);
+        assert_eq!(
+            off,
+            FieldPolicy {
+                host_path: false,
+                patches: false,
+                mounts: false,
+                manifests: false,
+                service_account: false,
+            }
+        );
+        assert!(Cli::try_parse_from(["controlplane-provider", "--allow-patches=maybe"]).is_err());
+    }
 }

@@ -41,6 +41,7 @@ use crate::infra;
 use crate::labels;
 use crate::statefulset::INPUTS_HASH_ANNOTATION;
 use crate::status::{self, Failure, Probe, StatusInputs};
+use crate::validate::FieldPolicy;
 
 /// Field manager of every child object and of the status.
 pub const MANAGER: &str = "k0smotron-controlplane";
@@ -67,6 +68,8 @@ pub struct Context {
     pub probe_timeout: Duration,
     /// Requeue interval when everything is settled (safety net; watches drive the rest).
     pub resync: Duration,
+    /// The spec fields this installation allows (the `--allow-*` flags).
+    pub policy: FieldPolicy,
 }
 
 impl std::fmt::Debug for Context {
@@ -74,6 +77,7 @@ impl std::fmt::Debug for Context {
         f.debug_struct("Context")
             .field("probe_timeout", &self.probe_timeout)
             .field("resync", &self.resync)
+            .field("policy", &self.policy)
             .finish_non_exhaustive()
     }
 }
@@ -685,6 +689,7 @@ async fn fetch(
         etcd_statefulset,
         claims,
         now,
+        policy: ctx.policy,
     })
 }
 

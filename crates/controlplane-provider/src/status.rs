@@ -20,6 +20,9 @@ use crate::labels;
 
 /// Reason of a failure condition when the spec asks for something this provider does not do.
 pub const UNSUPPORTED_FEATURE_REASON: &str = "UnsupportedFeature";
+/// Reason of a failure condition when the spec uses a field this installation does not allow (an
+/// `--allow-*` flag of the provider is off; docs/security.md, "Multi-tenant installs").
+pub const FIELD_NOT_ALLOWED_REASON: &str = "FieldNotAllowed";
 /// Reason of a failure condition when a referenced Secret has unusable content.
 pub const INVALID_SECRET_REASON: &str = "InvalidSecret";
 /// Reason of a failure condition when a child's name is taken by an object another controller owns.
@@ -212,6 +215,7 @@ pub const FAILURE_REASONS: &[&str] = &[
     c::CERTIFICATES_NOT_AVAILABLE_REASON,
     c::INTERNAL_ERROR_REASON,
     UNSUPPORTED_FEATURE_REASON,
+    FIELD_NOT_ALLOWED_REASON,
     INVALID_SECRET_REASON,
     OBJECT_OWNED_BY_OTHER_REASON,
     CLIENT_CREATION_FAILED_REASON,

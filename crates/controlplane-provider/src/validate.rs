@@ -1,6 +1,9 @@
 //! Spec checks the CRD schema cannot express, and the features this provider does not implement
 //! (refused with a clear reason instead of being silently ignored).
 //!
+//! Also the installation's [`FieldPolicy`]: the spec fields that reach the controller pods
+//! (`--allow-*` flags of the provider; docs/security.md, "Multi-tenant installs").
+//!
 //! Pure. A failed check stops the reconcile before anything is written, so a bad spec never
 //! deletes or changes running objects; it only surfaces as a condition.
 
@@ -8,6 +11,50 @@ use k0smotron_api::controlplane::v1beta2::{
     K0smotronControlPlaneSpec, PersistenceType, StorageType,
 };
 use k0smotron_api::version::K0sVersion;
+use k8s_openapi::api::core::v1::PodSpec;
+
+/// Which spec fields that reach the controller pods this installation accepts. Whoever can edit a
+/// control plane can use them to run arbitrary pods, or to read and write node files, in its
+/// namespace; a multi-tenant install turns them off with the provider's `--allow-*` flags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FieldPolicy {
+    /// `--allow-host-path`: hostPath persistence, and hostPath volumes in `spec.mounts`,
+    /// `spec.manifests` or added by `spec.patches`. Off by default: a hostPath gives the pod the
+    /// node's files.
+    pub host_path: bool,
+    /// `--allow-patches`: `spec.patches`.
+    pub patches: bool,
+    /// `--allow-mounts`: `spec.mounts`.
+    pub mounts: bool,
+    /// `--allow-manifests`: `spec.manifests`.
+    pub manifests: bool,
+    /// `--allow-service-account`: `spec.serviceAccount`.
+    pub service_account: bool,
+}
+
+impl Default for FieldPolicy {
+    /// Upstream k0smotron's behaviour, except hostPath (docs/deviations.md).
+    fn default() -> Self {
+        Self {
+            host_path: false,
+            patches: true,
+            mounts: true,
+            manifests: true,
+            service_account: true,
+        }
+    }
+}
+
+#[cfg(test)]
+impl FieldPolicy {
+    /// Everything allowed (upstream k0smotron's behaviour).
+    pub(crate) fn all() -> Self {
+        Self {
+            host_path: true,
+            ..Self::default()
+        }
+    }
+}
 
 /// Why a spec is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -18,10 +65,37 @@ pub enum SpecError {
     /// The spec asks for a feature this provider does not implement.
     #[error("{0} is not supported by this provider")]
     Unsupported(&'static str),
+    /// The spec uses a field this installation does not allow (see [`FieldPolicy`]).
+    #[error(
+        "{field} is not allowed by this installation: the control-plane provider allows it only when started with {flag} (env {env}=true)"
+    )]
+    NotAllowed {
+        /// The field, e.g. `spec.mounts[0].hostPath`.
+        field: String,
+        /// The provider flag that allows it.
+        flag: &'static str,
+        /// The flag's environment variable.
+        env: &'static str,
+    },
 }
 
-/// Checks a spec; the first problem wins.
-pub fn validate(spec: &K0smotronControlPlaneSpec) -> Result<(), SpecError> {
+const ALLOW_HOST_PATH: (&str, &str) = ("--allow-host-path", "ALLOW_HOST_PATH");
+const ALLOW_PATCHES: (&str, &str) = ("--allow-patches", "ALLOW_PATCHES");
+const ALLOW_MOUNTS: (&str, &str) = ("--allow-mounts", "ALLOW_MOUNTS");
+const ALLOW_MANIFESTS: (&str, &str) = ("--allow-manifests", "ALLOW_MANIFESTS");
+const ALLOW_SERVICE_ACCOUNT: (&str, &str) = ("--allow-service-account", "ALLOW_SERVICE_ACCOUNT");
+
+fn not_allowed(field: impl Into<String>, (flag, env): (&'static str, &'static str)) -> SpecError {
+    SpecError::NotAllowed {
+        field: field.into(),
+        flag,
+        env,
+    }
+}
+
+/// Checks a spec against the installation's policy, then on its own; the first problem wins.
+pub fn validate(spec: &K0smotronControlPlaneSpec, policy: &FieldPolicy) -> Result<(), SpecError> {
+    check_policy(spec, policy)?;
     if spec.remote_host_cluster.is_some() {
         return Err(SpecError::Unsupported(
             "spec.remoteHostCluster (hosting the control plane in another cluster)",
@@ -133,6 +207,78 @@ pub fn validate(spec: &K0smotronControlPlaneSpec) -> Result<(), SpecError> {
     Ok(())
 }
 
+/// Refuses the fields `policy` does not allow.
+fn check_policy(spec: &K0smotronControlPlaneSpec, policy: &FieldPolicy) -> Result<(), SpecError> {
+    if !policy.patches && !spec.patches.is_empty() {
+        return Err(not_allowed("spec.patches", ALLOW_PATCHES));
+    }
+    if !policy.mounts && !spec.mounts.is_empty() {
+        return Err(not_allowed("spec.mounts", ALLOW_MOUNTS));
+    }
+    if !policy.manifests && !spec.manifests.is_empty() {
+        return Err(not_allowed("spec.manifests", ALLOW_MANIFESTS));
+    }
+    // An empty name is the default ServiceAccount, as if the field were not set (see build).
+    if !policy.service_account
+        && spec
+            .service_account
+            .as_deref()
+            .is_some_and(|s| !s.is_empty())
+    {
+        return Err(not_allowed("spec.serviceAccount", ALLOW_SERVICE_ACCOUNT));
+    }
+    if policy.host_path {
+        return Ok(());
+    }
+    if spec.persistence.type_ == PersistenceType::HostPath {
+        return Err(not_allowed(
+            "spec.persistence.hostPath (persistence type hostPath)",
+            ALLOW_HOST_PATH,
+        ));
+    }
+    for (i, m) in spec.mounts.iter().enumerate() {
+        if m.volume_source
+            .get("hostPath")
+            .is_some_and(|v| !v.is_null())
+        {
+            return Err(not_allowed(
+                format!("spec.mounts[{i}].hostPath"),
+                ALLOW_HOST_PATH,
+            ));
+        }
+    }
+    for (i, v) in spec.manifests.iter().enumerate() {
+        if v.host_path.is_some() {
+            return Err(not_allowed(
+                format!("spec.manifests[{i}].hostPath"),
+                ALLOW_HOST_PATH,
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Checks a generated pod after `spec.patches` were applied to it: without `--allow-host-path`, a
+/// patch may not add a hostPath volume either. `object` names it for the message
+/// (e.g. `StatefulSet kmc-demo`).
+pub(crate) fn check_patched_pod(
+    pod: Option<&PodSpec>,
+    object: &str,
+    policy: &FieldPolicy,
+) -> Result<(), SpecError> {
+    if policy.host_path {
+        return Ok(());
+    }
+    let volumes = pod.and_then(|p| p.volumes.as_deref()).unwrap_or_default();
+    match volumes.iter().find(|v| v.host_path.is_some()) {
+        Some(v) => Err(not_allowed(
+            format!("spec.patches (hostPath volume {:?} in {object})", v.name),
+            ALLOW_HOST_PATH,
+        )),
+        None => Ok(()),
+    }
+}
+
 #[cfg(test)]
 #[allow(
     clippy::unwrap_used,
@@ -141,28 +287,67 @@ pub fn validate(spec: &K0smotronControlPlaneSpec) -> Result<(), SpecError> {
 )]
 mod tests {
     use super::*;
-    use k0smotron_api::controlplane::v1beta2::{IngressSpec, KineSpec};
+    use k0smotron_api::controlplane::v1beta2::{
+        ComponentPatch, IngressSpec, KineSpec, Mount, PatchSpec, PatchTarget, PatchType,
+    };
+    use k8s_openapi::api::core::v1::{ConfigMapVolumeSource, HostPathVolumeSource, Volume};
+    use serde_json::json;
+
+    fn mount(source: serde_json::Value) -> Mount {
+        serde_json::from_value(source).unwrap()
+    }
+
+    fn host_path_volume(name: &str) -> Volume {
+        Volume {
+            name: name.into(),
+            host_path: Some(HostPathVolumeSource {
+                path: "/etc".into(),
+                type_: None,
+            }),
+            ..Default::default()
+        }
+    }
+
+    /// The refusal of `spec` under `policy`, as (field, flag).
+    fn refusal(spec: &K0smotronControlPlaneSpec, policy: FieldPolicy) -> (String, &'static str) {
+        match validate(spec, &policy) {
+            Err(SpecError::NotAllowed { field, flag, .. }) => (field, flag),
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
 
     #[test]
     fn default_spec_is_valid() {
-        assert_eq!(validate(&K0smotronControlPlaneSpec::default()), Ok(()));
+        assert_eq!(
+            validate(
+                &K0smotronControlPlaneSpec::default(),
+                &FieldPolicy::default()
+            ),
+            Ok(())
+        );
     }
 
     #[test]
     fn kine_needs_exactly_one_source() {
         let mut spec = K0smotronControlPlaneSpec::default();
         spec.storage.type_ = StorageType::Kine;
-        assert!(matches!(validate(&spec), Err(SpecError::Invalid(_))));
+        assert!(matches!(
+            validate(&spec, &FieldPolicy::default()),
+            Err(SpecError::Invalid(_))
+        ));
         spec.storage.kine = Some(KineSpec {
             data_source_url: Some("postgres://db".into()),
             data_source_secret_name: None,
         });
-        assert_eq!(validate(&spec), Ok(()));
+        assert_eq!(validate(&spec, &FieldPolicy::default()), Ok(()));
         spec.storage.kine = Some(KineSpec {
             data_source_url: Some("postgres://db".into()),
             data_source_secret_name: Some("s".into()),
         });
-        assert!(matches!(validate(&spec), Err(SpecError::Invalid(_))));
+        assert!(matches!(
+            validate(&spec, &FieldPolicy::default()),
+            Err(SpecError::Invalid(_))
+        ));
     }
 
     #[test]
@@ -176,39 +361,208 @@ mod tests {
             class_name: None,
             annotations: Default::default(),
         });
-        let err = validate(&spec).unwrap_err();
+        let err = validate(&spec, &FieldPolicy::default()).unwrap_err();
         assert!(err.to_string().contains("spec.ingress"), "{err}");
     }
 
     #[test]
     fn pvc_and_host_path_need_their_fields() {
+        let all = FieldPolicy::all();
         let mut spec = K0smotronControlPlaneSpec::default();
         spec.persistence.type_ = PersistenceType::Pvc;
-        assert!(validate(&spec).is_err());
+        assert!(matches!(validate(&spec, &all), Err(SpecError::Invalid(_))));
         spec.persistence.type_ = PersistenceType::HostPath;
-        assert!(validate(&spec).is_err());
+        assert!(matches!(validate(&spec, &all), Err(SpecError::Invalid(_))));
         spec.persistence.host_path = Some("/data".into());
-        assert_eq!(validate(&spec), Ok(()));
+        assert_eq!(validate(&spec, &all), Ok(()));
     }
 
     #[test]
     fn image_is_a_repository_without_tag() {
         let mut spec = K0smotronControlPlaneSpec::default();
         spec.image = "registry.example.com:5000/k0sproject/k0s".into();
-        assert_eq!(validate(&spec), Ok(()));
+        assert_eq!(validate(&spec, &FieldPolicy::default()), Ok(()));
         spec.image = "quay.io/k0sproject/k0s:v1.35.7-k0s.0".into();
-        assert!(validate(&spec).is_err());
+        assert!(validate(&spec, &FieldPolicy::default()).is_err());
         spec.image = "quay.io/k0sproject/k0s@sha256:abc".into();
-        assert!(validate(&spec).is_err());
+        assert!(validate(&spec, &FieldPolicy::default()).is_err());
     }
 
     #[test]
     fn flags_and_ports() {
         let mut spec = K0smotronControlPlaneSpec::default();
         spec.control_plane_flags = vec!["debug".into()];
-        assert!(validate(&spec).is_err());
+        assert!(validate(&spec, &FieldPolicy::default()).is_err());
         spec.control_plane_flags = vec![];
         spec.service.konnectivity_port = spec.service.api_port;
-        assert!(validate(&spec).is_err());
+        assert!(validate(&spec, &FieldPolicy::default()).is_err());
+    }
+
+    #[test]
+    fn host_path_persistence_is_refused_by_default_and_allowed_by_the_flag() {
+        let mut spec = K0smotronControlPlaneSpec::default();
+        spec.persistence.type_ = PersistenceType::HostPath;
+        spec.persistence.host_path = Some("/var/lib/k0smotron/demo".into());
+        let err = validate(&spec, &FieldPolicy::default()).unwrap_err();
+        let message = err.to_string();
+        assert!(message.contains("spec.persistence.hostPath"), "{message}");
+        assert!(message.contains("--allow-host-path"), "{message}");
+        assert!(message.contains("ALLOW_HOST_PATH"), "{message}");
+        let allowed = FieldPolicy {
+            host_path: true,
+            ..FieldPolicy::default()
+        };
+        assert_eq!(validate(&spec, &allowed), Ok(()));
+        // A path left over from an earlier hostPath spec reaches no pod.
+        spec.persistence.type_ = PersistenceType::EmptyDir;
+        assert_eq!(validate(&spec, &FieldPolicy::default()), Ok(()));
+    }
+
+    #[test]
+    fn host_path_volumes_in_mounts_and_manifests_need_the_flag() {
+        let allowed = FieldPolicy::all();
+        let mut spec = K0smotronControlPlaneSpec::default();
+        spec.mounts = vec![
+            mount(json!({"path": "/etc/extra", "secret": {"secretName": "extra"}})),
+            mount(json!({"path": "/host", "hostPath": {"path": "/"}})),
+        ];
+        assert_eq!(
+            refusal(&spec, FieldPolicy::default()),
+            ("spec.mounts[1].hostPath".to_string(), "--allow-host-path")
+        );
+        assert_eq!(validate(&spec, &allowed), Ok(()));
+
+        let mut spec = K0smotronControlPlaneSpec::default();
+        spec.manifests = vec![host_path_volume("addons")];
+        assert_eq!(
+            refusal(&spec, FieldPolicy::default()),
+            (
+                "spec.manifests[0].hostPath".to_string(),
+                "--allow-host-path"
+            )
+        );
+        assert_eq!(validate(&spec, &allowed), Ok(()));
+    }
+
+    #[test]
+    fn each_allow_flag_refuses_its_field_when_off_and_accepts_it_when_on() {
+        let mut spec = K0smotronControlPlaneSpec::default();
+        spec.patches = vec![ComponentPatch {
+            target: PatchTarget {
+                kind: "StatefulSet".into(),
+                component: "control-plane".into(),
+            },
+            patch: PatchSpec {
+                type_: PatchType::Merge,
+                content: "{}".into(),
+            },
+        }];
+        spec.mounts = vec![mount(
+            json!({"path": "/etc/extra", "secret": {"secretName": "extra"}}),
+        )];
+        spec.manifests = vec![Volume {
+            name: "addons".into(),
+            config_map: Some(ConfigMapVolumeSource {
+                name: "addons".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }];
+        spec.service_account = Some("k0s".into());
+        // On by default (upstream's behaviour).
+        assert_eq!(validate(&spec, &FieldPolicy::default()), Ok(()));
+
+        let on = FieldPolicy::default();
+        let cases = [
+            (
+                FieldPolicy {
+                    patches: false,
+                    ..on
+                },
+                "spec.patches",
+                "--allow-patches",
+            ),
+            (
+                FieldPolicy {
+                    mounts: false,
+                    ..on
+                },
+                "spec.mounts",
+                "--allow-mounts",
+            ),
+            (
+                FieldPolicy {
+                    manifests: false,
+                    ..on
+                },
+                "spec.manifests",
+                "--allow-manifests",
+            ),
+            (
+                FieldPolicy {
+                    service_account: false,
+                    ..on
+                },
+                "spec.serviceAccount",
+                "--allow-service-account",
+            ),
+        ];
+        for (policy, field, flag) in cases {
+            assert_eq!(refusal(&spec, policy), (field.to_string(), flag));
+            let message = validate(&spec, &policy).unwrap_err().to_string();
+            assert!(
+                message.contains(field) && message.contains(flag),
+                "{message}"
+            );
+        }
+
+        // Off refuses only a spec that uses the field.
+        let off = FieldPolicy {
+            host_path: false,
+            patches: false,
+            mounts: false,
+            manifests: false,
+            service_account: false,
+        };
+        let mut unused = K0smotronControlPlaneSpec::default();
+        assert_eq!(validate(&unused, &off), Ok(()));
+        unused.service_account = Some(String::new());
+        assert_eq!(validate(&unused, &off), Ok(()));
+    }
+
+    #[test]
+    fn a_patched_pod_may_not_gain_a_host_path_without_the_flag() {
+        let mut pod = PodSpec {
+            volumes: Some(vec![Volume {
+                name: "data".into(),
+                empty_dir: Some(Default::default()),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        };
+        let default = FieldPolicy::default();
+        assert_eq!(
+            check_patched_pod(Some(&pod), "StatefulSet kmc-demo", &default),
+            Ok(())
+        );
+        assert_eq!(
+            check_patched_pod(None, "StatefulSet kmc-demo", &default),
+            Ok(())
+        );
+        pod.volumes
+            .get_or_insert_default()
+            .push(host_path_volume("node"));
+        let err = check_patched_pod(Some(&pod), "StatefulSet kmc-demo", &default).unwrap_err();
+        let message = err.to_string();
+        assert!(
+            message.contains("spec.patches")
+                && message.contains("kmc-demo")
+                && message.contains("--allow-host-path"),
+            "{message}"
+        );
+        assert_eq!(
+            check_patched_pod(Some(&pod), "StatefulSet kmc-demo", &FieldPolicy::all()),
+            Ok(())
+        );
     }
 }

@@ -76,6 +76,7 @@ impl Provider {
             let settings = Settings {
                 probe_timeout: Duration::from_secs(3),
                 resync: Duration::from_secs(300),
+                ..Settings::default()
             };
             controller::run(client, &args, settings, metrics, &readiness, child).await;
         });
