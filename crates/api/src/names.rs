@@ -46,6 +46,11 @@ pub const MANAGED_BY_ANNOTATION: &str = "cluster.x-k8s.io/managed-by";
 /// The [`MANAGED_BY_ANNOTATION`] value that hands the object to the control-plane provider
 /// (upstream k0smotron's, so manifests written for upstream behave the same).
 pub const MANAGED_BY_K0SMOTRON: &str = "k0smotron";
+/// Label of the ClusterRoles that Kubernetes aggregates into the control-plane provider's
+/// infrastructure role (`config/controlplane/infrastructure_role.yaml`): how an infrastructure
+/// kind is granted to it for [`MANAGED_BY_ANNOTATION`].
+pub const INFRASTRUCTURE_AGGREGATION_LABEL: &str =
+    "controlplane.cluster.x-k8s.io/aggregate-to-k0smotron";
 /// Annotation on the CAPI Cluster identifying its workload cluster: `kube-system:<uid of the
 /// workload cluster's kube-system Namespace>` (upstream k0smotron's, set once the API answers).
 pub const CLUSTER_ID_ANNOTATION: &str = "k0sproject.io/cluster-id";

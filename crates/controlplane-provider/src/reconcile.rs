@@ -523,7 +523,9 @@ async fn provision_self_managed_infrastructure(
                 &e.to_string(),
             )
             .await;
-            true
+            // Without the grant a quick retry cannot help (an object not handed to us needs
+            // none); the periodic resync and any change of the control plane try again.
+            !matches!(e, InfraError::NotGranted { .. })
         }
     }
 }
@@ -1069,6 +1071,25 @@ pub enum InfraError {
         /// CRD name.
         crd: String,
     },
+    /// The provider's RBAC does not grant this infrastructure kind (403 on the read or the
+    /// write): nothing to retry until someone grants it.
+    #[error(
+        "the provider may not {verb} {what}: grant `get` on {plural} and `patch` on {plural}/status \
+         of {group} with a ClusterRole labelled {label}=true (docs/packaging.md, RBAC); until then \
+         it is left alone"
+    )]
+    NotGranted {
+        /// The call refused.
+        verb: &'static str,
+        /// The object.
+        what: String,
+        /// The kind's plural.
+        plural: String,
+        /// Its API group.
+        group: String,
+        /// [`names::INFRASTRUCTURE_AGGREGATION_LABEL`].
+        label: &'static str,
+    },
     /// The status write failed.
     #[error("marking {what} provisioned: {source}")]
     Write {
@@ -1145,12 +1166,22 @@ pub async fn provision_infrastructure(
     let resource =
         ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, &version, kind), &plural);
     let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &resource);
+    let not_granted = |verb| InfraError::NotGranted {
+        verb,
+        what: what.clone(),
+        plural: plural.clone(),
+        group: group.to_owned(),
+        label: names::INFRASTRUCTURE_AGGREGATION_LABEL,
+    };
     let object = api
         .get(&reference.name)
         .await
-        .map_err(|source| InfraError::Read {
-            what: what.clone(),
-            source,
+        .map_err(|source| match source {
+            kube::Error::Api(ref e) if e.code == 403 => not_granted("read"),
+            source => InfraError::Read {
+                what: what.clone(),
+                source,
+            },
         })?;
     if !infra::managed_by_us(&object.metadata) {
         return Ok(InfraOutcome::NotOurs);
@@ -1171,9 +1202,12 @@ pub async fn provision_infrastructure(
             &Patch::Apply(&body),
         )
         .await
-        .map_err(|source| InfraError::Write {
-            what: what.clone(),
-            source,
+        .map_err(|source| match source {
+            kube::Error::Api(ref e) if e.code == 403 => not_granted("patch the status of"),
+            source => InfraError::Write {
+                what: what.clone(),
+                source,
+            },
         })?;
     if !contract.is_provisioned(&written.data) {
         return Err(InfraError::Pruned { what, contract });
@@ -1297,6 +1331,38 @@ mod tests {
             fields_v1: Some(FieldsV1(fields)),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn an_infrastructure_kind_not_granted_says_what_to_grant() {
+        let e = InfraError::NotGranted {
+            verb: "read",
+            what: "MyCluster ns/demo".into(),
+            plural: "myclusters".into(),
+            group: "infrastructure.cluster.x-k8s.io".into(),
+            label: names::INFRASTRUCTURE_AGGREGATION_LABEL,
+        };
+        assert_eq!(
+            e.to_string(),
+            "the provider may not read MyCluster ns/demo: grant `get` on myclusters and `patch` on \
+             myclusters/status of infrastructure.cluster.x-k8s.io with a ClusterRole labelled \
+             controlplane.cluster.x-k8s.io/aggregate-to-k0smotron=true (docs/packaging.md, RBAC); \
+             until then it is left alone"
+        );
+    }
+
+    #[test]
+    fn the_shipped_infrastructure_role_aggregates_by_our_label() {
+        let yaml = include_str!("../../../config/controlplane/infrastructure_role.yaml");
+        let label = names::INFRASTRUCTURE_AGGREGATION_LABEL;
+        assert!(
+            yaml.contains(&format!("        {label}: \"true\"\n")),
+            "selector"
+        );
+        assert!(
+            yaml.contains(&format!("    {label}: \"true\"\n")),
+            "shipped kinds"
+        );
     }
 
     #[test]

@@ -293,6 +293,27 @@ async fn cluster_converges_scales_and_deletes_under_capi_core() {
     let release = Release::build().await.unwrap();
     let cp_kubeconfig =
         provider_identity(&client, &ns_name, &release, "--control-plane", &scratch).await;
+    // TestCluster is no kind the release grants: as a user with another infrastructure kind would,
+    // grant it through a ClusterRole that Kubernetes aggregates into the provider's
+    // infrastructure role (config/controlplane/infrastructure_role.yaml).
+    apply(
+        &client,
+        &serde_json::json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRole",
+            "metadata": {
+                "name": format!("k0smotron-test-infrastructure-{ns_name}"),
+                "labels": {"controlplane.cluster.x-k8s.io/aggregate-to-k0smotron": "true"},
+            },
+            "rules": [
+                {"apiGroups": ["infrastructure.cluster.x-k8s.io"], "resources": ["testclusters"],
+                 "verbs": ["get"]},
+                {"apiGroups": ["infrastructure.cluster.x-k8s.io"],
+                 "resources": ["testclusters/status"], "verbs": ["patch"]},
+            ],
+        }),
+    )
+    .await;
     let bs_kubeconfig =
         provider_identity(&client, &ns_name, &release, "--bootstrap", &scratch).await;
     let control_plane = ProviderManager::start(

@@ -204,6 +204,28 @@ fn check_components(case: &ProviderCase, docs: &[Value], namespace: &str, versio
     for kind in case.kinds {
         assert!(resources.contains(kind), "aggregated role covers {kind}");
     }
+    // Least privilege: no rule of ours grants every resource or every verb (issue #12); the
+    // infrastructure kinds are listed one by one.
+    for role in docs
+        .iter()
+        .filter(|d| matches!(yaml::kind(d), "ClusterRole" | "Role"))
+    {
+        for rule in role["rules"].as_array().into_iter().flatten() {
+            for field in ["resources", "verbs", "apiGroups"] {
+                let wildcard = rule[field]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                    .any(|v| v.contains('*'));
+                assert!(
+                    !wildcard,
+                    "{}: wildcard in {field}: {rule}",
+                    yaml::describe(role)
+                );
+            }
+        }
+    }
     let container = manager_container(docs);
     assert_eq!(container["image"], format!("{}:{version}", case.image));
     let security = &container["securityContext"];
