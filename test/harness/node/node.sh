@@ -42,6 +42,8 @@ node_build_packages() {
 		missing+=(busybox-static)
 	fi
 	[ -f /usr/lib/x86_64-linux-gnu/libc.a ] || missing+=(libc6-dev)
+	# The k0s image carries Debian's iptables binaries (xtables-*-multi and their extensions).
+	[ -x /usr/sbin/xtables-legacy-multi ] && [ -x /usr/sbin/xtables-nft-multi ] || missing+=(iptables)
 	install_packages "${missing[@]}"
 }
 
