@@ -5,7 +5,7 @@
 #      release controlplane-provider), BENCH_FLOOR_CONCURRENCY (5, our provider's --concurrency),
 #      BENCH_HARNESS_DIR (the private harness state dir, default /tmp/k0smotron-rs-bench),
 #      BENCH_RESULTS_DIR (default bench/results), BENCH_NO_BUILD=1 (skip cargo and `cluster build`),
-#      BENCH_KEEP=1 (leave the harness up).
+#      BENCH_SETTLE_MAX_SECONDS (120), BENCH_KEEP=1 (leave the harness up).
 # Progress on stderr, the Markdown summary on stdout. Exits non-zero only when the benchmark
 # itself breaks (a step fails or times out), never because a figure is slow.
 set -euo pipefail
@@ -80,7 +80,7 @@ done
 sleep 3
 
 "$driver" provider --n "$N" --pid "$provider_pid" --audit-log "$audit" --user "$USER_CN" \
-	--steady-seconds "$STEADY" --capture "$work/capture.json" >"$work/provider.json"
+	--steady-seconds "$STEADY" --settle-max-seconds "${BENCH_SETTLE_MAX_SECONDS:-120}" --capture "$work/capture.json" >"$work/provider.json"
 kill -0 "$provider_pid" 2>/dev/null || { tail -20 "$work/provider.log" >&2; say "the provider died during the run"; exit 1; }
 say "stopping the provider"
 kill -TERM "$provider_pid"

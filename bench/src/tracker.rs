@@ -151,8 +151,8 @@ impl Tracker {
         };
         let t = tracker.clone();
         let s = synced.clone();
-        let services: Api<Service> = Api::all(client.clone());
-        tokio::spawn(watcher::metadata_watcher(services, cfg()).default_backoff().for_each(move |e| {
+        let services: Api<PartialObjectMeta<Service>> = Api::all(client.clone());
+        tokio::spawn(watcher::watcher(services, cfg()).default_backoff().for_each(move |e| {
             if let Ok(e) = e {
                 t.on_event(&e, &s, |st, o: &PartialObjectMeta<Service>, gone| {
                     meta_handler(st, o.namespace().unwrap_or_default(), o.name_any(), gone)
@@ -162,8 +162,8 @@ impl Tracker {
         }));
         let t = tracker.clone();
         let s = synced.clone();
-        let secrets: Api<Secret> = Api::all(client.clone());
-        tokio::spawn(watcher::metadata_watcher(secrets, cfg()).default_backoff().for_each(move |e| {
+        let secrets: Api<PartialObjectMeta<Secret>> = Api::all(client.clone());
+        tokio::spawn(watcher::watcher(secrets, cfg()).default_backoff().for_each(move |e| {
             if let Ok(e) = e {
                 t.on_event(&e, &s, |st, o: &PartialObjectMeta<Secret>, gone| {
                     meta_handler(st, o.namespace().unwrap_or_default(), o.name_any(), gone)
