@@ -27,7 +27,12 @@ impl Audit {
     /// Starts at the end of the log: only requests from now on count.
     pub fn open(path: PathBuf, user: String) -> anyhow::Result<Self> {
         let offset = std::fs::metadata(&path)
-            .with_context(|| format!("audit log {} (was the harness up with HARNESS_AUDIT_LOG=1?)", path.display()))?
+            .with_context(|| {
+                format!(
+                    "audit log {} (was the harness up with HARNESS_AUDIT_LOG=1?)",
+                    path.display()
+                )
+            })?
             .len();
         Ok(Self {
             path,
@@ -55,12 +60,18 @@ impl Audit {
         let lines = std::mem::replace(&mut self.partial, rest);
         let now = Instant::now();
         for line in lines.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-            let Ok(ev) = serde_json::from_slice::<Value>(line) else { continue };
+            let Ok(ev) = serde_json::from_slice::<Value>(line) else {
+                continue;
+            };
             if ev.pointer("/user/username").and_then(Value::as_str) != Some(self.user.as_str()) {
                 continue;
             }
             // A watch is logged when it starts and when it ends; count each request once.
-            let id = ev.get("auditID").and_then(Value::as_str).unwrap_or_default().to_string();
+            let id = ev
+                .get("auditID")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
             if !self.seen.insert(id) {
                 continue;
             }
@@ -71,7 +82,11 @@ impl Audit {
             ) {
                 (Some(r), Some(sub)) => format!("{r}/{sub}"),
                 (Some(r), None) => r.to_string(),
-                _ => ev.get("requestURI").and_then(Value::as_str).unwrap_or("?").to_string(),
+                _ => ev
+                    .get("requestURI")
+                    .and_then(Value::as_str)
+                    .unwrap_or("?")
+                    .to_string(),
             };
             if WRITE_VERBS.contains(&verb) {
                 self.last_write = Some(now);

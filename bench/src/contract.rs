@@ -18,7 +18,11 @@ pub fn cluster_resource() -> ApiResource {
 
 pub fn kcp_resource() -> ApiResource {
     ApiResource::from_gvk_with_plural(
-        &GroupVersionKind::gvk("controlplane.cluster.x-k8s.io", "v1beta2", "K0smotronControlPlane"),
+        &GroupVersionKind::gvk(
+            "controlplane.cluster.x-k8s.io",
+            "v1beta2",
+            "K0smotronControlPlane",
+        ),
         "k0smotroncontrolplanes",
     )
 }
@@ -112,6 +116,9 @@ impl Spec {
 
     /// The Secrets CAPI's contract names: `<cluster>-kubeconfig` and `<cluster>-ca`.
     pub fn secrets(&self) -> [String; 2] {
-        [format!("{}-kubeconfig", self.name), format!("{}-ca", self.name)]
+        [
+            format!("{}-kubeconfig", self.name),
+            format!("{}-ca", self.name),
+        ]
     }
 }

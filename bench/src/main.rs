@@ -16,7 +16,9 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use futures::{StreamExt as _, TryStreamExt as _};
 use k8s_openapi::api::core::v1::Namespace;
-use kube::api::{ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{
+    ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams,
+};
 use kube::discovery::{Discovery, Scope, verbs};
 use kube::{Api, Client, ResourceExt as _};
 use serde_json::{Value, json};
@@ -75,8 +77,17 @@ enum Cmd {
 }
 
 fn say(msg: &str) {
-    let t = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs() % 86400;
-    eprintln!("{:02}:{:02}:{:02} bench: {msg}", t / 3600, (t / 60) % 60, t % 60);
+    let t = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs()
+        % 86400;
+    eprintln!(
+        "{:02}:{:02}:{:02} bench: {msg}",
+        t / 3600,
+        (t / 60) % 60,
+        t % 60
+    );
 }
 
 fn secs(from: Instant, to: Instant) -> f64 {
@@ -96,9 +107,13 @@ async fn ensure_namespaces(client: &Client, prefix: &str) -> anyhow::Result<()> 
     let api: Api<Namespace> = Api::all(client.clone());
     for i in 0..NAMESPACES {
         let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": format!("{prefix}-{i}")}});
-        api.patch(&format!("{prefix}-{i}"), &PatchParams::apply("bench").force(), &Patch::Apply(&ns))
-            .await
-            .context("creating the benchmark namespaces")?;
+        api.patch(
+            &format!("{prefix}-{i}"),
+            &PatchParams::apply("bench").force(),
+            &Patch::Apply(&ns),
+        )
+        .await
+        .context("creating the benchmark namespaces")?;
     }
     Ok(())
 }
@@ -106,8 +121,18 @@ async fn ensure_namespaces(client: &Client, prefix: &str) -> anyhow::Result<()> 
 /// Children present / pods Ready per cluster, relative to `t0`, for the JSON.
 fn burst_figures(tracker: &Tracker, t0: Instant) -> Value {
     let st = tracker.lock();
-    let children: Vec<f64> = st.clusters.values().filter_map(|c| c.children_at).map(|t| secs(t0, t)).collect();
-    let ready: Vec<f64> = st.clusters.values().filter_map(|c| c.ready_at).map(|t| secs(t0, t)).collect();
+    let children: Vec<f64> = st
+        .clusters
+        .values()
+        .filter_map(|c| c.children_at)
+        .map(|t| secs(t0, t))
+        .collect();
+    let ready: Vec<f64> = st
+        .clusters
+        .values()
+        .filter_map(|c| c.ready_at)
+        .map(|t| secs(t0, t))
+        .collect();
     json!({
         "children_p50_s": percentile(children.clone(), 0.5),
         "children_p99_s": percentile(children, 0.99),
@@ -119,7 +144,9 @@ fn burst_figures(tracker: &Tracker, t0: Instant) -> Value {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let client = Client::try_default().await.context("client from KUBECONFIG")?;
+    let client = Client::try_default()
+        .await
+        .context("client from KUBECONFIG")?;
     let out = match cli.cmd {
         Cmd::Provider {
             n,
@@ -146,8 +173,20 @@ async fn main() -> anyhow::Result<()> {
             )
             .await?
         }
-        Cmd::Floor { capture, n, concurrency, timeout_seconds } => {
-            floor(&client, &capture, n, concurrency, Duration::from_secs(timeout_seconds)).await?
+        Cmd::Floor {
+            capture,
+            n,
+            concurrency,
+            timeout_seconds,
+        } => {
+            floor(
+                &client,
+                &capture,
+                n,
+                concurrency,
+                Duration::from_secs(timeout_seconds),
+            )
+            .await?
         }
     };
     println!("{}", serde_json::to_string_pretty(&out)?);
@@ -180,19 +219,34 @@ async fn provider(
     });
 
     // 1. burst
-    say(&format!("burst: creating {n} Clusters + K0smotronControlPlanes in {NAMESPACES} namespaces"));
+    say(&format!(
+        "burst: creating {n} Clusters + K0smotronControlPlanes in {NAMESPACES} namespaces"
+    ));
     let t0 = Instant::now();
     futures::stream::iter(specs.iter().cloned())
         .map(|s| {
             let client = client.clone();
             async move {
-                let clusters =
-                    Api::<DynamicObject>::namespaced_with(client.clone(), &s.namespace, &contract::cluster_resource());
-                let kcps = Api::<DynamicObject>::namespaced_with(client, &s.namespace, &contract::kcp_resource());
+                let clusters = Api::<DynamicObject>::namespaced_with(
+                    client.clone(),
+                    &s.namespace,
+                    &contract::cluster_resource(),
+                );
+                let kcps = Api::<DynamicObject>::namespaced_with(
+                    client,
+                    &s.namespace,
+                    &contract::kcp_resource(),
+                );
                 let c: DynamicObject = serde_json::from_value(s.cluster_json())?;
-                let c = clusters.create(&PostParams::default(), &c).await.with_context(|| format!("creating Cluster {}", s.name))?;
-                let kcp: DynamicObject = serde_json::from_value(s.kcp_json(&c.uid().unwrap_or_default()))?;
-                kcps.create(&PostParams::default(), &kcp).await.with_context(|| format!("creating K0smotronControlPlane {}", s.name))?;
+                let c = clusters
+                    .create(&PostParams::default(), &c)
+                    .await
+                    .with_context(|| format!("creating Cluster {}", s.name))?;
+                let kcp: DynamicObject =
+                    serde_json::from_value(s.kcp_json(&c.uid().unwrap_or_default()))?;
+                kcps.create(&PostParams::default(), &kcp)
+                    .await
+                    .with_context(|| format!("creating K0smotronControlPlane {}", s.name))?;
                 anyhow::Ok(())
             }
         })
@@ -200,21 +254,40 @@ async fn provider(
         .try_collect::<Vec<()>>()
         .await?;
     let t_created = Instant::now();
-    say(&format!("burst: all created after {:.1} s; waiting for every cluster's children", secs(t0, t_created)));
+    say(&format!(
+        "burst: all created after {:.1} s; waiting for every cluster's children",
+        secs(t0, t_created)
+    ));
     let t_children = tracker
-        .wait("all children (StatefulSet, Service, <cluster>-kubeconfig, <cluster>-ca)", timeout, |st| {
-            st.clusters.values().all(|c| c.children_at.is_some())
-        })
+        .wait(
+            "all children (StatefulSet, Service, <cluster>-kubeconfig, <cluster>-ca)",
+            timeout,
+            |st| st.clusters.values().all(|c| c.children_at.is_some()),
+        )
         .await?;
-    say(&format!("burst: all children present after {:.1} s", secs(t0, t_children)));
+    say(&format!(
+        "burst: all children present after {:.1} s",
+        secs(t0, t_children)
+    ));
     let t_ready = tracker
-        .wait("all pods Ready", timeout, |st| st.clusters.values().all(|c| c.ready_at.is_some()))
-        .await?;
-    say(&format!("burst: all pods Ready after {:.1} s", secs(t0, t_ready)));
-    let t_observed = tracker
-        .wait("status.observedGeneration of every control plane", timeout, |st| {
-            st.clusters.values().all(|c| c.kcp.is_some_and(|(g, o)| o >= g && g > 0))
+        .wait("all pods Ready", timeout, |st| {
+            st.clusters.values().all(|c| c.ready_at.is_some())
         })
+        .await?;
+    say(&format!(
+        "burst: all pods Ready after {:.1} s",
+        secs(t0, t_ready)
+    ));
+    let t_observed = tracker
+        .wait(
+            "status.observedGeneration of every control plane",
+            timeout,
+            |st| {
+                st.clusters
+                    .values()
+                    .all(|c| c.kcp.is_some_and(|(g, o)| o >= g && g > 0))
+            },
+        )
         .await?;
     let (s, peak) = sampler.take();
     let mut figures = burst_figures(&tracker, t0);
@@ -227,7 +300,9 @@ async fn provider(
     figures["cpu_s"] = json!(round3(s.cpu_s - start_sample.cpu_s));
 
     // settle: no provider write for `quiet_seconds` (bounded).
-    say(&format!("settle: waiting for {quiet_seconds} s without a provider write"));
+    say(&format!(
+        "settle: waiting for {quiet_seconds} s without a provider write"
+    ));
     let settle_deadline = Instant::now() + Duration::from_secs(settle_max_seconds);
     let settled = loop {
         audit.poll()?;
@@ -253,7 +328,9 @@ async fn provider(
     if settled {
         say(&format!("settled after {:.1} s", secs(t0, t_settled)));
     } else {
-        say(&format!("not settled: the provider still writes after {settle_max_seconds} s; going on"));
+        say(&format!(
+            "not settled: the provider still writes after {settle_max_seconds} s; going on"
+        ));
     }
     result["burst"] = figures;
 
@@ -270,7 +347,10 @@ async fn provider(
     let (s1, peak) = sampler.take();
     let steady_requests = audit.take()?;
     let steady_writes = audit::writes(&steady_requests);
-    say(&format!("steady: {steady_writes} provider writes, {:.1} CPU-s", s1.cpu_s - s0.cpu_s));
+    say(&format!(
+        "steady: {steady_writes} provider writes, {:.1} CPU-s",
+        s1.cpu_s - s0.cpu_s
+    ));
     result["steady"] = json!({
         "seconds": steady_seconds,
         "writes": steady_writes,
@@ -284,56 +364,128 @@ async fn provider(
     // 3. churn: 10 % changed, then 10 % (others) deleted.
     let changed: Vec<&Spec> = specs.iter().filter(|s| s.index % 10 == 0).collect();
     let deleted: Vec<&Spec> = specs.iter().filter(|s| s.index % 10 == 5).collect();
-    say(&format!("churn: changing k0sConfig of {} control planes", changed.len()));
+    say(&format!(
+        "churn: changing k0sConfig of {} control planes",
+        changed.len()
+    ));
     let t0 = Instant::now();
     for s in &changed {
-        let kcps = Api::<DynamicObject>::namespaced_with(client.clone(), &s.namespace, &contract::kcp_resource());
-        kcps.patch(&s.name, &PatchParams::default(), &Patch::Merge(Spec::k0s_config_patch()))
-            .await
-            .with_context(|| format!("patching {}", s.name))?;
+        let kcps = Api::<DynamicObject>::namespaced_with(
+            client.clone(),
+            &s.namespace,
+            &contract::kcp_resource(),
+        );
+        kcps.patch(
+            &s.name,
+            &PatchParams::default(),
+            &Patch::Merge(Spec::k0s_config_patch()),
+        )
+        .await
+        .with_context(|| format!("patching {}", s.name))?;
     }
-    let keys: Vec<(String, String)> = changed.iter().map(|s| (s.namespace.clone(), s.name.clone())).collect();
+    let keys: Vec<(String, String)> = changed
+        .iter()
+        .map(|s| (s.namespace.clone(), s.name.clone()))
+        .collect();
     // A patch that changes the spec bumps the generation; wait until status has seen the new one.
     let gens: BTreeMap<(String, String), i64> = {
         let st = tracker.lock();
-        keys.iter().map(|k| (k.clone(), st.clusters.get(k).and_then(|c| c.kcp).map_or(0, |(g, _)| g))).collect()
+        keys.iter()
+            .map(|k| {
+                (
+                    k.clone(),
+                    st.clusters.get(k).and_then(|c| c.kcp).map_or(0, |(g, _)| g),
+                )
+            })
+            .collect()
     };
     let t_observed = tracker
-        .wait("status.observedGeneration after the change", timeout, |st| {
-            keys.iter().all(|k| st.clusters.get(k).and_then(|c| c.kcp).is_some_and(|(g, o)| o >= g && g >= gens[k]))
-        })
+        .wait(
+            "status.observedGeneration after the change",
+            timeout,
+            |st| {
+                keys.iter().all(|k| {
+                    st.clusters
+                        .get(k)
+                        .and_then(|c| c.kcp)
+                        .is_some_and(|(g, o)| o >= g && g >= gens[k])
+                })
+            },
+        )
         .await?;
     let t_rolled = tracker
         .wait("the changed StatefulSets rolled and Ready", timeout, |st| {
-            keys.iter().all(|k| st.clusters.get(k).and_then(|c| c.sts.as_ref()).is_some_and(tracker::Sts::rolled_and_ready))
+            keys.iter().all(|k| {
+                st.clusters
+                    .get(k)
+                    .and_then(|c| c.sts.as_ref())
+                    .is_some_and(tracker::Sts::rolled_and_ready)
+            })
         })
         .await?;
     let (s_mid, _) = sampler.take();
     let change_requests = audit.take()?;
-    say(&format!("churn: changes observed after {:.1} s, rolled after {:.1} s", secs(t0, t_observed), secs(t0, t_rolled)));
+    say(&format!(
+        "churn: changes observed after {:.1} s, rolled after {:.1} s",
+        secs(t0, t_observed),
+        secs(t0, t_rolled)
+    ));
 
-    say(&format!("churn: deleting {} control planes and their Clusters", deleted.len()));
+    say(&format!(
+        "churn: deleting {} control planes and their Clusters",
+        deleted.len()
+    ));
     let t1 = Instant::now();
     for s in &deleted {
-        let kcps = Api::<DynamicObject>::namespaced_with(client.clone(), &s.namespace, &contract::kcp_resource());
-        kcps.delete(&s.name, &DeleteParams::background()).await.with_context(|| format!("deleting {}", s.name))?;
-        let clusters = Api::<DynamicObject>::namespaced_with(client.clone(), &s.namespace, &contract::cluster_resource());
-        clusters.delete(&s.name, &DeleteParams::background()).await.with_context(|| format!("deleting Cluster {}", s.name))?;
+        let kcps = Api::<DynamicObject>::namespaced_with(
+            client.clone(),
+            &s.namespace,
+            &contract::kcp_resource(),
+        );
+        kcps.delete(&s.name, &DeleteParams::background())
+            .await
+            .with_context(|| format!("deleting {}", s.name))?;
+        let clusters = Api::<DynamicObject>::namespaced_with(
+            client.clone(),
+            &s.namespace,
+            &contract::cluster_resource(),
+        );
+        clusters
+            .delete(&s.name, &DeleteParams::background())
+            .await
+            .with_context(|| format!("deleting Cluster {}", s.name))?;
     }
-    let del_keys: Vec<(String, String)> = deleted.iter().map(|s| (s.namespace.clone(), s.name.clone())).collect();
+    let del_keys: Vec<(String, String)> = deleted
+        .iter()
+        .map(|s| (s.namespace.clone(), s.name.clone()))
+        .collect();
     let t_kcp_gone = tracker
-        .wait("the deleted control planes gone (finalizers done)", timeout, |st| {
-            del_keys.iter().all(|k| st.clusters.get(k).is_some_and(|c| c.kcp.is_none()))
-        })
+        .wait(
+            "the deleted control planes gone (finalizers done)",
+            timeout,
+            |st| {
+                del_keys
+                    .iter()
+                    .all(|k| st.clusters.get(k).is_some_and(|c| c.kcp.is_none()))
+            },
+        )
         .await?;
     let t_children_gone = tracker
         .wait("the deleted control planes' children gone", timeout, |st| {
-            del_keys.iter().all(|k| st.clusters.get(k).is_some_and(tracker::ClusterState::children_gone))
+            del_keys.iter().all(|k| {
+                st.clusters
+                    .get(k)
+                    .is_some_and(tracker::ClusterState::children_gone)
+            })
         })
         .await?;
     let (s_end, peak) = sampler.take();
     let delete_requests = audit.take()?;
-    say(&format!("churn: deleted after {:.1} s, children gone after {:.1} s", secs(t1, t_kcp_gone), secs(t1, t_children_gone)));
+    say(&format!(
+        "churn: deleted after {:.1} s, children gone after {:.1} s",
+        secs(t1, t_kcp_gone),
+        secs(t1, t_children_gone)
+    ));
     result["churn"] = json!({
         "changed": changed.len(),
         "change_observed_s": secs(t0, t_observed),
@@ -366,7 +518,10 @@ fn round3(x: f64) -> f64 {
 /// Every namespaced object in the `prefix-*` namespaces whose controller is a
 /// K0smotronControlPlane, stripped of what the server sets, grouped by its cluster.
 async fn capture_children(client: &Client, prefix: &str) -> anyhow::Result<Value> {
-    let discovery = Discovery::new(client.clone()).run().await.context("discovery")?;
+    let discovery = Discovery::new(client.clone())
+        .run()
+        .await
+        .context("discovery")?;
     let mut objects = Vec::new();
     let mut kinds: BTreeMap<String, u64> = BTreeMap::new();
     for group in discovery.groups() {
@@ -375,20 +530,29 @@ async fn capture_children(client: &Client, prefix: &str) -> anyhow::Result<Value
                 continue;
             }
             let api: Api<DynamicObject> = Api::all_with(client.clone(), &ar);
-            let Ok(list) = api.list(&ListParams::default()).await else { continue };
+            let Ok(list) = api.list(&ListParams::default()).await else {
+                continue;
+            };
             for obj in list.items {
                 let ns = obj.namespace().unwrap_or_default();
                 if !ns.starts_with(&format!("{prefix}-")) {
                     continue;
                 }
-                let Some(owner) = obj.owner_references().iter().find(|o| {
-                    o.controller == Some(true) && o.kind == "K0smotronControlPlane"
-                }) else {
+                let Some(owner) = obj
+                    .owner_references()
+                    .iter()
+                    .find(|o| o.controller == Some(true) && o.kind == "K0smotronControlPlane")
+                else {
                     continue;
                 };
                 let cluster = owner.name.clone();
                 *kinds.entry(ar.kind.clone()).or_default() += 1;
-                let created = obj.metadata.creation_timestamp.as_ref().map(|t| t.0.as_second()).unwrap_or(0);
+                let created = obj
+                    .metadata
+                    .creation_timestamp
+                    .as_ref()
+                    .map(|t| t.0.as_second())
+                    .unwrap_or(0);
                 objects.push(json!({
                     "cluster": cluster,
                     "namespace_index": ns.rsplit('-').next().and_then(|i| i.parse::<usize>().ok()).unwrap_or(0),
@@ -405,7 +569,15 @@ async fn capture_children(client: &Client, prefix: &str) -> anyhow::Result<Value
 fn strip(ar: &ApiResource, obj: DynamicObject) -> anyhow::Result<Value> {
     let mut v = serde_json::to_value(&obj)?;
     if let Some(m) = v.get_mut("metadata").and_then(Value::as_object_mut) {
-        for k in ["uid", "resourceVersion", "generation", "creationTimestamp", "managedFields", "ownerReferences", "namespace"] {
+        for k in [
+            "uid",
+            "resourceVersion",
+            "generation",
+            "creationTimestamp",
+            "managedFields",
+            "ownerReferences",
+            "namespace",
+        ] {
             m.remove(k);
         }
     }
@@ -442,7 +614,8 @@ async fn floor(
     concurrency: usize,
     timeout: Duration,
 ) -> anyhow::Result<Value> {
-    let captured: Value = serde_json::from_slice(&std::fs::read(capture).context("reading the capture")?)?;
+    let captured: Value =
+        serde_json::from_slice(&std::fs::read(capture).context("reading the capture")?)?;
     let order = |kind: &str| match kind {
         "Secret" => 0,
         "ConfigMap" => 1,
@@ -452,18 +625,33 @@ async fn floor(
         _ => 4,
     };
     let mut by_cluster: BTreeMap<String, Vec<Value>> = BTreeMap::new();
-    for o in captured["objects"].as_array().map(Vec::as_slice).unwrap_or_default() {
-        by_cluster.entry(o["cluster"].as_str().unwrap_or_default().to_string()).or_default().push(o.clone());
+    for o in captured["objects"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+    {
+        by_cluster
+            .entry(o["cluster"].as_str().unwrap_or_default().to_string())
+            .or_default()
+            .push(o.clone());
     }
     for objs in by_cluster.values_mut() {
-        objs.sort_by_key(|o| (o["created"].as_i64().unwrap_or(0), order(o["resource"]["kind"].as_str().unwrap_or(""))));
+        objs.sort_by_key(|o| {
+            (
+                o["created"].as_i64().unwrap_or(0),
+                order(o["resource"]["kind"].as_str().unwrap_or("")),
+            )
+        });
     }
     // The capture runs before the churn: every cluster of the burst is here.
     let specs = contract::workload(n, "floor");
     ensure_namespaces(client, "floor").await?;
     let tracker = Tracker::start(client, &specs).await?;
     let total: usize = by_cluster.values().map(Vec::len).sum();
-    say(&format!("floor: applying {total} objects of {} clusters, {concurrency} clusters at a time", by_cluster.len()));
+    say(&format!(
+        "floor: applying {total} objects of {} clusters, {concurrency} clusters at a time",
+        by_cluster.len()
+    ));
     let t0 = Instant::now();
     futures::stream::iter(by_cluster.into_values())
         .map(|objs| {
@@ -482,11 +670,18 @@ async fn floor(
                     let ns = format!("floor-{}", o["namespace_index"].as_u64().unwrap_or(0));
                     let mut obj = o["object"].clone();
                     obj["metadata"]["namespace"] = json!(ns);
-                    let name = obj["metadata"]["name"].as_str().unwrap_or_default().to_string();
+                    let name = obj["metadata"]["name"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string();
                     let api = Api::<DynamicObject>::namespaced_with(client.clone(), &ns, &ar);
-                    api.patch(&name, &PatchParams::apply("bench-floor").force(), &Patch::Apply(&obj))
-                        .await
-                        .with_context(|| format!("floor: applying {} {ns}/{name}", ar.kind))?;
+                    api.patch(
+                        &name,
+                        &PatchParams::apply("bench-floor").force(),
+                        &Patch::Apply(&obj),
+                    )
+                    .await
+                    .with_context(|| format!("floor: applying {} {ns}/{name}", ar.kind))?;
                 }
                 anyhow::Ok(())
             }
@@ -496,10 +691,14 @@ async fn floor(
         .await?;
     let t_written = Instant::now();
     let t_children = tracker
-        .wait("floor: all children", timeout, |st| st.clusters.values().all(|c| c.children_at.is_some()))
+        .wait("floor: all children", timeout, |st| {
+            st.clusters.values().all(|c| c.children_at.is_some())
+        })
         .await?;
     let t_ready = tracker
-        .wait("floor: all pods Ready", timeout, |st| st.clusters.values().all(|c| c.ready_at.is_some()))
+        .wait("floor: all pods Ready", timeout, |st| {
+            st.clusters.values().all(|c| c.ready_at.is_some())
+        })
         .await?;
     say(&format!(
         "floor: written after {:.1} s, children {:.1} s, pods Ready {:.1} s",

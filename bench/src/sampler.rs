@@ -45,7 +45,10 @@ fn read_one(pid: u32) -> Option<(u64, f64, u32)> {
 /// The process and every descendant.
 fn sample(root: u32) -> Option<Sample> {
     let (rss, cpu, _) = read_one(root)?;
-    let mut total = Sample { rss_kib: rss, cpu_s: cpu };
+    let mut total = Sample {
+        rss_kib: rss,
+        cpu_s: cpu,
+    };
     let mut procs = Vec::new();
     if let Ok(dir) = std::fs::read_dir("/proc") {
         for e in dir.flatten() {
@@ -74,7 +77,10 @@ fn sample(root: u32) -> Option<Sample> {
 
 impl Sampler {
     pub fn start(pid: u32) -> Self {
-        let s = Self { pid, inner: Arc::default() };
+        let s = Self {
+            pid,
+            inner: Arc::default(),
+        };
         let bg = s.clone();
         tokio::spawn(async move {
             loop {
@@ -87,7 +93,10 @@ impl Sampler {
 
     fn tick(&self) {
         if let Some(now) = sample(self.pid) {
-            let mut i = self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut i = self
+                .inner
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             i.last = now;
             i.peak_rss_kib = i.peak_rss_kib.max(now.rss_kib);
         }
@@ -96,7 +105,10 @@ impl Sampler {
     /// A fresh sample, and the peak RSS sampled since the last call (then reset).
     pub fn take(&self) -> (Sample, u64) {
         self.tick();
-        let mut i = self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut i = self
+            .inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let peak = i.peak_rss_kib;
         i.peak_rss_kib = i.last.rss_kib;
         (i.last, peak)

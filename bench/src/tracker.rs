@@ -8,11 +8,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use futures::StreamExt as _;
-use kube::runtime::WatchStreamExt as _;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{Secret, Service};
 use kube::api::DynamicObject;
 use kube::core::PartialObjectMeta;
+use kube::runtime::WatchStreamExt as _;
 use kube::runtime::watcher::{self, Event};
 use kube::{Api, Client, ResourceExt as _};
 use tokio::sync::Notify;
@@ -100,10 +100,16 @@ impl Tracker {
         for s in specs {
             let key = (s.namespace.clone(), s.name.clone());
             let ns = s.namespace.clone();
-            state.index.insert((ns.clone(), s.statefulset()), (key.clone(), 0));
-            state.index.insert((ns.clone(), s.service()), (key.clone(), 1));
+            state
+                .index
+                .insert((ns.clone(), s.statefulset()), (key.clone(), 0));
+            state
+                .index
+                .insert((ns.clone(), s.service()), (key.clone(), 1));
             let [kubeconfig, ca] = s.secrets();
-            state.index.insert((ns.clone(), kubeconfig), (key.clone(), 2));
+            state
+                .index
+                .insert((ns.clone(), kubeconfig), (key.clone(), 2));
             state.index.insert((ns, ca), (key.clone(), 3));
             state.clusters.insert(key, ClusterState::default());
         }
@@ -117,28 +123,36 @@ impl Tracker {
         let t = tracker.clone();
         let s = synced.clone();
         let sts: Api<StatefulSet> = Api::all(client.clone());
-        tokio::spawn(watcher::watcher(sts, cfg()).default_backoff().for_each(move |e| {
-            let Ok(e) = e else { return futures::future::ready(()) };
-            t.on_event(&e, &s, |st, obj: &StatefulSet, gone| {
-                let Some((key, _)) = st.lookup(&obj.namespace().unwrap_or_default(), &obj.name_any()) else {
-                    return None;
-                };
-                let c = st.clusters.get_mut(&key)?;
-                c.sts = (!gone).then(|| {
-                    let status = obj.status.clone().unwrap_or_default();
-                    Sts {
-                        generation: obj.metadata.generation.unwrap_or(0),
-                        observed_generation: status.observed_generation.unwrap_or(0),
-                        ready: status.ready_replicas.unwrap_or(0),
-                        updated: status.updated_replicas.unwrap_or(0),
-                        current_revision: status.current_revision.unwrap_or_default(),
-                        update_revision: status.update_revision.unwrap_or_default(),
-                    }
-                });
-                Some(key)
-            });
-            futures::future::ready(())
-        }));
+        tokio::spawn(
+            watcher::watcher(sts, cfg())
+                .default_backoff()
+                .for_each(move |e| {
+                    let Ok(e) = e else {
+                        return futures::future::ready(());
+                    };
+                    t.on_event(&e, &s, |st, obj: &StatefulSet, gone| {
+                        let Some((key, _)) =
+                            st.lookup(&obj.namespace().unwrap_or_default(), &obj.name_any())
+                        else {
+                            return None;
+                        };
+                        let c = st.clusters.get_mut(&key)?;
+                        c.sts = (!gone).then(|| {
+                            let status = obj.status.clone().unwrap_or_default();
+                            Sts {
+                                generation: obj.metadata.generation.unwrap_or(0),
+                                observed_generation: status.observed_generation.unwrap_or(0),
+                                ready: status.ready_replicas.unwrap_or(0),
+                                updated: status.updated_replicas.unwrap_or(0),
+                                current_revision: status.current_revision.unwrap_or_default(),
+                                update_revision: status.update_revision.unwrap_or_default(),
+                            }
+                        });
+                        Some(key)
+                    });
+                    futures::future::ready(())
+                }),
+        );
         let meta_handler = |st: &mut State, ns: String, name: String, gone: bool| {
             let (key, kind) = st.lookup(&ns, &name)?;
             let c = st.clusters.get_mut(&key)?;
@@ -152,45 +166,59 @@ impl Tracker {
         let t = tracker.clone();
         let s = synced.clone();
         let services: Api<PartialObjectMeta<Service>> = Api::all(client.clone());
-        tokio::spawn(watcher::watcher(services, cfg()).default_backoff().for_each(move |e| {
-            if let Ok(e) = e {
-                t.on_event(&e, &s, |st, o: &PartialObjectMeta<Service>, gone| {
-                    meta_handler(st, o.namespace().unwrap_or_default(), o.name_any(), gone)
-                });
-            }
-            futures::future::ready(())
-        }));
+        tokio::spawn(
+            watcher::watcher(services, cfg())
+                .default_backoff()
+                .for_each(move |e| {
+                    if let Ok(e) = e {
+                        t.on_event(&e, &s, |st, o: &PartialObjectMeta<Service>, gone| {
+                            meta_handler(st, o.namespace().unwrap_or_default(), o.name_any(), gone)
+                        });
+                    }
+                    futures::future::ready(())
+                }),
+        );
         let t = tracker.clone();
         let s = synced.clone();
         let secrets: Api<PartialObjectMeta<Secret>> = Api::all(client.clone());
-        tokio::spawn(watcher::watcher(secrets, cfg()).default_backoff().for_each(move |e| {
-            if let Ok(e) = e {
-                t.on_event(&e, &s, |st, o: &PartialObjectMeta<Secret>, gone| {
-                    meta_handler(st, o.namespace().unwrap_or_default(), o.name_any(), gone)
-                });
-            }
-            futures::future::ready(())
-        }));
+        tokio::spawn(
+            watcher::watcher(secrets, cfg())
+                .default_backoff()
+                .for_each(move |e| {
+                    if let Ok(e) = e {
+                        t.on_event(&e, &s, |st, o: &PartialObjectMeta<Secret>, gone| {
+                            meta_handler(st, o.namespace().unwrap_or_default(), o.name_any(), gone)
+                        });
+                    }
+                    futures::future::ready(())
+                }),
+        );
         let t = tracker.clone();
         let s = synced.clone();
         let kcps: Api<DynamicObject> = Api::all_with(client.clone(), &kcp_resource());
-        tokio::spawn(watcher::watcher(kcps, cfg()).default_backoff().for_each(move |e| {
-            let Ok(e) = e else { return futures::future::ready(()) };
-            t.on_event(&e, &s, |st, obj: &DynamicObject, gone| {
-                let key = (obj.namespace().unwrap_or_default(), obj.name_any());
-                let c = st.clusters.get_mut(&key)?;
-                c.kcp = (!gone).then(|| {
-                    let observed = obj
-                        .data
-                        .pointer("/status/observedGeneration")
-                        .and_then(serde_json::Value::as_i64)
-                        .unwrap_or(0);
-                    (obj.metadata.generation.unwrap_or(0), observed)
-                });
-                Some(key)
-            });
-            futures::future::ready(())
-        }));
+        tokio::spawn(
+            watcher::watcher(kcps, cfg())
+                .default_backoff()
+                .for_each(move |e| {
+                    let Ok(e) = e else {
+                        return futures::future::ready(());
+                    };
+                    t.on_event(&e, &s, |st, obj: &DynamicObject, gone| {
+                        let key = (obj.namespace().unwrap_or_default(), obj.name_any());
+                        let c = st.clusters.get_mut(&key)?;
+                        c.kcp = (!gone).then(|| {
+                            let observed = obj
+                                .data
+                                .pointer("/status/observedGeneration")
+                                .and_then(serde_json::Value::as_i64)
+                                .unwrap_or(0);
+                            (obj.metadata.generation.unwrap_or(0), observed)
+                        });
+                        Some(key)
+                    });
+                    futures::future::ready(())
+                }),
+        );
         // Four watches; each adds a permit when its first list is done.
         tokio::time::timeout(Duration::from_secs(120), synced.acquire_many(4))
             .await
@@ -227,7 +255,9 @@ impl Tracker {
     }
 
     pub fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Waits until `done` holds over the state, re-checking on every change; returns when it
