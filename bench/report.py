@@ -73,6 +73,7 @@ def markdown(r):
         f"| burst: provider peak RSS (MiB) | {b['peak_rss_mib']} |",
         f"| burst: provider requests | {sum(b['requests'].values())} ({b['writes']} writes) |",
         f"| steady ({s['seconds']} s): provider writes (must be 0) | **{s['writes']}** |",
+        f"| steady: changes the watches saw to StatefulSets, Services, Secrets, control planes | {s.get('object_changes', 'n/a')} |",
         f"| steady: provider requests / CPU-s per minute | {sum(s['requests'].values())} / {s['cpu_s_per_min']} |",
         f"| steady: settled RSS (MiB) | {s['settled_rss_mib']} |",
         f"| churn: {c['changed']} k0sConfig changes observed / rolled (s) | {c['change_observed_s']} / {c['change_rolled_s']} |",

@@ -343,6 +343,7 @@ async fn provider(
     // 2. steady
     say(&format!("steady: watching for {steady_seconds} s"));
     let (s0, _) = sampler.take();
+    tracker.take_changes();
     tokio::time::sleep(Duration::from_secs(steady_seconds)).await;
     let (s1, peak) = sampler.take();
     let steady_requests = audit.take()?;
@@ -354,6 +355,9 @@ async fn provider(
     result["steady"] = json!({
         "seconds": steady_seconds,
         "writes": steady_writes,
+        // The write requests' effect: changes to the StatefulSets, Services, Secrets and
+        // control planes the watches saw (a no-op server-side apply changes nothing).
+        "object_changes": tracker.take_changes(),
         "requests": steady_requests,
         "cpu_s": round3(s1.cpu_s - s0.cpu_s),
         "cpu_s_per_min": round3((s1.cpu_s - s0.cpu_s) * 60.0 / steady_seconds.max(1) as f64),

@@ -91,6 +91,9 @@ impl State {
 pub struct Tracker {
     state: Arc<Mutex<State>>,
     changed: Arc<Notify>,
+    /// Changes (added, modified, deleted) the watches saw to the tracked objects since the last
+    /// `take_changes`: what a write request really changed.
+    changes: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Tracker {
@@ -116,6 +119,7 @@ impl Tracker {
         let tracker = Self {
             state: Arc::new(Mutex::new(state)),
             changed: Arc::new(Notify::new()),
+            changes: Arc::default(),
         };
         let synced = Arc::new(tokio::sync::Semaphore::new(0));
         let cfg = watcher::Config::default;
@@ -235,10 +239,15 @@ impl Tracker {
         let mut st = self.lock();
         let mut touched = Vec::new();
         match e {
-            Event::Apply(o) | Event::InitApply(o) => touched.extend(f(&mut st, o, false)),
+            Event::InitApply(o) => touched.extend(f(&mut st, o, false)),
+            Event::Apply(o) => touched.extend(f(&mut st, o, false)),
             Event::Delete(o) => touched.extend(f(&mut st, o, true)),
             Event::Init => {}
             Event::InitDone => synced.add_permits(1),
+        }
+        if matches!(e, Event::Apply(_) | Event::Delete(_)) && !touched.is_empty() {
+            self.changes
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
         for key in touched {
             if let Some(c) = st.clusters.get_mut(&key) {
@@ -252,6 +261,11 @@ impl Tracker {
         }
         drop(st);
         self.changed.notify_waiters();
+    }
+
+    /// The tracked objects' changes since the last call.
+    pub fn take_changes(&self) -> u64 {
+        self.changes.swap(0, std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn lock(&self) -> MutexGuard<'_, State> {
