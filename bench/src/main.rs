@@ -590,18 +590,18 @@ fn strip(ar: &ApiResource, obj: DynamicObject) -> anyhow::Result<Value> {
         o.insert("apiVersion".into(), json!(ar.api_version));
         o.insert("kind".into(), json!(ar.kind));
     }
-    if ar.kind == "Service" {
-        if let Some(spec) = v.get_mut("spec").and_then(Value::as_object_mut) {
-            if spec.get("clusterIP").and_then(Value::as_str) != Some("None") {
-                spec.remove("clusterIP");
-                spec.remove("clusterIPs");
-            }
-            // Node ports are cluster-wide: the floor's copies get their own.
-            if let Some(ports) = spec.get_mut("ports").and_then(Value::as_array_mut) {
-                for p in ports {
-                    if let Some(p) = p.as_object_mut() {
-                        p.remove("nodePort");
-                    }
+    if ar.kind == "Service"
+        && let Some(spec) = v.get_mut("spec").and_then(Value::as_object_mut)
+    {
+        if spec.get("clusterIP").and_then(Value::as_str) != Some("None") {
+            spec.remove("clusterIP");
+            spec.remove("clusterIPs");
+        }
+        // Node ports are cluster-wide: the floor's copies get their own.
+        if let Some(ports) = spec.get_mut("ports").and_then(Value::as_array_mut) {
+            for p in ports {
+                if let Some(p) = p.as_object_mut() {
+                    p.remove("nodePort");
                 }
             }
         }

@@ -52,10 +52,10 @@ fn sample(root: u32) -> Option<Sample> {
     let mut procs = Vec::new();
     if let Ok(dir) = std::fs::read_dir("/proc") {
         for e in dir.flatten() {
-            if let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) {
-                if let Some((rss, cpu, ppid)) = read_one(pid) {
-                    procs.push((pid, ppid, rss, cpu));
-                }
+            if let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok())
+                && let Some((rss, cpu, ppid)) = read_one(pid)
+            {
+                procs.push((pid, ppid, rss, cpu));
             }
         }
     }

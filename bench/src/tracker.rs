@@ -135,11 +135,8 @@ impl Tracker {
                         return futures::future::ready(());
                     };
                     t.on_event(&e, &s, |st, obj: &StatefulSet, gone| {
-                        let Some((key, _)) =
-                            st.lookup(&obj.namespace().unwrap_or_default(), &obj.name_any())
-                        else {
-                            return None;
-                        };
+                        let (key, _) =
+                            st.lookup(&obj.namespace().unwrap_or_default(), &obj.name_any())?;
                         let c = st.clusters.get_mut(&key)?;
                         c.sts = (!gone).then(|| {
                             let status = obj.status.clone().unwrap_or_default();
