@@ -28,4 +28,4 @@ release-manifests:
 ## bench: the scale benchmark (issue #11) on a private kwok harness: `N=100 make bench` (or
 ## BENCH_N); Markdown summary on stdout, JSON in bench/results/. See bench/README.md.
 bench:
-	bash bench/run.sh
+	@bash bench/run.sh

@@ -338,7 +338,8 @@ async fn provider(
     std::fs::write(capture, serde_json::to_vec(&captured)?)?;
     result["captured_objects"] = json!(captured["objects"].as_array().map_or(0, Vec::len));
     result["captured_kinds"] = captured["kinds"].clone();
-    let _ = audit.take()?; // the capture's own requests are not the provider's, but be safe
+    // The provider's requests while the driver captured belong to no phase.
+    let _ = audit.take()?;
 
     // 2. steady
     say(&format!("steady: watching for {steady_seconds} s"));
