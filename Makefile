@@ -1,5 +1,5 @@
 # The two commands the README promises, plus the chores behind them.
-.PHONY: run test down crds release-manifests
+.PHONY: run test down crds release-manifests bench
 
 ## run: the main job — a local management cluster from test/harness, CAPI core, both providers,
 ## and a sample cluster reconciled, shown as it converges.
@@ -24,3 +24,8 @@ crds:
 ## release-manifests: write out/control-plane-components.yaml and out/bootstrap-components.yaml.
 release-manifests:
 	bash hack/release-manifests.sh
+
+## bench: the scale benchmark (issue #11) on a private kwok harness: `N=100 make bench` (or
+## BENCH_N); Markdown summary on stdout, JSON in bench/results/. See bench/README.md.
+bench:
+	@bash bench/run.sh
