@@ -5,7 +5,8 @@
 #      release controlplane-provider), BENCH_FLOOR_CONCURRENCY (5, our provider's --concurrency),
 #      BENCH_HARNESS_DIR (the private harness state dir, default /tmp/k0smotron-rs-bench),
 #      BENCH_RESULTS_DIR (default bench/results), BENCH_NO_BUILD=1 (skip cargo and `cluster build`),
-#      BENCH_SETTLE_MAX_SECONDS (120), BENCH_KEEP=1 (leave the harness up).
+#      BENCH_SETTLE_MAX_SECONDS (120), BENCH_KEEP=1 (leave the harness up), BENCH_PROFILE
+#      (release, or debug for a smoke run).
 # Progress on stderr, the Markdown summary on stdout. Exits non-zero only when the benchmark
 # itself breaks (a step fails or times out), never because a figure is slow.
 set -euo pipefail
@@ -24,22 +25,30 @@ USER_CN=bench-provider
 say() { printf '%s bench: %s\n' "$(date +%T)" "$*" >&2; }
 t_start=$SECONDS
 
+# BENCH_PROFILE=debug runs the debug builds (CI's smoke run: they are built already; its figures
+# mean nothing); figures worth recording come from release builds.
+profile=${BENCH_PROFILE:-release}
+case $profile in
+release) cargo_profile=(--release) ;;
+debug) cargo_profile=() ;;
+*) say "BENCH_PROFILE must be release or debug"; exit 2 ;;
+esac
 if [ "${BENCH_NO_BUILD:-0}" != 1 ]; then
-	say "building the release binaries (cargo) and the harness (cached after the first time)"
-	cargo build --release -p controlplane-provider -p bootstrap-provider -p k0smotron-bench >&2
+	say "building the $profile binaries (cargo) and the harness (cached after the first time)"
+	cargo build "${cargo_profile[@]}" -p controlplane-provider -p bootstrap-provider -p k0smotron-bench >&2
 	"$harness" build >/dev/null
 fi
 target=${CARGO_TARGET_DIR:-$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')}
-driver=$target/release/k0smotron-bench
+driver=$target/$profile/k0smotron-bench
 [ -x "$driver" ] || { say "$driver missing (build without BENCH_NO_BUILD=1)"; exit 1; }
-PROVIDER_CMD=${BENCH_PROVIDER_CMD:-$target/release/controlplane-provider --health-addr=127.0.0.1:0 --metrics-addr=127.0.0.1:0}
+PROVIDER_CMD=${BENCH_PROVIDER_CMD:-$target/$profile/controlplane-provider --health-addr=127.0.0.1:0 --metrics-addr=127.0.0.1:0}
 
 provider_pid=
 cleanup() {
 	local rc=$?
 	if [ -n "$provider_pid" ] && kill -0 "$provider_pid" 2>/dev/null; then kill -TERM "$provider_pid" 2>/dev/null || true; fi
 	if [ "${BENCH_KEEP:-0}" != 1 ]; then "$harness" down >/dev/null 2>&1 || true; fi
-	[ $rc = 0 ] || say "FAILED (exit $rc); work files in $work"
+	if [ $rc = 0 ]; then rm -rf "$work"; else say "FAILED (exit $rc); work files in $work"; fi
 }
 work=$(mktemp -d "${TMPDIR:-/tmp}/k0smotron-bench.XXXXXX")
 trap cleanup EXIT

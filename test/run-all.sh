@@ -83,3 +83,14 @@ test/harness/cluster down >/dev/null 2>&1 || true
 export HARNESS_CAPI_LINE=next
 eval "$(test/harness/cluster up --workloads --capi-manager)"
 cargo test -p e2e --locked --no-fail-fast --test templates --test clusterctl --test capi -- --include-ignored
+
+# The scale benchmark (bench/, issue #11) once at N = 10 as a smoke test, on a harness of its own:
+# the debug binaries built above, short steady and settle phases, results in a scratch directory.
+# It fails only if the benchmark itself breaks, never on a figure.
+step "scale benchmark smoke run (N = 10)"
+test/harness/cluster down >/dev/null 2>&1 || true
+bench_results=$(mktemp -d "${TMPDIR:-/tmp}/k0smotron-rs-bench-results.XXXXXX")
+env -u HARNESS_CAPI_LINE BENCH_PROFILE=debug BENCH_NO_BUILD=1 BENCH_STEADY_SECONDS=30 \
+	BENCH_SETTLE_MAX_SECONDS=30 BENCH_RESULTS_DIR="$bench_results" BENCH_N=10 \
+	bash bench/run.sh | sed -n '1,12p'
+rm -rf "$bench_results"
