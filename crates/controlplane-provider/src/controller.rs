@@ -110,6 +110,7 @@ pub async fn run(
         probe_timeout: settings.probe_timeout,
         resync: settings.resync,
         policy: settings.policy,
+        applied: Arc::default(),
     });
     controller
         .graceful_shutdown_on(shutdown.cancelled_owned())

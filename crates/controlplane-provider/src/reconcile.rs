@@ -27,7 +27,7 @@ use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
 use kube::{Api, Client, Resource, ResourceExt};
-use provider_runtime::apply::{ApplyError, apply, apply_status};
+use provider_runtime::apply::{AppliedMemo, ApplyError, apply, apply_status};
 use provider_runtime::events::EventPublisher;
 use provider_runtime::kubeconfig;
 use provider_runtime::metrics::Metrics;
@@ -70,6 +70,8 @@ pub struct Context {
     pub resync: Duration,
     /// The spec fields this installation allows (the `--allow-*` flags).
     pub policy: FieldPolicy,
+    /// What was last applied, so an unchanged child is not written again on every reconcile.
+    pub applied: Arc<AppliedMemo>,
 }
 
 impl std::fmt::Debug for Context {
@@ -718,16 +720,35 @@ fn check_owner(kind: &str, meta: &ObjectMeta, uid: &str) -> Result<(), Error> {
     }
 }
 
+/// The `resourceVersion` of each child as [`check_children`] saw it, by kind and name.
+type LiveVersions = std::collections::HashMap<(String, String), String>;
+
+fn record<K: Resource<DynamicType = ()>>(live: &mut LiveVersions, meta: &ObjectMeta) {
+    if let (Some(name), Some(version)) = (&meta.name, &meta.resource_version) {
+        live.insert((K::kind(&()).into_owned(), name.clone()), version.clone());
+    }
+}
+
+fn live_version<'a, K: Resource<DynamicType = ()>>(
+    live: &'a LiveVersions,
+    obj: &K,
+) -> Option<&'a str> {
+    let name = obj.meta().name.clone()?;
+    live.get(&(K::kind(&()).into_owned(), name))
+        .map(String::as_str)
+}
+
 /// Refuses ([`Error::OwnedByOther`]) when an object we would write or delete exists and
 /// another owner controls it. Objects the reconcile already read are checked as read; the rest
-/// are read now.
+/// are read now. Returns the `resourceVersion` of each child found.
 async fn check_children(
     ctx: &Context,
     ns: &str,
     facts: &Facts,
     desired: &DesiredState,
     uid: &str,
-) -> Result<(), Error> {
+) -> Result<LiveVersions, Error> {
+    let mut live = LiveVersions::new();
     for sts in [&facts.statefulset, &facts.etcd_statefulset]
         .into_iter()
         .flatten()
@@ -748,8 +769,11 @@ async fn check_children(
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
     for name in &secret_names {
         match facts.secrets.get(name) {
-            Some(s) => check_owner("Secret", &s.metadata, uid)?,
-            None => check_live(&secrets, name, uid).await?,
+            Some(s) => {
+                check_owner("Secret", &s.metadata, uid)?;
+                record::<Secret>(&mut live, &s.metadata);
+            }
+            None => check_live(&secrets, name, uid, &mut live).await?,
         }
     }
     let names_of = |metas: Vec<&ObjectMeta>| -> Vec<String> {
@@ -757,7 +781,7 @@ async fn check_children(
     };
     let config_maps: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), ns);
     for name in names_of(desired.config_maps.iter().map(|c| &c.metadata).collect()) {
-        check_live(&config_maps, &name, uid).await?;
+        check_live(&config_maps, &name, uid, &mut live).await?;
     }
     let services: Api<Service> = Api::namespaced(ctx.client.clone(), ns);
     let exposure = facts
@@ -766,36 +790,53 @@ async fn check_children(
         .and_then(|s| s.metadata.name.clone());
     for name in names_of(desired.services.iter().map(|s| &s.metadata).collect()) {
         if Some(&name) != exposure.as_ref() {
-            check_live(&services, &name, uid).await?;
+            check_live(&services, &name, uid, &mut live).await?;
         }
     }
     let cron_jobs: Api<CronJob> = Api::namespaced(ctx.client.clone(), ns);
     for name in names_of(desired.cron_jobs.iter().map(|c| &c.metadata).collect()) {
-        check_live(&cron_jobs, &name, uid).await?;
+        check_live(&cron_jobs, &name, uid, &mut live).await?;
     }
-    Ok(())
+    if let Some(svc) = &facts.exposure_service {
+        record::<Service>(&mut live, &svc.metadata);
+    }
+    Ok(live)
 }
 
-/// [`check_owner`] on the live object `name`, if it exists.
-async fn check_live<K>(api: &Api<K>, name: &str, uid: &str) -> Result<(), Error>
+/// [`check_owner`] on the live object `name`, if it exists, recording its `resourceVersion`.
+async fn check_live<K>(
+    api: &Api<K>,
+    name: &str,
+    uid: &str,
+    live: &mut LiveVersions,
+) -> Result<(), Error>
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
 {
     match get_opt(api, name).await? {
-        Some(obj) => check_owner(&K::kind(&()), obj.meta(), uid),
+        Some(obj) => {
+            record::<K>(live, obj.meta());
+            check_owner(&K::kind(&()), obj.meta(), uid)
+        }
         None => Ok(()),
     }
 }
 
-async fn apply_all<K>(api: &Api<K>, objs: &[K]) -> Result<Vec<K>, Error>
+/// Applies each of `objs`, skipping those exactly as our last apply left them
+/// ([`AppliedMemo`]).
+async fn apply_all<K>(
+    memo: &AppliedMemo,
+    api: &Api<K>,
+    objs: &[K],
+    live: &LiveVersions,
+) -> Result<(), Error>
 where
     K: Resource<DynamicType = ()> + Clone + Serialize + DeserializeOwned + std::fmt::Debug,
 {
-    let mut out = Vec::with_capacity(objs.len());
     for o in objs {
-        out.push(apply(api, o, MANAGER).await?);
+        memo.apply(api, o, MANAGER, live_version(live, o)).await?;
     }
-    Ok(out)
+    Ok(())
 }
 
 /// Deletes `name` if we control it (with a uid precondition, so a replacement is never hit).
@@ -897,7 +938,8 @@ async fn apply_desired(
 
     // Never take over what another object controls (another control plane, upstream's
     // k0smotron.io Cluster): every child is checked before anything is written.
-    check_children(ctx, &ns, facts, desired, &uid).await?;
+    let live = check_children(ctx, &ns, facts, desired, &uid).await?;
+    let memo = ctx.applied.as_ref();
 
     // Generated certificates: create only. If one appeared since we looked, it wins.
     for secret in &desired.create_secrets {
@@ -910,17 +952,23 @@ async fn apply_desired(
             Err(e) => return Err(write_err(format!("creating Secret {name}"))(e)),
         }
     }
-    apply_all(&secrets, &desired.renew_secrets).await?;
+    apply_all(memo, &secrets, &desired.renew_secrets, &live).await?;
     for s in &desired.renew_secrets {
         info!(secret = ?s.metadata.name, "renewed etcd certificate");
     }
-    apply_all(&config_maps, &desired.config_maps).await?;
-    apply_all(&services, &desired.services).await?;
+    apply_all(memo, &config_maps, &desired.config_maps, &live).await?;
+    apply_all(memo, &services, &desired.services, &live).await?;
     for name in &desired.obsolete_services {
         delete_if_ours(&services, name, &uid).await?;
     }
     if let Some(kubeconfig) = &desired.kubeconfig {
-        apply(&secrets, kubeconfig, MANAGER).await?;
+        memo.apply(
+            &secrets,
+            kubeconfig,
+            MANAGER,
+            live_version(&live, kubeconfig),
+        )
+        .await?;
     }
 
     let mut settled = true;
@@ -936,7 +984,7 @@ async fn apply_desired(
         etcd_statefulset = sts;
         settled &= ok;
     }
-    apply_all(&cron_jobs, &desired.cron_jobs).await?;
+    apply_all(memo, &cron_jobs, &desired.cron_jobs, &live).await?;
     for name in &desired.obsolete_cron_jobs {
         delete_if_ours(&cron_jobs, name, &uid).await?;
     }

@@ -85,6 +85,93 @@ where
     })
 }
 
+/// What this process last applied, per object: a hash of the body it sent and the
+/// `resourceVersion` the API server answered with. An object whose live `resourceVersion` is
+/// still that one, and whose desired body hashes the same, is exactly as we left it: applying it
+/// again would change nothing, so [`AppliedMemo::apply`] skips the write. Anything else (another
+/// writer touched the object, the desired body changed, the process restarted with an empty memo,
+/// the object is gone) applies as usual, so a reconcile stays level-triggered; only no-op writes
+/// go away. A `resourceVersion` identifies one write of one object, so a stale or mistaken entry
+/// can never make a different object look unchanged.
+#[derive(Debug, Default)]
+pub struct AppliedMemo {
+    entries: std::sync::Mutex<std::collections::HashMap<String, (u64, String)>>,
+}
+
+impl AppliedMemo {
+    /// [`apply`], unless `live_version` (the `resourceVersion` the caller just read, `None` when
+    /// the object does not exist) is the one our last apply of the same body produced. Returns
+    /// whether a write was made.
+    pub async fn apply<K>(
+        &self,
+        api: &Api<K>,
+        obj: &K,
+        field_manager: &str,
+        live_version: Option<&str>,
+    ) -> Result<bool, ApplyError>
+    where
+        K: Resource<DynamicType = ()> + Clone + Serialize + DeserializeOwned + Debug,
+    {
+        let key = memo_key(obj);
+        let hash = body_hash(obj, field_manager);
+        if let (Some(live), Some(key)) = (live_version, &key) {
+            let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+            if entries
+                .get(key)
+                .is_some_and(|(h, version)| *h == hash && version == live)
+            {
+                return Ok(false);
+            }
+        }
+        let stored = apply(api, obj, field_manager).await?;
+        if let (Some(key), Some(version)) = (key, stored.meta().resource_version.clone()) {
+            let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+            entries.insert(key, (hash, version));
+        }
+        Ok(true)
+    }
+
+    /// Forgets every object of `namespace` whose name is `name` (after a delete).
+    pub fn forget<K: Resource<DynamicType = ()>>(&self, namespace: &str, name: &str) {
+        let key = format!("{}/{namespace}/{name}", K::kind(&()));
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        entries.remove(&key);
+    }
+
+    /// How many objects are remembered.
+    pub fn len(&self) -> usize {
+        self.entries.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// Whether nothing is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+fn memo_key<K: Resource<DynamicType = ()>>(obj: &K) -> Option<String> {
+    let meta = obj.meta();
+    Some(format!(
+        "{}/{}/{}",
+        K::kind(&()),
+        meta.namespace.as_deref().unwrap_or_default(),
+        meta.name.as_deref()?
+    ))
+}
+
+/// A hash of what an apply of `obj` as `field_manager` sends (stable within one process).
+fn body_hash<K: Resource + Clone + Serialize>(obj: &K, field_manager: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    field_manager.hash(&mut hasher);
+    // Serialising a typed object cannot fail; an error would only make the hash differ (and the
+    // apply happen).
+    serde_json::to_vec(&prepare_for_apply(obj.clone()))
+        .unwrap_or_default()
+        .hash(&mut hasher);
+    hasher.finish()
+}
+
 /// Server-side applies `status` to the status subresource of the object `name`, as
 /// `field_manager`, forcing ownership. Send the complete status this manager owns: fields it
 /// owned before and leaves out are removed.

@@ -7,7 +7,7 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{ListParams, ObjectMeta};
 use kube::{Api, ResourceExt};
-use provider_runtime::apply::{apply, controller_owner_ref};
+use provider_runtime::apply::{AppliedMemo, apply, controller_owner_ref};
 use provider_runtime::events::{EventPublisher, EventType};
 use test_support::TestNamespace;
 
@@ -71,6 +71,77 @@ async fn apply_owns_its_fields_and_ignores_stale_metadata() {
         forced.data.unwrap_or_default().get("k").map(String::as_str),
         Some("other")
     );
+}
+
+#[tokio::test]
+#[ignore = "needs test/harness"]
+async fn memo_skips_only_writes_that_would_change_nothing() {
+    let namespace = TestNamespace::create("pr-memo").await.unwrap();
+    let api: Api<ConfigMap> = namespace.api();
+    let ns = namespace.name();
+    let memo = AppliedMemo::default();
+    let live = |api: Api<ConfigMap>| async move {
+        api.get_opt("cm")
+            .await
+            .unwrap()
+            .and_then(|c| c.metadata.resource_version)
+    };
+    let desired = config_map(ns, "cm", &[("k", "v1")]);
+
+    // Absent: written. As we left it: skipped, and nothing changes on the server.
+    assert!(memo.apply(&api, &desired, "test/memo", None).await.unwrap());
+    let version = live(api.clone()).await;
+    assert!(
+        !memo
+            .apply(&api, &desired, "test/memo", version.as_deref())
+            .await
+            .unwrap()
+    );
+    assert_eq!(live(api.clone()).await, version);
+
+    // Another writer changed it: written again, our value restored.
+    apply(
+        &api,
+        &config_map(ns, "cm", &[("k", "theirs")]),
+        "test/other",
+    )
+    .await
+    .unwrap();
+    let theirs = live(api.clone()).await;
+    assert_ne!(theirs, version);
+    assert!(
+        memo.apply(&api, &desired, "test/memo", theirs.as_deref())
+            .await
+            .unwrap()
+    );
+    let data = api.get("cm").await.unwrap().data.unwrap_or_default();
+    assert_eq!(data.get("k").map(String::as_str), Some("v1"));
+
+    // A new desired body: written.
+    let now = live(api.clone()).await;
+    let changed = config_map(ns, "cm", &[("k", "v2")]);
+    assert!(
+        memo.apply(&api, &changed, "test/memo", now.as_deref())
+            .await
+            .unwrap()
+    );
+    // A fresh memo (a restarted process) knows nothing: written once, then skipped.
+    let fresh = AppliedMemo::default();
+    let now = live(api.clone()).await;
+    assert!(
+        fresh
+            .apply(&api, &changed, "test/memo", now.as_deref())
+            .await
+            .unwrap()
+    );
+    let now = live(api.clone()).await;
+    assert!(
+        !fresh
+            .apply(&api, &changed, "test/memo", now.as_deref())
+            .await
+            .unwrap()
+    );
+    assert_eq!(fresh.len(), 1);
 }
 
 #[tokio::test]
