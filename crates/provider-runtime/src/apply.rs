@@ -92,7 +92,8 @@ where
 /// writer touched the object, the desired body changed, the process restarted with an empty memo,
 /// the object is gone) applies as usual, so a reconcile stays level-triggered; only no-op writes
 /// go away. A `resourceVersion` identifies one write of one object, so a stale or mistaken entry
-/// can never make a different object look unchanged.
+/// can never make a different object look unchanged. Entries of deleted objects stay until the
+/// process restarts (about 150 bytes each; nothing reads them again).
 #[derive(Debug, Default)]
 pub struct AppliedMemo {
     entries: std::sync::Mutex<std::collections::HashMap<String, (u64, String)>>,
@@ -129,13 +130,6 @@ impl AppliedMemo {
             entries.insert(key, (hash, version));
         }
         Ok(true)
-    }
-
-    /// Forgets every object of `namespace` whose name is `name` (after a delete).
-    pub fn forget<K: Resource<DynamicType = ()>>(&self, namespace: &str, name: &str) {
-        let key = format!("{}/{namespace}/{name}", K::kind(&()));
-        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        entries.remove(&key);
     }
 
     /// How many objects are remembered.
