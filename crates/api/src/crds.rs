@@ -5,13 +5,28 @@
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
 
-use crate::{bootstrap::v1beta2 as bootstrap, controlplane::v1beta2 as controlplane};
+use crate::{
+    bootstrap::v1beta2 as bootstrap, controlplane::v1beta2 as controlplane,
+    k0smotron::v1beta2 as standalone,
+};
 
-/// Every CRD of the control-plane provider.
+/// Every CRD of the control-plane provider: the Cluster API kinds and the standalone ones it
+/// also serves.
 pub fn controlplane() -> Vec<CustomResourceDefinition> {
-    vec![
+    let mut crds = vec![
         controlplane::K0smotronControlPlane::crd(),
         controlplane::K0smotronControlPlaneTemplate::crd(),
+    ];
+    crds.extend(standalone());
+    crds
+}
+
+/// The standalone kinds (`k0smotron.io`): a control plane without Cluster API, and its join
+/// tokens.
+pub fn standalone() -> Vec<CustomResourceDefinition> {
+    vec![
+        standalone::Cluster::crd(),
+        standalone::JoinTokenRequest::crd(),
     ]
 }
 

@@ -3,6 +3,8 @@
 //!
 //! - [`controlplane::v1beta2`]: `K0smotronControlPlane` and its template.
 //! - [`bootstrap::v1beta2`]: `K0sWorkerConfig` and its template.
+//! - [`k0smotron::v1beta2`]: the standalone `Cluster` and `JoinTokenRequest` (no Cluster API), and
+//!   `ClusterSpec`, the spec every control-plane kind shares.
 //! - [`capi`]: the few Cluster API core types the providers read (never installed by us).
 //! - [`names`], [`conditions`]: well-known names, labels, finalizers, condition types, reasons.
 //! - [`version`]: k0s version parsing and the upgrade-skew rule.
@@ -14,6 +16,7 @@ pub mod common;
 pub mod conditions;
 pub mod controlplane;
 pub mod crds;
+pub mod k0smotron;
 pub mod names;
 mod schema;
 pub mod version;

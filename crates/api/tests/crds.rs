@@ -43,7 +43,7 @@ fn pluralizer_sanity() {
 #[test]
 fn crd_names_are_what_capi_computes() {
     let all = crds::all();
-    assert_eq!(all.len(), 4);
+    assert_eq!(all.len(), 6);
     for crd in &all {
         let kind = &crd.spec.names.kind;
         let plural = flect_pluralize(&kind.to_lowercase());
@@ -63,6 +63,8 @@ fn crd_names_are_what_capi_computes() {
         [
             "K0smotronControlPlane",
             "K0smotronControlPlaneTemplate",
+            "Cluster",
+            "JoinTokenRequest",
             "K0sWorkerConfig",
             "K0sWorkerConfigTemplate"
         ]
@@ -82,6 +84,17 @@ fn crds_carry_contract_and_provider_labels() {
         .collect::<Vec<_>>()
     {
         let labels = crd.metadata.labels.clone().unwrap_or_default();
+        assert_eq!(
+            labels.get(names::PROVIDER_LABEL).map(String::as_str),
+            Some(provider),
+            "{:?}",
+            crd.metadata.name
+        );
+        // The standalone kinds (k0smotron.io) are no Cluster API contract's.
+        if crd.spec.group == "k0smotron.io" {
+            assert_eq!(labels.get(names::CONTRACT_LABEL), None);
+            continue;
+        }
         assert_eq!(
             labels.get(names::CONTRACT_LABEL).map(String::as_str),
             Some("v1beta2"),
@@ -299,7 +312,7 @@ fn nested_defaults_fill_in_partial_objects() {
         "storage": {"etcd": {"defragJob": {"enabled": true}}}
     }))
     .expect("spec");
-    let defrag = spec.storage.etcd.defrag_job.expect("defragJob");
+    let defrag = spec.storage.etcd.defrag_job.clone().expect("defragJob");
     assert!(defrag.enabled);
     assert_eq!(defrag.schedule, names::DEFAULT_ETCD_DEFRAG_SCHEDULE);
     assert_eq!(defrag.image, names::DEFAULT_ETCD_DEFRAG_IMAGE);

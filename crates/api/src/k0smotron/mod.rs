@@ -1,0 +1,4 @@
+//! `k0smotron.io`: the standalone API (no Cluster API needed), and the control-plane spec every
+//! kind shares.
+
+pub mod v1beta2;
