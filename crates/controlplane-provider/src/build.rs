@@ -12,7 +12,7 @@ use std::net::Ipv6Addr;
 use jiff::Timestamp;
 use k0smotron_api::capi::{ApiEndpoint, ClusterNetwork};
 use k0smotron_api::controlplane::v1beta2::{
-    CertificateRef, CertificateType, K0smotronControlPlane, PersistenceType, StorageType,
+    CertificateRef, CertificateType, ClusterSpec, PersistenceType, StorageType,
 };
 use k0smotron_api::names;
 use k0smotron_api::version::{self, K0sVersion};
@@ -26,6 +26,7 @@ use serde::de::DeserializeOwned;
 
 use crate::certs::{self, CertError, KeyMaterial};
 use crate::claims::{self, ClaimExpansion};
+use crate::control_plane::ControlPlane;
 use crate::entrypoint;
 use crate::etcd;
 use crate::hash::{self, HashError};
@@ -43,9 +44,10 @@ use crate::validate::{self, FieldPolicy, SpecError};
 /// Everything the reconciler fetched for one control plane.
 #[derive(Debug, Clone)]
 pub struct Facts {
-    /// The control plane (with name, namespace and uid).
-    pub kcp: K0smotronControlPlane,
-    /// Name of the owning CAPI Cluster.
+    /// The control-plane object, of either kind.
+    pub cp: ControlPlane,
+    /// Name of the cluster the children are named after: the owning CAPI Cluster's, or the
+    /// standalone Cluster's own.
     pub cluster_name: String,
     /// The CAPI Cluster says its control plane is initialized.
     pub cluster_initialized: bool,
@@ -245,35 +247,34 @@ pub fn default_secret_name(cluster: &str, purpose: CertificateType) -> String {
     }
 }
 
-fn user_ref(kcp: &K0smotronControlPlane, purpose: CertificateType) -> Option<String> {
-    kcp.spec
-        .certificate_refs
+fn user_ref(spec: &ClusterSpec, purpose: CertificateType) -> Option<String> {
+    spec.certificate_refs
         .iter()
         .find(|r| r.type_ == purpose)
         .and_then(|r| r.name.clone())
         .filter(|n| !n.is_empty())
 }
 
-fn secret_name_for(kcp: &K0smotronControlPlane, cluster: &str, purpose: CertificateType) -> String {
-    user_ref(kcp, purpose).unwrap_or_else(|| default_secret_name(cluster, purpose))
+fn secret_name_for(spec: &ClusterSpec, cluster: &str, purpose: CertificateType) -> String {
+    user_ref(spec, purpose).unwrap_or_else(|| default_secret_name(cluster, purpose))
 }
 
-fn purposes(kcp: &K0smotronControlPlane) -> Vec<CertificateType> {
+fn purposes(spec: &ClusterSpec) -> Vec<CertificateType> {
     let mut p = CA_PURPOSES.to_vec();
-    if kcp.spec.storage.type_ == StorageType::Etcd {
+    if spec.storage.type_ == StorageType::Etcd {
         p.extend(ETCD_LEAF_PURPOSES);
     }
     p
 }
 
 /// Names of every Secret the build may read: certificates, the kubeconfig, the kine DSN.
-pub fn secret_names(kcp: &K0smotronControlPlane, cluster: &str) -> Vec<String> {
-    let mut out: Vec<String> = purposes(kcp)
+pub fn secret_names(spec: &ClusterSpec, cluster: &str) -> Vec<String> {
+    let mut out: Vec<String> = purposes(spec)
         .into_iter()
-        .map(|p| secret_name_for(kcp, cluster, p))
+        .map(|p| secret_name_for(spec, cluster, p))
         .collect();
     out.push(names::kubeconfig_secret(cluster));
-    if let Some(s) = kine_secret(kcp) {
+    if let Some(s) = kine_secret(spec) {
         out.push(s);
     }
     out.sort();
@@ -281,12 +282,11 @@ pub fn secret_names(kcp: &K0smotronControlPlane, cluster: &str) -> Vec<String> {
     out
 }
 
-fn kine_secret(kcp: &K0smotronControlPlane) -> Option<String> {
-    if kcp.spec.storage.type_ != StorageType::Kine {
+fn kine_secret(spec: &ClusterSpec) -> Option<String> {
+    if spec.storage.type_ != StorageType::Kine {
         return None;
     }
-    kcp.spec
-        .storage
+    spec.storage
         .kine
         .as_ref()
         .and_then(|k| k.data_source_secret_name.clone())
@@ -371,14 +371,7 @@ fn ca_description(p: CertificateType) -> &'static str {
 /// Whether the control plane has been initialized (its status, or the Cluster's, says so): its
 /// CAs are then in use and must never be replaced by new ones.
 fn initialized(facts: &Facts) -> bool {
-    facts.cluster_initialized
-        || facts
-            .kcp
-            .status
-            .as_ref()
-            .and_then(|s| s.initialization.as_ref())
-            .and_then(|i| i.control_plane_initialized)
-            == Some(true)
+    facts.cluster_initialized || facts.cp.initialized
 }
 
 fn ca_common_name(p: CertificateType) -> &'static str {
@@ -400,16 +393,16 @@ fn plan_certificates(
     uid: &str,
     owner: &OwnerReference,
 ) -> Result<CertPlan, BuildError> {
-    let kcp = &facts.kcp;
+    let spec = &facts.cp.spec;
     let mut plan = CertPlan {
         material: BTreeMap::new(),
         refs: Vec::new(),
         create: Vec::new(),
         renew: Vec::new(),
     };
-    for purpose in purposes(kcp) {
-        let name = secret_name_for(kcp, cluster, purpose);
-        let user_named = user_ref(kcp, purpose).is_some();
+    for purpose in purposes(spec) {
+        let name = secret_name_for(spec, cluster, purpose);
+        let user_named = user_ref(spec, purpose).is_some();
         plan.refs.push(CertificateRef {
             type_: purpose,
             name: Some(name.clone()),
@@ -766,20 +759,11 @@ fn bootstrap_replicas_of(sts: &StatefulSet) -> Option<i32> {
 
 /// Builds the desired state.
 pub fn build(facts: &Facts) -> Result<DesiredState, BuildError> {
-    let kcp = &facts.kcp;
-    let spec = &kcp.spec;
+    let spec = &facts.cp.spec;
     validate::validate(spec, &facts.policy)?;
-    let namespace = kcp
-        .metadata
-        .namespace
-        .clone()
-        .ok_or(BuildError::Incomplete("namespace"))?;
-    let uid = kcp
-        .metadata
-        .uid
-        .clone()
-        .ok_or(BuildError::Incomplete("uid"))?;
-    let owner = controller_owner(kcp)?;
+    let namespace = facts.cp.namespace.clone();
+    let uid = facts.cp.uid.clone();
+    let owner = facts.cp.owner.clone();
     let cluster = facts.cluster_name.as_str();
     let comp_patches: Vec<ComponentPatch> = spec
         .patches
@@ -804,7 +788,7 @@ pub fn build(facts: &Facts) -> Result<DesiredState, BuildError> {
         .ok_or_else(|| BuildError::InvalidSecret("the cluster CA is not available".into()))?;
 
     // The kine DSN Secret must exist with its key before pods can start.
-    if let Some(name) = kine_secret(kcp) {
+    if let Some(name) = kine_secret(spec) {
         let secret = facts.secrets.get(&name).ok_or_else(|| {
             BuildError::ReferenceNotFound(format!(
                 "Secret {name} (spec.storage.kine.dataSourceSecretName) does not exist"
@@ -828,10 +812,7 @@ pub fn build(facts: &Facts) -> Result<DesiredState, BuildError> {
     };
     let svc_name = services::service_name(cluster, spec.service.type_);
     let exposure = with_type_meta(services::service(&svc_inputs, &owner), &comp_patches)?;
-    let previous_address = kcp
-        .status
-        .as_ref()
-        .and_then(|s| s.external_address.as_deref());
+    let previous_address = facts.cp.previous_address.as_deref();
     let address = services::external_address(
         spec.external_address.as_deref(),
         spec.service.type_,
@@ -839,10 +820,7 @@ pub fn build(facts: &Facts) -> Result<DesiredState, BuildError> {
         &facts.nodes,
         previous_address,
     );
-    let user_endpoint = spec
-        .control_plane_endpoint
-        .clone()
-        .filter(ApiEndpoint::is_valid);
+    let user_endpoint = facts.cp.user_endpoint.clone();
     let (external_address, mut waiting) = match &address {
         ExternalAddress::Known(a, _) => (Some(a.clone()), None),
         ExternalAddress::NotApplicable => (None, None),
@@ -1093,7 +1071,7 @@ pub fn build(facts: &Facts) -> Result<DesiredState, BuildError> {
         service_account: spec.service_account.clone().filter(|s| !s.is_empty()),
         api_port: spec.service.api_port,
         konnectivity_port: spec.service.konnectivity_port,
-        kine_secret: kine_secret(kcp),
+        kine_secret: kine_secret(spec),
         certificates,
         data,
         manifests: spec.manifests.clone(),
@@ -1198,12 +1176,6 @@ pub fn build(facts: &Facts) -> Result<DesiredState, BuildError> {
         desired_image_tag: desired_tag,
         selector: labels::control_plane_selector(cluster),
     })
-}
-
-/// The controller owner reference children carry.
-pub fn controller_owner(kcp: &K0smotronControlPlane) -> Result<OwnerReference, BuildError> {
-    provider_runtime::apply::controller_owner_ref(kcp)
-        .map_err(|_| BuildError::Incomplete("name or uid"))
 }
 
 #[cfg(test)]

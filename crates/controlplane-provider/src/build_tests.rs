@@ -5,8 +5,8 @@ use std::sync::OnceLock;
 
 use k0smotron_api::capi::NetworkRanges;
 use k0smotron_api::controlplane::v1beta2::{
-    ClaimMetadata, ComponentPatch as ApiPatch, K0smotronControlPlaneSpec, KineSpec, Mount,
-    PatchSpec, PatchTarget, PatchType, PersistentVolumeClaimTemplate, ServiceType,
+    ClaimMetadata, ComponentPatch as ApiPatch, K0smotronControlPlane, K0smotronControlPlaneSpec,
+    KineSpec, Mount, PatchSpec, PatchTarget, PatchType, PersistentVolumeClaimTemplate, ServiceType,
 };
 use k8s_openapi::api::core::v1::{
     ConfigMapVolumeSource, LoadBalancerIngress, LoadBalancerStatus, NodeAddress, NodeStatus,
@@ -35,7 +35,7 @@ fn cert_secrets() -> &'static BTreeMap<String, Secret> {
             secrets: BTreeMap::new(),
             ..facts_with(K0smotronControlPlaneSpec::default())
         };
-        let owner = controller_owner(&facts.kcp).unwrap();
+        let owner = facts.cp.owner.clone();
         let plan = plan_certificates(&facts, CLUSTER, NS, UID, &owner).unwrap();
         plan.create
             .into_iter()
@@ -76,7 +76,7 @@ fn exposure(type_: ServiceType, lb: Option<&str>) -> Service {
 fn facts_with(spec: K0smotronControlPlaneSpec) -> Facts {
     let type_ = spec.service.type_;
     Facts {
-        kcp: kcp(spec),
+        cp: ControlPlane::from_kcp(&kcp(spec), false).unwrap(),
         cluster_name: CLUSTER.into(),
         cluster_initialized: false,
         cluster_network: None,
@@ -455,16 +455,7 @@ fn created_names(d: &DesiredState) -> Vec<String> {
 
 /// Marks the control plane initialized in its own status.
 fn initialized(mut f: Facts) -> Facts {
-    f.kcp.status = Some(
-        k0smotron_api::controlplane::v1beta2::K0smotronControlPlaneStatus {
-            initialization: Some(
-                k0smotron_api::controlplane::v1beta2::ControlPlaneInitialization {
-                    control_plane_initialized: Some(true),
-                },
-            ),
-            ..Default::default()
-        },
-    );
+    f.cp.initialized = true;
     f
 }
 

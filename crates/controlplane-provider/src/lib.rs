@@ -5,6 +5,7 @@
 pub mod build;
 pub mod certs;
 pub mod claims;
+pub mod control_plane;
 pub mod controller;
 pub mod entrypoint;
 pub mod etcd;

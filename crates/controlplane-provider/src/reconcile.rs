@@ -13,7 +13,7 @@ use jiff::Timestamp;
 use k0smotron_api::capi::Cluster;
 use k0smotron_api::conditions as cond;
 use k0smotron_api::controlplane::v1beta2::{
-    K0smotronControlPlane, K0smotronControlPlaneStatus, ServiceType,
+    ClusterSpec, K0smotronControlPlane, K0smotronControlPlaneStatus, ServiceType,
 };
 use k0smotron_api::names;
 use k8s_openapi::api::apps::v1::StatefulSet;
@@ -37,6 +37,7 @@ use serde::de::DeserializeOwned;
 use tracing::{debug, info, instrument, warn};
 
 use crate::build::{self, DesiredState, Facts, StatefulSetPlan, controlled_by};
+use crate::control_plane::{ControlPlane, ControlPlaneError, ControlPlaneObject};
 use crate::infra;
 use crate::labels;
 use crate::statefulset::INPUTS_HASH_ANNOTATION;
@@ -119,8 +120,11 @@ pub enum Error {
         owner: String,
     },
     /// The object has no namespace.
-    #[error("the K0smotronControlPlane has no namespace")]
+    #[error("the control-plane object has no namespace")]
     NoNamespace,
+    /// The object lacks what the API server always sets.
+    #[error(transparent)]
+    Object(#[from] ControlPlaneError),
     /// The finalizer helper failed.
     #[error("finalizer: {0}")]
     Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
@@ -135,6 +139,7 @@ impl Error {
             Self::Apply(e) => e.metric_label(),
             Self::OwnedByOther { .. } => "owned_by_other",
             Self::NoNamespace => "no_namespace",
+            Self::Object(_) => "incomplete_object",
             Self::Finalizer(_) => "finalizer",
         }
     }
@@ -226,10 +231,10 @@ pub async fn reconcile(
         if paused.changed {
             let mut st = kcp.status.clone().unwrap_or_default();
             st.conditions = conditions;
-            write_status(&api, &kcp, &st).await?;
+            write_status(&ctx, &*kcp, &st).await?;
             publish(
                 &ctx,
-                &kcp,
+                &*kcp,
                 false,
                 cond::PAUSED_REASON,
                 "reconciliation is paused",
@@ -257,13 +262,10 @@ pub fn error_policy(kcp: Arc<K0smotronControlPlane>, err: &Error, ctx: Arc<Conte
     Action::requeue(Duration::from_secs(15))
 }
 
-async fn publish(
-    ctx: &Context,
-    kcp: &K0smotronControlPlane,
-    warning: bool,
-    reason: &str,
-    note: &str,
-) {
+pub(crate) async fn publish<K>(ctx: &Context, obj: &K, warning: bool, reason: &str, note: &str)
+where
+    K: Resource<DynamicType = ()>,
+{
     let type_ = if warning {
         EventType::Warning
     } else {
@@ -271,22 +273,29 @@ async fn publish(
     };
     if let Err(e) = ctx
         .events
-        .publish(kcp, type_, reason, "Reconcile", note)
+        .publish(obj, type_, reason, "Reconcile", note)
         .await
     {
         debug!(error = %e, "publishing an event failed");
     }
 }
 
-async fn write_status(
-    api: &Api<K0smotronControlPlane>,
-    kcp: &K0smotronControlPlane,
-    status: &K0smotronControlPlaneStatus,
-) -> Result<(), Error> {
-    if kcp.status.as_ref() == Some(status) {
+/// Writes `st` as `obj`'s status (in its kind's form), unless it is already what is stored.
+pub(crate) async fn write_status<K>(
+    ctx: &Context,
+    obj: &K,
+    st: &K0smotronControlPlaneStatus,
+) -> Result<(), Error>
+where
+    K: ControlPlaneObject,
+{
+    let own = obj.own_status(st);
+    if obj.stored_status() == Some(&own) {
         return Ok(());
     }
-    apply_status(api, &kcp.name_any(), status, MANAGER).await?;
+    let ns = obj.namespace().ok_or(Error::NoNamespace)?;
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), &ns);
+    apply_status(&api, &obj.name_any(), &own, MANAGER).await?;
     Ok(())
 }
 
@@ -296,7 +305,6 @@ async fn apply_event(
     ctx: &Context,
 ) -> Result<Action, Error> {
     let ns = kcp.namespace().ok_or(Error::NoNamespace)?;
-    let api: Api<K0smotronControlPlane> = Api::namespaced(ctx.client.clone(), &ns);
     let (now, now_t) = now_time();
 
     let Some(cluster) = cluster else {
@@ -305,7 +313,7 @@ async fn apply_event(
             reason: cond::WAITING_FOR_OWNER_REASON.into(),
             message: "waiting for Cluster API to set the owner reference to the Cluster".into(),
         };
-        report_without_cluster(ctx, &api, &kcp, failure, now_t).await?;
+        report_without_cluster(ctx, &kcp, failure, now_t).await?;
         return Ok(Action::await_change());
     };
     let cluster_name = cluster.name_any();
@@ -319,45 +327,100 @@ async fn apply_event(
             ),
         };
         info!(cluster = %cluster_name, "the owner Cluster refers to another control plane");
-        report_without_cluster(ctx, &api, &kcp, failure, now_t).await?;
+        report_without_cluster(ctx, &kcp, failure, now_t).await?;
         // The Cluster watch maps only through controlPlaneRef, so a fix there does not wake us.
         return Ok(Action::requeue(Duration::from_secs(60)));
     }
 
-    let facts = fetch(ctx, &kcp, &cluster, now).await?;
+    // When we published spec.controlPlaneEndpoint ourselves, it is not the user's choice: the
+    // build does not see it, so the endpoint can follow the address.
+    let cp = ControlPlane::from_kcp(&kcp, endpoint_owned_by_provider(&kcp.metadata))?;
+    let done = match run(ctx, &*kcp, cp, cluster_name, Some(&cluster), now).await? {
+        Ran::Stopped(action) => return Ok(action),
+        Ran::Done(done) => done,
+    };
+
+    // What only the Cluster API kind does: the contract's endpoint, the infrastructure marking,
+    // the cluster id on the CAPI Cluster.
+    if done.desired.publish_endpoint
+        && let Some(endpoint) = &done.desired.endpoint
+        && kcp.spec.control_plane_endpoint.as_ref() != Some(endpoint)
+    {
+        publish_endpoint(ctx, &kcp, endpoint).await?;
+    }
+    let infra_pending =
+        provision_self_managed_infrastructure(ctx, &kcp, &ns, &cluster, &done.desired).await;
+    if let Some(uid) = &done.kube_system_uid {
+        annotate_cluster_id(ctx, &ns, &cluster, uid).await;
+    }
+    Ok(if done.settled && !infra_pending {
+        Action::requeue(ctx.resync)
+    } else {
+        Action::requeue(Duration::from_secs(10))
+    })
+}
+
+/// How [`run`] ended.
+pub(crate) enum Ran {
+    /// A failure was reported in status; return this action.
+    Stopped(Action),
+    /// Every stage ran.
+    Done(Box<Done>),
+}
+
+/// What [`run`] leaves for the kind's own steps.
+pub(crate) struct Done {
+    /// The desired state that was applied.
+    pub(crate) desired: DesiredState,
+    /// Nothing is pending: pods ready and up to date, the API answered, no follow-up.
+    pub(crate) settled: bool,
+    /// The hosted cluster's `kube-system` uid, when the probe answered.
+    pub(crate) kube_system_uid: Option<String>,
+}
+
+/// The pipeline both kinds run: fetch → build → apply → status, for the control plane `cp` read
+/// from `obj`, its children named after `cluster_name`; `capi` is the owner CAPI Cluster of the
+/// Cluster API kind. A spec that cannot be built and a child controlled by someone else are
+/// reported in `obj`'s status and stop the run.
+pub(crate) async fn run<K>(
+    ctx: &Context,
+    obj: &K,
+    cp: ControlPlane,
+    cluster_name: String,
+    capi: Option<&Cluster>,
+    now: Timestamp,
+) -> Result<Ran, Error>
+where
+    K: ControlPlaneObject,
+{
+    let (_, now_t) = now_time();
+    let facts = fetch(ctx, cp, cluster_name, capi, now).await?;
     let desired = match build::build(&facts) {
         Ok(d) => d,
         Err(e) => {
             info!(reason = e.reason(), error = %e, "the spec cannot be reconciled");
-            report_failure(ctx, &kcp, &facts, e.reason(), e.to_string(), now_t).await?;
+            report_failure(ctx, obj, &facts, e.reason(), e.to_string(), now_t).await?;
             // A missing reference may appear without an event reaching us.
-            return Ok(Action::requeue(Duration::from_secs(30)));
+            return Ok(Ran::Stopped(Action::requeue(Duration::from_secs(30))));
         }
     };
     if !desired.overridden.is_empty() {
         debug!(paths = ?desired.overridden, "user k0s config values overridden by the provider");
     }
 
-    let applied = match apply_desired(ctx, &kcp, &facts, &desired).await {
+    let applied = match apply_desired(ctx, obj, &facts, &desired).await {
         Ok(a) => a,
         Err(e @ Error::OwnedByOther { .. }) => {
-            report_failure(ctx, &kcp, &facts, e.reason(), e.to_string(), now_t).await?;
-            return Ok(Action::requeue(Duration::from_secs(60)));
+            report_failure(ctx, obj, &facts, e.reason(), e.to_string(), now_t).await?;
+            return Ok(Ran::Stopped(Action::requeue(Duration::from_secs(60))));
         }
         Err(e) => return Err(e),
     };
 
-    let infra_pending =
-        provision_self_managed_infrastructure(ctx, &kcp, &ns, &cluster, &desired).await;
-
-    let pods = list_pods(ctx, &ns, &cluster_name).await?;
+    let ns = &facts.cp.namespace;
+    let pods = list_pods(ctx, ns, &facts.cluster_name).await?;
     let counts_ready = pods.iter().any(pod_ready);
-    let was_initialized = kcp
-        .status
-        .as_ref()
-        .and_then(|s| s.initialization.as_ref())
-        .and_then(|i| i.control_plane_initialized)
-        == Some(true);
+    let was_initialized = facts.cp.initialized;
     let (probe, kube_system_uid) = match (
         &desired.kubeconfig,
         &desired.endpoint,
@@ -367,8 +430,10 @@ async fn apply_event(
         _ => (Probe::NotRun, None),
     };
     let (st, transitions) = status::compute(StatusInputs {
-        kcp: &kcp,
-        cluster: &cluster_name,
+        old: obj.common_status(),
+        generation: obj.meta().generation,
+        spec: &facts.cp.spec,
+        cluster: &facts.cluster_name,
         desired: Some(&desired),
         failure: None,
         pods: &pods,
@@ -377,11 +442,8 @@ async fn apply_event(
         probe: probe.clone(),
         now: now_t,
     });
-    write_status(&api, &kcp, &st).await?;
-    report(ctx, &kcp, &transitions).await;
-    if let Some(uid) = kube_system_uid {
-        annotate_cluster_id(ctx, &ns, &cluster, &uid).await;
-    }
+    write_status(ctx, obj, &st).await?;
+    report(ctx, obj, &transitions).await;
     if let Some(reason) = desired.kubeconfig_regenerated
         && reason != crate::kubeconfig::RegenerateReason::Missing
     {
@@ -389,28 +451,28 @@ async fn apply_event(
         let foreign = reason == crate::kubeconfig::RegenerateReason::NotWrittenByUs;
         publish(
             ctx,
-            &kcp,
+            obj,
             foreign,
             "KubeconfigRegenerated",
             &format!(
                 "{} regenerated: {reason:?}",
-                names::kubeconfig_secret(&cluster_name)
+                names::kubeconfig_secret(&facts.cluster_name)
             ),
         )
         .await;
     }
 
+    let replicas = facts.cp.spec.replicas;
     let settled = desired.waiting.is_none()
         && probe == Probe::Answered
-        && st.ready_replicas == Some(kcp.spec.replicas)
-        && st.up_to_date_replicas == Some(kcp.spec.replicas)
-        && applied.settled
-        && !infra_pending;
-    Ok(if settled {
-        Action::requeue(ctx.resync)
-    } else {
-        Action::requeue(Duration::from_secs(10))
-    })
+        && st.ready_replicas == Some(replicas)
+        && st.up_to_date_replicas == Some(replicas)
+        && applied.settled;
+    Ok(Ran::Done(Box::new(Done {
+        desired,
+        settled,
+        kube_system_uid,
+    })))
 }
 
 /// Whether `cluster.spec.controlPlaneRef` names `kcp` (kind, API group and name; the v1beta2
@@ -425,13 +487,14 @@ pub fn refers_to(cluster: &Cluster, kcp: &K0smotronControlPlane) -> bool {
 /// Cluster's): the failure on `Available`, nothing else.
 async fn report_without_cluster(
     ctx: &Context,
-    api: &Api<K0smotronControlPlane>,
     kcp: &K0smotronControlPlane,
     failure: Failure,
     now: Time,
 ) -> Result<(), Error> {
     let (mut st, transitions) = status::compute(StatusInputs {
-        kcp,
+        old: kcp.common_status(),
+        generation: kcp.metadata.generation,
+        spec: &kcp.spec,
         cluster: "",
         desired: None,
         failure: Some(failure),
@@ -443,7 +506,7 @@ async fn report_without_cluster(
     });
     // Without a Cluster there is no selector or replica count to report yet.
     st.selector = kcp.status.as_ref().and_then(|s| s.selector.clone());
-    write_status(api, kcp, &st).await?;
+    write_status(ctx, kcp, &st).await?;
     report(ctx, kcp, &transitions).await;
     Ok(())
 }
@@ -534,19 +597,22 @@ async fn provision_self_managed_infrastructure(
 
 /// Writes the status of a reconcile stopped before (or instead of) applying: the failure on
 /// `Available`, counts from the pods, nothing else changed.
-async fn report_failure(
+async fn report_failure<K>(
     ctx: &Context,
-    kcp: &K0smotronControlPlane,
+    obj: &K,
     facts: &Facts,
     reason: &str,
     message: String,
     now: Time,
-) -> Result<(), Error> {
-    let ns = kcp.namespace().ok_or(Error::NoNamespace)?;
-    let api: Api<K0smotronControlPlane> = Api::namespaced(ctx.client.clone(), &ns);
-    let pods = list_pods(ctx, &ns, &facts.cluster_name).await?;
+) -> Result<(), Error>
+where
+    K: ControlPlaneObject,
+{
+    let pods = list_pods(ctx, &facts.cp.namespace, &facts.cluster_name).await?;
     let (st, transitions) = status::compute(StatusInputs {
-        kcp,
+        old: obj.common_status(),
+        generation: obj.meta().generation,
+        spec: &facts.cp.spec,
         cluster: &facts.cluster_name,
         desired: None,
         failure: Some(Failure {
@@ -559,19 +625,22 @@ async fn report_failure(
         probe: Probe::NotRun,
         now,
     });
-    write_status(&api, kcp, &st).await?;
-    report(ctx, kcp, &transitions).await;
+    write_status(ctx, obj, &st).await?;
+    report(ctx, obj, &transitions).await;
     Ok(())
 }
 
-async fn report(ctx: &Context, kcp: &K0smotronControlPlane, transitions: &[status::Transition]) {
+async fn report<K>(ctx: &Context, obj: &K, transitions: &[status::Transition])
+where
+    K: Resource<DynamicType = ()>,
+{
     for t in transitions {
         let note = if t.message.is_empty() {
             format!("{} is {}", t.type_, t.status)
         } else {
             format!("{} is {}: {}", t.type_, t.status, t.message)
         };
-        publish(ctx, kcp, t.is_warning(), &t.reason, &note).await;
+        publish(ctx, obj, t.is_warning(), &t.reason, &note).await;
     }
 }
 
@@ -617,26 +686,29 @@ pub fn endpoint_owned_by_provider(meta: &ObjectMeta) -> bool {
     ours && !others
 }
 
-async fn fetch(
+/// The fetch stage of both kinds: reads everything the build needs for `cp`, whose children are
+/// named after `cluster_name`. `capi`: the owner CAPI Cluster (the `K0smotronControlPlane` kind
+/// only).
+pub(crate) async fn fetch(
     ctx: &Context,
-    kcp: &K0smotronControlPlane,
-    cluster: &Cluster,
+    cp: ControlPlane,
+    cluster_name: String,
+    capi: Option<&Cluster>,
     now: Timestamp,
 ) -> Result<Facts, Error> {
-    let ns = kcp.namespace().ok_or(Error::NoNamespace)?;
-    let cluster_name = cluster.name_any();
+    let ns = cp.namespace.clone();
     let secrets_api: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
     let mut secrets = BTreeMap::new();
-    for name in build::secret_names(kcp, &cluster_name) {
+    for name in build::secret_names(&cp.spec, &cluster_name) {
         if let Some(s) = get_opt(&secrets_api, &name).await? {
             secrets.insert(name, s);
         }
     }
     let services: Api<Service> = Api::namespaced(ctx.client.clone(), &ns);
-    let svc_name = crate::services::service_name(&cluster_name, kcp.spec.service.type_);
+    let svc_name = crate::services::service_name(&cluster_name, cp.spec.service.type_);
     let exposure_service = get_opt(&services, &svc_name).await?;
-    let nodes = if kcp.spec.service.type_ == ServiceType::NodePort
-        && kcp
+    let nodes = if cp.spec.service.type_ == ServiceType::NodePort
+        && cp
             .spec
             .external_address
             .as_deref()
@@ -675,17 +747,11 @@ async fn fetch(
         Vec::new()
     };
 
-    // When we published spec.controlPlaneEndpoint ourselves, it is not the user's choice: hide it
-    // from the build so the endpoint can follow the address.
-    let mut kcp = kcp.clone();
-    if endpoint_owned_by_provider(&kcp.metadata) {
-        kcp.spec.control_plane_endpoint = None;
-    }
     Ok(Facts {
-        kcp,
+        cp,
         cluster_name,
-        cluster_initialized: cluster.control_plane_initialized(),
-        cluster_network: cluster.spec.cluster_network.clone(),
+        cluster_initialized: capi.is_some_and(Cluster::control_plane_initialized),
+        cluster_network: capi.and_then(|c| c.spec.cluster_network.clone()),
         secrets,
         exposure_service,
         nodes,
@@ -698,11 +764,11 @@ async fn fetch(
 }
 
 /// What the apply step leaves for the status step.
-struct Applied {
-    statefulset: Option<StatefulSet>,
-    etcd_statefulset: Option<StatefulSet>,
+pub(crate) struct Applied {
+    pub(crate) statefulset: Option<StatefulSet>,
+    pub(crate) etcd_statefulset: Option<StatefulSet>,
     /// Nothing is waiting for a follow-up (e.g. a StatefulSet being recreated).
-    settled: bool,
+    pub(crate) settled: bool,
 }
 
 fn check_owner(kind: &str, meta: &ObjectMeta, uid: &str) -> Result<(), Error> {
@@ -921,13 +987,17 @@ async fn apply_statefulset(
     }
 }
 
-async fn apply_desired(
+/// The apply stage of both kinds: writes every child of `desired` (events go to `obj`).
+pub(crate) async fn apply_desired<K>(
     ctx: &Context,
-    kcp: &K0smotronControlPlane,
+    obj: &K,
     facts: &Facts,
     desired: &DesiredState,
-) -> Result<Applied, Error> {
-    let ns = kcp.namespace().ok_or(Error::NoNamespace)?;
+) -> Result<Applied, Error>
+where
+    K: Resource<DynamicType = ()>,
+{
+    let ns = facts.cp.namespace.clone();
     let uid = desired.owner.uid.clone();
     let client = ctx.client.clone();
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
@@ -995,14 +1065,7 @@ async fn apply_desired(
         statefulset = sts;
         settled &= ok;
     }
-    grow_claims(ctx, kcp, &ns, &desired.claim_expansions).await;
-
-    if desired.publish_endpoint
-        && let Some(endpoint) = &desired.endpoint
-        && kcp.spec.control_plane_endpoint.as_ref() != Some(endpoint)
-    {
-        publish_endpoint(ctx, kcp, endpoint).await?;
-    }
+    grow_claims(ctx, obj, &ns, &desired.claim_expansions).await;
     Ok(Applied {
         statefulset,
         etcd_statefulset,
@@ -1013,12 +1076,14 @@ async fn apply_desired(
 /// Asks existing volume claims to grow to their template's size (see [`crate::claims`]). A
 /// refusal (the storage class does not allow expansion, a quota) is reported as a Warning event
 /// and tried again on the next reconcile; it never stops the control plane.
-async fn grow_claims(
+async fn grow_claims<K>(
     ctx: &Context,
-    kcp: &K0smotronControlPlane,
+    obj: &K,
     ns: &str,
     expansions: &[crate::claims::ClaimExpansion],
-) {
+) where
+    K: Resource<DynamicType = ()>,
+{
     let api: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), ns);
     for e in expansions {
         let patch = serde_json::json!({"spec": {"resources": {"requests": {"storage": e.to}}}});
@@ -1033,7 +1098,7 @@ async fn grow_claims(
                     e.name, e.from, e.to.0
                 );
                 info!("{note}");
-                publish(ctx, kcp, false, "ClaimExpanding", &note).await;
+                publish(ctx, obj, false, "ClaimExpanding", &note).await;
             }
             Err(err) => {
                 warn!(claim = %e.name, error = %err, "growing a volume claim failed");
@@ -1041,7 +1106,7 @@ async fn grow_claims(
                     "PersistentVolumeClaim {} cannot grow from {} to {}: {err}",
                     e.name, e.from, e.to.0
                 );
-                publish(ctx, kcp, true, "ClaimExpansionFailed", &note).await;
+                publish(ctx, obj, true, "ClaimExpansionFailed", &note).await;
             }
         }
     }
@@ -1327,38 +1392,58 @@ async fn cleanup(kcp: Arc<K0smotronControlPlane>, ctx: &Context) -> Result<Actio
     else {
         return Ok(Action::await_change());
     };
-    let client = ctx.client.clone();
-    let sts: Api<StatefulSet> = Api::namespaced(client.clone(), &ns);
-    let svc: Api<Service> = Api::namespaced(client.clone(), &ns);
-    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
-    let jobs: Api<CronJob> = Api::namespaced(client.clone(), &ns);
-    for name in [names::kmc_name(&cluster), names::etcd_name(&cluster)] {
-        delete_if_ours(&sts, &name, &uid).await?;
-    }
-    delete_if_ours(&jobs, &names::etcd_defrag_name(&cluster), &uid).await?;
-    for name in [
-        names::cluster_ip_service_name(&cluster),
-        names::nodeport_service_name(&cluster),
-        names::load_balancer_service_name(&cluster),
-        names::etcd_name(&cluster),
-    ] {
-        delete_if_ours(&svc, &name, &uid).await?;
-    }
-    for name in [
-        names::config_map_name(&cluster),
-        names::entrypoint_config_map_name(&cluster),
-        names::telemetry_config_map_name(&cluster),
-        names::endpoint_config_map_name(&cluster),
-    ] {
-        delete_if_ours(&cms, &name, &uid).await?;
-    }
-    for name in build::secret_names(&kcp, &cluster) {
-        delete_if_ours(&secrets, &name, &uid).await?;
-    }
+    delete_children(ctx, &ns, &kcp.spec, &cluster, &uid).await?;
     info!("children deleted; releasing the finalizer");
-    publish(ctx, &kcp, false, "Deleted", "control-plane objects deleted").await;
+    publish(
+        ctx,
+        &*kcp,
+        false,
+        "Deleted",
+        "control-plane objects deleted",
+    )
+    .await;
     Ok(Action::await_change())
+}
+
+/// Deletes every child the control plane `uid` controls (children named after `cluster`), of
+/// either kind; what another object controls stays.
+pub(crate) async fn delete_children(
+    ctx: &Context,
+    ns: &str,
+    spec: &ClusterSpec,
+    cluster: &str,
+    uid: &str,
+) -> Result<(), Error> {
+    let client = ctx.client.clone();
+    let sts: Api<StatefulSet> = Api::namespaced(client.clone(), ns);
+    let svc: Api<Service> = Api::namespaced(client.clone(), ns);
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
+    let jobs: Api<CronJob> = Api::namespaced(client.clone(), ns);
+    for name in [names::kmc_name(cluster), names::etcd_name(cluster)] {
+        delete_if_ours(&sts, &name, uid).await?;
+    }
+    delete_if_ours(&jobs, &names::etcd_defrag_name(cluster), uid).await?;
+    for name in [
+        names::cluster_ip_service_name(cluster),
+        names::nodeport_service_name(cluster),
+        names::load_balancer_service_name(cluster),
+        names::etcd_name(cluster),
+    ] {
+        delete_if_ours(&svc, &name, uid).await?;
+    }
+    for name in [
+        names::config_map_name(cluster),
+        names::entrypoint_config_map_name(cluster),
+        names::telemetry_config_map_name(cluster),
+        names::endpoint_config_map_name(cluster),
+    ] {
+        delete_if_ours(&cms, &name, uid).await?;
+    }
+    for name in build::secret_names(spec, cluster) {
+        delete_if_ours(&secrets, &name, uid).await?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use k0smotron_api::conditions as c;
 use k0smotron_api::controlplane::v1beta2::{
-    ControlPlaneInitialization, K0smotronControlPlane, K0smotronControlPlaneStatus, StatusVersion,
+    ClusterSpec, ControlPlaneInitialization, K0smotronControlPlaneStatus, StatusVersion,
 };
 use k0smotron_api::version::K0sVersion;
 use k8s_openapi::api::apps::v1::StatefulSet;
@@ -166,8 +166,13 @@ pub enum Probe {
 /// Everything the status is computed from.
 #[derive(Debug)]
 pub struct StatusInputs<'a> {
-    /// The control plane as read at the start of the reconcile.
-    pub kcp: &'a K0smotronControlPlane,
+    /// The status as read at the start of the reconcile (a standalone Cluster's in this form, see
+    /// `standalone`).
+    pub old: K0smotronControlPlaneStatus,
+    /// `metadata.generation` of the control-plane object.
+    pub generation: Option<i64>,
+    /// Its spec.
+    pub spec: &'a ClusterSpec,
     /// Cluster name (for the selector).
     pub cluster: &'a str,
     /// The desired state, when the build succeeded.
@@ -231,10 +236,10 @@ fn quorum(n: i32) -> i32 {
 /// Computes the status. `lastTransitionTime` changes only on transitions (status flips); the
 /// returned transitions list every condition whose status or reason changed.
 pub fn compute(input: StatusInputs<'_>) -> (K0smotronControlPlaneStatus, Vec<Transition>) {
-    let kcp = input.kcp;
-    let old = kcp.status.clone().unwrap_or_default();
+    let spec = input.spec;
+    let old = input.old.clone();
     let mut status = old.clone();
-    let generation = kcp.metadata.generation;
+    let generation = input.generation;
     let now = input.now.clone();
     let mut conds: Vec<Condition> = old.conditions.clone();
     let mut set = |t: &str, s: ConditionStatus, reason: &str, msg: &str| {
@@ -244,11 +249,7 @@ pub fn compute(input: StatusInputs<'_>) -> (K0smotronControlPlaneStatus, Vec<Tra
     let desired_tag = input
         .desired
         .map(|d| d.desired_image_tag.clone())
-        .or_else(|| {
-            K0sVersion::parse(&kcp.spec.version)
-                .ok()
-                .map(|v| v.image_tag())
-        })
+        .or_else(|| K0sVersion::parse(&spec.version).ok().map(|v| v.image_tag()))
         .unwrap_or_default();
     let update_revision = input
         .statefulset
@@ -265,13 +266,13 @@ pub fn compute(input: StatusInputs<'_>) -> (K0smotronControlPlaneStatus, Vec<Tra
     )));
     status.external_managed_control_plane = Some(true);
     if let Some(low) = counts.lowest_ready {
-        status.version = Some(in_spec_style(&low, &kcp.spec.version));
+        status.version = Some(in_spec_style(&low, &spec.version));
     }
     status.versions = counts
         .versions
         .iter()
         .map(|(v, n)| StatusVersion {
-            version: in_spec_style(v, &kcp.spec.version),
+            version: in_spec_style(v, &spec.version),
             replicas: Some(*n),
         })
         .collect();
@@ -389,7 +390,7 @@ pub fn compute(input: StatusInputs<'_>) -> (K0smotronControlPlaneStatus, Vec<Tra
     }
 
     // Scaling.
-    let want = kcp.spec.replicas;
+    let want = spec.replicas;
     if counts.replicas < want {
         set(
             c::SCALING_UP,
@@ -504,6 +505,8 @@ pub fn transitions(old: &[Condition], new: &[Condition]) -> Vec<Transition> {
     clippy::field_reassign_with_default
 )]
 mod tests {
+    use k0smotron_api::controlplane::v1beta2::K0smotronControlPlane;
+
     use super::*;
     use crate::statefulset::CONTROLLER_CONTAINER;
     use k8s_openapi::api::core::v1::{Container, PodCondition, PodSpec, PodStatus};
@@ -602,7 +605,9 @@ mod tests {
         let mut kcp = kcp();
         let pods = vec![pod("v1.35.7-k0s.0", true, "r")];
         let (status, transitions) = compute(StatusInputs {
-            kcp: &kcp,
+            old: kcp.status.clone().unwrap_or_default(),
+            generation: kcp.metadata.generation,
+            spec: &kcp.spec,
             cluster: "demo",
             desired: None,
             failure: None,
@@ -643,7 +648,9 @@ mod tests {
 
         kcp.status = Some(status);
         let (status, transitions) = compute(StatusInputs {
-            kcp: &kcp,
+            old: kcp.status.clone().unwrap_or_default(),
+            generation: kcp.metadata.generation,
+            spec: &kcp.spec,
             cluster: "demo",
             desired: None,
             failure: None,
@@ -673,7 +680,9 @@ mod tests {
         // Nothing changed: no transitions.
         kcp.status = Some(status);
         let (_, transitions) = compute(StatusInputs {
-            kcp: &kcp,
+            old: kcp.status.clone().unwrap_or_default(),
+            generation: kcp.metadata.generation,
+            spec: &kcp.spec,
             cluster: "demo",
             desired: None,
             failure: None,
@@ -690,7 +699,9 @@ mod tests {
     fn failures_surface_on_available() {
         let kcp = kcp();
         let (status, transitions) = compute(StatusInputs {
-            kcp: &kcp,
+            old: kcp.status.clone().unwrap_or_default(),
+            generation: kcp.metadata.generation,
+            spec: &kcp.spec,
             cluster: "demo",
             desired: None,
             failure: Some(Failure {

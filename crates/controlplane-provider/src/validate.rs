@@ -7,9 +7,7 @@
 //! Pure. A failed check stops the reconcile before anything is written, so a bad spec never
 //! deletes or changes running objects; it only surfaces as a condition.
 
-use k0smotron_api::controlplane::v1beta2::{
-    K0smotronControlPlaneSpec, PersistenceType, StorageType,
-};
+use k0smotron_api::controlplane::v1beta2::{ClusterSpec, PersistenceType, StorageType};
 use k0smotron_api::version::K0sVersion;
 use k8s_openapi::api::core::v1::PodSpec;
 
@@ -94,7 +92,7 @@ fn not_allowed(field: impl Into<String>, (flag, env): (&'static str, &'static st
 }
 
 /// Checks a spec against the installation's policy, then on its own; the first problem wins.
-pub fn validate(spec: &K0smotronControlPlaneSpec, policy: &FieldPolicy) -> Result<(), SpecError> {
+pub fn validate(spec: &ClusterSpec, policy: &FieldPolicy) -> Result<(), SpecError> {
     check_policy(spec, policy)?;
     if spec.remote_host_cluster.is_some() {
         return Err(SpecError::Unsupported(
@@ -208,7 +206,7 @@ pub fn validate(spec: &K0smotronControlPlaneSpec, policy: &FieldPolicy) -> Resul
 }
 
 /// Refuses the fields `policy` does not allow.
-fn check_policy(spec: &K0smotronControlPlaneSpec, policy: &FieldPolicy) -> Result<(), SpecError> {
+fn check_policy(spec: &ClusterSpec, policy: &FieldPolicy) -> Result<(), SpecError> {
     if !policy.patches && !spec.patches.is_empty() {
         return Err(not_allowed("spec.patches", ALLOW_PATCHES));
     }
@@ -287,6 +285,7 @@ pub(crate) fn check_patched_pod(
 )]
 mod tests {
     use super::*;
+    use k0smotron_api::controlplane::v1beta2::K0smotronControlPlaneSpec;
     use k0smotron_api::controlplane::v1beta2::{
         ComponentPatch, IngressSpec, KineSpec, Mount, PatchSpec, PatchTarget, PatchType,
     };
