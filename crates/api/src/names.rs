@@ -24,6 +24,8 @@ pub const API_VERSION: &str = "v1beta2";
 
 /// Finalizer on `K0smotronControlPlane` (upstream's value).
 pub const CONTROLPLANE_FINALIZER: &str = "k0smotron.controlplane.cluster.x-k8s.io";
+/// Finalizer on a standalone `k0smotron.io` `Cluster` (upstream's value).
+pub const STANDALONE_FINALIZER: &str = "k0smotron.io/finalizer";
 /// Finalizer on `K0sWorkerConfig`. Upstream has none; ours lets the bootstrap provider invalidate
 /// the worker's join token when the config goes away.
 pub const BOOTSTRAP_FINALIZER: &str = "k0sworkerconfig.bootstrap.cluster.x-k8s.io";

@@ -965,3 +965,96 @@ fn ipv6_server_urls_are_bracketed() {
     assert_eq!(server_url("fd00::1", 6443), "https://[fd00::1]:6443");
     assert_eq!(server_url("10.0.0.1", 6443), "https://10.0.0.1:6443");
 }
+
+/// Everything a build writes, as JSON, with every controller owner reference replaced by a
+/// placeholder and the kubeconfig's data left out (each build without a stored kubeconfig mints
+/// a fresh client key).
+fn written_objects(d: &DesiredState) -> serde_json::Value {
+    fn plan(p: &Option<StatefulSetPlan>) -> serde_json::Value {
+        match p {
+            Some(StatefulSetPlan::Apply(s) | StatefulSetPlan::Recreate(s)) => json!(s),
+            Some(other) => json!(format!("{other:?}")),
+            None => json!(null),
+        }
+    }
+    let mut kubeconfig = d.kubeconfig.clone();
+    if let Some(k) = kubeconfig.as_mut() {
+        k.data = None;
+    }
+    let mut all = json!({
+        "create_secrets": d.create_secrets,
+        "renew_secrets": d.renew_secrets,
+        "kubeconfig": kubeconfig,
+        "config_maps": d.config_maps,
+        "services": d.services,
+        "statefulset": plan(&d.statefulset),
+        "etcd_statefulset": plan(&d.etcd_statefulset),
+        "cron_jobs": d.cron_jobs,
+        "endpoint": d.endpoint,
+        "external_address": d.external_address,
+        "selector": d.selector,
+    });
+    fn strip(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Object(map) => {
+                if map.contains_key("ownerReferences") {
+                    map.insert("ownerReferences".into(), json!("<owner>"));
+                }
+                map.values_mut().for_each(strip);
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(strip),
+            _ => {}
+        }
+    }
+    strip(&mut all);
+    all
+}
+
+#[test]
+fn a_standalone_cluster_gets_the_objects_of_a_control_plane_of_the_same_spec_but_its_owner() {
+    let mut spec = K0smotronControlPlaneSpec::default();
+    spec.replicas = 3;
+    spec.service.type_ = ServiceType::NodePort;
+    spec.external_address = Some("203.0.113.7".into());
+    spec.k0s_config = Some(json!({"spec": {"telemetry": {"enabled": false}}}));
+    let capi = facts(spec.clone());
+    let mut cluster =
+        k0smotron_api::k0smotron::v1beta2::Cluster::new(CLUSTER, spec.cluster.clone());
+    cluster.metadata.namespace = Some(NS.into());
+    cluster.metadata.uid = Some(UID.into());
+    let standalone = Facts {
+        cp: ControlPlane::from_cluster(&cluster).unwrap(),
+        ..capi.clone()
+    };
+    let (a, b) = (build(&capi).unwrap(), build(&standalone).unwrap());
+    assert_eq!(written_objects(&a), written_objects(&b));
+    assert_eq!(
+        (a.owner.api_version.as_str(), a.owner.kind.as_str()),
+        (
+            "controlplane.cluster.x-k8s.io/v1beta2",
+            "K0smotronControlPlane"
+        )
+    );
+    assert_eq!(
+        (b.owner.api_version.as_str(), b.owner.kind.as_str()),
+        ("k0smotron.io/v1beta2", "Cluster")
+    );
+    // Every object the standalone build writes is controlled by the Cluster.
+    let owners = |d: &DesiredState| -> Vec<OwnerReference> {
+        let mut metas: Vec<&ObjectMeta> = Vec::new();
+        metas.extend(d.config_maps.iter().map(|o| &o.metadata));
+        metas.extend(d.services.iter().map(|o| &o.metadata));
+        metas.extend(d.cron_jobs.iter().map(|o| &o.metadata));
+        metas.extend(d.kubeconfig.iter().map(|o| &o.metadata));
+        if let Some(StatefulSetPlan::Apply(s)) = &d.statefulset {
+            metas.push(&s.metadata);
+        }
+        metas
+            .into_iter()
+            .flat_map(|m| m.owner_references.clone().unwrap_or_default())
+            .collect()
+    };
+    let standalone_owners = owners(&b);
+    assert!(standalone_owners.len() >= 5, "{standalone_owners:?}");
+    assert!(standalone_owners.iter().all(|o| o == &b.owner));
+}

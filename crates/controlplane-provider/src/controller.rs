@@ -10,6 +10,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use k0smotron_api::capi::Cluster;
 use k0smotron_api::controlplane::v1beta2::K0smotronControlPlane;
+use k0smotron_api::k0smotron::v1beta2::Cluster as StandaloneCluster;
 use k0smotron_api::names;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::batch::v1::CronJob;
@@ -37,6 +38,28 @@ pub struct Settings {
     pub resync: Duration,
     /// The spec fields that reach the pods this installation allows (`--allow-*` flags).
     pub policy: FieldPolicy,
+    /// The kinds to serve (`--kinds`).
+    pub kinds: Kinds,
+}
+
+/// Which control-plane kinds the provider serves. A kind whose CRDs the API server does not
+/// serve is skipped at start with one log line (e.g. the Cluster API kind without Cluster API
+/// installed), so a standalone install needs no CAPI CRDs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Kinds {
+    /// `K0smotronControlPlane`, driven by CAPI Clusters.
+    pub capi: bool,
+    /// The standalone `k0smotron.io` `Cluster`.
+    pub standalone: bool,
+}
+
+impl Default for Kinds {
+    fn default() -> Self {
+        Self {
+            capi: true,
+            standalone: true,
+        }
+    }
 }
 
 impl Default for Settings {
@@ -45,6 +68,7 @@ impl Default for Settings {
             probe_timeout: Duration::from_secs(10),
             resync: Duration::from_secs(300),
             policy: FieldPolicy::default(),
+            kinds: Kinds::default(),
         }
     }
 }
@@ -92,7 +116,27 @@ pub fn build(client: &Client, args: &ManagerArgs) -> Controller<K0smotronControl
     .with_config(args.controller_config())
 }
 
-/// Runs the controller until `shutdown` fires.
+/// Whether the API server serves `K`'s resource (its CRD is installed), as far as this
+/// installation may list it.
+async fn served<K>(client: &Client, args: &ManagerArgs) -> bool
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    match args
+        .api::<K>(client.clone())
+        .list_metadata(&kube::api::ListParams::default().limit(1))
+        .await
+    {
+        Err(kube::Error::Api(e)) if e.code == 404 => false,
+        // Any other failure (RBAC, a slow server) is the watcher's to report and retry.
+        _ => true,
+    }
+}
+
+/// Runs the controllers of the served kinds until `shutdown` fires.
 pub async fn run(
     client: Client,
     args: &ManagerArgs,
@@ -101,20 +145,69 @@ pub async fn run(
     readiness: &Readiness,
     shutdown: CancellationToken,
 ) {
-    let controller = build(&client, args);
-    readiness.gate_on_store("k0smotroncontrolplanes", controller.store());
     let ctx = Arc::new(Context {
         events: EventPublisher::new(client.clone(), REPORTER),
-        client,
+        client: client.clone(),
         metrics,
         probe_timeout: settings.probe_timeout,
         resync: settings.resync,
         policy: settings.policy,
         applied: Arc::default(),
     });
-    controller
-        .graceful_shutdown_on(shutdown.cancelled_owned())
-        .run(reconcile, error_policy, ctx)
+    let capi = settings.kinds.capi
+        && served::<Cluster>(&client, args).await
+        && served::<K0smotronControlPlane>(&client, args).await;
+    let standalone = settings.kinds.standalone && served::<StandaloneCluster>(&client, args).await;
+    if settings.kinds.capi && !capi {
+        tracing::info!(
+            "Cluster API or K0smotronControlPlane CRDs not installed: that controller does not run"
+        );
+    }
+    if settings.kinds.standalone && !standalone {
+        tracing::info!(
+            "k0smotron.io Cluster CRD not installed: the standalone controller does not run"
+        );
+    }
+    let capi_run = async {
+        if !capi {
+            return;
+        }
+        let controller = build(&client, args);
+        readiness.gate_on_store("k0smotroncontrolplanes", controller.store());
+        drive(
+            controller
+                .graceful_shutdown_on(shutdown.clone().cancelled_owned())
+                .run(reconcile, error_policy, ctx.clone()),
+        )
+        .await;
+    };
+    let standalone_run = async {
+        if !standalone {
+            return;
+        }
+        let controller = crate::standalone::build(&client, args);
+        readiness.gate_on_store("clusters.k0smotron.io", controller.store());
+        drive(
+            controller
+                .graceful_shutdown_on(shutdown.clone().cancelled_owned())
+                .run(
+                    crate::standalone::reconcile,
+                    crate::standalone::error_policy,
+                    ctx.clone(),
+                ),
+        )
+        .await;
+    };
+    futures::join!(capi_run, standalone_run);
+}
+
+/// Drains a controller's result stream until it ends.
+async fn drive<S, T, E>(stream: S)
+where
+    S: futures::Stream<Item = Result<T, E>>,
+    E: std::fmt::Display,
+{
+    stream
         .for_each(|result| async move {
             if let Err(err) = result {
                 // Reconcile errors are counted and logged by error_policy; these are the queue's

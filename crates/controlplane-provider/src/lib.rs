@@ -17,6 +17,7 @@ pub mod labels;
 pub mod patches;
 pub mod reconcile;
 pub mod services;
+pub mod standalone;
 pub mod statefulset;
 pub mod status;
 pub mod validate;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{ArgAction, Parser};
-use controlplane_provider::controller::{self, Settings};
+use controlplane_provider::controller::{self, Kinds, Settings};
 use controlplane_provider::validate::FieldPolicy;
 use prometheus_client::registry::Registry;
 use provider_runtime::{
@@ -20,7 +20,7 @@ const LEASE_NAME: &str = "controlplane.k0smotron.io";
 #[command(
     name = "controlplane-provider",
     version,
-    about = "k0smotron-rs control-plane provider (K0smotronControlPlane)"
+    about = "k0smotron-rs control-plane provider (K0smotronControlPlane and the standalone Cluster)"
 )]
 struct Cli {
     #[command(flatten)]
@@ -49,6 +49,21 @@ struct Cli {
     /// Accept `spec.serviceAccount` (the ServiceAccount the k0s and etcd pods run as).
     #[arg(long, env = "ALLOW_SERVICE_ACCOUNT", default_value_t = true, action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     allow_service_account: bool,
+    /// The control-plane kinds to serve, comma-separated: `capi` (K0smotronControlPlane) and
+    /// `standalone` (the k0smotron.io Cluster). A kind whose CRDs are not installed is skipped.
+    #[arg(
+        long,
+        env = "KINDS",
+        value_delimiter = ',',
+        default_value = "capi,standalone"
+    )]
+    kinds: Vec<KindArg>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum KindArg {
+    Capi,
+    Standalone,
 }
 
 impl Cli {
@@ -93,6 +108,10 @@ async fn main() -> anyhow::Result<()> {
         probe_timeout: Duration::from_secs(cli.workload_probe_timeout),
         resync: Duration::from_secs(cli.resync_period),
         policy,
+        kinds: Kinds {
+            capi: cli.kinds.contains(&KindArg::Capi),
+            standalone: cli.kinds.contains(&KindArg::Standalone),
+        },
     };
     let election = manager.leader_election(LEASE_NAME);
     let gates = readiness.clone();

@@ -1,0 +1,102 @@
+//! The standalone `k0smotron.io` `Cluster` controller: a k0s control plane hosted as pods without
+//! Cluster API (k0smotron's first mode). It runs the same pipeline as `K0smotronControlPlane`
+//! ([`crate::reconcile::run`]) with the Cluster as the owner of every child and its own name as
+//! the cluster name; nothing of CAPI is read or written.
+//!
+//! Children are named after the Cluster (`kmc-<name>`, `<name>-kubeconfig`, ...), exactly as for a
+//! `K0smotronControlPlane` of a CAPI Cluster of that name, so for the same spec both kinds produce
+//! the same objects except for their owner reference.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use k0smotron_api::k0smotron::v1beta2::Cluster;
+use k0smotron_api::names;
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::batch::v1::CronJob;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
+use kube::core::PartialObjectMeta;
+use kube::runtime::controller::Action;
+use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
+use kube::runtime::{Controller, watcher};
+use kube::{Api, Client, ResourceExt};
+use provider_runtime::ManagerArgs;
+use tracing::{info, instrument, warn};
+
+use crate::control_plane::ControlPlane;
+use crate::reconcile::{Context, Error, Ran, delete_children, publish, run};
+
+/// Metrics and log name of this controller.
+pub const CONTROLLER_NAME: &str = "k0smotroncluster";
+
+/// Entry point of the controller.
+#[instrument(skip_all, fields(name = %cluster.name_any(), namespace = cluster.namespace().unwrap_or_default(), generation = cluster.metadata.generation))]
+pub async fn reconcile(cluster: Arc<Cluster>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let _timer = ctx.metrics.reconcile_started(CONTROLLER_NAME);
+    let ns = cluster.namespace().ok_or(Error::NoNamespace)?;
+    let api: Api<Cluster> = Api::namespaced(ctx.client.clone(), &ns);
+    finalizer(&api, names::STANDALONE_FINALIZER, cluster, |event| async {
+        match event {
+            FinalizerEvent::Apply(cluster) => apply(&cluster, &ctx).await,
+            FinalizerEvent::Cleanup(cluster) => cleanup(&cluster, &ctx).await,
+        }
+    })
+    .await
+    .map_err(|e| Error::Finalizer(Box::new(e)))
+}
+
+/// Requeue policy on errors.
+pub fn error_policy(cluster: Arc<Cluster>, err: &Error, ctx: Arc<Context>) -> Action {
+    warn!(name = %cluster.name_any(), error = %err, "reconcile failed");
+    ctx.metrics
+        .reconcile_failed(CONTROLLER_NAME, err.metric_label());
+    Action::requeue(Duration::from_secs(15))
+}
+
+async fn apply(cluster: &Cluster, ctx: &Context) -> Result<Action, Error> {
+    let cp = ControlPlane::from_cluster(cluster)?;
+    let name = cp.name.clone();
+    let now = jiff::Timestamp::now();
+    Ok(match run(ctx, cluster, cp, name, None, now).await? {
+        Ran::Stopped(action) => action,
+        Ran::Done(done) if done.settled => Action::requeue(ctx.resync),
+        Ran::Done(_) => Action::requeue(Duration::from_secs(10)),
+    })
+}
+
+/// Deletion: children go by owner-reference garbage collection; what the Cluster controls is
+/// deleted explicitly as well, so nothing depends on the collector's timing. Claims stay unless
+/// `autoDeletePVCs`.
+async fn cleanup(cluster: &Cluster, ctx: &Context) -> Result<Action, Error> {
+    let cp = ControlPlane::from_cluster(cluster)?;
+    delete_children(ctx, &cp.namespace, &cp.spec, &cp.name, &cp.uid).await?;
+    info!("children deleted; releasing the finalizer");
+    publish(
+        ctx,
+        cluster,
+        false,
+        "Deleted",
+        "control-plane objects deleted",
+    )
+    .await;
+    Ok(Action::await_change())
+}
+
+/// The controller, with its watches: the children it owns (the same kinds as the Cluster API
+/// kind's, selected by the same label).
+pub fn build(client: &Client, args: &ManagerArgs) -> Controller<Cluster> {
+    let children = watcher::Config::default()
+        .any_semantic()
+        .labels(names::CLUSTER_NAME_LABEL);
+    Controller::new(args.api::<Cluster>(client.clone()), args.watcher_config())
+        .owns(args.api::<StatefulSet>(client.clone()), children.clone())
+        .owns(args.api::<Service>(client.clone()), children.clone())
+        .owns(args.api::<ConfigMap>(client.clone()), children.clone())
+        // Secrets by metadata only, as for the Cluster API kind.
+        .owns(
+            args.api::<PartialObjectMeta<Secret>>(client.clone()),
+            children.clone(),
+        )
+        .owns(args.api::<CronJob>(client.clone()), children)
+        .with_config(args.controller_config())
+}

@@ -1,0 +1,249 @@
+//! The standalone `k0smotron.io` `Cluster` against the real API server of `test/harness` (with
+//! `--workloads`: kwok makes the pods Running and Ready). The provider runs in process, scoped to
+//! the test's namespace.
+//!
+//! Run: `eval "$(test/harness/cluster up --workloads --capi)"` then
+//! `cargo test -p controlplane-provider --test standalone -- --include-ignored`.
+
+#![allow(clippy::unwrap_used, clippy::panic)]
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+use k0smotron_api::k0smotron::v1beta2::{Cluster, ClusterSpec, StorageType};
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::{Api, ResourceExt};
+use prometheus_client::registry::Registry;
+use provider_runtime::{ManagerArgs, Metrics, Readiness};
+use serde_json::json;
+use test_support::{TestNamespace, wait_for};
+use tokio_util::sync::CancellationToken;
+
+use controlplane_provider::controller::{self, Kinds, Settings};
+
+const TIMEOUT: Duration = Duration::from_secs(90);
+const NAME: &str = "solo";
+
+#[derive(Parser)]
+struct Args {
+    #[command(flatten)]
+    manager: ManagerArgs,
+}
+
+fn owned_by(meta: &ObjectMeta, uid: &str) -> bool {
+    meta.owner_references.as_ref().is_some_and(|r| {
+        r.iter().any(|o| {
+            o.uid == uid
+                && o.controller == Some(true)
+                && o.kind == "Cluster"
+                && o.api_version == "k0smotron.io/v1beta2"
+        })
+    })
+}
+
+async fn wait_replicas(api: &Api<Cluster>, n: i32) -> Cluster {
+    wait_for(
+        api,
+        NAME,
+        |c| {
+            let s = c.status.clone().unwrap_or_default();
+            s.replicas == Some(n)
+                && s.ready_replicas == Some(n)
+                && s.updated_replicas == Some(n)
+                && s.observed_generation == c.metadata.generation
+        },
+        TIMEOUT,
+        "ready, updated replicas",
+    )
+    .await
+    .unwrap()
+}
+
+/// A standalone Cluster (written as upstream's manifests are) with only the standalone kind
+/// served: its children, owned by it; the status upstream reports; scaling through the scale
+/// subresource; a spec change rolls the pods; deletion leaves nothing of it.
+#[tokio::test]
+#[ignore = "needs test/harness"]
+async fn a_standalone_cluster_is_reconciled_scaled_rolled_and_deleted() {
+    let ns = TestNamespace::create("standalone").await.unwrap();
+    let client = ns.client();
+    test_support::apply_crd_dir(
+        &client,
+        &PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../config/crd/bases"),
+    )
+    .await
+    .unwrap();
+    let args = Args::parse_from([
+        "controlplane-provider",
+        "--namespace",
+        ns.name(),
+        "--health-addr",
+        "127.0.0.1:0",
+        "--metrics-addr",
+        "127.0.0.1:0",
+    ])
+    .manager;
+    let token = CancellationToken::new();
+    let provider = tokio::spawn({
+        let (client, token) = (client.clone(), token.clone());
+        async move {
+            let settings = Settings {
+                probe_timeout: Duration::from_secs(3),
+                kinds: Kinds {
+                    capi: false,
+                    standalone: true,
+                },
+                ..Settings::default()
+            };
+            let metrics = Metrics::register(&mut Registry::default());
+            controller::run(client, &args, settings, metrics, &Readiness::new(), token).await;
+        }
+    });
+
+    // As an upstream user writes it: apiVersion k0smotron.io/v1beta2, kine storage.
+    let clusters: Api<Cluster> = ns.api();
+    let manifest = json!({
+        "apiVersion": "k0smotron.io/v1beta2",
+        "kind": "Cluster",
+        "metadata": {"name": NAME},
+        "spec": {
+            "replicas": 1,
+            "service": {"type": "NodePort", "apiPort": 30443, "konnectivityPort": 30132},
+            "storage": {"type": "kine", "kine": {"dataSourceURL": "postgres://k0s:k0s@db:5432/k0s"}},
+            "k0sConfig": {"apiVersion": "k0s.k0sproject.io/v1beta1", "kind": "ClusterConfig",
+                          "spec": {"telemetry": {"enabled": false}}}
+        }
+    });
+    let cluster: Cluster = serde_json::from_value(manifest).unwrap();
+    assert_eq!(cluster.spec.storage.type_, StorageType::Kine);
+    let cluster = clusters
+        .create(&PostParams::default(), &cluster)
+        .await
+        .unwrap();
+    let uid = cluster.uid().unwrap();
+    let ready = wait_replicas(&clusters, 1).await;
+    let status = ready.status.clone().unwrap();
+    assert!(
+        status
+            .selector
+            .as_deref()
+            .is_some_and(|s| s.contains("cluster=solo")),
+        "{status:?}"
+    );
+    assert!(
+        ready
+            .finalizers()
+            .iter()
+            .any(|f| f == "k0smotron.io/finalizer")
+    );
+    for type_ in ["CertificatesAvailable", "KubeconfigSecretAvailable"] {
+        assert!(
+            status
+                .conditions
+                .iter()
+                .any(|c| c.type_ == type_ && c.status == "True"),
+            "{type_}: {:?}",
+            status.conditions
+        );
+    }
+
+    // Children with upstream's names, controlled by the Cluster.
+    let sts_api: Api<StatefulSet> = ns.api();
+    let sts = sts_api.get("kmc-solo").await.unwrap();
+    assert!(owned_by(&sts.metadata, &uid));
+    let svc = ns.api::<Service>().get("kmc-solo-nodeport").await.unwrap();
+    assert!(owned_by(&svc.metadata, &uid));
+    let cm = ns.api::<ConfigMap>().get("kmc-solo-config").await.unwrap();
+    assert!(owned_by(&cm.metadata, &uid));
+    let secrets: Api<Secret> = ns.api();
+    for name in ["solo-ca", "solo-proxy", "solo-sa", "solo-kubeconfig"] {
+        let s = secrets.get(name).await.unwrap();
+        assert!(owned_by(&s.metadata, &uid), "{name}");
+    }
+
+    // The scale subresource.
+    clusters
+        .patch_scale(
+            NAME,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"replicas": 2}})),
+        )
+        .await
+        .unwrap();
+    wait_replicas(&clusters, 2).await;
+    let scale = clusters.get_scale(NAME).await.unwrap();
+    assert_eq!(scale.status.unwrap().selector, status.selector);
+
+    // A k0s config change rolls the pods (a new template).
+    let before = sts_api.get("kmc-solo").await.unwrap().spec.template;
+    clusters
+        .patch(
+            NAME,
+            &PatchParams::default(),
+            &Patch::Merge(
+                json!({"spec": {"k0sConfig": {"spec": {"telemetry": {"enabled": true}}}}}),
+            ),
+        )
+        .await
+        .unwrap();
+    wait_for(
+        &sts_api,
+        "kmc-solo",
+        |s| s.spec.template != before,
+        TIMEOUT,
+        "a new pod template",
+    )
+    .await
+    .unwrap();
+    wait_replicas(&clusters, 2).await;
+
+    // Deletion: the children go, the Cluster goes.
+    clusters
+        .delete(NAME, &DeleteParams::default())
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    loop {
+        let left = sts_api
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .len()
+            + secrets
+                .list(&ListParams::default().labels("cluster=solo"))
+                .await
+                .unwrap()
+                .items
+                .len()
+            + usize::from(clusters.get_opt(NAME).await.unwrap().is_some());
+        let owned_secrets = secrets
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .iter()
+            .filter(|s| owned_by(&s.metadata, &uid))
+            .count();
+        if left + owned_secrets == 0 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "left after delete");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    token.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(30), provider).await;
+}
+
+/// The spec type the test builds from is the shared one.
+#[test]
+fn the_standalone_spec_defaults_like_the_control_plane_spec() {
+    let standalone: ClusterSpec = serde_json::from_value(json!({})).unwrap();
+    let kcp: k0smotron_api::controlplane::v1beta2::K0smotronControlPlaneSpec =
+        serde_json::from_value(json!({})).unwrap();
+    assert_eq!(standalone, kcp.cluster);
+}
