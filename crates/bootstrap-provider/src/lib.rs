@@ -5,15 +5,17 @@
 //! data Secret) → status. Pure building blocks: [`shell`], [`cloudinit`], [`commands`],
 //! [`token`], [`join_token`].
 
+/// Bootstrap tokens and k0s join tokens live in `provider-runtime`, shared with the
+/// control-plane provider's `JoinTokenRequest`.
+pub use provider_runtime::{join_token, token};
+
 pub mod cloudinit;
 pub mod commands;
 pub mod controller;
 pub mod data_secret;
-pub mod join_token;
 pub mod offline;
 pub mod render;
 pub mod shell;
-pub mod token;
 pub mod validate;
 pub mod workload;
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use k0smotron_api::capi::Cluster;
 use k0smotron_api::controlplane::v1beta2::K0smotronControlPlane;
-use k0smotron_api::k0smotron::v1beta2::Cluster as StandaloneCluster;
+use k0smotron_api::k0smotron::v1beta2::{Cluster as StandaloneCluster, JoinTokenRequest};
 use k0smotron_api::names;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::batch::v1::CronJob;
@@ -198,7 +198,14 @@ pub async fn run(
         )
         .await;
     };
-    futures::join!(capi_run, standalone_run);
+    let requests = standalone && served::<JoinTokenRequest>(&client, args).await;
+    let requests_run = async {
+        if requests {
+            crate::join_token_request::run(&client, args, ctx.clone(), readiness, shutdown.clone())
+                .await;
+        }
+    };
+    futures::join!(capi_run, standalone_run, requests_run);
 }
 
 /// Drains a controller's result stream until it ends.

@@ -11,6 +11,7 @@ pub mod entrypoint;
 pub mod etcd;
 pub mod hash;
 pub mod infra;
+pub mod join_token_request;
 pub mod k0s_config;
 pub mod kubeconfig;
 pub mod labels;

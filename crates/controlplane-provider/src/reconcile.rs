@@ -414,6 +414,22 @@ where
             report_failure(ctx, obj, &facts, e.reason(), e.to_string(), now_t).await?;
             return Ok(Ran::Stopped(Action::requeue(Duration::from_secs(60))));
         }
+        // A child the API server refuses (a NodePort outside the node-port range, a quota, an
+        // admission policy) is the user's to fix: a condition with the server's message.
+        Err(Error::Apply(e)) if e.rejection().is_some() => {
+            let message = e.rejection().unwrap_or_default();
+            info!(error = %message, "a generated object was refused");
+            report_failure(
+                ctx,
+                obj,
+                &facts,
+                status::OBJECT_REJECTED_REASON,
+                message,
+                now_t,
+            )
+            .await?;
+            return Ok(Ran::Stopped(Action::requeue(Duration::from_secs(60))));
+        }
         Err(e) => return Err(e),
     };
 

@@ -27,6 +27,8 @@ pub const FIELD_NOT_ALLOWED_REASON: &str = "FieldNotAllowed";
 pub const INVALID_SECRET_REASON: &str = "InvalidSecret";
 /// Reason of a failure condition when a child's name is taken by an object another controller owns.
 pub const OBJECT_OWNED_BY_OTHER_REASON: &str = "ObjectOwnedByOther";
+/// The API server refused a generated object (`Available=False`; the message is the server's).
+pub const OBJECT_REJECTED_REASON: &str = "ObjectRejected";
 /// Reason of `Available` False when the kubeconfig cannot be turned into a client.
 pub const CLIENT_CREATION_FAILED_REASON: &str = "ClusterClientCreationFailed";
 /// Reason of `Available` False when the workload API server does not answer.
@@ -223,6 +225,7 @@ pub const FAILURE_REASONS: &[&str] = &[
     FIELD_NOT_ALLOWED_REASON,
     INVALID_SECRET_REASON,
     OBJECT_OWNED_BY_OTHER_REASON,
+    OBJECT_REJECTED_REASON,
     CLIENT_CREATION_FAILED_REASON,
     c::KUBECONFIG_REFUSED_REASON,
     c::CA_MISSING_REASON,

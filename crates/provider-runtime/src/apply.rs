@@ -43,6 +43,23 @@ pub enum ApplyError {
 }
 
 impl ApplyError {
+    /// The API server refused the object itself (invalid, forbidden by admission, too large):
+    /// applying it again cannot succeed until its input changes. Returns the server's message.
+    pub fn rejection(&self) -> Option<String> {
+        match self {
+            Self::Patch {
+                kind, name, source, ..
+            } => match source.as_ref() {
+                kube::Error::Api(e) if matches!(e.code, 400 | 403 | 413 | 422) => Some(format!(
+                    "the API server refused {kind} {name}: {}",
+                    e.message
+                )),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
     /// A stable, low-cardinality label for metrics and condition reasons.
     pub fn metric_label(&self) -> &'static str {
         match self {

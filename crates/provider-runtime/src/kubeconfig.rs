@@ -138,6 +138,16 @@ impl Trusted {
         &self.server
     }
 
+    /// The trusted CA certificates, PEM-encoded (what a k0s join token embeds).
+    pub fn ca_pem(&self) -> String {
+        let blocks: Vec<pem::Pem> = self
+            .ca
+            .iter()
+            .map(|der| pem::Pem::new("CERTIFICATE", der.clone()))
+            .collect();
+        pem::encode_many(&blocks)
+    }
+
     /// The client configuration: the server, its CA, the inline credentials and `timeouts`. No
     /// proxy (not even from the environment), TLS verified against the inline CA only.
     pub fn client_config(&self, timeouts: Timeouts) -> kube::Config {

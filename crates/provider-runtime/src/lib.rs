@@ -80,6 +80,7 @@ pub mod apply;
 pub mod cli;
 pub mod conditions;
 pub mod events;
+pub mod join_token;
 pub mod kubeconfig;
 pub mod leader;
 pub mod metrics;
@@ -90,6 +91,7 @@ pub mod server;
 pub mod shutdown;
 pub mod telemetry;
 pub mod tls;
+pub mod token;
 
 pub use cli::{LogFormat, ManagerArgs};
 pub use leader::{LeaderElection, run_with_leader_election};

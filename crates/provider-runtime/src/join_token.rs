@@ -1,5 +1,6 @@
-//! The k0s worker join token: base64(gzip(kubeconfig YAML)), the format `k0s install worker
-//! --token-file` reads, with the cluster CA, the API URL and the `kubelet-bootstrap` user.
+//! The k0s join token: base64(gzip(kubeconfig YAML)), the format `k0s install worker
+//! --token-file` (and `k0s controller --token-file`) reads, with the cluster CA, the API URL and
+//! the `kubelet-bootstrap` (`controller-bootstrap`) user.
 //!
 //! Pure encoding and decoding; it never creates the bootstrap token it embeds.
 
@@ -14,9 +15,10 @@ use crate::token::{BootstrapToken, TokenError};
 
 /// Name of the cluster and the context in the embedded kubeconfig, as k0s names them.
 pub const KUBECONFIG_NAME: &str = "k0s";
-/// User name k0s reads to recognise a worker token (`kubelet-bootstrap`; controller tokens use
-/// `controller-bootstrap`).
+/// User name k0s reads to recognise a worker token.
 pub const WORKER_USER: &str = "kubelet-bootstrap";
+/// User name k0s reads to recognise a controller token.
+pub const CONTROLLER_USER: &str = "controller-bootstrap";
 
 /// Errors encoding or decoding a join token.
 #[derive(Debug, thiserror::Error)]
@@ -137,6 +139,11 @@ impl std::fmt::Debug for UserEntry {
 impl JoinKubeconfig {
     /// The worker join kubeconfig for `server`, trusting `ca_pem`, authenticating with `token`.
     pub fn worker(server: &str, ca_pem: &[u8], token: &BootstrapToken) -> Self {
+        Self::for_user(server, ca_pem, WORKER_USER, token)
+    }
+
+    /// The join kubeconfig of `user` ([`WORKER_USER`] or [`CONTROLLER_USER`]).
+    pub fn for_user(server: &str, ca_pem: &[u8], user: &str, token: &BootstrapToken) -> Self {
         Self {
             api_version: "v1".to_string(),
             clusters: vec![NamedCluster {
@@ -149,14 +156,14 @@ impl JoinKubeconfig {
             contexts: vec![NamedContext {
                 context: ContextEntry {
                     cluster: KUBECONFIG_NAME.to_string(),
-                    user: WORKER_USER.to_string(),
+                    user: user.to_string(),
                 },
                 name: KUBECONFIG_NAME.to_string(),
             }],
             current_context: KUBECONFIG_NAME.to_string(),
             kind: "Config".to_string(),
             users: vec![NamedUser {
-                name: WORKER_USER.to_string(),
+                name: user.to_string(),
                 user: UserEntry {
                     token: token.bearer(),
                 },
@@ -182,8 +189,12 @@ pub fn encode(
     ca_pem: &[u8],
     token: &BootstrapToken,
 ) -> Result<String, JoinTokenError> {
-    let kubeconfig = JoinKubeconfig::worker(server, ca_pem, token);
-    let yaml = serde_saphyr::to_string(&kubeconfig).map_err(JoinTokenError::Serialize)?;
+    encode_kubeconfig(&JoinKubeconfig::worker(server, ca_pem, token))
+}
+
+/// Encodes any join kubeconfig (a controller token's, say) as [`encode`] does.
+pub fn encode_kubeconfig(kubeconfig: &JoinKubeconfig) -> Result<String, JoinTokenError> {
+    let yaml = serde_saphyr::to_string(kubeconfig).map_err(JoinTokenError::Serialize)?;
     let mut gz = GzEncoder::new(Vec::new(), Compression::best());
     gz.write_all(yaml.as_bytes())
         .map_err(JoinTokenError::Compress)?;
