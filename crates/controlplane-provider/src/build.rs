@@ -266,12 +266,27 @@ fn purposes(kcp: &K0smotronControlPlane) -> Vec<CertificateType> {
     p
 }
 
+/// Whether the control plane has the etcd defragmentation CronJob (and so its client certificate).
+fn defrag_enabled(kcp: &K0smotronControlPlane) -> bool {
+    kcp.spec.storage.type_ == StorageType::Etcd
+        && kcp
+            .spec
+            .storage
+            .etcd
+            .defrag_job
+            .as_ref()
+            .is_some_and(|j| j.enabled)
+}
+
 /// Names of every Secret the build may read: certificates, the kubeconfig, the kine DSN.
 pub fn secret_names(kcp: &K0smotronControlPlane, cluster: &str) -> Vec<String> {
     let mut out: Vec<String> = purposes(kcp)
         .into_iter()
         .map(|p| secret_name_for(kcp, cluster, p))
         .collect();
+    if defrag_enabled(kcp) {
+        out.push(etcd::defrag_client_secret(cluster));
+    }
     out.push(names::kubeconfig_secret(cluster));
     if let Some(s) = kine_secret(kcp) {
         out.push(s);
@@ -483,7 +498,63 @@ fn plan_certificates(
         ));
         plan.material.insert(key(purpose), fresh);
     }
+    if defrag_enabled(kcp) {
+        plan_defrag_client(&mut plan, facts, cluster, namespace, uid, owner)?;
+    }
     Ok(plan)
+}
+
+/// The defragmentation job's client certificate `<cluster>-etcd-defrag-client`, handled like our
+/// other etcd leaves: generated when missing, renewed when ours and due, otherwise only read. It
+/// is not a `spec.certificateRefs` type (upstream has none), so it is not in `certificateRefs`.
+fn plan_defrag_client(
+    plan: &mut CertPlan,
+    facts: &Facts,
+    cluster: &str,
+    namespace: &str,
+    uid: &str,
+    owner: &OwnerReference,
+) -> Result<(), BuildError> {
+    let name = etcd::defrag_client_secret(cluster);
+    let spec = etcd::defrag_client_spec();
+    let fresh = match facts.secrets.get(&name) {
+        Some(secret) => {
+            let material =
+                KeyMaterial::from_secret_data(&secret_data(secret)).ok_or_else(|| {
+                    BuildError::InvalidSecret(format!(
+                        "Secret {name} must hold tls.crt and tls.key (CAPI certificate format)"
+                    ))
+                })?;
+            let due = controlled_by(&secret.metadata, uid)
+                && plan
+                    .material
+                    .get(&key(CertificateType::Etcd))
+                    .is_some_and(|ca| {
+                        certs::needs_renewal(&material.cert_pem, &ca.cert_pem, facts.now)
+                    });
+            if !due {
+                return Ok(());
+            }
+            let fresh = sign_with_etcd_ca(plan, cluster, &spec, facts.now)?;
+            plan.renew.push(capi_secret(
+                &name,
+                namespace,
+                cluster,
+                fresh.to_secret_data(),
+                owner,
+            ));
+            return Ok(());
+        }
+        None => sign_with_etcd_ca(plan, cluster, &spec, facts.now)?,
+    };
+    plan.create.push(capi_secret(
+        &name,
+        namespace,
+        cluster,
+        fresh.to_secret_data(),
+        owner,
+    ));
+    Ok(())
 }
 
 fn sign_etcd_leaf(
@@ -493,20 +564,29 @@ fn sign_etcd_leaf(
     purpose: CertificateType,
     now: Timestamp,
 ) -> Result<KeyMaterial, BuildError> {
-    let ca = plan
-        .material
-        .get(&key(CertificateType::Etcd))
-        .ok_or_else(|| BuildError::InvalidSecret("the etcd CA is not available".into()))?;
     let name = default_secret_name(cluster, purpose);
     let spec = etcd::leaf_specs(cluster, namespace)
         .into_iter()
         .find(|(n, _)| *n == name)
         .map(|(_, s)| s)
         .ok_or_else(|| BuildError::InvalidSecret(format!("no certificate request for {name}")))?;
+    sign_with_etcd_ca(plan, cluster, &spec, now)
+}
+
+fn sign_with_etcd_ca(
+    plan: &CertPlan,
+    cluster: &str,
+    spec: &certs::LeafSpec,
+    now: Timestamp,
+) -> Result<KeyMaterial, BuildError> {
+    let ca = plan
+        .material
+        .get(&key(CertificateType::Etcd))
+        .ok_or_else(|| BuildError::InvalidSecret("the etcd CA is not available".into()))?;
     Ok(certs::sign_leaf(
         ca,
         &names::etcd_ca_secret(cluster),
-        &spec,
+        spec,
         now,
     )?)
 }
@@ -1071,14 +1151,15 @@ pub fn build(facts: &Facts) -> Result<DesiredState, BuildError> {
         }
     };
 
+    // The etcd server and peer certificates go to the etcd pods only; the etcd CA's certificate
+    // to the k0s pods only with etcd storage (with kine, k0s never reads it).
     let certificates: Vec<MountedCert> = certs
         .refs
         .iter()
-        .filter(|r| {
-            !matches!(
-                r.type_,
-                CertificateType::EtcdPeer | CertificateType::EtcdServer
-            )
+        .filter(|r| match r.type_ {
+            CertificateType::EtcdPeer | CertificateType::EtcdServer => false,
+            CertificateType::Etcd => spec.storage.type_ == StorageType::Etcd,
+            _ => true,
         })
         .map(|r| MountedCert {
             purpose: r.type_,

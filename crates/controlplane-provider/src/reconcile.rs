@@ -1353,7 +1353,12 @@ async fn cleanup(kcp: Arc<K0smotronControlPlane>, ctx: &Context) -> Result<Actio
     ] {
         delete_if_ours(&cms, &name, &uid).await?;
     }
-    for name in build::secret_names(&kcp, &cluster) {
+    // The defragmentation client certificate too when the job has been turned off since.
+    let mut secret_names = build::secret_names(&kcp, &cluster);
+    secret_names.push(crate::etcd::defrag_client_secret(&cluster));
+    secret_names.sort();
+    secret_names.dedup();
+    for name in secret_names {
         delete_if_ours(&secrets, &name, &uid).await?;
     }
     info!("children deleted; releasing the finalizer");
