@@ -432,26 +432,14 @@ fn plan_certificates(
         let existing = facts.secrets.get(&name);
         let is_leaf = ETCD_LEAF_PURPOSES.contains(&purpose);
         if let Some(secret) = existing {
-            let material =
-                KeyMaterial::from_secret_data(&secret_data(secret)).ok_or_else(|| {
-                    BuildError::InvalidSecret(format!(
-                        "Secret {name} must hold tls.crt and tls.key (CAPI certificate format)"
-                    ))
-                })?;
+            let material = existing_material(secret, &name)?;
             if matches!(purpose, CertificateType::Ca | CertificateType::Etcd) {
                 certs::check_key(&material.key_pem, &name)
                     .map_err(|e| BuildError::InvalidSecret(e.to_string()))?;
                 certs::cert_info(&material.cert_pem, &name)
                     .map_err(|e| BuildError::InvalidSecret(e.to_string()))?;
             }
-            let renew = is_leaf
-                && controlled_by(&secret.metadata, uid)
-                && plan
-                    .material
-                    .get(&key(CertificateType::Etcd))
-                    .is_some_and(|ca| {
-                        certs::needs_renewal(&material.cert_pem, &ca.cert_pem, facts.now)
-                    });
+            let renew = is_leaf && leaf_due(&plan, secret, &material, uid, facts.now);
             if renew {
                 let fresh = sign_etcd_leaf(&plan, cluster, namespace, purpose, facts.now)?;
                 plan.renew.push(capi_secret(
@@ -516,45 +504,46 @@ fn plan_defrag_client(
     owner: &OwnerReference,
 ) -> Result<(), BuildError> {
     let name = etcd::defrag_client_secret(cluster);
-    let spec = etcd::defrag_client_spec();
-    let fresh = match facts.secrets.get(&name) {
-        Some(secret) => {
-            let material =
-                KeyMaterial::from_secret_data(&secret_data(secret)).ok_or_else(|| {
-                    BuildError::InvalidSecret(format!(
-                        "Secret {name} must hold tls.crt and tls.key (CAPI certificate format)"
-                    ))
-                })?;
-            let due = controlled_by(&secret.metadata, uid)
-                && plan
-                    .material
-                    .get(&key(CertificateType::Etcd))
-                    .is_some_and(|ca| {
-                        certs::needs_renewal(&material.cert_pem, &ca.cert_pem, facts.now)
-                    });
-            if !due {
-                return Ok(());
-            }
-            let fresh = sign_with_etcd_ca(plan, cluster, &spec, facts.now)?;
-            plan.renew.push(capi_secret(
-                &name,
-                namespace,
-                cluster,
-                fresh.to_secret_data(),
-                owner,
-            ));
+    let existing = facts.secrets.get(&name);
+    if let Some(secret) = existing {
+        let material = existing_material(secret, &name)?;
+        if !leaf_due(plan, secret, &material, uid, facts.now) {
             return Ok(());
         }
-        None => sign_with_etcd_ca(plan, cluster, &spec, facts.now)?,
-    };
-    plan.create.push(capi_secret(
-        &name,
-        namespace,
-        cluster,
-        fresh.to_secret_data(),
-        owner,
-    ));
+    }
+    let fresh = sign_with_etcd_ca(plan, cluster, &etcd::defrag_client_spec(), facts.now)?;
+    let secret = capi_secret(&name, namespace, cluster, fresh.to_secret_data(), owner);
+    if existing.is_some() {
+        plan.renew.push(secret);
+    } else {
+        plan.create.push(secret);
+    }
     Ok(())
+}
+
+/// The `tls.crt`/`tls.key` pair of an existing certificate Secret.
+fn existing_material(secret: &Secret, name: &str) -> Result<KeyMaterial, BuildError> {
+    KeyMaterial::from_secret_data(&secret_data(secret)).ok_or_else(|| {
+        BuildError::InvalidSecret(format!(
+            "Secret {name} must hold tls.crt and tls.key (CAPI certificate format)"
+        ))
+    })
+}
+
+/// Whether an existing etcd leaf certificate is ours and due for renewal against the etcd CA in
+/// use (a user-provided one is never touched).
+fn leaf_due(
+    plan: &CertPlan,
+    secret: &Secret,
+    material: &KeyMaterial,
+    uid: &str,
+    now: Timestamp,
+) -> bool {
+    controlled_by(&secret.metadata, uid)
+        && plan
+            .material
+            .get(&key(CertificateType::Etcd))
+            .is_some_and(|ca| certs::needs_renewal(&material.cert_pem, &ca.cert_pem, now))
 }
 
 fn sign_etcd_leaf(

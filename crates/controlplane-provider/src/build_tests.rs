@@ -665,23 +665,28 @@ fn a_statefulset_made_by_upstream_is_adopted_without_touching_its_template() {
     }
 }
 
-#[test]
-fn claim_template_changes_recreate_the_statefulset() {
-    let mut spec = K0smotronControlPlaneSpec::default();
-    spec.persistence.type_ = PersistenceType::Pvc;
-    spec.persistence.persistent_volume_claim = Some(PersistentVolumeClaimTemplate {
+/// A claim template asking for `size`.
+fn claim_template(size: &str) -> PersistentVolumeClaimTemplate {
+    PersistentVolumeClaimTemplate {
         spec: Some(PersistentVolumeClaimSpec {
             resources: Some(VolumeResourceRequirements {
                 requests: Some(BTreeMap::from([(
                     "storage".to_string(),
-                    Quantity("1Gi".into()),
+                    Quantity(size.into()),
                 )])),
                 ..Default::default()
             }),
             ..Default::default()
         }),
         ..Default::default()
-    });
+    }
+}
+
+#[test]
+fn claim_template_changes_recreate_the_statefulset() {
+    let mut spec = K0smotronControlPlaneSpec::default();
+    spec.persistence.type_ = PersistenceType::Pvc;
+    spec.persistence.persistent_volume_claim = Some(claim_template("1Gi"));
     let live = applied(&build(&facts(spec.clone())).unwrap().statefulset);
     if let Some(pvc) = spec.persistence.persistent_volume_claim.as_mut() {
         pvc.spec.as_mut().unwrap().resources = Some(VolumeResourceRequirements {
@@ -1084,19 +1089,7 @@ fn keys_never_reach_the_data_volume() {
         let mut spec = K0smotronControlPlaneSpec::default();
         spec.persistence.type_ = persistence;
         spec.persistence.host_path = Some("/var/lib/k0smotron/demo".into());
-        spec.persistence.persistent_volume_claim = Some(PersistentVolumeClaimTemplate {
-            spec: Some(PersistentVolumeClaimSpec {
-                resources: Some(VolumeResourceRequirements {
-                    requests: Some(BTreeMap::from([(
-                        "storage".to_string(),
-                        Quantity("1Gi".into()),
-                    )])),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            }),
-            ..Default::default()
-        });
+        spec.persistence.persistent_volume_claim = Some(claim_template("1Gi"));
         let mut f = facts(spec);
         f.policy.host_path = true;
         let d = build(&f).unwrap();
