@@ -1098,7 +1098,7 @@ fn keys_never_reach_the_data_volume() {
             .volumes
             .iter()
             .flatten()
-            .find(|v| v.name == "pki")
+            .find(|v| v.name == "k0smotron-pki")
             .unwrap();
         assert_eq!(
             pki.empty_dir.as_ref().and_then(|e| e.medium.as_deref()),
@@ -1117,7 +1117,7 @@ fn keys_never_reach_the_data_volume() {
         for c in [init, controller] {
             assert_eq!(
                 mount_at(c, statefulset::K0S_PKI_DIR).as_deref(),
-                Some("pki"),
+                Some("k0smotron-pki"),
                 "{}",
                 c.name
             );

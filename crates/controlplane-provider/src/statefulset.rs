@@ -54,7 +54,8 @@ pub const K0S_DATA_DIR: &str = "/var/lib/k0s";
 pub const K0S_PKI_DIR: &str = "/var/lib/k0s/pki";
 const CERTS_VOLUME: &str = "certs";
 const CERTS_INIT_DIR: &str = "/certs-init";
-const PKI_VOLUME: &str = "pki";
+/// Volume of k0s's pki directory; a name no `spec.mounts` path is likely to produce.
+const PKI_VOLUME: &str = "k0smotron-pki";
 /// Where `certs-init` sees the data volume, to remove the `pki` directory that providers before
 /// template generation 3 left on it.
 const OLD_DATA_DIR: &str = "/k0s-data";
