@@ -267,12 +267,26 @@ fn purposes(spec: &ClusterSpec) -> Vec<CertificateType> {
     p
 }
 
+/// Whether the control plane has the etcd defragmentation CronJob (and so its client certificate).
+fn defrag_enabled(spec: &ClusterSpec) -> bool {
+    spec.storage.type_ == StorageType::Etcd
+        && spec
+            .storage
+            .etcd
+            .defrag_job
+            .as_ref()
+            .is_some_and(|j| j.enabled)
+}
+
 /// Names of every Secret the build may read: certificates, the kubeconfig, the kine DSN.
 pub fn secret_names(spec: &ClusterSpec, cluster: &str) -> Vec<String> {
     let mut out: Vec<String> = purposes(spec)
         .into_iter()
         .map(|p| secret_name_for(spec, cluster, p))
         .collect();
+    if defrag_enabled(spec) {
+        out.push(etcd::defrag_client_secret(cluster));
+    }
     out.push(names::kubeconfig_secret(cluster));
     if let Some(s) = kine_secret(spec) {
         out.push(s);
@@ -410,26 +424,14 @@ fn plan_certificates(
         let existing = facts.secrets.get(&name);
         let is_leaf = ETCD_LEAF_PURPOSES.contains(&purpose);
         if let Some(secret) = existing {
-            let material =
-                KeyMaterial::from_secret_data(&secret_data(secret)).ok_or_else(|| {
-                    BuildError::InvalidSecret(format!(
-                        "Secret {name} must hold tls.crt and tls.key (CAPI certificate format)"
-                    ))
-                })?;
+            let material = existing_material(secret, &name)?;
             if matches!(purpose, CertificateType::Ca | CertificateType::Etcd) {
                 certs::check_key(&material.key_pem, &name)
                     .map_err(|e| BuildError::InvalidSecret(e.to_string()))?;
                 certs::cert_info(&material.cert_pem, &name)
                     .map_err(|e| BuildError::InvalidSecret(e.to_string()))?;
             }
-            let renew = is_leaf
-                && controlled_by(&secret.metadata, uid)
-                && plan
-                    .material
-                    .get(&key(CertificateType::Etcd))
-                    .is_some_and(|ca| {
-                        certs::needs_renewal(&material.cert_pem, &ca.cert_pem, facts.now)
-                    });
+            let renew = is_leaf && leaf_due(&plan, secret, &material, uid, facts.now);
             if renew {
                 let fresh = sign_etcd_leaf(&plan, cluster, namespace, purpose, facts.now)?;
                 plan.renew.push(capi_secret(
@@ -476,7 +478,64 @@ fn plan_certificates(
         ));
         plan.material.insert(key(purpose), fresh);
     }
+    if defrag_enabled(spec) {
+        plan_defrag_client(&mut plan, facts, cluster, namespace, uid, owner)?;
+    }
     Ok(plan)
+}
+
+/// The defragmentation job's client certificate `<cluster>-etcd-defrag-client`, handled like our
+/// other etcd leaves: generated when missing, renewed when ours and due, otherwise only read. It
+/// is not a `spec.certificateRefs` type (upstream has none), so it is not in `certificateRefs`.
+fn plan_defrag_client(
+    plan: &mut CertPlan,
+    facts: &Facts,
+    cluster: &str,
+    namespace: &str,
+    uid: &str,
+    owner: &OwnerReference,
+) -> Result<(), BuildError> {
+    let name = etcd::defrag_client_secret(cluster);
+    let existing = facts.secrets.get(&name);
+    if let Some(secret) = existing {
+        let material = existing_material(secret, &name)?;
+        if !leaf_due(plan, secret, &material, uid, facts.now) {
+            return Ok(());
+        }
+    }
+    let fresh = sign_with_etcd_ca(plan, cluster, &etcd::defrag_client_spec(), facts.now)?;
+    let secret = capi_secret(&name, namespace, cluster, fresh.to_secret_data(), owner);
+    if existing.is_some() {
+        plan.renew.push(secret);
+    } else {
+        plan.create.push(secret);
+    }
+    Ok(())
+}
+
+/// The `tls.crt`/`tls.key` pair of an existing certificate Secret.
+fn existing_material(secret: &Secret, name: &str) -> Result<KeyMaterial, BuildError> {
+    KeyMaterial::from_secret_data(&secret_data(secret)).ok_or_else(|| {
+        BuildError::InvalidSecret(format!(
+            "Secret {name} must hold tls.crt and tls.key (CAPI certificate format)"
+        ))
+    })
+}
+
+/// Whether an existing etcd leaf certificate is ours and due for renewal against the etcd CA in
+/// use (a user-provided one is never touched).
+fn leaf_due(
+    plan: &CertPlan,
+    secret: &Secret,
+    material: &KeyMaterial,
+    uid: &str,
+    now: Timestamp,
+) -> bool {
+    controlled_by(&secret.metadata, uid)
+        && plan
+            .material
+            .get(&key(CertificateType::Etcd))
+            .is_some_and(|ca| certs::needs_renewal(&material.cert_pem, &ca.cert_pem, now))
 }
 
 fn sign_etcd_leaf(
@@ -486,20 +545,29 @@ fn sign_etcd_leaf(
     purpose: CertificateType,
     now: Timestamp,
 ) -> Result<KeyMaterial, BuildError> {
-    let ca = plan
-        .material
-        .get(&key(CertificateType::Etcd))
-        .ok_or_else(|| BuildError::InvalidSecret("the etcd CA is not available".into()))?;
     let name = default_secret_name(cluster, purpose);
     let spec = etcd::leaf_specs(cluster, namespace)
         .into_iter()
         .find(|(n, _)| *n == name)
         .map(|(_, s)| s)
         .ok_or_else(|| BuildError::InvalidSecret(format!("no certificate request for {name}")))?;
+    sign_with_etcd_ca(plan, cluster, &spec, now)
+}
+
+fn sign_with_etcd_ca(
+    plan: &CertPlan,
+    cluster: &str,
+    spec: &certs::LeafSpec,
+    now: Timestamp,
+) -> Result<KeyMaterial, BuildError> {
+    let ca = plan
+        .material
+        .get(&key(CertificateType::Etcd))
+        .ok_or_else(|| BuildError::InvalidSecret("the etcd CA is not available".into()))?;
     Ok(certs::sign_leaf(
         ca,
         &names::etcd_ca_secret(cluster),
-        &spec,
+        spec,
         now,
     )?)
 }
@@ -1049,14 +1117,15 @@ pub fn build(facts: &Facts) -> Result<DesiredState, BuildError> {
         }
     };
 
+    // The etcd server and peer certificates go to the etcd pods only; the etcd CA's certificate
+    // to the k0s pods only with etcd storage (with kine, k0s never reads it).
     let certificates: Vec<MountedCert> = certs
         .refs
         .iter()
-        .filter(|r| {
-            !matches!(
-                r.type_,
-                CertificateType::EtcdPeer | CertificateType::EtcdServer
-            )
+        .filter(|r| match r.type_ {
+            CertificateType::EtcdPeer | CertificateType::EtcdServer => false,
+            CertificateType::Etcd => spec.storage.type_ == StorageType::Etcd,
+            _ => true,
         })
         .map(|r| MountedCert {
             purpose: r.type_,

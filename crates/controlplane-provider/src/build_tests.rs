@@ -1,6 +1,7 @@
 //! Tests of the build step: snapshots of the generated objects for representative specs, and the
 //! look-up-or-generate, adoption, version and hashing rules.
 
+use std::collections::BTreeSet;
 use std::sync::OnceLock;
 
 use k0smotron_api::capi::NetworkRanges;
@@ -9,9 +10,9 @@ use k0smotron_api::controlplane::v1beta2::{
     KineSpec, Mount, PatchSpec, PatchTarget, PatchType, PersistentVolumeClaimTemplate, ServiceType,
 };
 use k8s_openapi::api::core::v1::{
-    ConfigMapVolumeSource, LoadBalancerIngress, LoadBalancerStatus, NodeAddress, NodeStatus,
-    PersistentVolumeClaimSpec, ResourceRequirements, ServiceSpec, ServiceStatus, Volume,
-    VolumeResourceRequirements,
+    ConfigMapVolumeSource, Container, KeyToPath, LoadBalancerIngress, LoadBalancerStatus,
+    NodeAddress, NodeStatus, PersistentVolumeClaimSpec, PodSpec, ResourceRequirements, ServiceSpec,
+    ServiceStatus, Volume, VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use pretty_assertions::assert_eq;
@@ -33,7 +34,7 @@ fn cert_secrets() -> &'static BTreeMap<String, Secret> {
     SECRETS.get_or_init(|| {
         let facts = Facts {
             secrets: BTreeMap::new(),
-            ..facts_with(K0smotronControlPlaneSpec::default())
+            ..facts_with(with_defrag(K0smotronControlPlaneSpec::default()))
         };
         let owner = facts.cp.owner.clone();
         let plan = plan_certificates(&facts, CLUSTER, NS, UID, &owner).unwrap();
@@ -42,6 +43,12 @@ fn cert_secrets() -> &'static BTreeMap<String, Secret> {
             .map(|s| (s.metadata.name.clone().unwrap(), s))
             .collect()
     })
+}
+
+/// `spec` with the etcd defragmentation CronJob enabled.
+fn with_defrag(mut spec: K0smotronControlPlaneSpec) -> K0smotronControlPlaneSpec {
+    spec.storage.etcd.defrag_job = Some(serde_json::from_value(json!({"enabled": true})).unwrap());
+    spec
 }
 
 fn kcp(spec: K0smotronControlPlaneSpec) -> K0smotronControlPlane {
@@ -649,23 +656,28 @@ fn a_statefulset_made_by_upstream_is_adopted_without_touching_its_template() {
     }
 }
 
-#[test]
-fn claim_template_changes_recreate_the_statefulset() {
-    let mut spec = K0smotronControlPlaneSpec::default();
-    spec.persistence.type_ = PersistenceType::Pvc;
-    spec.persistence.persistent_volume_claim = Some(PersistentVolumeClaimTemplate {
+/// A claim template asking for `size`.
+fn claim_template(size: &str) -> PersistentVolumeClaimTemplate {
+    PersistentVolumeClaimTemplate {
         spec: Some(PersistentVolumeClaimSpec {
             resources: Some(VolumeResourceRequirements {
                 requests: Some(BTreeMap::from([(
                     "storage".to_string(),
-                    Quantity("1Gi".into()),
+                    Quantity(size.into()),
                 )])),
                 ..Default::default()
             }),
             ..Default::default()
         }),
         ..Default::default()
-    });
+    }
+}
+
+#[test]
+fn claim_template_changes_recreate_the_statefulset() {
+    let mut spec = K0smotronControlPlaneSpec::default();
+    spec.persistence.type_ = PersistenceType::Pvc;
+    spec.persistence.persistent_volume_claim = Some(claim_template("1Gi"));
     let live = applied(&build(&facts(spec.clone())).unwrap().statefulset);
     if let Some(pvc) = spec.persistence.persistent_volume_claim.as_mut() {
         pvc.spec.as_mut().unwrap().resources = Some(VolumeResourceRequirements {
@@ -958,6 +970,237 @@ fn a_patch_may_not_add_a_host_path_volume_without_the_flag() {
         "{:?}",
         d.waiting
     );
+}
+
+/// The `tls.key` entries of Secrets a pod's volumes project or mount, by Secret name (a Secret
+/// volume without items mounts every key, so it counts too).
+fn secret_keys_mounted(pod: &PodSpec) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for v in pod.volumes.iter().flatten() {
+        let mut secrets: Vec<(String, Option<Vec<KeyToPath>>)> = Vec::new();
+        if let Some(s) = &v.secret {
+            secrets.push((s.secret_name.clone().unwrap_or_default(), s.items.clone()));
+        }
+        for source in v.projected.iter().flat_map(|p| p.sources.iter().flatten()) {
+            if let Some(s) = &source.secret {
+                secrets.push((s.name.clone(), s.items.clone()));
+            }
+        }
+        for (name, items) in secrets {
+            let has_key = match items {
+                None => true,
+                Some(items) => items.iter().any(|i| i.key == names::TLS_KEY_KEY),
+            };
+            if has_key {
+                out.insert(name);
+            }
+        }
+    }
+    out
+}
+
+fn set(names: &[&str]) -> BTreeSet<String> {
+    names.iter().map(|n| n.to_string()).collect()
+}
+
+fn sts_pod(plan: Option<&StatefulSetPlan>) -> PodSpec {
+    let Some(StatefulSetPlan::Apply(sts)) = plan else {
+        panic!("expected a full apply, got {plan:?}");
+    };
+    sts.spec.template.spec.clone().unwrap()
+}
+
+/// Each pod gets the private keys it uses and no other: k0s the cluster, front-proxy and
+/// service-account keys and its etcd client key (never the etcd CA's key); etcd its server and
+/// peer keys; the defragmentation job a client key of its own, not etcd's peer key.
+#[test]
+fn no_pod_mounts_a_key_it_does_not_use() {
+    let d = build(&facts(with_defrag(K0smotronControlPlaneSpec::default()))).unwrap();
+    assert_eq!(
+        secret_keys_mounted(&sts_pod(d.statefulset.as_ref())),
+        set(&[
+            "demo-apiserver-etcd-client",
+            "demo-ca",
+            "demo-proxy",
+            "demo-sa"
+        ])
+    );
+    let etcd_pod = sts_pod(d.etcd_statefulset.as_ref());
+    assert_eq!(
+        secret_keys_mounted(&etcd_pod),
+        set(&["demo-etcd-peer", "demo-etcd-server"])
+    );
+    let job_pod = d.cron_jobs[0]
+        .spec
+        .job_template
+        .spec
+        .as_ref()
+        .and_then(|j| j.template.spec.clone())
+        .unwrap();
+    assert_eq!(
+        secret_keys_mounted(&job_pod),
+        set(&["demo-etcd-defrag-client"])
+    );
+    // The job authenticates with that certificate.
+    let args = job_pod.containers[0].args.clone().unwrap();
+    assert!(
+        args.iter().any(|a| a.ends_with("/client.crt")) && !args.iter().any(|a| a.contains("peer")),
+        "{args:?}"
+    );
+
+    // With kine, k0s gets nothing of the etcd CA, not even its certificate.
+    let mut spec = K0smotronControlPlaneSpec::default();
+    spec.storage.type_ = StorageType::Kine;
+    spec.storage.kine = Some(KineSpec {
+        data_source_url: Some("sqlite:///var/lib/k0s/db/state.db".into()),
+        data_source_secret_name: None,
+    });
+    let d = build(&facts(spec)).unwrap();
+    let k0s_pod = sts_pod(d.statefulset.as_ref());
+    assert_eq!(
+        secret_keys_mounted(&k0s_pod),
+        set(&["demo-ca", "demo-proxy", "demo-sa"])
+    );
+    assert!(
+        !to_json(&k0s_pod).to_string().contains("demo-etcd"),
+        "kine: the k0s pods mount nothing of the etcd CA"
+    );
+}
+
+/// k0s's pki directory, where `certs-init` copies the keys and k0s signs its own, is an in-memory
+/// volume of the pod: no key reaches the data volume (an emptyDir, a node directory or a claim
+/// that may be retained), and what older providers left there is removed.
+#[test]
+fn keys_never_reach_the_data_volume() {
+    for persistence in [
+        PersistenceType::EmptyDir,
+        PersistenceType::HostPath,
+        PersistenceType::Pvc,
+    ] {
+        let mut spec = K0smotronControlPlaneSpec::default();
+        spec.persistence.type_ = persistence;
+        spec.persistence.host_path = Some("/var/lib/k0smotron/demo".into());
+        spec.persistence.persistent_volume_claim = Some(claim_template("1Gi"));
+        let mut f = facts(spec);
+        f.policy.host_path = true;
+        let d = build(&f).unwrap();
+        let pod = sts_pod(d.statefulset.as_ref());
+        let pki = pod
+            .volumes
+            .iter()
+            .flatten()
+            .find(|v| v.name == "k0smotron-pki")
+            .unwrap();
+        assert_eq!(
+            pki.empty_dir.as_ref().and_then(|e| e.medium.as_deref()),
+            Some("Memory")
+        );
+        let mount_at = |c: &Container, path: &str| {
+            c.volume_mounts
+                .iter()
+                .flatten()
+                .find(|m| m.mount_path == path)
+                .map(|m| m.name.clone())
+        };
+        let init = &pod.init_containers.as_ref().unwrap()[0];
+        let controller = &pod.containers[0];
+        assert_eq!(init.name, "certs-init");
+        for c in [init, controller] {
+            assert_eq!(
+                mount_at(c, statefulset::K0S_PKI_DIR).as_deref(),
+                Some("k0smotron-pki"),
+                "{}",
+                c.name
+            );
+        }
+        let script = init.command.as_ref().unwrap().join(" ");
+        assert!(
+            script.contains(&format!("cp /certs-init/*.* {}/", statefulset::K0S_PKI_DIR)),
+            "{script}"
+        );
+        // The old pki directory on the data volume is emptied.
+        let data = mount_at(controller, statefulset::K0S_DATA_DIR).unwrap();
+        let old = init
+            .volume_mounts
+            .iter()
+            .flatten()
+            .find(|m| m.name == data)
+            .unwrap();
+        assert!(
+            script.contains(&format!("rm -rf {}/pki/*", old.mount_path)),
+            "{script}"
+        );
+    }
+}
+
+/// The defragmentation job's certificate is generated once, signed by the etcd CA, read as it is
+/// on every later reconcile, renewed only when ours and due, and not made without the job.
+#[test]
+fn the_defrag_client_certificate_is_generated_once_and_kept() {
+    let mut f = facts(with_defrag(K0smotronControlPlaneSpec::default()));
+    f.secrets.remove("demo-etcd-defrag-client");
+    let d = build(&f).unwrap();
+    assert_eq!(created_names(&d), vec!["demo-etcd-defrag-client"]);
+    let data = d.create_secrets[0].data.clone().unwrap();
+    let cert = String::from_utf8(data["tls.crt"].0.clone()).unwrap();
+    let ca = String::from_utf8(
+        f.secrets["demo-etcd"].data.as_ref().unwrap()["tls.crt"]
+            .0
+            .clone(),
+    )
+    .unwrap();
+    assert!(certs::is_signed_by(&cert, &ca));
+    let info = certs::cert_info(&cert, "defrag").unwrap();
+    assert_eq!(info.common_name.as_deref(), Some("etcd-defrag"));
+    assert_eq!(
+        d.create_secrets[0]
+            .metadata
+            .owner_references
+            .as_ref()
+            .unwrap()[0]
+            .uid,
+        UID
+    );
+    assert!(secret_names(&f.cp.spec, CLUSTER).contains(&"demo-etcd-defrag-client".to_string()));
+
+    // Present: nothing is created or renewed (a provider restart does not re-mint it).
+    let f = facts(with_defrag(K0smotronControlPlaneSpec::default()));
+    let d = build(&f).unwrap();
+    assert!(d.create_secrets.is_empty() && d.renew_secrets.is_empty());
+
+    // Past half its lifetime: renewed if ours, left alone if not.
+    let mut f = facts(with_defrag(K0smotronControlPlaneSpec::default()));
+    f.now = now()
+        .checked_add(jiff::SignedDuration::from_hours(24 * 200))
+        .unwrap();
+    let renewed = created_or_renewed(&build(&f).unwrap());
+    assert!(
+        renewed.contains(&"demo-etcd-defrag-client".to_string()),
+        "{renewed:?}"
+    );
+    if let Some(s) = f.secrets.get_mut("demo-etcd-defrag-client") {
+        s.metadata.owner_references = None;
+    }
+    let renewed = created_or_renewed(&build(&f).unwrap());
+    assert!(
+        !renewed.contains(&"demo-etcd-defrag-client".to_string()),
+        "{renewed:?}"
+    );
+
+    // Without the job: neither made nor read.
+    let mut f = facts(K0smotronControlPlaneSpec::default());
+    f.secrets.remove("demo-etcd-defrag-client");
+    let d = build(&f).unwrap();
+    assert!(d.create_secrets.is_empty() && d.cron_jobs.is_empty());
+    assert!(!secret_names(&f.cp.spec, CLUSTER).contains(&"demo-etcd-defrag-client".to_string()));
+}
+
+fn created_or_renewed(d: &DesiredState) -> Vec<String> {
+    d.create_secrets
+        .iter()
+        .chain(&d.renew_secrets)
+        .map(|s| s.metadata.name.clone().unwrap())
+        .collect()
 }
 
 #[test]

@@ -1,6 +1,8 @@
 //! The managed etcd: headless Service and StatefulSet `kmc-<name>-etcd`, its leaf certificates
-//! (`<name>-etcd-server`, `<name>-etcd-peer`, `<name>-apiserver-etcd-client`, signed by
-//! `<name>-etcd`), its replica count, and the optional defragmentation CronJob.
+//! (`<name>-etcd-server`, `<name>-etcd-peer`, `<name>-apiserver-etcd-client` and, for the
+//! defragmentation job, `<name>-etcd-defrag-client`, all signed by `<name>-etcd`), its replica
+//! count, and the optional defragmentation CronJob. No pod here gets the etcd CA's key: the
+//! provider signs every etcd certificate.
 //!
 //! Pure. The member add/replace logic lives in the pods' scripts; this module only generates them.
 
@@ -39,7 +41,8 @@ const DATA_DIR: &str = "/var/lib/k0s/etcd";
 /// Bumped when a provider release must change the etcd pod template of existing clusters.
 ///
 /// 2: hardened pods (seccomp `RuntimeDefault`, every capability dropped, no privilege escalation).
-pub const ETCD_TEMPLATE_GENERATION: u32 = 2;
+/// 3: the etcd CA's certificate only, not its key.
+pub const ETCD_TEMPLATE_GENERATION: u32 = 3;
 
 /// etcd server certificate Secret `<cluster>-etcd-server`.
 pub fn server_secret(cluster: &str) -> String {
@@ -54,6 +57,21 @@ pub fn peer_secret(cluster: &str) -> String {
 /// API server's etcd client certificate Secret `<cluster>-apiserver-etcd-client`.
 pub fn apiserver_client_secret(cluster: &str) -> String {
     format!("{cluster}-apiserver-etcd-client")
+}
+
+/// The defragmentation job's client certificate Secret `<cluster>-etcd-defrag-client`.
+pub fn defrag_client_secret(cluster: &str) -> String {
+    format!("{cluster}-etcd-defrag-client")
+}
+
+/// The defragmentation job's client certificate: CN `etcd-defrag`, client use only.
+pub fn defrag_client_spec() -> LeafSpec {
+    LeafSpec {
+        common_name: "etcd-defrag".into(),
+        organizations: vec!["etcd-defrag".into()],
+        sans: vec![],
+        usage: Usage::Client,
+    }
 }
 
 /// Odd etcd size for `replicas` control-plane replicas: 1 for ≤ 1, else rounded up to odd.
@@ -354,9 +372,9 @@ pub fn statefulset(inputs: &EtcdInputs, replicas: i32, owner: &OwnerReference) -
         name: "certs".into(),
         projected: Some(ProjectedVolumeSource {
             sources: Some(vec![
-                secret_projection(&names::etcd_ca_secret(cluster), "ca.crt", "ca.key"),
-                secret_projection(&server_secret(cluster), "server.crt", "server.key"),
-                secret_projection(&peer_secret(cluster), "peer.crt", "peer.key"),
+                secret_projection(&names::etcd_ca_secret(cluster), "ca.crt", None),
+                secret_projection(&server_secret(cluster), "server.crt", Some("server.key")),
+                secret_projection(&peer_secret(cluster), "peer.crt", Some("peer.key")),
             ]),
             ..Default::default()
         }),
@@ -507,7 +525,8 @@ pub fn statefulset(inputs: &EtcdInputs, replicas: i32, owner: &OwnerReference) -
     }
 }
 
-/// The defragmentation CronJob `kmc-<name>-defrag` (when `storage.etcd.defragJob.enabled`).
+/// The defragmentation CronJob `kmc-<name>-defrag` (when `storage.etcd.defragJob.enabled`),
+/// with a client certificate of its own ([`defrag_client_secret`]).
 pub fn defrag_cronjob(
     cluster: &str,
     namespace: &str,
@@ -520,8 +539,12 @@ pub fn defrag_cronjob(
         name: "certs".into(),
         projected: Some(ProjectedVolumeSource {
             sources: Some(vec![
-                secret_projection(&names::etcd_ca_secret(cluster), "ca.crt", "ca.key"),
-                secret_projection(&peer_secret(cluster), "peer.crt", "peer.key"),
+                secret_projection(&names::etcd_ca_secret(cluster), "ca.crt", None),
+                secret_projection(
+                    &defrag_client_secret(cluster),
+                    "client.crt",
+                    Some("client.key"),
+                ),
             ]),
             ..Default::default()
         }),
@@ -555,8 +578,8 @@ pub fn defrag_cronjob(
                                         "--endpoints=https://{svc}.{namespace}.svc:{CLIENT_PORT}"
                                     ),
                                     format!("--cacert={PKI_DIR}/ca.crt"),
-                                    format!("--cert={PKI_DIR}/peer.crt"),
-                                    format!("--key={PKI_DIR}/peer.key"),
+                                    format!("--cert={PKI_DIR}/client.crt"),
+                                    format!("--key={PKI_DIR}/client.key"),
                                     "--cluster".into(),
                                     format!("--defrag-rule={}", job.rule),
                                 ]),

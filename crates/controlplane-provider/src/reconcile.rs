@@ -1456,7 +1456,12 @@ pub(crate) async fn delete_children(
     ] {
         delete_if_ours(&cms, &name, uid).await?;
     }
-    for name in build::secret_names(spec, cluster) {
+    // The defragmentation client certificate too when the job has been turned off since.
+    let mut secret_names = build::secret_names(spec, cluster);
+    secret_names.push(crate::etcd::defrag_client_secret(cluster));
+    secret_names.sort();
+    secret_names.dedup();
+    for name in secret_names {
         delete_if_ours(&secrets, &name, uid).await?;
     }
     Ok(())

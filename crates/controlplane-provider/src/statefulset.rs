@@ -33,7 +33,9 @@ use crate::labels;
 ///
 /// 2: hardened pods (seccomp `RuntimeDefault`, no privilege escalation, only the capabilities k0s
 /// needs, privileged ports through a pod sysctl instead of `apk add`/`setcap` at start).
-pub const TEMPLATE_GENERATION: u32 = 2;
+/// 3: only the keys k0s uses (no etcd CA key), and `/var/lib/k0s/pki` in memory instead of on the
+/// data volume (see docs/security.md, "Keys where they are needed").
+pub const TEMPLATE_GENERATION: u32 = 3;
 
 /// StatefulSet annotation: hash of the built pod template (upstream's annotation name).
 pub const STATEFULSET_HASH_ANNOTATION: &str = "k0smotron.io/statefulset-hash";
@@ -47,8 +49,16 @@ pub const CONFIG_CHECKSUM_ANNOTATION: &str = "k0smotron.io/config-checksum";
 pub const CONTROLLER_CONTAINER: &str = "controller";
 /// Mount path of the k0s data directory.
 pub const K0S_DATA_DIR: &str = "/var/lib/k0s";
+/// k0s's certificate directory, `<data dir>/pki`: an in-memory emptyDir of its own, so no key
+/// (ours or the ones k0s signs at start) is ever written to the data volume.
+pub const K0S_PKI_DIR: &str = "/var/lib/k0s/pki";
 const CERTS_VOLUME: &str = "certs";
 const CERTS_INIT_DIR: &str = "/certs-init";
+/// Volume of k0s's pki directory; a name no `spec.mounts` path is likely to produce.
+const PKI_VOLUME: &str = "k0smotron-pki";
+/// Where `certs-init` sees the data volume, to remove the `pki` directory that providers before
+/// template generation 3 left on it.
+const OLD_DATA_DIR: &str = "/k0s-data";
 const ENTRYPOINT_MODE: i32 = 0o744;
 
 /// Where `/var/lib/k0s` lives.
@@ -296,38 +306,48 @@ pub fn spread_affinity(match_labels: BTreeMap<String, String>) -> Affinity {
     }
 }
 
-/// k0s' file names for each certificate Secret (`tls.crt`, `tls.key`); `None` for the etcd leaf
-/// certificates, which only the etcd pods mount.
-fn pki_files(purpose: CertificateType) -> Option<(&'static str, &'static str)> {
+/// k0s's file names for each certificate Secret: the certificate (`tls.crt`) and, when k0s uses
+/// it, the key (`tls.key`); `None` for the etcd leaf certificates, which only the etcd pods mount.
+///
+/// Read from k0s v1.35's source: k0s creates a new CA when `ca.key` or `front-proxy-ca.key` is
+/// missing (`certificate.Manager.EnsureCA`) and signs its own certificates with them at every
+/// start; kube-controller-manager signs kubelet certificates with `ca.key`; kube-apiserver and
+/// kube-controller-manager use `sa.key`. With an external etcd k0s reads only the CA certificate
+/// and the client pair named in `storage.etcd.externalCluster` (`k0s_config::etcd_storage`), so
+/// the etcd CA key stays out.
+fn pki_files(purpose: CertificateType) -> Option<(&'static str, Option<&'static str>)> {
     match purpose {
-        CertificateType::Ca => Some(("ca.crt", "ca.key")),
-        CertificateType::Sa => Some(("sa.pub", "sa.key")),
-        CertificateType::Proxy => Some(("front-proxy-ca.crt", "front-proxy-ca.key")),
-        CertificateType::Etcd => Some(("etcd-ca.crt", "etcd-ca.key")),
-        CertificateType::ApiserverEtcdClient => {
-            Some(("apiserver-etcd-client.crt", "apiserver-etcd-client.key"))
-        }
+        CertificateType::Ca => Some(("ca.crt", Some("ca.key"))),
+        CertificateType::Sa => Some(("sa.pub", Some("sa.key"))),
+        CertificateType::Proxy => Some(("front-proxy-ca.crt", Some("front-proxy-ca.key"))),
+        CertificateType::Etcd => Some(("etcd-ca.crt", None)),
+        CertificateType::ApiserverEtcdClient => Some((
+            "apiserver-etcd-client.crt",
+            Some("apiserver-etcd-client.key"),
+        )),
         CertificateType::EtcdPeer | CertificateType::EtcdServer => None,
     }
 }
 
-/// A projection of a CAPI certificate Secret's `tls.crt`/`tls.key` as files `crt` and `key`.
-pub(crate) fn secret_projection(secret: &str, crt: &str, key: &str) -> VolumeProjection {
+/// A projection of a CAPI certificate Secret's `tls.crt` as the file `crt` and, when `key` is
+/// given, its `tls.key` as `key`. A Secret's key is projected only into pods that use it.
+pub(crate) fn secret_projection(secret: &str, crt: &str, key: Option<&str>) -> VolumeProjection {
+    let mut items = vec![KeyToPath {
+        key: names::TLS_CRT_KEY.into(),
+        path: crt.into(),
+        ..Default::default()
+    }];
+    if let Some(key) = key {
+        items.push(KeyToPath {
+            key: names::TLS_KEY_KEY.into(),
+            path: key.into(),
+            ..Default::default()
+        });
+    }
     VolumeProjection {
         secret: Some(SecretProjection {
             name: secret.to_string(),
-            items: Some(vec![
-                KeyToPath {
-                    key: names::TLS_CRT_KEY.into(),
-                    path: crt.into(),
-                    ..Default::default()
-                },
-                KeyToPath {
-                    key: names::TLS_KEY_KEY.into(),
-                    path: key.into(),
-                    ..Default::default()
-                },
-            ]),
+            items: Some(items),
             ..Default::default()
         }),
         ..Default::default()
@@ -376,6 +396,16 @@ pub fn pod_template(inputs: &ControllerInputs) -> Result<PodTemplateSpec, Statef
         sub_path: Some(SCRIPT_KEY.into()),
         ..Default::default()
     }];
+    // k0s's certificate directory lives in memory and starts empty with every pod: k0s finds
+    // only what `certs-init` copied, and signs its own certificates anew (with the current SANs).
+    volumes.push(Volume {
+        name: PKI_VOLUME.into(),
+        empty_dir: Some(EmptyDirVolumeSource {
+            medium: Some("Memory".into()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
 
     let mut env_from = vec![EnvFromSource {
         config_map_ref: Some(ConfigMapEnvSource {
@@ -411,8 +441,9 @@ pub fn pod_template(inputs: &ControllerInputs) -> Result<PodTemplateSpec, Statef
             }),
             ..Default::default()
         });
-        // k0s needs the CA keys writable and in its own pki directory; stale server certificates
-        // are removed so k0s re-issues them with the current SANs.
+        // k0s needs its CA keys writable (it changes their owner) and in its own pki directory.
+        // Providers before template generation 3 kept that directory on the data volume; what
+        // they left there (every CA key, k0s's own keys) is removed.
         init_containers.push(Container {
             name: "certs-init".into(),
             image: Some(inputs.image.clone()),
@@ -420,13 +451,12 @@ pub fn pod_template(inputs: &ControllerInputs) -> Result<PodTemplateSpec, Statef
             command: Some(vec![
                 "sh".into(),
                 "-c".into(),
-                format!(
-                    "mkdir -p {K0S_DATA_DIR}/pki && rm -rf {K0S_DATA_DIR}/pki/server.* && cp {CERTS_INIT_DIR}/*.* {K0S_DATA_DIR}/pki/"
-                ),
+                format!("rm -rf {OLD_DATA_DIR}/pki/* && cp {CERTS_INIT_DIR}/*.* {K0S_PKI_DIR}/"),
             ]),
             volume_mounts: Some(vec![
-                mount(CERTS_VOLUME, CERTS_INIT_DIR, false),
-                mount(&data_volume, K0S_DATA_DIR, false),
+                mount(CERTS_VOLUME, CERTS_INIT_DIR, true),
+                mount(PKI_VOLUME, K0S_PKI_DIR, false),
+                mount(&data_volume, OLD_DATA_DIR, false),
             ]),
             security_context: Some(k0s_security_context()),
             ..Default::default()
@@ -451,6 +481,7 @@ pub fn pod_template(inputs: &ControllerInputs) -> Result<PodTemplateSpec, Statef
         DataVolume::Pvc { .. } => {}
     }
     mounts.push(mount(&data_volume, K0S_DATA_DIR, false));
+    mounts.push(mount(PKI_VOLUME, K0S_PKI_DIR, false));
 
     for manifest in &inputs.manifests {
         volumes.push(manifest.clone());

@@ -23,6 +23,7 @@ use k0smotron_api::controlplane::v1beta2::{
 };
 use k8s_openapi::ByteString;
 use k8s_openapi::api::apps::v1::{ControllerRevision, StatefulSet};
+use k8s_openapi::api::batch::v1::CronJob;
 use k8s_openapi::api::core::v1::{
     ConfigMap, PersistentVolumeClaim, PersistentVolumeClaimSpec, Pod, Secret, Service,
     VolumeResourceRequirements,
@@ -808,12 +809,81 @@ async fn leftovers(ns: &TestNamespace) -> Vec<String> {
     left
 }
 
+/// With the defragmentation job on, its own client certificate `demo-etcd-defrag-client` is made
+/// once, owned, and the only key the job mounts; turning the job off removes the CronJob and keeps
+/// the Secret (deleted with the control plane, see the caller).
+async fn defrag_job_gets_its_own_certificate_and_keeps_it(ns: &TestNamespace, uid: &str) {
+    let secrets: Api<Secret> = ns.api();
+    let name = "demo-etcd-defrag-client";
+    let secret = wait_for(
+        &secrets,
+        name,
+        |_| true,
+        TIMEOUT,
+        "the defrag client certificate",
+    )
+    .await
+    .unwrap();
+    assert!(controlled_by(&secret.metadata, uid));
+    let pem =
+        |s: &Secret, key: &str| String::from_utf8(s.data.as_ref().unwrap()[key].0.clone()).unwrap();
+    let ca = secrets.get("demo-etcd").await.unwrap();
+    assert!(certs::is_signed_by(
+        &pem(&secret, "tls.crt"),
+        &pem(&ca, "tls.crt")
+    ));
+    let jobs: Api<CronJob> = ns.api();
+    let job = wait_for(
+        &jobs,
+        "kmc-demo-defrag",
+        |_| true,
+        TIMEOUT,
+        "the defrag CronJob",
+    )
+    .await
+    .unwrap();
+    let volumes = job
+        .spec
+        .job_template
+        .spec
+        .unwrap()
+        .template
+        .spec
+        .unwrap()
+        .volumes
+        .unwrap();
+    let keys: Vec<String> = volumes
+        .iter()
+        .flat_map(|v| v.projected.iter().flat_map(|p| p.sources.iter().flatten()))
+        .filter_map(|s| s.secret.as_ref())
+        .filter(|s| s.items.iter().flatten().any(|i| i.key == "tls.key"))
+        .map(|s| s.name.clone())
+        .collect();
+    assert_eq!(keys, vec![name.to_string()]);
+
+    ns.api::<K0smotronControlPlane>()
+        .patch(
+            CLUSTER,
+            &PatchParams::default(),
+            &Patch::Merge(
+                json!({"spec": {"storage": {"etcd": {"defragJob": {"enabled": false}}}}}),
+            ),
+        )
+        .await
+        .unwrap();
+    wait_gone(&jobs, "kmc-demo-defrag").await;
+    // Read once and kept: the same certificate, never minted again.
+    let kept = secrets.get(name).await.unwrap();
+    assert_eq!(kept.data, secret.data);
+}
+
 #[tokio::test]
 #[ignore = "needs test/harness"]
 async fn delete_removes_children_and_keeps_claims() {
     let (ns, client) = setup("cp-delete").await;
     let provider = Provider::start(client.clone(), ns.name());
     let mut spec = K0smotronControlPlaneSpec::default();
+    spec.storage.etcd.defrag_job = Some(serde_json::from_value(json!({"enabled": true})).unwrap());
     spec.persistence.type_ = PersistenceType::Pvc;
     spec.persistence.persistent_volume_claim = Some(PersistentVolumeClaimTemplate {
         spec: Some(PersistentVolumeClaimSpec {
@@ -829,11 +899,13 @@ async fn delete_removes_children_and_keeps_claims() {
         }),
         ..Default::default()
     });
-    create(&ns, spec).await;
+    let kcp = create(&ns, spec).await;
     wait_ready(&ns, 1).await;
     let pvcs: Api<PersistentVolumeClaim> = ns.api();
     let claims_before = pvcs.list(&ListParams::default()).await.unwrap().items.len();
     assert!(claims_before >= 2, "k0s and etcd claims");
+    // The leftovers check below then covers the defragmentation certificate of a job turned off.
+    defrag_job_gets_its_own_certificate_and_keeps_it(&ns, &kcp.uid().unwrap()).await;
 
     ns.api::<K0smotronControlPlane>()
         .delete(CLUSTER, &DeleteParams::default())

@@ -1,14 +1,17 @@
-//! A minimal HTTP/1.1 GET over TLS for tests of the secure metrics endpoint: the certificate is
-//! not verified (the endpoint's is self-signed by default; the tests are about the bearer token,
-//! not about the certificate). Never use this outside tests.
+//! Minimal HTTP/1.0 over TLS for tests. [`https_get`] is for the secure metrics endpoint: the
+//! certificate is not verified (the endpoint's is self-signed by default; the tests are about the
+//! bearer token, not about the certificate). [`https_post_mtls`] verifies the server against a
+//! given CA and presents a client certificate (an etcd member and a client of it). Never use
+//! these outside tests.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{CryptoProvider, ring};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
+use rustls::pki_types::pem::PemObject as _;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
@@ -35,16 +38,77 @@ pub async fn https_get(
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
         .with_no_client_auth();
-    let stream = TcpStream::connect(addr).await?;
-    let name = ServerName::try_from("localhost").map_err(std::io::Error::other)?;
-    let mut tls = TlsConnector::from(Arc::new(config))
-        .connect(name, stream)
-        .await?;
     let auth = token
         .map(|t| format!("Authorization: Bearer {t}\r\n"))
         .unwrap_or_default();
     // HTTP/1.0: the server answers with an unchunked body and closes.
     let request = format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n{auth}\r\n");
+    exchange(config, addr, "localhost", &request).await
+}
+
+/// A client certificate and its key, both PEM.
+#[derive(Clone, Copy)]
+pub struct ClientIdentity<'a> {
+    /// PEM certificate.
+    pub cert_pem: &'a str,
+    /// PEM private key (PKCS#1 or PKCS#8).
+    pub key_pem: &'a str,
+}
+
+/// `POST path` with a JSON `body` over TLS to `addr`: the server must present a certificate for
+/// `server_name` signed by `ca_pem`; `client` is presented when given. A server that requires a
+/// client certificate fails the exchange without one (an error, not a status).
+pub async fn https_post_mtls(
+    addr: SocketAddr,
+    server_name: &str,
+    ca_pem: &str,
+    client: Option<ClientIdentity<'_>>,
+    path: &str,
+    body: &str,
+) -> std::io::Result<HttpResponse> {
+    let provider = Arc::new(ring::default_provider());
+    let mut roots = RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots
+            .add(cert.map_err(std::io::Error::other)?)
+            .map_err(std::io::Error::other)?;
+    }
+    let builder = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(std::io::Error::other)?
+        .with_root_certificates(roots);
+    let config = match client {
+        Some(id) => {
+            let chain = CertificateDer::pem_slice_iter(id.cert_pem.as_bytes())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(std::io::Error::other)?;
+            let key = PrivateKeyDer::from_pem_slice(id.key_pem.as_bytes())
+                .map_err(std::io::Error::other)?;
+            builder
+                .with_client_auth_cert(chain, key)
+                .map_err(std::io::Error::other)?
+        }
+        None => builder.with_no_client_auth(),
+    };
+    let request = format!(
+        "POST {path} HTTP/1.0\r\nHost: {server_name}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    exchange(config, addr, server_name, &request).await
+}
+
+/// Sends `request` over TLS and reads the whole response.
+async fn exchange(
+    config: ClientConfig,
+    addr: SocketAddr,
+    server_name: &str,
+    request: &str,
+) -> std::io::Result<HttpResponse> {
+    let stream = TcpStream::connect(addr).await?;
+    let name = ServerName::try_from(server_name.to_owned()).map_err(std::io::Error::other)?;
+    let mut tls = TlsConnector::from(Arc::new(config))
+        .connect(name, stream)
+        .await?;
     tls.write_all(request.as_bytes()).await?;
     let mut raw = Vec::new();
     // A server closing without close_notify is not an error for this purpose.

@@ -8,7 +8,8 @@
 //! - [`TestNamespace`]: a unique namespace per test, deleted when the guard drops.
 //! - [`wait_for`]: wait for a condition on one object, with the last seen object on timeout.
 //! - [`WorkloadServer`]: a second API server fronted by a CA the test chooses.
-//! - [`https_get`]: a GET to a TLS endpoint (certificate not verified) with a bearer token.
+//! - [`https_get`]: a GET to a TLS endpoint (certificate not verified) with a bearer token;
+//!   [`https_post_mtls`]: a POST with a verified server and a client certificate.
 //! - [`secret_needles`] / [`find_leaks`]: key material of Secrets, searched for in logs,
 //!   conditions and events.
 //! - [`apply_crd_file`] / [`apply_crd_dir`]: install CRDs and wait until they are served.
@@ -27,7 +28,7 @@ mod workload;
 pub use client::{ClientError, client, client_from_kubeconfig_file, client_from_kubeconfig_yaml};
 pub use crd::{CrdError, apply_crd_dir, apply_crd_file};
 pub use harness::{HarnessError, env_path, harness_script, run_harness};
-pub use https::{HttpResponse, https_get};
+pub use https::{ClientIdentity, HttpResponse, https_get, https_post_mtls};
 pub use leaks::{find_leaks, secret_needles};
 pub use namespace::{NamespaceError, TestNamespace, unique_name};
 pub use tripwire::Tripwire;

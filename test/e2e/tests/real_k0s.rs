@@ -559,9 +559,12 @@ async fn real_node_managed_etcd_three_members_and_controllers_scale_down_and_up(
     let env = Env::start("real-etcd").await;
     let ns = env.name().to_owned();
     let cluster = "etcd";
+    // The defragmentation job is on for its client certificate; its schedule (12:00 UTC daily)
+    // does not come up during the test, and its image is not on the node.
     env.create_cluster(
         cluster,
-        json!({"replicas": 3, "storage": {"type": "etcd"},
+        json!({"replicas": 3,
+            "storage": {"type": "etcd", "etcd": {"defragJob": {"enabled": true}}},
             "service": {"type": "NodePort", "apiPort": 31443, "konnectivityPort": 31132}}),
     )
     .await;
@@ -573,6 +576,7 @@ async fn real_node_managed_etcd_three_members_and_controllers_scale_down_and_up(
         "3 etcd members and 3 k0s controllers Ready after {:?}",
         started.elapsed()
     );
+    etcd_ca_key_in_no_pod_and_defrag_certificate_accepted(&env, cluster).await;
     let (hosted, _) = env.hosted(cluster).await;
     assert!(!k0s_crds(&hosted).await.is_empty());
 
@@ -600,4 +604,105 @@ async fn real_node_managed_etcd_three_members_and_controllers_scale_down_and_up(
         .await
         .unwrap();
     env.stop().await;
+}
+
+/// No pod of the namespace mounts the etcd CA's key, yet k0s and etcd run (the caller waited for
+/// them); and the real etcd accepts the defragmentation job's own client certificate for its
+/// maintenance API, and refuses a client without one.
+async fn etcd_ca_key_in_no_pod_and_defrag_certificate_accepted(env: &Env, cluster: &str) {
+    let ns = env.name();
+    let etcd_ca = format!("{cluster}-etcd");
+    let pods: Api<Pod> = Api::namespaced(env.client.clone(), ns);
+    let all = pods.list(&ListParams::default()).await.unwrap();
+    for pod in &all.items {
+        let volumes = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.volumes.clone())
+            .unwrap_or_default();
+        for v in &volumes {
+            let projected = v
+                .projected
+                .iter()
+                .flat_map(|p| p.sources.iter().flatten())
+                .filter_map(|s| s.secret.as_ref())
+                .map(|s| (s.name.clone(), s.items.clone()));
+            let plain = v
+                .secret
+                .iter()
+                .map(|s| (s.secret_name.clone().unwrap_or_default(), s.items.clone()));
+            for (secret, items) in projected.chain(plain) {
+                if secret != etcd_ca {
+                    continue;
+                }
+                let keys: Vec<String> = items
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|i| i.key)
+                    .collect();
+                assert_eq!(
+                    keys,
+                    vec!["tls.crt".to_string()],
+                    "pod {} mounts {etcd_ca} {keys:?}",
+                    pod.name_any()
+                );
+            }
+        }
+    }
+
+    let secrets: Api<Secret> = Api::namespaced(env.client.clone(), ns);
+    let pem =
+        |s: &Secret, key: &str| String::from_utf8(s.data.as_ref().unwrap()[key].0.clone()).unwrap();
+    let ca = pem(&secrets.get(&etcd_ca).await.unwrap(), "tls.crt");
+    let client = secrets
+        .get(&format!("{cluster}-etcd-defrag-client"))
+        .await
+        .unwrap();
+    let (client_crt, client_key) = (pem(&client, "tls.crt"), pem(&client, "tls.key"));
+    let member = pods
+        .list(
+            &ListParams::default()
+                .labels(&format!("app=k0smotron,cluster={cluster},component=etcd")),
+        )
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .find_map(|p| {
+            let ip = p.status.as_ref()?.pod_ip.clone()?;
+            Some((p.name_any(), ip))
+        })
+        .expect("an etcd member with an address");
+    let addr: std::net::SocketAddr = format!("{}:2379", member.1).parse().unwrap();
+    // A name the server certificate covers (`*.kmc-<cluster>-etcd.<ns>.svc`).
+    let server_name = format!("{}.kmc-{cluster}-etcd.{ns}.svc", member.0);
+    let status = test_support::https_post_mtls(
+        addr,
+        &server_name,
+        &ca,
+        Some(test_support::ClientIdentity {
+            cert_pem: &client_crt,
+            key_pem: &client_key,
+        }),
+        "/v3/maintenance/status",
+        "{}",
+    )
+    .await
+    .unwrap();
+    assert_eq!(status.status, 200, "{}", status.body);
+    assert!(status.body.contains("\"version\""), "{}", status.body);
+    let anonymous = test_support::https_post_mtls(
+        addr,
+        &server_name,
+        &ca,
+        None,
+        "/v3/maintenance/status",
+        "{}",
+    )
+    .await;
+    assert!(
+        !matches!(&anonymous, Ok(r) if r.status == 200),
+        "etcd answered a client without a certificate: {anonymous:?}"
+    );
+    eprintln!("etcd accepts the defragmentation job's client certificate");
 }
