@@ -77,6 +77,12 @@ pub enum SpecError {
     },
 }
 
+/// The most controller replicas, as the CRD schema says. Checked here too because the builders
+/// size lists by it (etcd's initial cluster has one entry per member): a spec that bypassed the
+/// schema (an older CRD, a template copied by hand) with `replicas: 2147483647` would otherwise
+/// make the provider allocate until the kernel kills it.
+pub const MAX_REPLICAS: i32 = 32;
+
 const ALLOW_HOST_PATH: (&str, &str) = ("--allow-host-path", "ALLOW_HOST_PATH");
 const ALLOW_PATCHES: (&str, &str) = ("--allow-patches", "ALLOW_PATCHES");
 const ALLOW_MOUNTS: (&str, &str) = ("--allow-mounts", "ALLOW_MOUNTS");
@@ -109,9 +115,9 @@ pub fn validate(spec: &ClusterSpec, policy: &FieldPolicy) -> Result<(), SpecErro
             "spec.monitoring.enabled (Prometheus sidecars)",
         ));
     }
-    if spec.replicas < 0 {
+    if !(0..=MAX_REPLICAS).contains(&spec.replicas) {
         return Err(SpecError::Invalid(format!(
-            "spec.replicas must not be negative, got {}",
+            "spec.replicas must be between 0 and {MAX_REPLICAS}, got {}",
             spec.replicas
         )));
     }
@@ -324,6 +330,20 @@ mod tests {
             ),
             Ok(())
         );
+    }
+
+    /// Found by the property tests (issue #12): `replicas: i32::MAX` passed validate and the
+    /// etcd builder then listed two billion members, until the process was killed for memory.
+    #[test]
+    fn replicas_beyond_the_schema_maximum_are_refused() {
+        let mut spec = K0smotronControlPlaneSpec::default();
+        spec.replicas = MAX_REPLICAS;
+        assert_eq!(validate(&spec, &FieldPolicy::default()), Ok(()));
+        for replicas in [MAX_REPLICAS + 1, i32::MAX, -1, i32::MIN] {
+            spec.replicas = replicas;
+            let err = validate(&spec, &FieldPolicy::default()).unwrap_err();
+            assert!(err.to_string().contains("spec.replicas"), "{err}");
+        }
     }
 
     #[test]
