@@ -930,11 +930,30 @@ fn policy() -> impl Strategy<Value = FieldPolicy> {
     ]
 }
 
-/// One generated case: the facts, and what differs from the facts a first reconcile sees.
-#[derive(Debug, Clone)]
+/// One generated case: the facts build reads.
+#[derive(Clone)]
 pub struct Case {
     /// What build reads.
     pub facts: Facts,
+}
+
+/// Everything but the Secrets' key material, so a failing case is readable.
+impl std::fmt::Debug for Case {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let facts = &self.facts;
+        f.debug_struct("Case")
+            .field("name", &facts.kcp.metadata.name)
+            .field("spec", &facts.kcp.spec)
+            .field("status", &facts.kcp.status)
+            .field("cluster_name", &facts.cluster_name)
+            .field("cluster_initialized", &facts.cluster_initialized)
+            .field("cluster_network", &facts.cluster_network)
+            .field("secrets", &facts.secrets.keys().collect::<Vec<_>>())
+            .field("exposure_service", &facts.exposure_service)
+            .field("nodes", &facts.nodes)
+            .field("policy", &facts.policy)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Certificate Secrets for [`TEMPLATE_CLUSTER`], generated once per test process (RSA key
@@ -1081,9 +1100,15 @@ fn kubeconfig_secret(facts: &Facts) -> Option<(String, Secret)> {
 /// fully deterministic), the kubeconfig as our last reconcile wrote it, arbitrary exposure,
 /// nodes, network and policy.
 pub fn case(flavour: Flavour) -> impl Strategy<Value = Case> {
+    case_named(flavour, flavour)
+}
+
+/// [`case`] with names of `names` flavour: Kubernetes names can hold no `,` or newline, and some
+/// properties only hold for names the API server admits.
+pub fn case_named(flavour: Flavour, names: Flavour) -> impl Strategy<Value = Case> {
     (
         spec(flavour),
-        name(flavour, 40),
+        name(names, 40),
         prop_oneof![4 => Just(true), 1 => Just(false)],
         any::<bool>(),
         exposure_service(),
