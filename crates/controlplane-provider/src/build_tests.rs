@@ -655,6 +655,7 @@ fn claim_template_changes_recreate_the_statefulset() {
     spec.persistence.type_ = PersistenceType::Pvc;
     spec.persistence.persistent_volume_claim = Some(PersistentVolumeClaimTemplate {
         spec: Some(PersistentVolumeClaimSpec {
+            access_modes: Some(vec!["ReadWriteOnce".into()]),
             resources: Some(VolumeResourceRequirements {
                 requests: Some(BTreeMap::from([(
                     "storage".to_string(),

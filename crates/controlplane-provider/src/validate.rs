@@ -166,6 +166,11 @@ pub fn validate(spec: &ClusterSpec, policy: &FieldPolicy) -> Result<(), SpecErro
                 "spec.persistence.type is pvc but spec.persistence.persistentVolumeClaim is not set".into(),
             ));
         }
+        PersistenceType::Pvc if !claim_template_is_complete(spec) => {
+            return Err(SpecError::Invalid(
+                "spec.persistence.persistentVolumeClaim.spec must set accessModes and resources.requests.storage: the API server refuses a StatefulSet claim template without them".into(),
+            ));
+        }
         PersistenceType::HostPath
             if spec
                 .persistence
@@ -209,6 +214,27 @@ pub fn validate(spec: &ClusterSpec, policy: &FieldPolicy) -> Result<(), SpecErro
         }
     }
     Ok(())
+}
+
+/// Whether the `pvc` claim template has what the API server requires of a StatefulSet's
+/// `volumeClaimTemplates` (at least one access mode and a storage request). The CRD admits a
+/// template without them; refused here, the user gets an `InvalidSpec` condition naming the
+/// fields instead of a failed StatefulSet apply on every reconcile (found by the schema property
+/// test, issue #12).
+fn claim_template_is_complete(spec: &K0smotronControlPlaneSpec) -> bool {
+    let claim = spec
+        .persistence
+        .persistent_volume_claim
+        .as_ref()
+        .and_then(|c| c.spec.as_ref());
+    let modes = claim
+        .and_then(|c| c.access_modes.as_ref())
+        .is_some_and(|m| !m.is_empty());
+    let storage = claim
+        .and_then(|c| c.resources.as_ref())
+        .and_then(|r| r.requests.as_ref())
+        .is_some_and(|r| r.contains_key("storage"));
+    modes && storage
 }
 
 /// Refuses the fields `policy` does not allow.
@@ -382,6 +408,48 @@ mod tests {
         });
         let err = validate(&spec, &FieldPolicy::default()).unwrap_err();
         assert!(err.to_string().contains("spec.ingress"), "{err}");
+    }
+
+    /// Found by the schema property test (issue #12): `persistentVolumeClaim: {}` is admitted by
+    /// the CRD, and the StatefulSet built from it was refused by the API server on every apply.
+    #[test]
+    fn a_pvc_claim_template_needs_access_modes_and_a_storage_request() {
+        use k0smotron_api::controlplane::v1beta2::PersistentVolumeClaimTemplate;
+        use k8s_openapi::api::core::v1::{PersistentVolumeClaimSpec, VolumeResourceRequirements};
+        use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+        let claim = |modes: Option<Vec<String>>, storage: bool| PersistentVolumeClaimTemplate {
+            spec: Some(PersistentVolumeClaimSpec {
+                access_modes: modes,
+                resources: Some(VolumeResourceRequirements {
+                    requests: storage.then(|| {
+                        std::collections::BTreeMap::from([(
+                            "storage".to_string(),
+                            Quantity("1Gi".into()),
+                        )])
+                    }),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let mut spec = K0smotronControlPlaneSpec::default();
+        spec.persistence.type_ = PersistenceType::Pvc;
+        let rwo = || Some(vec!["ReadWriteOnce".to_string()]);
+        for (template, ok) in [
+            (PersistentVolumeClaimTemplate::default(), false),
+            (claim(None, true), false),
+            (claim(Some(vec![]), true), false),
+            (claim(rwo(), false), false),
+            (claim(rwo(), true), true),
+        ] {
+            spec.persistence.persistent_volume_claim = Some(template);
+            let result = validate(&spec, &FieldPolicy::default());
+            assert_eq!(result.is_ok(), ok, "{result:?}");
+            if let Err(e) = result {
+                assert!(e.to_string().contains("accessModes"), "{e}");
+            }
+        }
     }
 
     #[test]

@@ -1106,6 +1106,11 @@ pub fn case(flavour: Flavour) -> impl Strategy<Value = Case> {
 /// [`case`] with names of `names` flavour: Kubernetes names can hold no `,` or newline, and some
 /// properties only hold for names the API server admits.
 pub fn case_named(flavour: Flavour, names: Flavour) -> impl Strategy<Value = Case> {
+    case_in(flavour, names, NAMESPACE.to_string())
+}
+
+/// [`case_named`] for a control plane in `namespace`.
+pub fn case_in(flavour: Flavour, names: Flavour, namespace: String) -> impl Strategy<Value = Case> {
     (
         spec(flavour),
         name(names, 40),
@@ -1121,7 +1126,7 @@ pub fn case_named(flavour: Flavour, names: Flavour) -> impl Strategy<Value = Cas
             move |(spec, cluster, refs_present, initialized, exposure, nodes, network, policy, previous)| {
                 let kcp_name = cluster.clone();
                 let mut kcp = K0smotronControlPlane::new(&kcp_name, spec);
-                kcp.metadata.namespace = Some(NAMESPACE.into());
+                kcp.metadata.namespace = Some(namespace.clone());
                 kcp.metadata.uid = Some(UID.into());
                 kcp.metadata.generation = Some(1);
                 if previous.is_some() {
