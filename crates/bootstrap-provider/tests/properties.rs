@@ -9,7 +9,7 @@
 //! - a sample of rendered documents passes `cloud-init schema`.
 //!
 //! Cases per property: `PROPTEST_CASES` (256 by default); the properties that start a shell
-//! per case run a 25th of that (at least 256). The full run is `make proptest` (docs/testing.md).
+//! per case run a 25th of that (at least 256). The full run is `make proptest` (docs/security.md, "Property tests").
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 

@@ -5,7 +5,7 @@
 //! - a second reconcile that finds what the first one wrote plans no rollout (no write loop).
 //!
 //! Cases per property: `PROPTEST_CASES` (proptest's default, 256, in CI). The full run is
-//! `make proptest` (docs/testing.md). The schema property is in `tests/schema_properties.rs`.
+//! `make proptest` (docs/security.md, "Property tests"). The schema property is in `tests/schema_properties.rs`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 

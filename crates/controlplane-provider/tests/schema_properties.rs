@@ -126,9 +126,6 @@ async fn everything_build_emits_for_an_admitted_spec_is_admitted() {
         objects += checked;
         for r in &refused {
             eprintln!("refused: {r}");
-            eprintln!("DEBUG validate: {:?}", controlplane_provider::validate::validate(&case.facts.kcp.spec, &case.facts.policy));
-            eprintln!("DEBUG persistence: {:?}", case.facts.kcp.spec.persistence);
-            if let Some(StatefulSetPlan::Apply(s)) = &desired.statefulset { eprintln!("DEBUG vct: {}", serde_json::to_string(&s.spec.volume_claim_templates).unwrap()); }
         }
         if !refused.is_empty() {
             failures.push(format!("{case:#?}\n{}", refused.join("\n")));
