@@ -213,37 +213,46 @@ fn json_value() -> impl Strategy<Value = Value> {
 
 /// `provisioner.customUserDataRef` content: cloud-config documents of many shapes, and garbage.
 fn custom_user_data() -> impl Strategy<Value = Vec<u8>> {
-    let file = || (abs_path(), any_text(), option::of("0[0-7]{3}")).prop_map(|(path, content, permissions)| {
-        let mut f = json!({"path": path, "content": content});
-        if let Some(p) = permissions {
-            f["permissions"] = json!(p);
-        }
-        f
-    });
-    let command = || prop_oneof![
-        any_text().prop_map(Value::String),
-        vec(text_no_nul(), 1..4).prop_map(|argv| json!(argv)),
-    ];
+    let file = || {
+        (abs_path(), any_text(), option::of("0[0-7]{3}")).prop_map(
+            |(path, content, permissions)| {
+                let mut f = json!({"path": path, "content": content});
+                if let Some(p) = permissions {
+                    f["permissions"] = json!(p);
+                }
+                f
+            },
+        )
+    };
+    let command = || {
+        prop_oneof![
+            any_text().prop_map(Value::String),
+            vec(text_no_nul(), 1..4).prop_map(|argv| json!(argv)),
+        ]
+    };
     let document = || {
         (
-        vec(file(), 0..3),
-        vec(command(), 0..3),
-        btree_map(
-            prop::sample::select(vec!["packages", "users", "bootcmd", "ntp", "hostname", "timezone"]).prop_map(String::from),
-            json_value(),
-            0..2,
-        ),
-    )
-        .prop_map(|(write_files, runcmd, other)| {
-            let mut doc: serde_json::Map<String, Value> = other.into_iter().collect();
-            if !write_files.is_empty() {
-                doc.insert("write_files".into(), json!(write_files));
-            }
-            if !runcmd.is_empty() {
-                doc.insert("runcmd".into(), json!(runcmd));
-            }
-            Value::Object(doc)
-        })
+            vec(file(), 0..3),
+            vec(command(), 0..3),
+            btree_map(
+                prop::sample::select(vec![
+                    "packages", "users", "bootcmd", "ntp", "hostname", "timezone",
+                ])
+                .prop_map(String::from),
+                json_value(),
+                0..2,
+            ),
+        )
+            .prop_map(|(write_files, runcmd, other)| {
+                let mut doc: serde_json::Map<String, Value> = other.into_iter().collect();
+                if !write_files.is_empty() {
+                    doc.insert("write_files".into(), json!(write_files));
+                }
+                if !runcmd.is_empty() {
+                    doc.insert("runcmd".into(), json!(runcmd));
+                }
+                Value::Object(doc)
+            })
     };
     prop_oneof![
         6 => document().prop_filter_map("YAML", |d| serde_saphyr::to_string(&d).ok().map(|y| format!("#cloud-config\n{y}").into_bytes())),
@@ -335,16 +344,26 @@ struct Case {
 
 impl Case {
     fn resolve(&self, r: &ContentRef) -> Resolved {
-        let custom = self.spec.provisioner.custom_user_data_ref.as_ref().and_then(ContentRef::from_source);
+        let custom = self
+            .spec
+            .provisioner
+            .custom_user_data_ref
+            .as_ref()
+            .and_then(ContentRef::from_source);
         if custom.as_ref() == Some(r)
             && let Some(bytes) = &self.custom
         {
             return Resolved::Found(bytes.clone());
         }
-        self.contents.get(r).cloned().unwrap_or_else(|| self.fallback.clone())
+        self.contents
+            .get(r)
+            .cloned()
+            .unwrap_or_else(|| self.fallback.clone())
     }
 
-    fn validate(&self) -> Result<bootstrap_provider::render::WorkerBootstrap, validate::ValidationError> {
+    fn validate(
+        &self,
+    ) -> Result<bootstrap_provider::render::WorkerBootstrap, validate::ValidationError> {
         let owner = OwnerInfo {
             name: &self.owner_name,
             version: self.owner_version.as_deref(),
@@ -362,8 +381,10 @@ fn case() -> impl Strategy<Value = Case> {
         any::<bool>(),
         btree_map(
             prop_oneof![
-                ("[a-z]{1,8}", "[a-z.]{1,8}").prop_map(|(name, key)| ContentRef::Secret { name, key }),
-                ("[a-z]{1,8}", "[a-z.]{1,8}").prop_map(|(name, key)| ContentRef::ConfigMap { name, key }),
+                ("[a-z]{1,8}", "[a-z.]{1,8}")
+                    .prop_map(|(name, key)| ContentRef::Secret { name, key }),
+                ("[a-z]{1,8}", "[a-z.]{1,8}")
+                    .prop_map(|(name, key)| ContentRef::ConfigMap { name, key }),
             ],
             resolved(),
             0..3,
@@ -372,16 +393,18 @@ fn case() -> impl Strategy<Value = Case> {
         option::weighted(0.9, custom_user_data()),
         prop_oneof![4 => "[A-Za-z0-9+/]{20,80}={0,2}", 1 => any_text()],
     )
-        .prop_map(|(spec, owner_name, owner_version, is_pool, contents, fallback, custom, token)| Case {
-            spec,
-            owner_name,
-            owner_version,
-            is_pool,
-            contents,
-            fallback,
-            custom,
-            token,
-        })
+        .prop_map(
+            |(spec, owner_name, owner_version, is_pool, contents, fallback, custom, token)| Case {
+                spec,
+                owner_name,
+                owner_version,
+                is_pool,
+                contents,
+                fallback,
+                custom,
+                token,
+            },
+        )
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -415,11 +438,17 @@ fn env_through(shell: &str, assignments: &str) -> BTreeMap<String, String> {
         .env("PATH", "/usr/bin:/bin")
         .output()
         .unwrap_or_else(|e| panic!("run {shell}: {e}"));
-    assert!(out.status.success(), "{shell} failed on {assignments:?}: {out:?}");
+    assert!(
+        out.status.success(),
+        "{shell} failed on {assignments:?}: {out:?}"
+    );
     String::from_utf8(out.stdout)
         .unwrap()
         .split('\0')
-        .filter_map(|kv| kv.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
+        .filter_map(|kv| {
+            kv.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+        })
         .collect()
 }
 
@@ -574,11 +603,16 @@ fn rendered_samples_pass_cloud_init_schema() {
     let (mut checked, mut tried) = (0, 0);
     while checked < total {
         tried += 1;
-        assert!(tried < total * 50, "only {checked} of {tried} generated configs validate");
+        assert!(
+            tried < total * 50,
+            "only {checked} of {tried} generated configs validate"
+        );
         let mut case = strategy.new_tree(&mut runner).unwrap().current();
         // The user's own cloud-config is passed through as written; only ours is checked here.
         case.spec.provisioner.custom_user_data_ref = None;
-        let Ok(bootstrap) = case.validate() else { continue };
+        let Ok(bootstrap) = case.validate() else {
+            continue;
+        };
         let data = bootstrap.render(&case.token).unwrap();
         common::assert_cloud_init_accepts(&format!("prop-{checked}"), &data);
         checked += 1;

@@ -48,7 +48,12 @@ where
 async fn refusals(client: &Client, namespace: &str, d: &DesiredState) -> (usize, Vec<String>) {
     let mut out = Vec::new();
     let mut checked = 0;
-    for s in d.create_secrets.iter().chain(&d.renew_secrets).chain(&d.kubeconfig) {
+    for s in d
+        .create_secrets
+        .iter()
+        .chain(&d.renew_secrets)
+        .chain(&d.kubeconfig)
+    {
         checked += 1;
         out.extend(dry_run_apply(client, namespace, s).await);
     }
@@ -91,20 +96,36 @@ async fn everything_build_emits_for_an_admitted_spec_is_admitted() {
     let kcps: Api<K0smotronControlPlane> = Api::namespaced(client.clone(), ns.name());
 
     let mut runner = TestRunner::deterministic();
-    let strategy = case_in(Flavour::Admissible, Flavour::Admissible, ns.name().to_string());
+    let strategy = case_in(
+        Flavour::Admissible,
+        Flavour::Admissible,
+        ns.name().to_string(),
+    );
     let (mut built, mut objects, mut kcp_refused, mut build_refused) = (0, 0, 0, 0);
     let mut failures = Vec::new();
     let mut tries = 0;
     while built < total {
         tries += 1;
-        assert!(tries < total * 20, "only {built} of {tries} generated control planes build");
+        assert!(
+            tries < total * 20,
+            "only {built} of {tries} generated control planes build"
+        );
         let case = strategy.new_tree(&mut runner).unwrap().current();
         // Only specs the API server admits for the control plane itself count.
         let mut kcp = case.facts.kcp.clone();
         kcp.metadata.uid = None;
         kcp.metadata.generation = None;
         kcp.status = None;
-        if let Err(e) = kcps.create(&PostParams { dry_run: true, ..Default::default() }, &kcp).await {
+        if let Err(e) = kcps
+            .create(
+                &PostParams {
+                    dry_run: true,
+                    ..Default::default()
+                },
+                &kcp,
+            )
+            .await
+        {
             kcp_refused += 1;
             if kcp_refused <= 3 {
                 eprintln!("K0smotronControlPlane refused (skipped): {e}");
@@ -135,5 +156,10 @@ async fn everything_build_emits_for_an_admitted_spec_is_admitted() {
         "{built} admitted control planes built: {objects} objects dry-run applied, {} cases with refusals; skipped {kcp_refused} specs the API server refused and {build_refused} that build refused",
         failures.len()
     );
-    assert!(failures.is_empty(), "{} of {built} cases emitted objects the API server refuses; first:\n{}", failures.len(), failures[0]);
+    assert!(
+        failures.is_empty(),
+        "{} of {built} cases emitted objects the API server refuses; first:\n{}",
+        failures.len(),
+        failures[0]
+    );
 }

@@ -120,7 +120,9 @@ pub fn dns_label(max: usize) -> impl Strategy<Value = String> {
 pub fn name(flavour: Flavour, max: usize) -> BoxedStrategy<String> {
     match flavour {
         Flavour::Admissible => dns_label(max).boxed(),
-        Flavour::Any => prop_oneof![3 => dns_label(max), 1 => any_text(), 1 => dns_label(63)].boxed(),
+        Flavour::Any => {
+            prop_oneof![3 => dns_label(max), 1 => any_text(), 1 => dns_label(63)].boxed()
+        }
     }
 }
 
@@ -190,7 +192,9 @@ pub fn version(flavour: Flavour) -> BoxedStrategy<String> {
     let regex_shaped = "v[0-9]{1,25}\\.[0-9]{1,25}\\.[0-9]{1,25}([-+]k0s\\.[0-9]{1,25})?";
     match flavour {
         // The CRD pattern accepts any digit run; the length limit is 64.
-        Flavour::Admissible => prop_oneof![8 => well_formed, 1 => "v[0-9]{1,3}\\.[0-9]{1,3}\\.[0-9]{1,3}"].boxed(),
+        Flavour::Admissible => {
+            prop_oneof![8 => well_formed, 1 => "v[0-9]{1,3}\\.[0-9]{1,3}\\.[0-9]{1,3}"].boxed()
+        }
         Flavour::Any => prop_oneof![
             16 => well_formed,
             2 => regex_shaped,
@@ -219,7 +223,9 @@ fn quantity(flavour: Flavour) -> BoxedStrategy<Quantity> {
     ];
     match flavour {
         Flavour::Admissible => valid.prop_map(Quantity).boxed(),
-        Flavour::Any => prop_oneof![4 => valid, 1 => any_text()].prop_map(Quantity).boxed(),
+        Flavour::Any => prop_oneof![4 => valid, 1 => any_text()]
+            .prop_map(Quantity)
+            .boxed(),
     }
 }
 
@@ -243,7 +249,8 @@ fn json_leaf() -> impl Strategy<Value = Value> {
         any::<bool>().prop_map(Value::Bool),
         any::<i64>().prop_map(Value::from),
         any::<u64>().prop_map(Value::from),
-        any::<f64>().prop_filter_map("finite", |f| serde_json::Number::from_f64(f).map(Value::Number)),
+        any::<f64>().prop_filter_map("finite", |f| serde_json::Number::from_f64(f)
+            .map(Value::Number)),
         any_text().prop_map(Value::String),
     ]
 }
@@ -295,8 +302,12 @@ fn k0s_config(flavour: Flavour) -> BoxedStrategy<Option<Value>> {
             Value::Object(root)
         });
     let objects_only = prop_oneof![
-        Just(json!({"spec": {"network": {"clusterDomain": "example.local", "nodeLocalLoadBalancing": {"enabled": true}}}})),
-        Just(json!({"apiVersion": "k0s.k0sproject.io/v1beta1", "kind": "ClusterConfig", "spec": {"api": {"sans": ["a.example.com", "10.0.0.1"]}, "telemetry": {"enabled": false}}})),
+        Just(
+            json!({"spec": {"network": {"clusterDomain": "example.local", "nodeLocalLoadBalancing": {"enabled": true}}}})
+        ),
+        Just(
+            json!({"apiVersion": "k0s.k0sproject.io/v1beta1", "kind": "ClusterConfig", "spec": {"api": {"sans": ["a.example.com", "10.0.0.1"]}, "telemetry": {"enabled": false}}})
+        ),
         Just(json!({"spec": {"api": {"extraArgs": {"v": "2"}}}})),
     ];
     match flavour {
@@ -342,7 +353,11 @@ fn service(flavour: Flavour) -> BoxedStrategy<ServiceSpec> {
 
 fn claim_template(flavour: Flavour) -> impl Strategy<Value = PersistentVolumeClaimTemplate> {
     (
-        option::of((option::of(name(flavour, 40)), labels(flavour), annotations(flavour))),
+        option::of((
+            option::of(name(flavour, 40)),
+            labels(flavour),
+            annotations(flavour),
+        )),
         option::of((
             quantity(flavour),
             option::of(name(flavour, 30)),
@@ -409,7 +424,9 @@ fn persistence(flavour: Flavour) -> BoxedStrategy<PersistenceSpec> {
 
 fn storage(flavour: Flavour) -> BoxedStrategy<StorageSpec> {
     let type_ = match flavour {
-        Flavour::Admissible => prop_oneof![Just(StorageType::Etcd), Just(StorageType::Kine)].boxed(),
+        Flavour::Admissible => {
+            prop_oneof![Just(StorageType::Etcd), Just(StorageType::Kine)].boxed()
+        }
         Flavour::Any => prop_oneof![
             10 => Just(StorageType::Etcd),
             8 => Just(StorageType::Kine),
@@ -430,15 +447,24 @@ fn storage(flavour: Flavour) -> BoxedStrategy<StorageSpec> {
     });
     let image = match flavour {
         Flavour::Admissible => Just(names::DEFAULT_ETCD_IMAGE.to_string()).boxed(),
-        Flavour::Any => prop_oneof![3 => Just(names::DEFAULT_ETCD_IMAGE.to_string()), 1 => any_text()].boxed(),
+        Flavour::Any => {
+            prop_oneof![3 => Just(names::DEFAULT_ETCD_IMAGE.to_string()), 1 => any_text()].boxed()
+        }
     };
     let schedule = match flavour {
         Flavour::Admissible => Just(names::DEFAULT_ETCD_DEFRAG_SCHEDULE.to_string()).boxed(),
-        Flavour::Any => prop_oneof![Just(names::DEFAULT_ETCD_DEFRAG_SCHEDULE.to_string()), any_text()].boxed(),
+        Flavour::Any => prop_oneof![
+            Just(names::DEFAULT_ETCD_DEFRAG_SCHEDULE.to_string()),
+            any_text()
+        ]
+        .boxed(),
     };
     let etcd = (
         image,
-        vec(prop_oneof![3 => "--[a-z-]{1,20}=[a-z0-9]{0,10}", 1 => any_text()], 0..3),
+        vec(
+            prop_oneof![3 => "--[a-z-]{1,20}=[a-z0-9]{0,10}", 1 => any_text()],
+            0..3,
+        ),
         option::of(name(flavour, 30)),
         quantity(flavour),
         any::<bool>(),
@@ -463,7 +489,13 @@ fn storage(flavour: Flavour) -> BoxedStrategy<StorageSpec> {
                 resources,
             },
         );
-    (type_, kine, etcd, prop::bool::weighted(0.9), option::of(name(flavour, 40)))
+    (
+        type_,
+        kine,
+        etcd,
+        prop::bool::weighted(0.9),
+        option::of(name(flavour, 40)),
+    )
         .prop_map(move |(type_, kine, etcd, fix, secret)| {
             let mut kine = kine;
             if type_ == StorageType::Kine && (flavour == Flavour::Admissible || fix) {
@@ -492,7 +524,11 @@ fn storage(flavour: Flavour) -> BoxedStrategy<StorageSpec> {
 fn resources(flavour: Flavour) -> impl Strategy<Value = ResourceRequirements> {
     let resource = prop::sample::select(vec!["cpu", "memory", "ephemeral-storage"]);
     (
-        btree_map(resource.clone().prop_map(String::from), quantity(flavour), 0..3),
+        btree_map(
+            resource.clone().prop_map(String::from),
+            quantity(flavour),
+            0..3,
+        ),
         btree_map(resource.prop_map(String::from), quantity(flavour), 0..3),
     )
         .prop_map(move |(mut limits, requests)| {
@@ -602,12 +638,16 @@ fn pointer() -> impl Strategy<Value = String> {
 
 fn json_patch_content() -> impl Strategy<Value = String> {
     let op = (
-        prop::sample::select(vec!["add", "remove", "replace", "test", "move", "copy", "bogus"]),
+        prop::sample::select(vec![
+            "add", "remove", "replace", "test", "move", "copy", "bogus",
+        ]),
         pointer(),
         pointer(),
         json_value(),
     )
-        .prop_map(|(op, path, from, value)| json!({"op": op, "path": path, "from": from, "value": value}));
+        .prop_map(
+            |(op, path, from, value)| json!({"op": op, "path": path, "from": from, "value": value}),
+        );
     vec(op, 0..4).prop_map(|ops| Value::Array(ops).to_string())
 }
 
@@ -661,10 +701,19 @@ fn patches(flavour: Flavour) -> BoxedStrategy<Vec<ComponentPatch>> {
         // Patches may write anything; the schema property holds for patches that keep the
         // objects valid, such as extra labels.
         Flavour::Admissible => vec(
-            (patch_kind(), component(), label_key(flavour), label_value(flavour), any::<bool>())
+            (
+                patch_kind(),
+                component(),
+                label_key(flavour),
+                label_value(flavour),
+                any::<bool>(),
+            )
                 .prop_map(|(kind, component, key, value, merge)| {
                     let (type_, content) = if merge {
-                        (PatchType::Merge, json!({"metadata": {"labels": {key: value}}}).to_string())
+                        (
+                            PatchType::Merge,
+                            json!({"metadata": {"labels": {key: value}}}).to_string(),
+                        )
                     } else {
                         (
                             PatchType::Strategic,
@@ -689,23 +738,30 @@ fn patches(flavour: Flavour) -> BoxedStrategy<Vec<ComponentPatch>> {
 
 fn patch_list() -> impl Strategy<Value = Vec<ComponentPatch>> {
     vec(
-            prop_oneof![Just(PatchType::Json), Just(PatchType::Merge), Just(PatchType::Strategic)]
-                .prop_flat_map(|type_| {
-                    (patch_kind(), component(), patch_content(type_)).prop_map(
-                        move |(kind, component, content)| ComponentPatch {
-                            target: PatchTarget { kind, component },
-                            patch: PatchSpec { type_, content },
-                        },
-                    )
-                }),
-            1..4,
-        )
+        prop_oneof![
+            Just(PatchType::Json),
+            Just(PatchType::Merge),
+            Just(PatchType::Strategic)
+        ]
+        .prop_flat_map(|type_| {
+            (patch_kind(), component(), patch_content(type_)).prop_map(
+                move |(kind, component, content)| ComponentPatch {
+                    target: PatchTarget { kind, component },
+                    patch: PatchSpec { type_, content },
+                },
+            )
+        }),
+        1..4,
+    )
 }
 
 fn topology_spread(flavour: Flavour) -> impl Strategy<Value = TopologySpreadConstraint> {
     (
         1i32..4,
-        prop::sample::select(vec!["kubernetes.io/hostname", "topology.kubernetes.io/zone"]),
+        prop::sample::select(vec![
+            "kubernetes.io/hostname",
+            "topology.kubernetes.io/zone",
+        ]),
         prop::sample::select(vec!["DoNotSchedule", "ScheduleAnyway"]),
         labels(flavour),
     )
@@ -789,7 +845,11 @@ pub fn spec(flavour: Flavour) -> impl Strategy<Value = K0smotronControlPlaneSpec
     );
     let b = (
         small(0.3).prop_flat_map(move |on| {
-            if on { certificate_refs(flavour).boxed() } else { Just(Vec::new()).boxed() }
+            if on {
+                certificate_refs(flavour).boxed()
+            } else {
+                Just(Vec::new()).boxed()
+            }
         }),
         vec(manifest(flavour), 0..3),
         vec(mount(flavour), 0..3),
@@ -799,12 +859,36 @@ pub fn spec(flavour: Flavour) -> impl Strategy<Value = K0smotronControlPlaneSpec
         option::of(resources(flavour)),
         option::of((labels(flavour), annotations(flavour))),
         patches(flavour),
-        option::of((option::of(host(flavour)), option::of(prop_oneof![1i32..=65535, any::<i32>()]))),
+        option::of((
+            option::of(host(flavour)),
+            option::of(prop_oneof![1i32..=65535, any::<i32>()]),
+        )),
     );
     (a, b).prop_map(
         move |(
-            (replicas, image, service_account, version, external_address, service, persistence, storage, k0s_config),
-            (certificate_refs, manifests, mounts, control_plane_flags, monitoring, tsc, resources, kubeconfig_meta, patches, endpoint),
+            (
+                replicas,
+                image,
+                service_account,
+                version,
+                external_address,
+                service,
+                persistence,
+                storage,
+                k0s_config,
+            ),
+            (
+                certificate_refs,
+                manifests,
+                mounts,
+                control_plane_flags,
+                monitoring,
+                tsc,
+                resources,
+                kubeconfig_meta,
+                patches,
+                endpoint,
+            ),
         )| {
             let mut spec = K0smotronControlPlaneSpec {
                 replicas,
@@ -823,9 +907,11 @@ pub fn spec(flavour: Flavour) -> impl Strategy<Value = K0smotronControlPlaneSpec
                 monitoring,
                 topology_spread_constraints: tsc,
                 resources,
-                kubeconfig_secret_metadata: kubeconfig_meta.map(|(labels, annotations)| ObjectLabels {
-                    labels,
-                    annotations,
+                kubeconfig_secret_metadata: kubeconfig_meta.map(|(labels, annotations)| {
+                    ObjectLabels {
+                        labels,
+                        annotations,
+                    }
                 }),
                 patches,
                 control_plane_endpoint: endpoint.map(|(host, port)| ApiEndpoint { host, port }),
@@ -857,9 +943,14 @@ fn exposure_service() -> impl Strategy<Value = Option<Service>> {
         1 => Just(vec!["None".to_string()]),
     ];
     let ingress = option::of(prop_oneof![
-        "192\\.0\\.2\\.[0-9]{1,3}".prop_map(|ip| LoadBalancerIngress { ip: Some(ip), ..Default::default() }),
-        "[a-z]{1,10}\\.elb\\.example\\.com"
-            .prop_map(|h| LoadBalancerIngress { hostname: Some(h), ..Default::default() }),
+        "192\\.0\\.2\\.[0-9]{1,3}".prop_map(|ip| LoadBalancerIngress {
+            ip: Some(ip),
+            ..Default::default()
+        }),
+        "[a-z]{1,10}\\.elb\\.example\\.com".prop_map(|h| LoadBalancerIngress {
+            hostname: Some(h),
+            ..Default::default()
+        }),
         Just(LoadBalancerIngress::default()),
     ]);
     option::weighted(
@@ -871,7 +962,9 @@ fn exposure_service() -> impl Strategy<Value = Option<Service>> {
                 ..Default::default()
             }),
             status: ingress.map(|i| ServiceStatus {
-                load_balancer: Some(LoadBalancerStatus { ingress: Some(vec![i]) }),
+                load_balancer: Some(LoadBalancerStatus {
+                    ingress: Some(vec![i]),
+                }),
                 ..Default::default()
             }),
             ..Default::default()
@@ -882,12 +975,22 @@ fn exposure_service() -> impl Strategy<Value = Option<Service>> {
 fn nodes() -> impl Strategy<Value = Vec<Node>> {
     let address = (
         prop::sample::select(vec!["ExternalIP", "InternalIP", "Hostname", "Other"]),
-        prop_oneof!["198\\.51\\.100\\.[0-9]{1,3}", "[a-z]{1,8}", Just("fd00::5".to_string())],
+        prop_oneof![
+            "198\\.51\\.100\\.[0-9]{1,3}",
+            "[a-z]{1,8}",
+            Just("fd00::5".to_string())
+        ],
     )
-        .prop_map(|(type_, address)| NodeAddress { address, type_: type_.to_string() });
+        .prop_map(|(type_, address)| NodeAddress {
+            address,
+            type_: type_.to_string(),
+        });
     vec(
         vec(address, 0..3).prop_map(|addresses| Node {
-            status: Some(NodeStatus { addresses: Some(addresses), ..Default::default() }),
+            status: Some(NodeStatus {
+                addresses: Some(addresses),
+                ..Default::default()
+            }),
             ..Default::default()
         }),
         0..3,
@@ -896,13 +999,20 @@ fn nodes() -> impl Strategy<Value = Vec<Node>> {
 
 fn cluster_network(flavour: Flavour) -> impl Strategy<Value = Option<ClusterNetwork>> {
     let cidr = match flavour {
-        Flavour::Admissible => prop_oneof![Just("10.244.0.0/16".to_string()), Just("fd00:10::/56".to_string())].boxed(),
+        Flavour::Admissible => prop_oneof![
+            Just("10.244.0.0/16".to_string()),
+            Just("fd00:10::/56".to_string())
+        ]
+        .boxed(),
         Flavour::Any => prop_oneof![Just("10.244.0.0/16".to_string()), any_text()].boxed(),
     };
     option::of((
         option::of(vec(cidr.clone(), 0..3)),
         option::of(vec(cidr, 0..2)),
-        option::of(prop_oneof![Just("cluster.local".to_string()), name(flavour, 30)]),
+        option::of(prop_oneof![
+            Just("cluster.local".to_string()),
+            name(flavour, 30)
+        ]),
     ))
     .prop_map(|n| {
         n.map(|(pods, services, domain)| ClusterNetwork {
@@ -961,7 +1071,8 @@ impl std::fmt::Debug for Case {
 fn template_secrets() -> &'static BTreeMap<String, Secret> {
     static SECRETS: OnceLock<BTreeMap<String, Secret>> = OnceLock::new();
     SECRETS.get_or_init(|| {
-        let mut kcp = K0smotronControlPlane::new(TEMPLATE_CLUSTER, K0smotronControlPlaneSpec::default());
+        let mut kcp =
+            K0smotronControlPlane::new(TEMPLATE_CLUSTER, K0smotronControlPlaneSpec::default());
         kcp.metadata.namespace = Some(NAMESPACE.into());
         kcp.metadata.uid = Some(UID.into());
         let facts = Facts {
@@ -1009,7 +1120,11 @@ fn ca_material() -> controlplane_provider::certs::KeyMaterial {
 
 /// The certificate Secrets under `cluster`'s names (and under the names `spec.certificateRefs`
 /// gives, when `refs_present`), with the kine DSN Secret when the spec names one.
-fn secrets_for(kcp: &K0smotronControlPlane, cluster: &str, refs_present: bool) -> BTreeMap<String, Secret> {
+fn secrets_for(
+    kcp: &K0smotronControlPlane,
+    cluster: &str,
+    refs_present: bool,
+) -> BTreeMap<String, Secret> {
     let mut out = BTreeMap::new();
     for (name, secret) in template_secrets() {
         let suffix = name.strip_prefix(TEMPLATE_CLUSTER).unwrap_or(name);
@@ -1040,7 +1155,10 @@ fn secrets_for(kcp: &K0smotronControlPlane, cluster: &str, refs_present: bool) -
         out.insert(
             n.clone(),
             Secret {
-                metadata: ObjectMeta { name: Some(n), ..Default::default() },
+                metadata: ObjectMeta {
+                    name: Some(n),
+                    ..Default::default()
+                },
                 data: Some(BTreeMap::from([(
                     names::KINE_DATASOURCE_URL_KEY.to_string(),
                     ByteString(b"postgres://db".to_vec()),
@@ -1057,10 +1175,21 @@ fn secrets_for(kcp: &K0smotronControlPlane, cluster: &str, refs_present: bool) -
 fn expected_server(facts: &Facts) -> Option<String> {
     let spec = &facts.kcp.spec;
     let api_port = spec.service.api_port;
-    if let Some(e) = spec.control_plane_endpoint.clone().filter(ApiEndpoint::is_valid) {
-        return Some(build::server_url(e.host.as_deref()?, e.port.unwrap_or(api_port)));
+    if let Some(e) = spec
+        .control_plane_endpoint
+        .clone()
+        .filter(ApiEndpoint::is_valid)
+    {
+        return Some(build::server_url(
+            e.host.as_deref()?,
+            e.port.unwrap_or(api_port),
+        ));
     }
-    let previous = facts.kcp.status.as_ref().and_then(|s| s.external_address.as_deref());
+    let previous = facts
+        .kcp
+        .status
+        .as_ref()
+        .and_then(|s| s.external_address.as_deref());
     match services::external_address(
         spec.external_address.as_deref(),
         spec.service.type_,
@@ -1072,7 +1201,10 @@ fn expected_server(facts: &Facts) -> Option<String> {
         ExternalAddress::NotApplicable => {
             let namespace = facts.kcp.metadata.namespace.as_deref()?;
             let svc = services::service_name(&facts.cluster_name, spec.service.type_);
-            Some(build::server_url(&services::service_dns(&svc, namespace), api_port))
+            Some(build::server_url(
+                &services::service_dns(&svc, namespace),
+                api_port,
+            ))
         }
         ExternalAddress::Pending(_) => None,
     }
@@ -1081,12 +1213,21 @@ fn expected_server(facts: &Facts) -> Option<String> {
 /// The kubeconfig Secret our last reconcile would have written for `facts`.
 fn kubeconfig_secret(facts: &Facts) -> Option<(String, Secret)> {
     let server = expected_server(facts)?;
-    let value = kubeconfig::render(&facts.cluster_name, &server, &ca_material().cert_pem, admin_client()).ok()?;
+    let value = kubeconfig::render(
+        &facts.cluster_name,
+        &server,
+        &ca_material().cert_pem,
+        admin_client(),
+    )
+    .ok()?;
     let name = names::kubeconfig_secret(&facts.cluster_name);
     Some((
         name.clone(),
         Secret {
-            metadata: ObjectMeta { name: Some(name), ..Default::default() },
+            metadata: ObjectMeta {
+                name: Some(name),
+                ..Default::default()
+            },
             data: Some(BTreeMap::from([(
                 names::SECRET_VALUE_KEY.to_string(),
                 ByteString(value.into_bytes()),
@@ -1123,17 +1264,29 @@ pub fn case_in(flavour: Flavour, names: Flavour, namespace: String) -> impl Stra
         option::of(host(flavour)),
     )
         .prop_map(
-            move |(spec, cluster, refs_present, initialized, exposure, nodes, network, policy, previous)| {
+            move |(
+                spec,
+                cluster,
+                refs_present,
+                initialized,
+                exposure,
+                nodes,
+                network,
+                policy,
+                previous,
+            )| {
                 let kcp_name = cluster.clone();
                 let mut kcp = K0smotronControlPlane::new(&kcp_name, spec);
                 kcp.metadata.namespace = Some(namespace.clone());
                 kcp.metadata.uid = Some(UID.into());
                 kcp.metadata.generation = Some(1);
                 if previous.is_some() {
-                    kcp.status = Some(k0smotron_api::controlplane::v1beta2::K0smotronControlPlaneStatus {
-                        external_address: previous,
-                        ..Default::default()
-                    });
+                    kcp.status = Some(
+                        k0smotron_api::controlplane::v1beta2::K0smotronControlPlaneStatus {
+                            external_address: previous,
+                            ..Default::default()
+                        },
+                    );
                 }
                 let secrets = secrets_for(&kcp, &cluster, refs_present);
                 let mut facts = Facts {
@@ -1148,7 +1301,14 @@ pub fn case_in(flavour: Flavour, names: Flavour, namespace: String) -> impl Stra
                     etcd_statefulset: None,
                     claims: Vec::new(),
                     now: now(),
-                    policy: if flavour == Flavour::Admissible { FieldPolicy { host_path: true, ..FieldPolicy::default() } } else { policy },
+                    policy: if flavour == Flavour::Admissible {
+                        FieldPolicy {
+                            host_path: true,
+                            ..FieldPolicy::default()
+                        }
+                    } else {
+                        policy
+                    },
                 };
                 if let Some((name, secret)) = kubeconfig_secret(&facts) {
                     facts.secrets.insert(name, secret);
@@ -1165,7 +1325,11 @@ pub fn serialize_desired(d: &build::DesiredState) -> String {
             None => Value::Null,
             Some(build::StatefulSetPlan::Apply(s)) => json!({"apply": s}),
             Some(build::StatefulSetPlan::Recreate(s)) => json!({"recreate": s}),
-            Some(build::StatefulSetPlan::ScaleOnly { name, replicas, record_inputs_hash }) => {
+            Some(build::StatefulSetPlan::ScaleOnly {
+                name,
+                replicas,
+                record_inputs_hash,
+            }) => {
                 json!({"scaleOnly": [name, replicas, record_inputs_hash]})
             }
         }
