@@ -358,11 +358,15 @@ fn claim_template(flavour: Flavour) -> impl Strategy<Value = PersistentVolumeCla
             labels(flavour),
             annotations(flavour),
         )),
-        option::of((
-            quantity(flavour),
-            option::of(name(flavour, 30)),
-            prop::sample::select(vec!["ReadWriteOnce", "ReadWriteMany", "ReadOnlyMany"]),
-        )),
+        // Mostly complete: validate refuses a template without access modes or a size.
+        option::weighted(
+            0.95,
+            (
+                quantity(flavour),
+                option::of(name(flavour, 30)),
+                prop::sample::select(vec!["ReadWriteOnce", "ReadWriteMany", "ReadOnlyMany"]),
+            ),
+        ),
     )
         .prop_map(|(meta, spec)| PersistentVolumeClaimTemplate {
             api_version: None,
