@@ -221,7 +221,7 @@ pub fn validate(spec: &ClusterSpec, policy: &FieldPolicy) -> Result<(), SpecErro
 /// template without them; refused here, the user gets an `InvalidSpec` condition naming the
 /// fields instead of a failed StatefulSet apply on every reconcile (found by the schema property
 /// test, issue #12).
-fn claim_template_is_complete(spec: &K0smotronControlPlaneSpec) -> bool {
+fn claim_template_is_complete(spec: &ClusterSpec) -> bool {
     let claim = spec
         .persistence
         .persistent_volume_claim

@@ -58,7 +58,7 @@ proptest! {
             _ => prop_assert!(false, "one build succeeded, the other failed: {:?} / {:?}", first.as_ref().err(), second.as_ref().err()),
         }
         // Whatever validate accepts is what build starts from: a spec validate refuses never builds.
-        if validate::validate(&case.facts.kcp.spec, &case.facts.policy).is_err() {
+        if validate::validate(&case.facts.cp.spec, &case.facts.policy).is_err() {
             prop_assert!(first.is_err());
         }
     }
@@ -109,7 +109,7 @@ fn generated_cases_mostly_build() {
         match build::build(&case.facts) {
             Ok(d) => {
                 built += 1;
-                if !case.facts.kcp.spec.patches.is_empty() && d.statefulset.is_some() {
+                if !case.facts.cp.spec.patches.is_empty() && d.statefulset.is_some() {
                     with_patches += 1;
                 }
             }

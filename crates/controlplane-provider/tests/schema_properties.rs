@@ -112,7 +112,7 @@ async fn everything_build_emits_for_an_admitted_spec_is_admitted() {
         );
         let case = strategy.new_tree(&mut runner).unwrap().current();
         // Only specs the API server admits for the control plane itself count.
-        let mut kcp = case.facts.kcp.clone();
+        let mut kcp = case.kcp.clone();
         kcp.metadata.uid = None;
         kcp.metadata.generation = None;
         kcp.status = None;

@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
 use controlplane_provider::build::{self, Facts};
+use controlplane_provider::control_plane::ControlPlane;
 use controlplane_provider::kubeconfig;
 use controlplane_provider::services::{self, ExternalAddress};
 use controlplane_provider::validate::FieldPolicy;
@@ -21,10 +22,11 @@ use jiff::Timestamp;
 use k0smotron_api::capi::{ApiEndpoint, ClusterNetwork, NetworkRanges};
 use k0smotron_api::common::ObjectLabels;
 use k0smotron_api::controlplane::v1beta2::{
-    CertificateRef, CertificateType, ClaimMetadata, ComponentPatch, DefragJobSpec, EtcdSpec,
-    K0smotronControlPlane, K0smotronControlPlaneSpec, KineSpec, MonitoringSpec, Mount, PatchSpec,
-    PatchTarget, PatchType, PersistenceSpec, PersistenceType, PersistentVolumeClaimTemplate,
-    ServiceSpec, ServiceType, StoragePersistenceSpec, StorageSpec, StorageType,
+    CertificateRef, CertificateType, ClaimMetadata, ClusterSpec, ComponentPatch, DefragJobSpec,
+    EtcdSpec, K0smotronControlPlane, K0smotronControlPlaneSpec, KineSpec, MonitoringSpec, Mount,
+    PatchSpec, PatchTarget, PatchType, PersistenceSpec, PersistenceType,
+    PersistentVolumeClaimTemplate, ServiceSpec, ServiceType, StoragePersistenceSpec, StorageSpec,
+    StorageType,
 };
 use k0smotron_api::names;
 use k8s_openapi::ByteString;
@@ -894,7 +896,7 @@ pub fn spec(flavour: Flavour) -> impl Strategy<Value = K0smotronControlPlaneSpec
                 endpoint,
             ),
         )| {
-            let mut spec = K0smotronControlPlaneSpec {
+            let cluster = ClusterSpec {
                 replicas,
                 image,
                 service_account,
@@ -918,8 +920,11 @@ pub fn spec(flavour: Flavour) -> impl Strategy<Value = K0smotronControlPlaneSpec
                     }
                 }),
                 patches,
+                ..ClusterSpec::default()
+            };
+            let mut spec = K0smotronControlPlaneSpec {
+                cluster,
                 control_plane_endpoint: endpoint.map(|(host, port)| ApiEndpoint { host, port }),
-                ..K0smotronControlPlaneSpec::default()
             };
             if flavour == Flavour::Admissible {
                 spec.monitoring = None;
@@ -1047,6 +1052,8 @@ fn policy() -> impl Strategy<Value = FieldPolicy> {
 /// One generated case: the facts build reads.
 #[derive(Clone)]
 pub struct Case {
+    /// The control plane as the user wrote it (the schema test sends it to the API server).
+    pub kcp: K0smotronControlPlane,
     /// What build reads.
     pub facts: Facts,
 }
@@ -1056,9 +1063,9 @@ impl std::fmt::Debug for Case {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let facts = &self.facts;
         f.debug_struct("Case")
-            .field("name", &facts.kcp.metadata.name)
-            .field("spec", &facts.kcp.spec)
-            .field("status", &facts.kcp.status)
+            .field("name", &self.kcp.metadata.name)
+            .field("spec", &self.kcp.spec)
+            .field("status", &self.kcp.status)
             .field("cluster_name", &facts.cluster_name)
             .field("cluster_initialized", &facts.cluster_initialized)
             .field("cluster_network", &facts.cluster_network)
@@ -1080,7 +1087,7 @@ fn template_secrets() -> &'static BTreeMap<String, Secret> {
         kcp.metadata.namespace = Some(NAMESPACE.into());
         kcp.metadata.uid = Some(UID.into());
         let facts = Facts {
-            kcp,
+            cp: ControlPlane::from_kcp(&kcp, false).expect("a complete control plane"),
             cluster_name: TEMPLATE_CLUSTER.into(),
             cluster_initialized: false,
             cluster_network: None,
@@ -1177,23 +1184,15 @@ fn secrets_for(
 /// The server URL build will put into the kubeconfig, mirroring build's endpoint rule (user
 /// endpoint, else the external address, else the Service's DNS name for ClusterIP).
 fn expected_server(facts: &Facts) -> Option<String> {
-    let spec = &facts.kcp.spec;
+    let spec = &facts.cp.spec;
     let api_port = spec.service.api_port;
-    if let Some(e) = spec
-        .control_plane_endpoint
-        .clone()
-        .filter(ApiEndpoint::is_valid)
-    {
+    if let Some(e) = facts.cp.user_endpoint.clone() {
         return Some(build::server_url(
             e.host.as_deref()?,
             e.port.unwrap_or(api_port),
         ));
     }
-    let previous = facts
-        .kcp
-        .status
-        .as_ref()
-        .and_then(|s| s.external_address.as_deref());
+    let previous = facts.cp.previous_address.as_deref();
     match services::external_address(
         spec.external_address.as_deref(),
         spec.service.type_,
@@ -1203,7 +1202,7 @@ fn expected_server(facts: &Facts) -> Option<String> {
     ) {
         ExternalAddress::Known(a, _) => Some(build::server_url(&a, api_port)),
         ExternalAddress::NotApplicable => {
-            let namespace = facts.kcp.metadata.namespace.as_deref()?;
+            let namespace = facts.cp.namespace.as_str();
             let svc = services::service_name(&facts.cluster_name, spec.service.type_);
             Some(build::server_url(
                 &services::service_dns(&svc, namespace),
@@ -1294,7 +1293,7 @@ pub fn case_in(flavour: Flavour, names: Flavour, namespace: String) -> impl Stra
                 }
                 let secrets = secrets_for(&kcp, &cluster, refs_present);
                 let mut facts = Facts {
-                    kcp,
+                    cp: ControlPlane::from_kcp(&kcp, false).expect("a complete control plane"),
                     cluster_name: cluster,
                     cluster_initialized: initialized,
                     cluster_network: network,
@@ -1317,7 +1316,7 @@ pub fn case_in(flavour: Flavour, names: Flavour, namespace: String) -> impl Stra
                 if let Some((name, secret)) = kubeconfig_secret(&facts) {
                     facts.secrets.insert(name, secret);
                 }
-                Case { facts }
+                Case { kcp, facts }
             },
         )
 }
