@@ -660,6 +660,7 @@ fn a_statefulset_made_by_upstream_is_adopted_without_touching_its_template() {
 fn claim_template(size: &str) -> PersistentVolumeClaimTemplate {
     PersistentVolumeClaimTemplate {
         spec: Some(PersistentVolumeClaimSpec {
+            access_modes: Some(vec!["ReadWriteOnce".into()]),
             resources: Some(VolumeResourceRequirements {
                 requests: Some(BTreeMap::from([(
                     "storage".to_string(),

@@ -77,6 +77,12 @@ pub enum SpecError {
     },
 }
 
+/// The most controller replicas, as the CRD schema says. Checked here too because the builders
+/// size lists by it (etcd's initial cluster has one entry per member): a spec that bypassed the
+/// schema (an older CRD, a template copied by hand) with `replicas: 2147483647` would otherwise
+/// make the provider allocate until the kernel kills it.
+pub const MAX_REPLICAS: i32 = 32;
+
 const ALLOW_HOST_PATH: (&str, &str) = ("--allow-host-path", "ALLOW_HOST_PATH");
 const ALLOW_PATCHES: (&str, &str) = ("--allow-patches", "ALLOW_PATCHES");
 const ALLOW_MOUNTS: (&str, &str) = ("--allow-mounts", "ALLOW_MOUNTS");
@@ -109,9 +115,9 @@ pub fn validate(spec: &ClusterSpec, policy: &FieldPolicy) -> Result<(), SpecErro
             "spec.monitoring.enabled (Prometheus sidecars)",
         ));
     }
-    if spec.replicas < 0 {
+    if !(0..=MAX_REPLICAS).contains(&spec.replicas) {
         return Err(SpecError::Invalid(format!(
-            "spec.replicas must not be negative, got {}",
+            "spec.replicas must be between 0 and {MAX_REPLICAS}, got {}",
             spec.replicas
         )));
     }
@@ -160,6 +166,11 @@ pub fn validate(spec: &ClusterSpec, policy: &FieldPolicy) -> Result<(), SpecErro
                 "spec.persistence.type is pvc but spec.persistence.persistentVolumeClaim is not set".into(),
             ));
         }
+        PersistenceType::Pvc if !claim_template_is_complete(spec) => {
+            return Err(SpecError::Invalid(
+                "spec.persistence.persistentVolumeClaim.spec must set accessModes and resources.requests.storage: the API server refuses a StatefulSet claim template without them".into(),
+            ));
+        }
         PersistenceType::HostPath
             if spec
                 .persistence
@@ -203,6 +214,27 @@ pub fn validate(spec: &ClusterSpec, policy: &FieldPolicy) -> Result<(), SpecErro
         }
     }
     Ok(())
+}
+
+/// Whether the `pvc` claim template has what the API server requires of a StatefulSet's
+/// `volumeClaimTemplates` (at least one access mode and a storage request). The CRD admits a
+/// template without them; refused here, the user gets an `InvalidSpec` condition naming the
+/// fields instead of a failed StatefulSet apply on every reconcile (found by the schema property
+/// test, issue #12).
+fn claim_template_is_complete(spec: &ClusterSpec) -> bool {
+    let claim = spec
+        .persistence
+        .persistent_volume_claim
+        .as_ref()
+        .and_then(|c| c.spec.as_ref());
+    let modes = claim
+        .and_then(|c| c.access_modes.as_ref())
+        .is_some_and(|m| !m.is_empty());
+    let storage = claim
+        .and_then(|c| c.resources.as_ref())
+        .and_then(|r| r.requests.as_ref())
+        .is_some_and(|r| r.contains_key("storage"));
+    modes && storage
 }
 
 /// Refuses the fields `policy` does not allow.
@@ -326,6 +358,20 @@ mod tests {
         );
     }
 
+    /// Found by the property tests (issue #12): `replicas: i32::MAX` passed validate and the
+    /// etcd builder then listed two billion members, until the process was killed for memory.
+    #[test]
+    fn replicas_beyond_the_schema_maximum_are_refused() {
+        let mut spec = K0smotronControlPlaneSpec::default();
+        spec.replicas = MAX_REPLICAS;
+        assert_eq!(validate(&spec, &FieldPolicy::default()), Ok(()));
+        for replicas in [MAX_REPLICAS + 1, i32::MAX, -1, i32::MIN] {
+            spec.replicas = replicas;
+            let err = validate(&spec, &FieldPolicy::default()).unwrap_err();
+            assert!(err.to_string().contains("spec.replicas"), "{err}");
+        }
+    }
+
     #[test]
     fn kine_needs_exactly_one_source() {
         let mut spec = K0smotronControlPlaneSpec::default();
@@ -362,6 +408,48 @@ mod tests {
         });
         let err = validate(&spec, &FieldPolicy::default()).unwrap_err();
         assert!(err.to_string().contains("spec.ingress"), "{err}");
+    }
+
+    /// Found by the schema property test (issue #12): `persistentVolumeClaim: {}` is admitted by
+    /// the CRD, and the StatefulSet built from it was refused by the API server on every apply.
+    #[test]
+    fn a_pvc_claim_template_needs_access_modes_and_a_storage_request() {
+        use k0smotron_api::controlplane::v1beta2::PersistentVolumeClaimTemplate;
+        use k8s_openapi::api::core::v1::{PersistentVolumeClaimSpec, VolumeResourceRequirements};
+        use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+        let claim = |modes: Option<Vec<String>>, storage: bool| PersistentVolumeClaimTemplate {
+            spec: Some(PersistentVolumeClaimSpec {
+                access_modes: modes,
+                resources: Some(VolumeResourceRequirements {
+                    requests: storage.then(|| {
+                        std::collections::BTreeMap::from([(
+                            "storage".to_string(),
+                            Quantity("1Gi".into()),
+                        )])
+                    }),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let mut spec = K0smotronControlPlaneSpec::default();
+        spec.persistence.type_ = PersistenceType::Pvc;
+        let rwo = || Some(vec!["ReadWriteOnce".to_string()]);
+        for (template, ok) in [
+            (PersistentVolumeClaimTemplate::default(), false),
+            (claim(None, true), false),
+            (claim(Some(vec![]), true), false),
+            (claim(rwo(), false), false),
+            (claim(rwo(), true), true),
+        ] {
+            spec.persistence.persistent_volume_claim = Some(template);
+            let result = validate(&spec, &FieldPolicy::default());
+            assert_eq!(result.is_ok(), ok, "{result:?}");
+            if let Err(e) = result {
+                assert!(e.to_string().contains("accessModes"), "{e}");
+            }
+        }
     }
 
     #[test]

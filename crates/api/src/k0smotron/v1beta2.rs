@@ -135,6 +135,7 @@ pub struct ClusterSpec {
     /// Number of k0s controller replicas. More than one needs a shared datastore (etcd, the
     /// default, or kine with an external database); 3 is recommended for HA.
     #[serde(default = "default_replicas")]
+    // controlplane-provider's `validate::MAX_REPLICAS` repeats this bound.
     #[schemars(range(min = 0, max = 32))]
     pub replicas: i32,
 
