@@ -1,5 +1,5 @@
 # The two commands the README promises, plus the chores behind them.
-.PHONY: run test down crds release-manifests bench
+.PHONY: run test down crds release-manifests bench chaos
 
 ## run: the main job — a local management cluster from test/harness, CAPI core, both providers,
 ## and a sample cluster reconciled, shown as it converges.
@@ -29,3 +29,8 @@ release-manifests:
 ## BENCH_N); Markdown summary on stdout, JSON in bench/results/. See bench/README.md.
 bench:
 	@bash bench/run.sh
+
+## chaos: the fault tests (issue #12) on a private harness, full run: 50 seeds per kill scenario
+## (CHAOS_SEEDS to change; CI runs 5). Prints the figures. See docs/chaos.md.
+chaos:
+	@CHAOS_SEEDS=$${CHAOS_SEEDS:-50} bash test/chaos.sh

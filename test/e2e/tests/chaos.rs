@@ -931,7 +931,7 @@ async fn chaos_unreachable_workload_cluster() {
         wait_value(Duration::from_secs(30), "lit-1's data", || has_data("lit-1")).await;
 
     // Retries of the dark configs: bounded and repeated, seen as connections to the black holes.
-    let observe = Duration::from_secs(90);
+    let observe = Duration::from_secs(50);
     let (d0, f0) = (dark.accepted(), fading.accepted());
     tokio::time::sleep(observe).await;
     let (d1, f1) = (dark.accepted(), fading.accepted());
