@@ -100,8 +100,8 @@ fn figure(settings: &Settings, line: &str) {
     }
 }
 
-/// Where the kill landed, judged by how many children existed at that moment compared with the
-/// fault-free end state.
+/// Where the kill landed, judged by the digest at that moment: still the one from before the
+/// change, already the fault-free end state, or something in between.
 #[derive(Default)]
 struct KillPoints {
     delays_ms: Vec<u64>,
@@ -111,14 +111,14 @@ struct KillPoints {
 }
 
 impl KillPoints {
-    fn record(&mut self, delay_ms: u64, seen: usize, first: usize, reference: usize) {
+    fn record(&mut self, delay_ms: u64, at_kill: &str, at_start: &str, reference: &str) {
         self.delays_ms.push(delay_ms);
-        if seen <= first {
+        if at_kill == at_start {
             self.before_first_write += 1;
-        } else if seen < reference {
-            self.mid_way += 1;
-        } else {
+        } else if at_kill == reference {
             self.after_last_write += 1;
+        } else {
+            self.mid_way += 1;
         }
     }
 
@@ -126,7 +126,7 @@ impl KillPoints {
         let min = self.delays_ms.iter().min().copied().unwrap_or_default();
         let max = self.delays_ms.iter().max().copied().unwrap_or_default();
         format!(
-            "kill delays {min}..{max} ms; objects at the kill: as before the change {}, part-way {}, complete {}",
+            "kill delays {min}..{max} ms; state at the kill: as before the change {}, part-way {}, already final {}",
             self.before_first_write, self.mid_way, self.after_last_write
         )
     }
@@ -204,15 +204,6 @@ async fn cp_objects(client: &Client, ns: &str) -> Objects {
     );
     o.secrets = list_json(&Api::<Secret>::namespaced(client.clone(), ns)).await;
     o
-}
-
-fn count(o: &Objects) -> usize {
-    o.children
-        .iter()
-        .filter(|(k, _)| k.as_str() != "Cluster")
-        .map(|(_, v)| v.len())
-        .sum::<usize>()
-        + o.secrets.len()
 }
 
 /// Polls `digest_of` until `done` holds and the digest stayed the same for three polls a second
@@ -349,9 +340,9 @@ async fn act(client: &Client, ns: &str, scenario: &str) {
 /// Result of one run of a control-plane scenario.
 struct Run {
     digest: String,
-    /// Objects at the kill, and as the change began.
-    seen_at_kill: usize,
-    at_start: usize,
+    /// Digests at the kill, and as the change began.
+    at_kill: String,
+    at_start: String,
     reminted: Vec<String>,
 }
 
@@ -373,15 +364,15 @@ async fn cp_run(
             .await
             .map_err(|e| format!("before the change: {e}"))?;
     }
-    let at_start = count(&cp_objects(&client, ns.name()).await);
+    let at_start = chaos::digest(&cp_objects(&client, ns.name()).await);
     act(&client, ns.name(), scenario).await;
-    let mut seen_at_kill = 0;
+    let mut at_kill = String::new();
     let mut before = BTreeMap::new();
     if let Some(delay) = kill_after {
         tokio::time::sleep(delay).await;
         provider.kill().await;
         let objs = cp_objects(&client, ns.name()).await;
-        seen_at_kill = count(&objs);
+        at_kill = chaos::digest(&objs);
         before = chaos::ca_fingerprints(&objs.secrets);
         provider = start_cp(ns.name(), &logs.join("after-kill")).await;
     }
@@ -397,7 +388,7 @@ async fn cp_run(
     let after = chaos::ca_fingerprints(&cp_objects(&client, ns.name()).await.secrets);
     Ok(Run {
         digest,
-        seen_at_kill,
+        at_kill,
         at_start,
         reminted: chaos::reminted_cas(&before, &after),
     })
@@ -416,7 +407,6 @@ async fn chaos_kill_controlplane_lifecycle() {
         let reference = cp_run(&settings, scenario, "reference", None)
             .await
             .unwrap_or_else(|e| panic!("{scenario}: the fault-free run failed: {e}"));
-        let reference_count = reference.digest.lines().count();
         let mut points = KillPoints::default();
         let mut found = 0;
         let started = Instant::now();
@@ -435,7 +425,7 @@ async fn chaos_kill_controlplane_lifecycle() {
             .await
             {
                 Ok(run) => {
-                    points.record(delay, run.seen_at_kill, run.at_start, reference_count);
+                    points.record(delay, &run.at_kill, &run.at_start, &reference.digest);
                     let mut problems = run.reminted.clone();
                     if run.digest != reference.digest {
                         problems.push(format!(
@@ -814,6 +804,10 @@ impl Blackhole {
         self.generation.fetch_add(1, Ordering::SeqCst);
     }
 
+    fn heal(&self) {
+        self.cut.store(false, Ordering::SeqCst);
+    }
+
     fn accepted(&self) -> usize {
         self.accepted.load(Ordering::SeqCst)
     }
@@ -1148,5 +1142,127 @@ async fn chaos_second_writer() {
         reference.digest,
         "{}",
         chaos::line_diff(&reference.digest, &digest)
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// two replicas, one partitioned from the API server
+
+async fn lease_holder(client: &Client, ns: &str) -> Option<String> {
+    let leases: Api<k8s_openapi::api::coordination::v1::Lease> =
+        Api::namespaced(client.clone(), ns);
+    let list = leases.list(&ListParams::default()).await.ok()?;
+    list.items
+        .iter()
+        .find_map(|l| l.spec.as_ref().and_then(|s| s.holder_identity.clone()))
+}
+
+#[tokio::test]
+#[ignore = "needs test/harness and the provider binaries"]
+async fn chaos_partitioned_leader() {
+    let settings = settings();
+    let client = test_support::client().await.unwrap();
+    install_crds(&client).await;
+    let ns = TestNamespace::create("chaos-partition").await.unwrap();
+    let logs = settings.log_root.join("partition");
+    // Replica a reaches the API server through a proxy the test can cut; b directly.
+    let api: std::net::SocketAddr = std::env::var("HARNESS_API_URL")
+        .unwrap()
+        .trim_start_matches("https://")
+        .parse()
+        .unwrap();
+    let proxy = Blackhole::start(Some(api)).await;
+    std::fs::create_dir_all(&logs).unwrap();
+    let kc_a = logs.join("replica-a.kubeconfig");
+    std::fs::write(
+        &kc_a,
+        via_port(&std::fs::read_to_string(kubeconfig()).unwrap(), proxy.port),
+    )
+    .unwrap();
+    let flags = vec!["--workload-probe-timeout=1".to_owned()];
+    let mut a = ProviderManager::start_with(
+        Provider::ControlPlane,
+        &kc_a,
+        ns.name(),
+        &logs.join("a"),
+        true,
+        &flags,
+    )
+    .await
+    .unwrap();
+    let mut holder_a = None;
+    for _ in 0..120 {
+        holder_a = lease_holder(&client, ns.name()).await;
+        if holder_a.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let holder_a = holder_a.expect("replica a never took the lease");
+    let b = ProviderManager::start_with(
+        Provider::ControlPlane,
+        &kubeconfig(),
+        ns.name(),
+        &logs.join("b"),
+        true,
+        &flags,
+    )
+    .await
+    .unwrap();
+    create_cluster_and_kcp(&client, ns.name()).await;
+    let c = ns.client();
+    settled(CONVERGE, || cp_objects(&c, ns.name()), kcp_converged)
+        .await
+        .unwrap();
+
+    // The partition: a's connections drop, new ones hang. a must stop leading (exit) before b
+    // may take the lease, so the two never reconcile at the same time.
+    proxy.cut();
+    let t0 = Instant::now();
+    let mut a_stopped = None;
+    let mut b_leads = None;
+    while t0.elapsed() < Duration::from_secs(60) && (a_stopped.is_none() || b_leads.is_none()) {
+        if a_stopped.is_none() && a.check_running().is_err() {
+            a_stopped = Some(t0.elapsed());
+        }
+        if b_leads.is_none()
+            && lease_holder(&client, ns.name())
+                .await
+                .is_some_and(|h| h != holder_a)
+        {
+            b_leads = Some(t0.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let a_tail = a.log_tail(20);
+    let (Some(a_stopped), Some(b_leads)) = (a_stopped, b_leads) else {
+        panic!("after 60 s: a stopped {a_stopped:?}, b leads {b_leads:?}\n{a_tail}");
+    };
+    // b reconciles a change; then the partition heals (a is gone; a restarted replica would
+    // stand by).
+    dynamic(&client, ns.name(), KCP_API, "K0smotronControlPlane")
+        .patch(
+            CLUSTER,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"replicas": 2}})),
+        )
+        .await
+        .unwrap();
+    settled(CONVERGE, || cp_objects(&c, ns.name()), kcp_converged)
+        .await
+        .unwrap_or_else(|e| panic!("b did not take over: {e}\n{}", b.log_tail(30)));
+    proxy.heal();
+    figure(
+        &settings,
+        &format!(
+            "partitioned-leader: the cut-off leader exited {} ms after the partition, the standby took the lease {} ms after it (lease 15 s, renew deadline 10 s); change reconciled by the new leader",
+            a_stopped.as_millis(),
+            b_leads.as_millis()
+        ),
+    );
+    b.stop().await;
+    assert!(
+        a_stopped < b_leads,
+        "split brain: the old leader ran until {a_stopped:?}, the new one led from {b_leads:?}\n{a_tail}"
     );
 }
