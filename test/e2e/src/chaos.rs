@@ -156,7 +156,10 @@ fn cert_texts(value: &str) -> Vec<String> {
 fn secret_values(secrets: &[Value]) -> Vec<(String, String, String)> {
     let mut out = Vec::new();
     for s in secrets {
-        let name = s["metadata"]["name"].as_str().unwrap_or_default().to_owned();
+        let name = s["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
         if let Some(data) = s["data"].as_object() {
             for (key, v) in data {
                 let bytes = v
@@ -347,7 +350,12 @@ pub struct Objects {
 
 fn by_name(items: &[Value]) -> Vec<&Value> {
     let mut v: Vec<&Value> = items.iter().collect();
-    v.sort_by_key(|o| o["metadata"]["name"].as_str().unwrap_or_default().to_owned());
+    v.sort_by_key(|o| {
+        o["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    });
     v
 }
 
@@ -493,9 +501,11 @@ mod tests {
             })
         };
         let mut a = Objects::default();
-        a.children.insert("Service".into(), vec![svc("a", "10.0.0.5", 31000)]);
+        a.children
+            .insert("Service".into(), vec![svc("a", "10.0.0.5", 31000)]);
         let mut b = Objects::default();
-        b.children.insert("Service".into(), vec![svc("b", "10.0.0.9", 32000)]);
+        b.children
+            .insert("Service".into(), vec![svc("b", "10.0.0.9", 32000)]);
         assert_eq!(digest(&a), digest(&b));
         // A changed port the user asked for is not ignored.
         let mut c = b.clone();
@@ -513,7 +523,8 @@ mod tests {
         };
         let with = |o: Value| {
             let mut objs = Objects::default();
-            objs.reconciled.insert("K0smotronControlPlane".into(), vec![o]);
+            objs.reconciled
+                .insert("K0smotronControlPlane".into(), vec![o]);
             digest(&objs)
         };
         let a = with(kcp("Probing", json!(["f"])));

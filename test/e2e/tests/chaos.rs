@@ -200,7 +200,11 @@ async fn cp_objects(client: &Client, ns: &str) -> Objects {
     );
     o.children.insert(
         "PersistentVolumeClaim".into(),
-        list_json(&Api::<PersistentVolumeClaim>::namespaced(client.clone(), ns)).await,
+        list_json(&Api::<PersistentVolumeClaim>::namespaced(
+            client.clone(),
+            ns,
+        ))
+        .await,
     );
     o.secrets = list_json(&Api::<Secret>::namespaced(client.clone(), ns)).await;
     o
@@ -233,7 +237,9 @@ where
         }
         last = d;
         if Instant::now() > deadline {
-            return Err(format!("not settled after {timeout:?}; last digest:\n{last}"));
+            return Err(format!(
+                "not settled after {timeout:?}; last digest:\n{last}"
+            ));
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
@@ -331,7 +337,9 @@ async fn act(client: &Client, ns: &str, scenario: &str) {
             .unwrap();
         }
         "delete" => {
-            kcps.delete(CLUSTER, &DeleteParams::default()).await.unwrap();
+            kcps.delete(CLUSTER, &DeleteParams::default())
+                .await
+                .unwrap();
         }
         other => panic!("unknown scenario {other}"),
     }
@@ -354,7 +362,9 @@ async fn cp_run(
     label: &str,
     kill_after: Option<Duration>,
 ) -> Result<Run, String> {
-    let ns = TestNamespace::create(&format!("chaos-{scenario}")).await.unwrap();
+    let ns = TestNamespace::create(&format!("chaos-{scenario}"))
+        .await
+        .unwrap();
     let client = ns.client();
     let logs = settings.log_root.join(scenario).join(label);
     let mut provider = start_cp(ns.name(), &logs.join("first")).await;
@@ -657,12 +667,14 @@ async fn join_run(
     };
     let (flow, provider) = tokio::join!(flow, killer);
     let result = match flow {
-        Ok(()) => settled(
-            CONVERGE,
-            || join_objects(&client, &workload, ns.name()),
-            joined,
-        )
-        .await,
+        Ok(()) => {
+            settled(
+                CONVERGE,
+                || join_objects(&client, &workload, ns.name()),
+                joined,
+            )
+            .await
+        }
         Err(e) => Err(e),
     };
     let tail = provider.log_tail(30);
@@ -904,7 +916,10 @@ async fn chaos_unreachable_workload_cluster() {
     tokio::time::sleep(Duration::from_secs(1)).await;
     machine_and_config(&client, ns.name(), "lit", "lit-0").await;
     machine_and_config(&client, ns.name(), "fading", "fading-0").await;
-    let lit = wait_value(Duration::from_secs(30), "lit-0's data", || has_data("lit-0")).await;
+    let lit = wait_value(Duration::from_secs(30), "lit-0's data", || {
+        has_data("lit-0")
+    })
+    .await;
     wait_value(Duration::from_secs(30), "fading-0's data", || {
         has_data("fading-0")
     })
@@ -921,8 +936,10 @@ async fn chaos_unreachable_workload_cluster() {
         .await
         .unwrap();
     machine_and_config(&client, ns.name(), "lit", "lit-1").await;
-    let lit_during_delete =
-        wait_value(Duration::from_secs(30), "lit-1's data", || has_data("lit-1")).await;
+    let lit_during_delete = wait_value(Duration::from_secs(30), "lit-1's data", || {
+        has_data("lit-1")
+    })
+    .await;
 
     // Retries of the dark configs: bounded and repeated, seen as connections to the black holes.
     let observe = Duration::from_secs(50);
@@ -943,7 +960,10 @@ async fn chaos_unreachable_workload_cluster() {
             observe.as_secs(),
             d1 - d0,
             f1 - f0,
-            condition_reason(&serde_json::to_value(&dark_cfg).unwrap(), "DataSecretAvailable"),
+            condition_reason(
+                &serde_json::to_value(&dark_cfg).unwrap(),
+                "DataSecretAvailable"
+            ),
             fading_cfg.is_some(),
         ),
     );
@@ -1090,7 +1110,9 @@ async fn chaos_second_writer() {
             .patch(
                 CLUSTER,
                 &PatchParams::default(),
-                &Patch::Merge(json!({"metadata": {"annotations": {"chaos/writer": i.to_string()}}})),
+                &Patch::Merge(
+                    json!({"metadata": {"annotations": {"chaos/writer": i.to_string()}}}),
+                ),
             )
             .await
             .is_ok()
@@ -1118,14 +1140,18 @@ async fn chaos_second_writer() {
         )
         .await;
     let t0 = Instant::now();
-    let result = settled(CONVERGE, || cp_objects(&client, ns.name()), |o| {
-        kcp_converged(o)
-            && o.children["StatefulSet"].iter().all(|s| {
-                s["metadata"]["name"] != name.as_str()
-                    || s["spec"]["template"]["spec"]["containers"][0]["image"]
-                        != "example.com/other:1"
-            })
-    })
+    let result = settled(
+        CONVERGE,
+        || cp_objects(&client, ns.name()),
+        |o| {
+            kcp_converged(o)
+                && o.children["StatefulSet"].iter().all(|s| {
+                    s["metadata"]["name"] != name.as_str()
+                        || s["spec"]["template"]["spec"]["containers"][0]["image"]
+                            != "example.com/other:1"
+                })
+        },
+    )
     .await;
     let tail = provider.log_tail(30);
     provider.stop().await;
