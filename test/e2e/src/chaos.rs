@@ -195,7 +195,8 @@ pub fn ca_fingerprints(secrets: &[Value]) -> BTreeMap<String, Vec<String>> {
     out
 }
 
-/// Where CA fingerprints recorded at kill time (`before`) differ from the final ones.
+/// Where CA fingerprints recorded at kill time (`before`) differ from the final ones. A Secret
+/// that is gone is not reported here (deletion removes them; the digest shows a missing one).
 pub fn reminted_cas(
     before: &BTreeMap<String, Vec<String>>,
     after: &BTreeMap<String, Vec<String>>,
@@ -203,9 +204,8 @@ pub fn reminted_cas(
     before
         .iter()
         .filter_map(|(where_, fps)| match after.get(where_) {
-            Some(now) if now == fps => None,
-            Some(_) => Some(format!("{where_}: CA replaced after the restart")),
-            None => Some(format!("{where_}: CA gone after the restart")),
+            Some(now) if now != fps => Some(format!("{where_}: CA replaced after the restart")),
+            _ => None,
         })
         .collect()
 }
@@ -346,6 +346,60 @@ pub struct Objects {
     pub secrets: Vec<Value>,
     /// Free-form facts a scenario adds (e.g. the number of bootstrap tokens left).
     pub facts: BTreeMap<String, String>,
+    /// The namespace they were listed from: it appears inside generated text (service DNS names
+    /// in certificate SANs and configs) and is replaced by `<ns>`.
+    pub namespace: String,
+}
+
+/// Replaces, in every string of `v`, the namespace by `<ns>` and Service addresses of the
+/// harness's range (`10.0.0.0/24`) by `<cluster-ip>`; the values of keys ending in `hash` or
+/// `checksum` (digests of those inputs) become `<hash>`, those ending in `token-id` (a random
+/// bootstrap token's public half) `<token-id>`.
+fn normalize(v: &mut Value, namespace: &str) {
+    match v {
+        Value::String(s) => {
+            if !namespace.is_empty() {
+                *s = s.replace(namespace, "<ns>");
+            }
+            *s = mask_cluster_ips(s);
+        }
+        Value::Array(items) => items.iter_mut().for_each(|i| normalize(i, namespace)),
+        Value::Object(map) => {
+            for (k, val) in map.iter_mut() {
+                if (k.ends_with("hash") || k.ends_with("checksum")) && val.is_string() {
+                    *val = Value::String("<hash>".into());
+                } else if k.ends_with("token-id") && val.is_string() {
+                    *val = Value::String("<token-id>".into());
+                } else {
+                    normalize(val, namespace);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+fn mask_cluster_ips(s: &str) -> String {
+    const PREFIX: &str = "10.0.0.";
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find(PREFIX) {
+        let before_ok = rest[..i]
+            .chars()
+            .last()
+            .is_none_or(|c| !c.is_ascii_digit() && c != '.');
+        let tail = &rest[i + PREFIX.len()..];
+        let digits = tail.chars().take_while(char::is_ascii_digit).count();
+        out.push_str(&rest[..i]);
+        if before_ok && (1..=3).contains(&digits) {
+            out.push_str("<cluster-ip>");
+        } else {
+            out.push_str(&rest[i..i + PREFIX.len() + digits]);
+        }
+        rest = &tail[digits..];
+    }
+    out.push_str(rest);
+    out
 }
 
 fn by_name(items: &[Value]) -> Vec<&Value> {
@@ -371,18 +425,23 @@ pub fn digest(objects: &Objects) -> String {
         }
     }
     let mut out = String::new();
+    let ns = objects.namespace.as_str();
+    let mut line = |kind: &str, mut v: Value| {
+        normalize(&mut v, ns);
+        let _ = writeln!(out, "{kind} {v}");
+    };
     for (kind, items) in &objects.reconciled {
         for o in by_name(items) {
-            let _ = writeln!(out, "{kind} {}", reconciled(o));
+            line(kind, reconciled(o));
         }
     }
     for (kind, items) in &objects.children {
         for o in by_name(items) {
-            let _ = writeln!(out, "{kind} {}", child(o));
+            line(kind, child(o));
         }
     }
     for o in by_name(&objects.secrets) {
-        let _ = writeln!(out, "Secret {}", secret(o, &cas));
+        line("Secret", secret(o, &cas));
     }
     for (k, v) in &objects.facts {
         let _ = writeln!(out, "fact {k}={v}");
@@ -536,6 +595,27 @@ mod tests {
     }
 
     #[test]
+    fn namespace_cluster_ips_and_hashes_are_masked() {
+        let cm = |ns: &str, ip: &str, hash: &str| {
+            let mut o = Objects {
+                namespace: ns.into(),
+                ..Default::default()
+            };
+            o.children.insert(
+                "ConfigMap".into(),
+                vec![json!({"metadata": {"name": "c", "annotations": {"k0smotron.io/statefulset-hash": hash}},
+                    "data": {"k0s.yaml": format!("sans: [{ip}, kmc-demo.{ns}.svc]\nother: 10.0.0.1234 110.0.0.1")}})],
+            );
+            digest(&o)
+        };
+        let a = cm("chaos-a", "10.0.0.91", "abc");
+        assert_eq!(a, cm("chaos-b", "10.0.0.204", "def"));
+        assert!(a.contains("sans: [<cluster-ip>, kmc-demo.<ns>.svc]"), "{a}");
+        // Not a /24 host address, or part of another address: left alone.
+        assert!(a.contains("10.0.0.1234 110.0.0.1"), "{a}");
+    }
+
+    #[test]
     fn reminted_cas_are_reported() {
         let (pem1, _, _) = ca("kubernetes");
         let (pem2, _, _) = ca("kubernetes");
@@ -544,7 +624,7 @@ mod tests {
         let other = ca_fingerprints(&[secret_json("demo-ca", &[("tls.crt", &pem2)])]);
         assert!(reminted_cas(&before, &same).is_empty());
         assert_eq!(reminted_cas(&before, &other).len(), 1);
-        assert_eq!(reminted_cas(&before, &BTreeMap::new()).len(), 1);
+        assert!(reminted_cas(&before, &BTreeMap::new()).is_empty());
     }
 
     #[test]

@@ -168,7 +168,10 @@ where
 
 /// Everything of a control-plane namespace the digest compares.
 async fn cp_objects(client: &Client, ns: &str) -> Objects {
-    let mut o = Objects::default();
+    let mut o = Objects {
+        namespace: ns.to_owned(),
+        ..Objects::default()
+    };
     o.reconciled.insert(
         "K0smotronControlPlane".into(),
         list_json(&dynamic(client, ns, KCP_API, "K0smotronControlPlane")).await,
@@ -590,7 +593,10 @@ async fn tokens_of(workload: &Client, ns: &str) -> usize {
 }
 
 async fn join_objects(client: &Client, workload: &Client, ns: &str) -> Objects {
-    let mut o = Objects::default();
+    let mut o = Objects {
+        namespace: ns.to_owned(),
+        ..Objects::default()
+    };
     o.reconciled.insert(
         "K0sWorkerConfig".into(),
         list_json(&dynamic(client, ns, KWC_API, "K0sWorkerConfig")).await,
