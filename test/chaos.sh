@@ -4,7 +4,8 @@
 #
 # Env: CHAOS_SEEDS (seeds per kill scenario; `make chaos` 50, CI 5), CHAOS_SEED_BASE (first
 #      seed, 1), CHAOS_SCENARIOS (subset of create,scale,version,delete,join), CHAOS_TESTS
-#      (which tests, a cargo test name filter; default all chaos_*), CHAOS_HARNESS_DIR (the
+#      (which tests, a cargo test name filter; default all chaos_*), CHAOS_SKIP (space-separated
+#      test names to skip), CHAOS_HARNESS_DIR (the
 #      private harness state dir, default /tmp/k0smotron-rs-chaos-harness), CHAOS_LOG_DIR (the
 #      providers' logs and figures.txt, default a fresh temp dir), CHAOS_NO_BUILD=1 (skip cargo
 #      build and `cluster build`).
@@ -31,7 +32,9 @@ say "$CHAOS_SEEDS seed(s) per kill scenario from ${CHAOS_SEED_BASE:-1}; logs in 
 rm -f "$CHAOS_LOG_DIR/figures.txt"
 t0=$SECONDS
 rc=0
-cargo test --locked -p e2e --test chaos -- --include-ignored --test-threads=1 "${CHAOS_TESTS:-chaos_}" || rc=$?
+skip=()
+for t in ${CHAOS_SKIP:-}; do skip+=(--skip "$t"); done
+cargo test --locked -p e2e --test chaos -- --include-ignored --test-threads=1 "${CHAOS_TESTS:-chaos_}" "${skip[@]}" || rc=$?
 echo
 echo "## chaos figures ($((SECONDS - t0)) s; seeds per kill scenario: $CHAOS_SEEDS from ${CHAOS_SEED_BASE:-1})"
 sed 's/^/- /' "$CHAOS_LOG_DIR/figures.txt" 2>/dev/null || echo "- (no figures: a test failed before reporting)"
