@@ -1,5 +1,5 @@
 # The two commands the README promises, plus the chores behind them.
-.PHONY: run test down crds release-manifests bench proptest
+.PHONY: run test down crds release-manifests bench proptest chaos
 
 ## run: the main job — a local management cluster from test/harness, CAPI core, both providers,
 ## and a sample cluster reconciled, shown as it converges.
@@ -36,3 +36,8 @@ bench:
 proptest:
 	PROPTEST_CASES=$${PROPTEST_CASES:-250000} PROP_CLOUD_INIT_CASES=$${PROP_CLOUD_INIT_CASES:-200} \
 		cargo test --release --locked -p controlplane-provider -p bootstrap-provider --test properties
+
+## chaos: the fault tests (issue #12) on a private harness, full run: 50 seeds per kill scenario
+## (CHAOS_SEEDS to change; CI runs 5). Prints the figures. See docs/chaos.md.
+chaos:
+	@CHAOS_SEEDS=$${CHAOS_SEEDS:-50} bash test/chaos.sh

@@ -64,8 +64,9 @@ trap 'test/harness/cluster down >/dev/null 2>&1 || true' EXIT
 eval "$(test/harness/cluster up --workloads --capi)"
 
 step "tests: unit, snapshot, and integration against the harness"
-# The real-node tests (names real_node_*) run in their own harness below.
-cargo test --workspace --locked --no-fail-fast -- --include-ignored --skip real_node_
+# The real-node tests (names real_node_*) and the fault tests (chaos_*, test/chaos.sh) run in
+# their own harnesses below.
+cargo test --workspace --locked --no-fail-fast -- --include-ignored --skip real_node_ --skip chaos_
 
 # Real k0s: the hosted control planes run as real pods (kubelet, containerd, runc) with k0s
 # built from ../shared/vendor, next to CAPI core; one at a time, each is several hundred MiB.
@@ -94,3 +95,13 @@ env -u HARNESS_CAPI_LINE BENCH_PROFILE=debug BENCH_NO_BUILD=1 BENCH_STEADY_SECON
 	BENCH_SETTLE_MAX_SECONDS=30 BENCH_RESULTS_DIR="$bench_results" BENCH_N=10 \
 	bash bench/run.sh | sed -n '1,12p'
 rm -rf "$bench_results"
+
+# The fault tests (issue #12, docs/chaos.md) as a short seeded sample: 5 seeds per kill scenario
+# (`make chaos` runs 50), on a harness of their own (test/chaos.sh starts and stops it; its
+# restart test stops that harness's API server). Fails on any divergence. chaos_second_writer is
+# skipped until finding 1 of docs/chaos.md (foreign template edits are not reverted) is decided;
+# chaos_api_server_and_etcd_restart has not had a clean run in its final form yet (`make chaos`
+# runs it).
+step "fault tests: seeded sample (5 seeds per scenario)"
+test/harness/cluster down >/dev/null 2>&1 || true
+env -u HARNESS_CAPI_LINE CHAOS_SEEDS=5 CHAOS_NO_BUILD=1 CHAOS_SKIP="chaos_second_writer chaos_api_server_and_etcd_restart" bash test/chaos.sh

@@ -149,8 +149,23 @@ fn to_offset(ts: Timestamp) -> Result<time::OffsetDateTime, CertError> {
     time::OffsetDateTime::from_unix_timestamp(ts.as_second()).map_err(|_| CertError::TimeRange(ts))
 }
 
+/// An RSA-2048 key. Generating one takes long enough (tens of milliseconds in release builds,
+/// seconds in debug builds; about nine per new control plane) that, run inline on a runtime
+/// worker, it starves every other task on it; on two cores the leader-election renewal missed its
+/// deadline that way (docs/chaos.md, finding 2). On a multi-threaded runtime the worker is handed
+/// over for the duration ([`tokio::task::block_in_place`]); elsewhere (a current-thread runtime,
+/// no runtime) the key is generated inline.
 fn new_rsa_key() -> Result<KeyPair, CertError> {
-    KeyPair::generate_rsa_for(&PKCS_RSA_SHA256, RsaKeySize::_2048).map_err(CertError::KeyGeneration)
+    let generate = || {
+        KeyPair::generate_rsa_for(&PKCS_RSA_SHA256, RsaKeySize::_2048)
+            .map_err(CertError::KeyGeneration)
+    };
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(generate)
+        }
+        _ => generate(),
+    }
 }
 
 fn random_serial() -> SerialNumber {
@@ -548,5 +563,53 @@ mod tests {
         let mut partial = m.to_secret_data();
         partial.remove(TLS_KEY);
         assert_eq!(KeyMaterial::from_secret_data(&partial), None);
+    }
+
+    /// Key generation hands its worker over: a ticker on a one-worker runtime keeps ticking
+    /// while keys are generated (inline, it would stop for the whole generation).
+    #[test]
+    fn key_generation_does_not_starve_the_runtime() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicU64, Ordering};
+        use std::time::{Duration, Instant};
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_time()
+            .build()
+            .unwrap();
+        let max_gap_ms = Arc::new(AtomicU64::new(0));
+        let gaps = max_gap_ms.clone();
+        let elapsed = rt.block_on(async move {
+            let ticker = tokio::spawn(async move {
+                let mut last = Instant::now();
+                loop {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                    let now = Instant::now();
+                    let gap = u64::try_from((now - last).as_millis()).unwrap_or(u64::MAX);
+                    gaps.fetch_max(gap, Ordering::SeqCst);
+                    last = now;
+                }
+            });
+            // Let the ticker start before the keys take the worker.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            let elapsed = tokio::spawn(async {
+                let t = Instant::now();
+                for _ in 0..3 {
+                    new_rsa_key().unwrap();
+                }
+                t.elapsed()
+            })
+            .await
+            .unwrap();
+            ticker.abort();
+            elapsed
+        });
+        let max_gap = Duration::from_millis(max_gap_ms.load(Ordering::SeqCst));
+        // Inline generation would stall the ticker for at least one key's time (a third of the
+        // total); handed over, its gaps stay scheduling noise.
+        assert!(
+            max_gap < elapsed / 3,
+            "the runtime stalled {max_gap:?} while generating keys for {elapsed:?}"
+        );
     }
 }

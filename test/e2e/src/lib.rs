@@ -10,6 +10,7 @@
 //! - [`yaml`]: multi-document YAML as JSON values.
 //! - [`release`]: `hack/release-manifests.sh` output and a clusterctl configuration for it.
 //! - [`process`]: long-running processes (CAPI core, our providers) with logs and readiness.
+//! - [`chaos`]: seeded kill points and the normalized digest the fault tests compare.
 //! - [`capi`]: the CAPI core manager, run out of cluster.
 //! - [`providers`]: our two provider managers, run as the binaries users deploy.
 //! - [`infra`]: a minimal infrastructure provider stand-in (`TestCluster`, `TestMachine`).
@@ -19,6 +20,7 @@
 //! - [`node`]: the harness's real node (`cluster up --real-node`): its name, address, containers.
 
 pub mod capi;
+pub mod chaos;
 pub mod command;
 pub mod dry_run;
 pub mod infra;

@@ -174,6 +174,11 @@ impl Background {
         }
     }
 
+    /// SIGKILL the process and reap it.
+    pub async fn kill(mut self) {
+        let _ = self.child.kill().await;
+    }
+
     /// Ask the process to exit (SIGTERM to its PID), wait up to `grace`, then kill it.
     pub async fn stop(mut self, grace: Duration) {
         if let Some(pid) = self.child.id() {

@@ -64,6 +64,19 @@ impl ProviderManager {
         log_dir: &Path,
         leader_elect: bool,
     ) -> Result<Self, ProviderError> {
+        Self::start_with(provider, kubeconfig, namespace, log_dir, leader_elect, &[]).await
+    }
+
+    /// [`ProviderManager::start`] with `extra` flags appended (e.g. `--workload-probe-timeout=1`,
+    /// or the leader-election identity's `--leader-election-id`).
+    pub async fn start_with(
+        provider: Provider,
+        kubeconfig: &Path,
+        namespace: &str,
+        log_dir: &Path,
+        leader_elect: bool,
+        extra: &[String],
+    ) -> Result<Self, ProviderError> {
         let binary = tools::workspace_binary(provider.binary())?;
         let health = process::free_loopback_addr().map_err(ProviderError::Port)?;
         let metrics = process::free_loopback_addr().map_err(ProviderError::Port)?;
@@ -77,6 +90,7 @@ impl ProviderManager {
             args.push("--leader-elect".to_owned());
             args.push(format!("--leader-election-namespace={namespace}"));
         }
+        args.extend(extra.iter().cloned());
         // `E2E_RUST_LOG` raises the providers' log level when debugging a failure.
         let log_level = std::env::var("E2E_RUST_LOG").unwrap_or_else(|_| "info".to_owned());
         let mut process = Background::spawn(
@@ -114,6 +128,11 @@ impl ProviderManager {
     /// The last lines of its log.
     pub fn log_tail(&self, lines: usize) -> String {
         self.process.log_tail(lines)
+    }
+
+    /// Kill it at once (SIGKILL, no chance to clean up), as a crash or an OOM kill would.
+    pub async fn kill(self) {
+        self.process.kill().await;
     }
 
     /// Stop it.
