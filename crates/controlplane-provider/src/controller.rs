@@ -85,35 +85,55 @@ pub fn control_plane_of(cluster: &Cluster) -> Option<ObjectRef<K0smotronControlP
     Some(ObjectRef::new(&r.name).within(&ns))
 }
 
-/// The controller, with its watches.
-pub fn build(client: &Client, args: &ManagerArgs) -> Controller<K0smotronControlPlane> {
-    // Every child carries the CAPI cluster-name label; caching only those keeps unrelated Secrets
+/// `controller` watching the children every control-plane kind owns: StatefulSets, Services,
+/// ConfigMaps, Secrets (metadata only) and CronJobs carrying the cluster-name label.
+pub fn owning_children<K>(
+    controller: Controller<K>,
+    client: &Client,
+    args: &ManagerArgs,
+) -> Controller<K>
+where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    // Every child carries the cluster-name label; caching only those keeps unrelated Secrets
     // and ConfigMaps out of memory.
     let children = watcher::Config::default()
         .any_semantic()
         .labels(names::CLUSTER_NAME_LABEL);
-    Controller::new(
+    controller
+        .owns(args.api::<StatefulSet>(client.clone()), children.clone())
+        .owns(args.api::<Service>(client.clone()), children.clone())
+        .owns(args.api::<ConfigMap>(client.clone()), children.clone())
+        // Secrets by metadata only (an `Api<PartialObjectMeta<_>>` lists and watches metadata):
+        // their owner references are all the controller needs to map them to a control plane,
+        // and key material has no business in a long-lived cache (the reconciler reads the few
+        // Secrets it uses by name).
+        .owns(
+            args.api::<PartialObjectMeta<Secret>>(client.clone()),
+            children.clone(),
+        )
+        .owns(args.api::<CronJob>(client.clone()), children)
+}
+
+/// The controller, with its watches.
+pub fn build(client: &Client, args: &ManagerArgs) -> Controller<K0smotronControlPlane> {
+    let controller = Controller::new(
         args.api::<K0smotronControlPlane>(client.clone()),
         args.watcher_config(),
-    )
-    .owns(args.api::<StatefulSet>(client.clone()), children.clone())
-    .owns(args.api::<Service>(client.clone()), children.clone())
-    .owns(args.api::<ConfigMap>(client.clone()), children.clone())
-    // Secrets by metadata only (an `Api<PartialObjectMeta<_>>` lists and watches metadata): their
-    // owner references are all the controller needs to map them to a control plane, and key
-    // material has no business in a long-lived cache (the reconciler reads the few Secrets it
-    // uses by name).
-    .owns(
-        args.api::<PartialObjectMeta<Secret>>(client.clone()),
-        children.clone(),
-    )
-    .owns(args.api::<CronJob>(client.clone()), children)
-    .watches(
-        args.api::<Cluster>(client.clone()),
-        watcher::Config::default().any_semantic(),
-        |cluster| control_plane_of(&cluster),
-    )
-    .with_config(args.controller_config())
+    );
+    owning_children(controller, client, args)
+        .watches(
+            args.api::<Cluster>(client.clone()),
+            watcher::Config::default().any_semantic(),
+            |cluster| control_plane_of(&cluster),
+        )
+        .with_config(args.controller_config())
 }
 
 /// Whether the API server serves `K`'s resource (its CRD is installed), as far as this

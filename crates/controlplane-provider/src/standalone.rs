@@ -12,13 +12,9 @@ use std::time::Duration;
 
 use k0smotron_api::k0smotron::v1beta2::Cluster;
 use k0smotron_api::names;
-use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::batch::v1::CronJob;
-use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
-use kube::core::PartialObjectMeta;
+use kube::runtime::Controller;
 use kube::runtime::controller::Action;
 use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
-use kube::runtime::{Controller, watcher};
 use kube::{Api, Client, ResourceExt};
 use provider_runtime::ManagerArgs;
 use tracing::{info, instrument, warn};
@@ -85,18 +81,7 @@ async fn cleanup(cluster: &Cluster, ctx: &Context) -> Result<Action, Error> {
 /// The controller, with its watches: the children it owns (the same kinds as the Cluster API
 /// kind's, selected by the same label).
 pub fn build(client: &Client, args: &ManagerArgs) -> Controller<Cluster> {
-    let children = watcher::Config::default()
-        .any_semantic()
-        .labels(names::CLUSTER_NAME_LABEL);
-    Controller::new(args.api::<Cluster>(client.clone()), args.watcher_config())
-        .owns(args.api::<StatefulSet>(client.clone()), children.clone())
-        .owns(args.api::<Service>(client.clone()), children.clone())
-        .owns(args.api::<ConfigMap>(client.clone()), children.clone())
-        // Secrets by metadata only, as for the Cluster API kind.
-        .owns(
-            args.api::<PartialObjectMeta<Secret>>(client.clone()),
-            children.clone(),
-        )
-        .owns(args.api::<CronJob>(client.clone()), children)
+    let controller = Controller::new(args.api::<Cluster>(client.clone()), args.watcher_config());
+    crate::controller::owning_children(controller, client, args)
         .with_config(args.controller_config())
 }

@@ -69,14 +69,7 @@ async fn wait_replicas(api: &Api<Cluster>, n: i32) -> Cluster {
 #[tokio::test]
 #[ignore = "needs test/harness"]
 async fn a_standalone_cluster_is_reconciled_scaled_rolled_and_deleted() {
-    let ns = TestNamespace::create("standalone").await.unwrap();
-    let client = ns.client();
-    test_support::apply_crd_dir(
-        &client,
-        &PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../config/crd/bases"),
-    )
-    .await
-    .unwrap();
+    let (ns, client) = setup("standalone").await;
     let (token, provider) = start_provider(client.clone(), ns.name());
 
     // As an upstream user writes it: apiVersion k0smotron.io/v1beta2, kine storage.
@@ -214,6 +207,19 @@ async fn a_standalone_cluster_is_reconciled_scaled_rolled_and_deleted() {
     let _ = tokio::time::timeout(Duration::from_secs(30), provider).await;
 }
 
+/// A test namespace with our CRDs installed.
+async fn setup(prefix: &str) -> (TestNamespace, kube::Client) {
+    let ns = TestNamespace::create(prefix).await.unwrap();
+    let client = ns.client();
+    test_support::apply_crd_dir(
+        &client,
+        &PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../config/crd/bases"),
+    )
+    .await
+    .unwrap();
+    (ns, client)
+}
+
 /// Starts the provider (standalone kinds only) in process, scoped to `ns`.
 fn start_provider(
     client: kube::Client,
@@ -258,14 +264,7 @@ async fn a_join_token_request_yields_a_working_token_and_its_deletion_revokes_it
     use k8s_openapi::api::authentication::v1::SelfSubjectReview;
     use std::collections::BTreeMap;
 
-    let ns = TestNamespace::create("jtr").await.unwrap();
-    let client = ns.client();
-    test_support::apply_crd_dir(
-        &client,
-        &PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../config/crd/bases"),
-    )
-    .await
-    .unwrap();
+    let (ns, client) = setup("jtr").await;
     // The Cluster's CA exists first (the provider uses it as it is), and fronts the "hosted" API.
     let ca =
         controlplane_provider::certs::generate_ca("kubernetes", jiff::Timestamp::now()).unwrap();
