@@ -134,6 +134,8 @@ pub struct Context {
     pub metrics: Metrics,
     /// Event publisher.
     pub events: EventPublisher,
+    /// Retry delays of configs whose reconcile failed (per config, doubling).
+    pub backoff: provider_runtime::backoff::Backoff,
 }
 
 /// Reconcile failures. Conditions carry the user-facing story; these drive retries and metrics.
@@ -326,6 +328,10 @@ pub async fn run(
         client,
         settings,
         metrics,
+        backoff: provider_runtime::backoff::Backoff::new(
+            ERROR_REQUEUE,
+            std::time::Duration::from_secs(300),
+        ),
     });
     controller
         .graceful_shutdown_on(shutdown.cancelled_owned())
@@ -349,7 +355,15 @@ pub fn error_policy(config: Arc<K0sWorkerConfig>, err: &Error, ctx: Arc<Context>
         error = %chain(err),
         "reconcile failed"
     );
-    Action::requeue(ERROR_REQUEUE)
+    Action::requeue(ctx.backoff.failed(&backoff_key(&config)))
+}
+
+fn backoff_key(config: &K0sWorkerConfig) -> String {
+    format!(
+        "{}/{}",
+        config.namespace().unwrap_or_default(),
+        config.name_any()
+    )
 }
 
 /// Reconciles one `K0sWorkerConfig`, behind the finalizer that deletes its token.
@@ -366,14 +380,20 @@ pub async fn reconcile(config: Arc<K0sWorkerConfig>, ctx: Arc<Context>) -> Resul
             .namespace()
             .ok_or(Error::MissingMetadata("namespace"))?;
         let api: Api<K0sWorkerConfig> = Api::namespaced(ctx.client.clone(), &ns);
-        finalizer::finalizer(&api, names::BOOTSTRAP_FINALIZER, config, |event| async {
-            match event {
-                FinalizerEvent::Apply(config) => apply(config, &ctx).await,
-                FinalizerEvent::Cleanup(config) => cleanup(config, &ctx).await,
-            }
-        })
-        .await
-        .map_err(|e| Error::Finalizer(Box::new(e)))
+        let key = backoff_key(&config);
+        let result =
+            finalizer::finalizer(&api, names::BOOTSTRAP_FINALIZER, config, |event| async {
+                match event {
+                    FinalizerEvent::Apply(config) => apply(config, &ctx).await,
+                    FinalizerEvent::Cleanup(config) => cleanup(config, &ctx).await,
+                }
+            })
+            .await
+            .map_err(|e| Error::Finalizer(Box::new(e)));
+        if result.is_ok() {
+            ctx.backoff.succeeded(&key);
+        }
+        result
     }
     .instrument(span)
     .await

@@ -173,6 +173,7 @@ pub async fn run(
         resync: settings.resync,
         policy: settings.policy,
         applied: Arc::default(),
+        backoff: Arc::default(),
     });
     let capi = settings.kinds.capi
         && served::<Cluster>(&client, args).await

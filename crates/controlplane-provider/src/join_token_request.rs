@@ -33,7 +33,7 @@ use provider_runtime::{ManagerArgs, Readiness};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, instrument, warn};
 
-use crate::reconcile::{Context, MANAGER, publish};
+use crate::reconcile::{Context, MANAGER, backoff_key, publish};
 use crate::services;
 
 /// Metrics and log name of this controller.
@@ -439,14 +439,19 @@ pub async fn reconcile(jtr: Arc<JoinTokenRequest>, ctx: Arc<Context>) -> Result<
     let _timer = ctx.metrics.reconcile_started(CONTROLLER_NAME);
     let ns = jtr.namespace().unwrap_or_default();
     let api: Api<JoinTokenRequest> = Api::namespaced(ctx.client.clone(), &ns);
-    finalizer(&api, FINALIZER, jtr, |event| async {
+    let key = backoff_key(jtr.as_ref());
+    let result = finalizer(&api, FINALIZER, jtr, |event| async {
         match event {
             FinalizerEvent::Apply(jtr) => apply_request(&jtr, &ctx).await,
             FinalizerEvent::Cleanup(jtr) => cleanup(&jtr, &ctx).await,
         }
     })
     .await
-    .map_err(|e| Error::Finalizer(Box::new(e)))
+    .map_err(|e| Error::Finalizer(Box::new(e)));
+    if result.is_ok() {
+        ctx.backoff.succeeded(&key);
+    }
+    result
 }
 
 /// Requeue policy on errors.
@@ -454,7 +459,7 @@ pub fn error_policy(jtr: Arc<JoinTokenRequest>, err: &Error, ctx: Arc<Context>) 
     warn!(name = %jtr.name_any(), error = %err, "reconcile failed");
     ctx.metrics
         .reconcile_failed(CONTROLLER_NAME, err.metric_label());
-    Action::requeue(Duration::from_secs(15))
+    Action::requeue(ctx.backoff.failed(&backoff_key(jtr.as_ref())))
 }
 
 /// Runs the controller until `shutdown` fires.

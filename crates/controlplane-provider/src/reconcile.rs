@@ -28,6 +28,7 @@ use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
 use kube::{Api, Client, Resource, ResourceExt};
 use provider_runtime::apply::{AppliedMemo, ApplyError, apply, apply_status};
+use provider_runtime::backoff::Backoff;
 use provider_runtime::events::EventPublisher;
 use provider_runtime::kubeconfig;
 use provider_runtime::metrics::Metrics;
@@ -73,6 +74,8 @@ pub struct Context {
     pub policy: FieldPolicy,
     /// What was last applied, so an unchanged child is not written again on every reconcile.
     pub applied: Arc<AppliedMemo>,
+    /// Retry delays of objects whose reconcile failed (per object, doubling).
+    pub backoff: Arc<Backoff>,
 }
 
 impl std::fmt::Debug for Context {
@@ -244,14 +247,29 @@ pub async fn reconcile(
         return Ok(Action::await_change());
     }
 
-    finalizer(&api, names::CONTROLPLANE_FINALIZER, kcp, |event| async {
+    let key = backoff_key(kcp.as_ref());
+    let result = finalizer(&api, names::CONTROLPLANE_FINALIZER, kcp, |event| async {
         match event {
             FinalizerEvent::Apply(kcp) => apply_event(kcp, cluster, &ctx).await,
             FinalizerEvent::Cleanup(kcp) => cleanup(kcp, &ctx).await,
         }
     })
     .await
-    .map_err(|e| Error::Finalizer(Box::new(e)))
+    .map_err(|e| Error::Finalizer(Box::new(e)));
+    if result.is_ok() {
+        ctx.backoff.succeeded(&key);
+    }
+    result
+}
+
+/// The key of `obj` in [`Context::backoff`]: kind, namespace and name.
+pub(crate) fn backoff_key<K: Resource<DynamicType = ()>>(obj: &K) -> String {
+    format!(
+        "{}/{}/{}",
+        K::kind(&()),
+        obj.namespace().unwrap_or_default(),
+        obj.name_any()
+    )
 }
 
 /// Requeue policy on errors.
@@ -259,7 +277,7 @@ pub fn error_policy(kcp: Arc<K0smotronControlPlane>, err: &Error, ctx: Arc<Conte
     warn!(name = %kcp.name_any(), error = %err, "reconcile failed");
     ctx.metrics
         .reconcile_failed(CONTROLLER_NAME, err.metric_label());
-    Action::requeue(Duration::from_secs(15))
+    Action::requeue(ctx.backoff.failed(&backoff_key(kcp.as_ref())))
 }
 
 pub(crate) async fn publish<K>(ctx: &Context, obj: &K, warning: bool, reason: &str, note: &str)

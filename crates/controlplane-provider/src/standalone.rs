@@ -20,7 +20,7 @@ use provider_runtime::ManagerArgs;
 use tracing::{info, instrument, warn};
 
 use crate::control_plane::ControlPlane;
-use crate::reconcile::{Context, Error, Ran, delete_children, publish, run};
+use crate::reconcile::{Context, Error, Ran, backoff_key, delete_children, publish, run};
 
 /// Metrics and log name of this controller.
 pub const CONTROLLER_NAME: &str = "k0smotroncluster";
@@ -31,14 +31,19 @@ pub async fn reconcile(cluster: Arc<Cluster>, ctx: Arc<Context>) -> Result<Actio
     let _timer = ctx.metrics.reconcile_started(CONTROLLER_NAME);
     let ns = cluster.namespace().ok_or(Error::NoNamespace)?;
     let api: Api<Cluster> = Api::namespaced(ctx.client.clone(), &ns);
-    finalizer(&api, names::STANDALONE_FINALIZER, cluster, |event| async {
+    let key = backoff_key(cluster.as_ref());
+    let result = finalizer(&api, names::STANDALONE_FINALIZER, cluster, |event| async {
         match event {
             FinalizerEvent::Apply(cluster) => apply(&cluster, &ctx).await,
             FinalizerEvent::Cleanup(cluster) => cleanup(&cluster, &ctx).await,
         }
     })
     .await
-    .map_err(|e| Error::Finalizer(Box::new(e)))
+    .map_err(|e| Error::Finalizer(Box::new(e)));
+    if result.is_ok() {
+        ctx.backoff.succeeded(&key);
+    }
+    result
 }
 
 /// Requeue policy on errors.
@@ -46,7 +51,7 @@ pub fn error_policy(cluster: Arc<Cluster>, err: &Error, ctx: Arc<Context>) -> Ac
     warn!(name = %cluster.name_any(), error = %err, "reconcile failed");
     ctx.metrics
         .reconcile_failed(CONTROLLER_NAME, err.metric_label());
-    Action::requeue(Duration::from_secs(15))
+    Action::requeue(ctx.backoff.failed(&backoff_key(cluster.as_ref())))
 }
 
 async fn apply(cluster: &Cluster, ctx: &Context) -> Result<Action, Error> {

@@ -77,6 +77,7 @@
 //! [`kubeconfig`] (untrusted workload kubeconfigs).
 
 pub mod apply;
+pub mod backoff;
 pub mod cli;
 pub mod conditions;
 pub mod events;
