@@ -1082,8 +1082,11 @@ impl std::fmt::Debug for Case {
 fn template_secrets() -> &'static BTreeMap<String, Secret> {
     static SECRETS: OnceLock<BTreeMap<String, Secret>> = OnceLock::new();
     SECRETS.get_or_init(|| {
-        let mut kcp =
-            K0smotronControlPlane::new(TEMPLATE_CLUSTER, K0smotronControlPlaneSpec::default());
+        // With the defragmentation job, so its client certificate is among the Secrets too.
+        let mut spec = K0smotronControlPlaneSpec::default();
+        spec.storage.etcd.defrag_job =
+            Some(serde_json::from_value(json!({"enabled": true})).expect("a defrag job"));
+        let mut kcp = K0smotronControlPlane::new(TEMPLATE_CLUSTER, spec);
         kcp.metadata.namespace = Some(NAMESPACE.into());
         kcp.metadata.uid = Some(UID.into());
         let facts = Facts {
