@@ -33,6 +33,7 @@ use crate::hash::{self, HashError};
 use crate::k0s_config::{self, K0sConfigError, NetworkDefaults, Owned};
 use crate::kubeconfig::{self, KubeconfigError, RegenerateReason};
 use crate::labels;
+use crate::ownership;
 use crate::patches::{self, ComponentPatch, PatchError};
 use crate::services::{self, ExternalAddress, ServiceInputs};
 use crate::statefulset::{
@@ -759,6 +760,11 @@ fn plan_statefulset(
         };
     }
     match live_hash {
+        // Same inputs, but another writer changed a field of our template: write it again
+        // (the same template, so no new revision and no roll when nothing else moved).
+        Some(h) if h == inputs_hash && ownership::template_drifted(&desired, live) => {
+            StatefulSetPlan::Apply(Box::new(desired))
+        }
         Some(h) if h == inputs_hash => StatefulSetPlan::ScaleOnly {
             name,
             replicas,

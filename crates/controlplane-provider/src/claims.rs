@@ -92,6 +92,12 @@ fn storage_request(claim: &PersistentVolumeClaim) -> Option<&Quantity> {
 /// The number is read by `rust_decimal` and scaled with checked arithmetic, so an absurd size
 /// (`99999999999999999999Ei`) is refused instead of wrapping around to a small one.
 pub fn quantity_bytes(quantity: &str) -> Option<u128> {
+    quantity_value(quantity)?.floor().to_u128()
+}
+
+/// The exact value of a non-negative Kubernetes quantity (`500m` is 0.5, `1Ki` is 1024); `None`
+/// for what is not one or does not fit.
+pub fn quantity_value(quantity: &str) -> Option<Decimal> {
     let q = quantity.trim();
     let split = q
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
@@ -125,7 +131,7 @@ pub fn quantity_bytes(quantity: &str) -> Option<u128> {
         }
         _ => None,
     }?;
-    value.checked_mul(factor)?.floor().to_u128()
+    value.checked_mul(factor)
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ pub mod join_token_request;
 pub mod k0s_config;
 pub mod kubeconfig;
 pub mod labels;
+pub(crate) mod ownership;
 pub mod patches;
 pub mod reconcile;
 pub mod services;

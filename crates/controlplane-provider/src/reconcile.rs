@@ -45,11 +45,7 @@ use crate::statefulset::INPUTS_HASH_ANNOTATION;
 use crate::status::{self, Failure, Probe, StatusInputs};
 use crate::validate::FieldPolicy;
 
-/// Field manager of every child object and of the status.
-pub const MANAGER: &str = "k0smotron-controlplane";
-/// Field manager that only sets StatefulSet replicas (and adoption annotations) when the pod
-/// template must stay as it is.
-pub const SCALE_MANAGER: &str = "k0smotron-controlplane-scale";
+pub use crate::ownership::{MANAGER, SCALE_MANAGER};
 /// Field manager owning only `spec.controlPlaneEndpoint` of the control plane.
 pub const ENDPOINT_MANAGER: &str = "k0smotron-controlplane-endpoint";
 /// Field manager owning only the `k0sproject.io/cluster-id` annotation of the CAPI Cluster.
