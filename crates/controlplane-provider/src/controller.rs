@@ -19,6 +19,7 @@ use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{Controller, watcher};
 use kube::{Client, Resource, ResourceExt};
+use provider_runtime::backoff::Waits;
 use provider_runtime::events::EventPublisher;
 use provider_runtime::{ManagerArgs, Metrics, Readiness};
 use tokio_util::sync::CancellationToken;
@@ -174,6 +175,7 @@ pub async fn run(
         policy: settings.policy,
         applied: Arc::default(),
         backoff: Arc::default(),
+        waits: Arc::new(Waits::new(Duration::from_secs(10), settings.resync)),
     });
     let capi = settings.kinds.capi
         && served::<Cluster>(&client, args).await

@@ -28,7 +28,7 @@ use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
 use kube::{Api, Client, Resource, ResourceExt};
 use provider_runtime::apply::{AppliedMemo, ApplyError, apply, apply_status};
-use provider_runtime::backoff::Backoff;
+use provider_runtime::backoff::{Backoff, Waits};
 use provider_runtime::events::EventPublisher;
 use provider_runtime::kubeconfig;
 use provider_runtime::metrics::Metrics;
@@ -72,6 +72,9 @@ pub struct Context {
     pub applied: Arc<AppliedMemo>,
     /// Retry delays of objects whose reconcile failed (per object, doubling).
     pub backoff: Arc<Backoff>,
+    /// Requeue delays of control planes waiting for their API to answer (per object, doubling
+    /// while nothing changes).
+    pub waits: Arc<Waits>,
 }
 
 impl std::fmt::Debug for Context {
@@ -244,6 +247,9 @@ pub async fn reconcile(
     }
 
     let key = backoff_key(kcp.as_ref());
+    if kcp.metadata.deletion_timestamp.is_some() {
+        ctx.waits.done(&key);
+    }
     let result = finalizer(&api, names::CONTROLPLANE_FINALIZER, kcp, |event| async {
         match event {
             FinalizerEvent::Apply(kcp) => apply_event(kcp, cluster, &ctx).await,
@@ -367,11 +373,25 @@ async fn apply_event(
     if let Some(uid) = &done.kube_system_uid {
         annotate_cluster_id(ctx, &ns, &cluster, uid).await;
     }
-    Ok(if done.settled && !infra_pending {
+    Ok(requeue(ctx, kcp.as_ref(), &done, !infra_pending))
+}
+
+/// When to look at a reconciled control plane again: after the resync interval once settled;
+/// while it waits, soon after anything changed and less and less often while nothing does (the
+/// watches bring every change of its children at once anyway).
+pub(crate) fn requeue<K: Resource<DynamicType = ()>>(
+    ctx: &Context,
+    obj: &K,
+    done: &Done,
+    also_settled: bool,
+) -> Action {
+    let key = backoff_key(obj);
+    if done.settled && also_settled {
+        ctx.waits.done(&key);
         Action::requeue(ctx.resync)
     } else {
-        Action::requeue(Duration::from_secs(10))
-    })
+        Action::requeue(ctx.waits.still_waiting(&key, done.observed))
+    }
 }
 
 /// How [`run`] ended.
@@ -390,6 +410,22 @@ pub(crate) struct Done {
     pub(crate) settled: bool,
     /// The hosted cluster's `kube-system` uid, when the probe answered.
     pub(crate) kube_system_uid: Option<String>,
+    /// A hash of what this run observed (generation, the StatefulSets' and the Service's
+    /// resource versions, the probe's answer): equal in two runs when nothing moved.
+    pub(crate) observed: u64,
+}
+
+/// See [`Done::observed`].
+fn observed_state(generation: Option<i64>, facts: &Facts, applied: &Applied, probe: Probe) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let version = |o: Option<&ObjectMeta>| o.and_then(|m| m.resource_version.clone());
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    generation.hash(&mut h);
+    version(applied.statefulset.as_ref().map(|s| &s.metadata)).hash(&mut h);
+    version(applied.etcd_statefulset.as_ref().map(|s| &s.metadata)).hash(&mut h);
+    version(facts.exposure_service.as_ref().map(|s| &s.metadata)).hash(&mut h);
+    (probe == Probe::Answered).hash(&mut h);
+    h.finish()
 }
 
 /// The pipeline both kinds run: fetch → build → apply → status, for the control plane `cp` read
@@ -498,10 +534,12 @@ where
         && st.ready_replicas == Some(replicas)
         && st.up_to_date_replicas == Some(replicas)
         && applied.settled;
+    let observed = observed_state(obj.meta().generation, &facts, &applied, probe);
     Ok(Ran::Done(Box::new(Done {
         desired,
         settled,
         kube_system_uid,
+        observed,
     })))
 }
 

@@ -8,7 +8,6 @@
 //! the same objects except for their owner reference.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use k0smotron_api::k0smotron::v1beta2::Cluster;
 use k0smotron_api::names;
@@ -20,7 +19,7 @@ use provider_runtime::ManagerArgs;
 use tracing::{info, instrument, warn};
 
 use crate::control_plane::ControlPlane;
-use crate::reconcile::{Context, Error, Ran, backoff_key, delete_children, publish, run};
+use crate::reconcile::{Context, Error, Ran, backoff_key, delete_children, publish, requeue, run};
 
 /// Metrics and log name of this controller.
 pub const CONTROLLER_NAME: &str = "k0smotroncluster";
@@ -32,6 +31,9 @@ pub async fn reconcile(cluster: Arc<Cluster>, ctx: Arc<Context>) -> Result<Actio
     let ns = cluster.namespace().ok_or(Error::NoNamespace)?;
     let api: Api<Cluster> = Api::namespaced(ctx.client.clone(), &ns);
     let key = backoff_key(cluster.as_ref());
+    if cluster.metadata.deletion_timestamp.is_some() {
+        ctx.waits.done(&key);
+    }
     let result = finalizer(&api, names::STANDALONE_FINALIZER, cluster, |event| async {
         match event {
             FinalizerEvent::Apply(cluster) => apply(&cluster, &ctx).await,
@@ -60,8 +62,7 @@ async fn apply(cluster: &Cluster, ctx: &Context) -> Result<Action, Error> {
     let now = jiff::Timestamp::now();
     Ok(match run(ctx, cluster, cp, name, None, now).await? {
         Ran::Stopped(action) => action,
-        Ran::Done(done) if done.settled => Action::requeue(ctx.resync),
-        Ran::Done(_) => Action::requeue(Duration::from_secs(10)),
+        Ran::Done(done) => requeue(ctx, cluster, &done, true),
     })
 }
 
