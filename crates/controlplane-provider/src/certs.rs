@@ -5,9 +5,18 @@
 //! decides *whether* to generate (that is the reconciler's look-up-or-generate step, which only
 //! generates for Secrets that do not exist); it only generates, parses and checks material.
 //!
-//! Keys are RSA 2048 (aws-lc-rs): CAPI tooling and CAPD's in-memory backend assume RSA. Private
-//! keys are written as PKCS#8 (`PRIVATE KEY`); Go's parsers used by k0s, kube-apiserver and CAPI
-//! accept PKCS#1 and PKCS#8 alike, and we read both.
+//! New keys are ECDSA P-256 by default, RSA 2048 with `--key-algorithm=rsa-2048` (a process-wide
+//! setting, [`set_key_algorithm`]). Upstream k0smotron makes RSA 2048 keys (CAPI's `secret`
+//! package); an RSA key costs tens of milliseconds of CPU (seconds in debug builds) and a new
+//! control plane needs about nine, which made key generation most of the provider's CPU when
+//! many control planes are created at once (issue #11), while a P-256 key costs microseconds.
+//! Every consumer of these keys takes ECDSA: k0s signs its own certificates with our CAs through
+//! cfssl (RSA or ECDSA CA keys), kube-apiserver and kube-controller-manager take an ECDSA
+//! service-account key (ES256 tokens), client-go and rustls take ECDSA client keys. Only tools
+//! that cast the CA key to RSA (CAPI's in-memory test infrastructure) need `rsa-2048`. Keys
+//! already stored are used as they are, whatever their type. Private keys are written as PKCS#8
+//! (`PRIVATE KEY`); Go's parsers used by k0s, kube-apiserver and CAPI accept PKCS#1, SEC 1 and
+//! PKCS#8 alike, and we read them all.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -15,10 +24,12 @@ use std::net::IpAddr;
 use jiff::{SignedDuration, Timestamp};
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyPair, KeyUsagePurpose, PKCS_RSA_SHA256, RsaKeySize, SanType, SerialNumber,
+    Issuer, KeyPair, KeyUsagePurpose, PKCS_ECDSA_P256_SHA256, PKCS_RSA_SHA256, RsaKeySize, SanType,
+    SerialNumber,
 };
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject as _;
+use std::sync::atomic::{AtomicBool, Ordering};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 /// Validity of a generated CA (CAPI's convention: ten years).
@@ -145,17 +156,46 @@ pub struct LeafSpec {
     pub usage: Usage,
 }
 
+/// The algorithm of newly generated keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum KeyAlgorithm {
+    /// ECDSA on P-256 with SHA-256 (the default).
+    #[default]
+    EcdsaP256,
+    /// RSA 2048 with SHA-256 (what upstream k0smotron and CAPI make).
+    Rsa2048,
+}
+
+static RSA_KEYS: AtomicBool = AtomicBool::new(false);
+
+/// Sets the algorithm of the keys this process generates from now on (`--key-algorithm`).
+pub fn set_key_algorithm(algorithm: KeyAlgorithm) {
+    RSA_KEYS.store(algorithm == KeyAlgorithm::Rsa2048, Ordering::Relaxed);
+}
+
+/// The algorithm of the keys this process generates.
+pub fn key_algorithm() -> KeyAlgorithm {
+    if RSA_KEYS.load(Ordering::Relaxed) {
+        KeyAlgorithm::Rsa2048
+    } else {
+        KeyAlgorithm::EcdsaP256
+    }
+}
+
 fn to_offset(ts: Timestamp) -> Result<time::OffsetDateTime, CertError> {
     time::OffsetDateTime::from_unix_timestamp(ts.as_second()).map_err(|_| CertError::TimeRange(ts))
 }
 
-/// An RSA-2048 key. Generating one takes long enough (tens of milliseconds in release builds,
-/// seconds in debug builds; about nine per new control plane) that, run inline on a runtime
-/// worker, it starves every other task on it; on two cores the leader-election renewal missed its
-/// deadline that way (docs/chaos.md, finding 2). On a multi-threaded runtime the worker is handed
-/// over for the duration ([`tokio::task::block_in_place`]); elsewhere (a current-thread runtime,
-/// no runtime) the key is generated inline.
-fn new_rsa_key() -> Result<KeyPair, CertError> {
+/// A new key of `algorithm`. An RSA-2048 key takes long enough (tens of milliseconds in release
+/// builds, seconds in debug builds) that, generated inline on a runtime worker, it starves every
+/// other task on it; on two cores the leader-election renewal missed its deadline that way
+/// (docs/chaos.md, finding 2). On a multi-threaded runtime the worker is handed over for the
+/// duration ([`tokio::task::block_in_place`]); elsewhere (a current-thread runtime, no runtime)
+/// the key is generated inline. A P-256 key is generated inline.
+fn new_key(algorithm: KeyAlgorithm) -> Result<KeyPair, CertError> {
+    if algorithm == KeyAlgorithm::EcdsaP256 {
+        return KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(CertError::KeyGeneration);
+    }
     let generate = || {
         KeyPair::generate_rsa_for(&PKCS_RSA_SHA256, RsaKeySize::_2048)
             .map_err(CertError::KeyGeneration)
@@ -166,6 +206,15 @@ fn new_rsa_key() -> Result<KeyPair, CertError> {
         }
         _ => generate(),
     }
+}
+
+/// Key usages of a certificate for `key`: key encipherment only for RSA (RFC 5480 §3: an ECDSA
+/// key signs, it enciphers nothing).
+fn usages_for(key: &KeyPair, mut usages: Vec<KeyUsagePurpose>) -> Vec<KeyUsagePurpose> {
+    if key.algorithm() != &PKCS_RSA_SHA256 {
+        usages.retain(|u| *u != KeyUsagePurpose::KeyEncipherment);
+    }
+    usages
 }
 
 fn random_serial() -> SerialNumber {
@@ -201,17 +250,30 @@ fn base_params(
     Ok(params)
 }
 
-/// Generates a self-signed RSA CA valid for [`CA_VALIDITY`] from `now`.
+/// Generates a self-signed CA valid for [`CA_VALIDITY`] from `now`, with a key of the process's
+/// [`key_algorithm`].
 pub fn generate_ca(common_name: &str, now: Timestamp) -> Result<KeyMaterial, CertError> {
-    let key = new_rsa_key()?;
+    generate_ca_with(key_algorithm(), common_name, now)
+}
+
+/// [`generate_ca`] with a key of `algorithm`.
+pub fn generate_ca_with(
+    algorithm: KeyAlgorithm,
+    common_name: &str,
+    now: Timestamp,
+) -> Result<KeyMaterial, CertError> {
+    let key = new_key(algorithm)?;
     let mut params = base_params(common_name, &[], now, CA_VALIDITY)?;
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::DigitalSignature,
-        KeyUsagePurpose::KeyEncipherment,
-        KeyUsagePurpose::CrlSign,
-    ];
+    params.key_usages = usages_for(
+        &key,
+        vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyEncipherment,
+            KeyUsagePurpose::CrlSign,
+        ],
+    );
     let cert = params.self_signed(&key).map_err(|source| CertError::Sign {
         common_name: common_name.to_string(),
         source,
@@ -225,14 +287,15 @@ pub fn generate_ca(common_name: &str, now: Timestamp) -> Result<KeyMaterial, Cer
 /// Generates the service-account key pair in CAPI's `sa` format: `tls.crt` holds the PEM public
 /// key, `tls.key` the private key.
 pub fn generate_sa_key_pair() -> Result<KeyMaterial, CertError> {
-    let key = new_rsa_key()?;
+    let key = new_key(key_algorithm())?;
     Ok(KeyMaterial {
         cert_pem: key.public_key_pem(),
         key_pem: key.serialize_pem(),
     })
 }
 
-/// Signs a leaf certificate with a fresh RSA key, valid for [`LEAF_VALIDITY`] from `now`.
+/// Signs a leaf certificate with a fresh key of the process's [`key_algorithm`], valid for
+/// [`LEAF_VALIDITY`] from `now`. The signature's algorithm follows the CA's key.
 pub fn sign_leaf(
     ca: &KeyMaterial,
     ca_name: &str,
@@ -248,14 +311,17 @@ pub fn sign_leaf(
             what: ca_name.to_string(),
             reason: e.to_string(),
         })?;
-    let key = new_rsa_key()?;
+    let key = new_key(key_algorithm())?;
     let mut params = base_params(&spec.common_name, &spec.organizations, now, LEAF_VALIDITY)?;
     params.is_ca = IsCa::ExplicitNoCa;
     params.use_authority_key_identifier_extension = true;
-    params.key_usages = vec![
-        KeyUsagePurpose::DigitalSignature,
-        KeyUsagePurpose::KeyEncipherment,
-    ];
+    params.key_usages = usages_for(
+        &key,
+        vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyEncipherment,
+        ],
+    );
     params.extended_key_usages = match spec.usage {
         Usage::Server => vec![ExtendedKeyUsagePurpose::ServerAuth],
         Usage::Client => vec![ExtendedKeyUsagePurpose::ClientAuth],
@@ -431,12 +497,36 @@ mod tests {
     }
 
     #[test]
-    fn ca_is_rsa_self_signed_and_valid_ten_years() {
+    fn ca_is_self_signed_valid_ten_years_with_a_key_of_the_chosen_algorithm() {
+        for (algorithm, expected) in [
+            (KeyAlgorithm::Rsa2048, &PKCS_RSA_SHA256),
+            (KeyAlgorithm::EcdsaP256, &PKCS_ECDSA_P256_SHA256),
+        ] {
+            let ca = generate_ca_with(algorithm, "kubernetes", now()).unwrap();
+            check_key(&ca.key_pem, "ca").unwrap();
+            let key = KeyPair::from_pem(&ca.key_pem).unwrap();
+            assert_eq!(key.algorithm(), expected);
+            let der = parse_pem_cert(&ca.cert_pem, "ca").unwrap();
+            let cert = parse_x509(&der, "ca").unwrap();
+            let usage = cert.key_usage().unwrap().unwrap().value;
+            assert!(usage.key_cert_sign() && usage.crl_sign() && usage.digital_signature());
+            assert_eq!(
+                usage.key_encipherment(),
+                algorithm == KeyAlgorithm::Rsa2048,
+                "key encipherment only for RSA keys"
+            );
+            // An RSA CA signs a leaf with an ECDSA key, and the other way round.
+            let other = match algorithm {
+                KeyAlgorithm::Rsa2048 => KeyAlgorithm::EcdsaP256,
+                KeyAlgorithm::EcdsaP256 => KeyAlgorithm::Rsa2048,
+            };
+            let issuer = generate_ca_with(other, "other", now()).unwrap();
+            let leaf = sign_leaf(&issuer, "other", &kubeconfig_like_leaf(), now()).unwrap();
+            assert!(is_signed_by(&leaf.cert_pem, &issuer.cert_pem));
+        }
+        assert_eq!(KeyAlgorithm::default(), KeyAlgorithm::EcdsaP256);
         let ca = generate_ca("kubernetes", now()).unwrap();
         assert!(ca.cert_pem.starts_with("-----BEGIN CERTIFICATE-----"));
-        check_key(&ca.key_pem, "ca").unwrap();
-        let key = KeyPair::from_pem(&ca.key_pem).unwrap();
-        assert_eq!(key.algorithm(), &PKCS_RSA_SHA256);
         let info = cert_info(&ca.cert_pem, "ca").unwrap();
         assert_eq!(info.common_name.as_deref(), Some("kubernetes"));
         let days = info.not_after.duration_since(now()).as_hours() / 24;
@@ -445,6 +535,15 @@ mod tests {
         let der = parse_pem_cert(&ca.cert_pem, "ca").unwrap();
         let cert = parse_x509(&der, "ca").unwrap();
         assert!(cert.is_ca());
+    }
+
+    fn kubeconfig_like_leaf() -> LeafSpec {
+        LeafSpec {
+            common_name: "kubernetes-admin".into(),
+            organizations: vec!["system:masters".into()],
+            sans: vec![],
+            usage: Usage::Client,
+        }
     }
 
     #[test]
@@ -595,7 +694,7 @@ mod tests {
             let elapsed = tokio::spawn(async {
                 let t = Instant::now();
                 for _ in 0..3 {
-                    new_rsa_key().unwrap();
+                    new_key(KeyAlgorithm::Rsa2048).unwrap();
                 }
                 t.elapsed()
             })

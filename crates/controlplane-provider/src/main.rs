@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{ArgAction, Parser};
+use controlplane_provider::certs::{self, KeyAlgorithm};
 use controlplane_provider::controller::{self, Kinds, Settings};
 use controlplane_provider::validate::FieldPolicy;
 use prometheus_client::registry::Registry;
@@ -58,6 +59,19 @@ struct Cli {
         default_value = "capi,standalone"
     )]
     kinds: Vec<KindArg>,
+    /// The algorithm of the keys made for new control planes (CAs, service-account key, etcd
+    /// and admin certificates): `ecdsa-p256`, or `rsa-2048` as upstream k0smotron makes them
+    /// (for tools that expect RSA CA keys). Keys already stored are kept whatever their type.
+    #[arg(long, env = "KEY_ALGORITHM", default_value = "ecdsa-p256")]
+    key_algorithm: KeyAlgorithmArg,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum KeyAlgorithmArg {
+    #[value(name = "ecdsa-p256")]
+    EcdsaP256,
+    #[value(name = "rsa-2048")]
+    Rsa2048,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -82,6 +96,10 @@ impl Cli {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let policy = cli.policy();
+    certs::set_key_algorithm(match cli.key_algorithm {
+        KeyAlgorithmArg::EcdsaP256 => KeyAlgorithm::EcdsaP256,
+        KeyAlgorithmArg::Rsa2048 => KeyAlgorithm::Rsa2048,
+    });
     let manager = cli.manager;
     telemetry::init(manager.log_format)?;
     let shutdown = shutdown::on_signals()?;
