@@ -1,7 +1,7 @@
 //! Tests of the build step: snapshots of the generated objects for representative specs, and the
 //! look-up-or-generate, adoption, version and hashing rules.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::OnceLock;
 
 use k0smotron_api::capi::NetworkRanges;
@@ -18,6 +18,28 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use pretty_assertions::assert_eq;
 use serde_json::json;
 
+use jiff::Timestamp;
+use k0smotron_api::capi::{ApiEndpoint, ClusterNetwork};
+use k0smotron_api::controlplane::v1beta2::{
+    CertificateRef, CertificateType, PersistenceType, StorageType,
+};
+use k0smotron_api::names;
+use k8s_openapi::ByteString;
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{Node, Secret, Service};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use serde::Serialize;
+
+use crate::certs::{self};
+use crate::control_plane::ControlPlane;
+use crate::entrypoint;
+use crate::k0s_config::{self};
+use crate::kubeconfig::{self, RegenerateReason};
+use crate::statefulset::{self, INPUTS_HASH_ANNOTATION};
+use crate::validate::FieldPolicy;
+
+use super::certificates::plan_certificates;
+use super::statefulset::annotation;
 use super::*;
 
 const NS: &str = "tenants";
@@ -854,7 +876,10 @@ fn host_path_persistence_is_refused_by_default_before_anything_is_built() {
     spec.persistence.host_path = Some("/var/lib/k0smotron/demo".into());
     let mut f = facts(spec);
     let err = build(&f).unwrap_err();
-    assert_eq!(err.reason(), crate::status::FIELD_NOT_ALLOWED_REASON);
+    assert_eq!(
+        err.reason(),
+        k0smotron_api::conditions::FIELD_NOT_ALLOWED_REASON
+    );
     let message = err.to_string();
     assert!(
         message.contains("spec.persistence.hostPath") && message.contains("--allow-host-path"),
@@ -917,7 +942,7 @@ fn a_patch_may_not_add_a_host_path_volume_without_the_flag() {
         let err = build(&f).unwrap_err();
         assert_eq!(
             err.reason(),
-            crate::status::FIELD_NOT_ALLOWED_REASON,
+            k0smotron_api::conditions::FIELD_NOT_ALLOWED_REASON,
             "{err}"
         );
         let message = err.to_string();
@@ -962,7 +987,7 @@ fn a_patch_may_not_add_a_host_path_volume_without_the_flag() {
     f.exposure_service = None;
     assert_eq!(
         build(&f).unwrap_err().reason(),
-        crate::status::FIELD_NOT_ALLOWED_REASON
+        k0smotron_api::conditions::FIELD_NOT_ALLOWED_REASON
     );
     f.policy.host_path = true;
     let d = build(&f).unwrap();

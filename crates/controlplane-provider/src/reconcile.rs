@@ -37,7 +37,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tracing::{debug, info, instrument, warn};
 
-use crate::build::{self, DesiredState, Facts, StatefulSetPlan, controlled_by};
+use crate::build::{self, DesiredState, Facts, StatefulSetPlan};
 use crate::control_plane::{ControlPlane, ControlPlaneError, ControlPlaneObject};
 use crate::infra;
 use crate::labels;
@@ -45,6 +45,7 @@ use crate::statefulset::INPUTS_HASH_ANNOTATION;
 use crate::status::{self, Failure, Probe, StatusInputs};
 use crate::validate::FieldPolicy;
 
+use crate::ownership::controlled_by;
 pub use crate::ownership::{MANAGER, SCALE_MANAGER};
 /// Field manager owning only `spec.controlPlaneEndpoint` of the control plane.
 pub const ENDPOINT_MANAGER: &str = "k0smotron-controlplane-endpoint";
@@ -146,7 +147,7 @@ impl Error {
     /// Condition reason when the error is reported in status.
     pub fn reason(&self) -> &'static str {
         match self {
-            Self::OwnedByOther { .. } => crate::status::OBJECT_OWNED_BY_OTHER_REASON,
+            Self::OwnedByOther { .. } => k0smotron_api::conditions::OBJECT_OWNED_BY_OTHER_REASON,
             _ => cond::INTERNAL_ERROR_REASON,
         }
     }
@@ -437,7 +438,7 @@ where
                 ctx,
                 obj,
                 &facts,
-                status::OBJECT_REJECTED_REASON,
+                cond::OBJECT_REJECTED_REASON,
                 message,
                 now_t,
             )
