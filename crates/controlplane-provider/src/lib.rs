@@ -23,3 +23,4 @@ pub mod standalone;
 pub mod statefulset;
 pub mod status;
 pub mod validate;
+pub mod watches;

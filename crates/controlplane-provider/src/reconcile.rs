@@ -509,7 +509,7 @@ where
 /// Whether `cluster.spec.controlPlaneRef` names `kcp` (kind, API group and name; the v1beta2
 /// contract's reference has no version).
 pub fn refers_to(cluster: &Cluster, kcp: &K0smotronControlPlane) -> bool {
-    crate::controller::control_plane_of(cluster).is_some_and(|r| {
+    crate::watches::control_plane_of(cluster).is_some_and(|r| {
         r.name == kcp.name_any() && r.namespace.as_deref() == kcp.namespace().as_deref()
     })
 }
