@@ -26,7 +26,6 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde::Serialize;
 
 use crate::certs::{LeafSpec, Usage};
-use crate::hash::{HashError, stable_hash};
 use crate::labels;
 use crate::statefulset::{secret_projection, spread_affinity};
 
@@ -215,11 +214,6 @@ impl EtcdInputs {
             auto_delete_pvcs: etcd.auto_delete_pvcs,
             bootstrap_replicas,
         }
-    }
-
-    /// Stable hash of the inputs.
-    pub fn hash(&self) -> Result<String, HashError> {
-        stable_hash("etcd template inputs", self)
     }
 }
 

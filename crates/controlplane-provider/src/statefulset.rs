@@ -25,7 +25,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::entrypoint::SCRIPT_KEY;
-use crate::hash::{HashError, stable_hash};
+use crate::hash::HashError;
 use crate::labels;
 
 /// Bumped when a provider release must change the pod template of existing control planes (and
@@ -135,11 +135,6 @@ pub struct ControllerInputs {
 }
 
 impl ControllerInputs {
-    /// Stable hash of the inputs.
-    pub fn hash(&self) -> Result<String, HashError> {
-        stable_hash("controller template inputs", self)
-    }
-
     fn data_volume_name(&self) -> String {
         match &self.data {
             DataVolume::Pvc { claim, .. } => claim
@@ -729,14 +724,18 @@ pub(crate) mod tests {
         assert!(is_dns_label(&mount_volume_name("/___")));
     }
 
+    fn hash(inputs: &ControllerInputs) -> String {
+        crate::hash::stable_hash("statefulset inputs", inputs).unwrap()
+    }
+
     #[test]
     fn inputs_hash_ignores_empty_optional_inputs_and_changes_with_values() {
         let a = inputs();
         let mut b = inputs();
         b.kine_secret = None;
-        assert_eq!(a.hash().unwrap(), b.hash().unwrap());
+        assert_eq!(hash(&a), hash(&b));
         b.image = "quay.io/k0sproject/k0s:v1.35.8-k0s.0".into();
-        assert_ne!(a.hash().unwrap(), b.hash().unwrap());
+        assert_ne!(hash(&a), hash(&b));
         // The serialised form leaves out empty inputs: adding an optional input to a later
         // provider version does not change the hash of existing control planes.
         let json = serde_json::to_value(&a).unwrap();
