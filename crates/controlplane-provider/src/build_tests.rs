@@ -4,36 +4,31 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::OnceLock;
 
-use k0smotron_api::capi::NetworkRanges;
-use k0smotron_api::controlplane::v1beta2::{
-    ClaimMetadata, ComponentPatch as ApiPatch, K0smotronControlPlane, K0smotronControlPlaneSpec,
-    KineSpec, Mount, PatchSpec, PatchTarget, PatchType, PersistentVolumeClaimTemplate, ServiceType,
-};
-use k8s_openapi::api::core::v1::{
-    ConfigMapVolumeSource, Container, KeyToPath, LoadBalancerIngress, LoadBalancerStatus,
-    NodeAddress, NodeStatus, PersistentVolumeClaimSpec, PodSpec, ResourceRequirements, ServiceSpec,
-    ServiceStatus, Volume, VolumeResourceRequirements,
-};
-use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use pretty_assertions::assert_eq;
-use serde_json::json;
-
 use jiff::Timestamp;
-use k0smotron_api::capi::{ApiEndpoint, ClusterNetwork};
+use k0smotron_api::capi::{ApiEndpoint, ClusterNetwork, NetworkRanges};
 use k0smotron_api::controlplane::v1beta2::{
-    CertificateRef, CertificateType, PersistenceType, StorageType,
+    CertificateRef, CertificateType, ClaimMetadata, ComponentPatch as ApiPatch,
+    K0smotronControlPlane, K0smotronControlPlaneSpec, KineSpec, Mount, PatchSpec, PatchTarget,
+    PatchType, PersistenceType, PersistentVolumeClaimTemplate, ServiceType, StorageType,
 };
 use k0smotron_api::names;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{Node, Secret, Service};
+use k8s_openapi::api::core::v1::{
+    ConfigMapVolumeSource, Container, KeyToPath, LoadBalancerIngress, LoadBalancerStatus, Node,
+    NodeAddress, NodeStatus, PersistentVolumeClaimSpec, PodSpec, ResourceRequirements, Secret,
+    Service, ServiceSpec, ServiceStatus, Volume, VolumeResourceRequirements,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use pretty_assertions::assert_eq;
 use serde::Serialize;
+use serde_json::json;
 
-use crate::certs::{self};
+use crate::certs;
 use crate::control_plane::ControlPlane;
 use crate::entrypoint;
-use crate::k0s_config::{self};
+use crate::k0s_config;
 use crate::kubeconfig::{self, RegenerateReason};
 use crate::statefulset::{self, INPUTS_HASH_ANNOTATION};
 use crate::validate::FieldPolicy;
