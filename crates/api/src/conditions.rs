@@ -100,3 +100,23 @@ pub const NOT_REFERENCED_BY_CLUSTER_REASON: &str = "NotReferencedByCluster";
 pub const CA_MISSING_REASON: &str = "CertificateAuthorityMissing";
 /// An unexpected error; details in the message.
 pub const INTERNAL_ERROR_REASON: &str = "InternalError";
+/// The object the condition reports on was created (the `<cluster>-kubeconfig` Secret, a join
+/// token).
+pub const CREATED_REASON: &str = "Created";
+/// Reason of a failure condition when the spec asks for something the provider does not do.
+pub const UNSUPPORTED_FEATURE_REASON: &str = "UnsupportedFeature";
+/// Reason of a failure condition when the spec uses a field this installation does not allow (an
+/// `--allow-*` flag of the provider is off; docs/security.md, "Multi-tenant installs").
+pub const FIELD_NOT_ALLOWED_REASON: &str = "FieldNotAllowed";
+/// Reason of a failure condition when a referenced Secret has unusable content.
+pub const INVALID_SECRET_REASON: &str = "InvalidSecret";
+/// Reason of a failure condition when a child's name is taken by an object another controller owns.
+pub const OBJECT_OWNED_BY_OTHER_REASON: &str = "ObjectOwnedByOther";
+/// The API server refused a generated object (`Available=False`; the message is the server's).
+pub const OBJECT_REJECTED_REASON: &str = "ObjectRejected";
+/// Reason of `Available` False when the kubeconfig cannot be turned into a client.
+pub const CLIENT_CREATION_FAILED_REASON: &str = "ClusterClientCreationFailed";
+/// Reason of `Available` False when the workload API server does not answer.
+pub const KUBE_SYSTEM_NOT_ACCESSIBLE_REASON: &str = "KubeSystemNamespaceNotAccessible";
+/// Reason of `Available` False while the endpoint or the exposure is not known yet.
+pub const WAITING_FOR_ENDPOINT_REASON: &str = "WaitingForEndpoint";

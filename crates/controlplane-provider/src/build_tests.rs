@@ -1,23 +1,40 @@
 //! Tests of the build step: snapshots of the generated objects for representative specs, and the
 //! look-up-or-generate, adoption, version and hashing rules.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::OnceLock;
 
-use k0smotron_api::capi::NetworkRanges;
+use jiff::Timestamp;
+use k0smotron_api::capi::{ApiEndpoint, ClusterNetwork, NetworkRanges};
 use k0smotron_api::controlplane::v1beta2::{
-    ClaimMetadata, ComponentPatch as ApiPatch, K0smotronControlPlane, K0smotronControlPlaneSpec,
-    KineSpec, Mount, PatchSpec, PatchTarget, PatchType, PersistentVolumeClaimTemplate, ServiceType,
+    CertificateRef, CertificateType, ClaimMetadata, ComponentPatch as ApiPatch,
+    K0smotronControlPlane, K0smotronControlPlaneSpec, KineSpec, Mount, PatchSpec, PatchTarget,
+    PatchType, PersistenceType, PersistentVolumeClaimTemplate, ServiceType, StorageType,
 };
+use k0smotron_api::names;
+use k8s_openapi::ByteString;
+use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{
-    ConfigMapVolumeSource, Container, KeyToPath, LoadBalancerIngress, LoadBalancerStatus,
-    NodeAddress, NodeStatus, PersistentVolumeClaimSpec, PodSpec, ResourceRequirements, ServiceSpec,
-    ServiceStatus, Volume, VolumeResourceRequirements,
+    ConfigMapVolumeSource, Container, KeyToPath, LoadBalancerIngress, LoadBalancerStatus, Node,
+    NodeAddress, NodeStatus, PersistentVolumeClaimSpec, PodSpec, ResourceRequirements, Secret,
+    Service, ServiceSpec, ServiceStatus, Volume, VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use pretty_assertions::assert_eq;
+use serde::Serialize;
 use serde_json::json;
 
+use crate::certs;
+use crate::control_plane::ControlPlane;
+use crate::entrypoint;
+use crate::k0s_config;
+use crate::kubeconfig::{self, RegenerateReason};
+use crate::statefulset::{self, INPUTS_HASH_ANNOTATION};
+use crate::validate::FieldPolicy;
+
+use super::certificates::plan_certificates;
+use super::statefulset::annotation;
 use super::*;
 
 const NS: &str = "tenants";
@@ -854,7 +871,10 @@ fn host_path_persistence_is_refused_by_default_before_anything_is_built() {
     spec.persistence.host_path = Some("/var/lib/k0smotron/demo".into());
     let mut f = facts(spec);
     let err = build(&f).unwrap_err();
-    assert_eq!(err.reason(), crate::status::FIELD_NOT_ALLOWED_REASON);
+    assert_eq!(
+        err.reason(),
+        k0smotron_api::conditions::FIELD_NOT_ALLOWED_REASON
+    );
     let message = err.to_string();
     assert!(
         message.contains("spec.persistence.hostPath") && message.contains("--allow-host-path"),
@@ -917,7 +937,7 @@ fn a_patch_may_not_add_a_host_path_volume_without_the_flag() {
         let err = build(&f).unwrap_err();
         assert_eq!(
             err.reason(),
-            crate::status::FIELD_NOT_ALLOWED_REASON,
+            k0smotron_api::conditions::FIELD_NOT_ALLOWED_REASON,
             "{err}"
         );
         let message = err.to_string();
@@ -962,7 +982,7 @@ fn a_patch_may_not_add_a_host_path_volume_without_the_flag() {
     f.exposure_service = None;
     assert_eq!(
         build(&f).unwrap_err().reason(),
-        crate::status::FIELD_NOT_ALLOWED_REASON
+        k0smotron_api::conditions::FIELD_NOT_ALLOWED_REASON
     );
     f.policy.host_path = true;
     let d = build(&f).unwrap();

@@ -26,7 +26,6 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde::Serialize;
 
 use crate::certs::{LeafSpec, Usage};
-use crate::hash::{HashError, stable_hash};
 use crate::labels;
 use crate::statefulset::{secret_projection, spread_affinity};
 
@@ -216,11 +215,6 @@ impl EtcdInputs {
             bootstrap_replicas,
         }
     }
-
-    /// Stable hash of the inputs.
-    pub fn hash(&self) -> Result<String, HashError> {
-        stable_hash("etcd template inputs", self)
-    }
 }
 
 fn meta(name: String, namespace: &str, cluster: &str, owner: &OwnerReference) -> ObjectMeta {
@@ -364,10 +358,39 @@ fn vm(name: &str, path: &str) -> VolumeMount {
 /// The etcd StatefulSet `kmc-<name>-etcd` with `replicas` members (the build step adds the hash
 /// annotations and patches).
 pub fn statefulset(inputs: &EtcdInputs, replicas: i32, owner: &OwnerReference) -> StatefulSet {
+    let name = names::etcd_name(&inputs.cluster);
+    let selector = labels::etcd_selector(&inputs.cluster);
+    StatefulSet {
+        metadata: meta(name.clone(), &inputs.namespace, &inputs.cluster, owner),
+        spec: StatefulSetSpec {
+            replicas: Some(replicas),
+            service_name: Some(name.clone()),
+            pod_management_policy: Some("Parallel".into()),
+            selector: LabelSelector {
+                match_labels: Some(selector.clone()),
+                ..Default::default()
+            },
+            template: pod_template(inputs, &name, selector),
+            volume_claim_templates: Some(vec![data_claim(inputs)]),
+            persistent_volume_claim_retention_policy: inputs.auto_delete_pvcs.then(|| {
+                StatefulSetPersistentVolumeClaimRetentionPolicy {
+                    when_deleted: Some("Delete".into()),
+                    when_scaled: Some("Retain".into()),
+                }
+            }),
+            ..Default::default()
+        },
+        status: None,
+    }
+}
+
+/// The etcd pod template; `name` is the StatefulSet's (and its headless Service's).
+fn pod_template(
+    inputs: &EtcdInputs,
+    name: &str,
+    selector: BTreeMap<String, String>,
+) -> PodTemplateSpec {
     let cluster = &inputs.cluster;
-    let ns = &inputs.namespace;
-    let name = names::etcd_name(cluster);
-    let selector = labels::etcd_selector(cluster);
     let certs = Volume {
         name: "certs".into(),
         projected: Some(ProjectedVolumeSource {
@@ -381,6 +404,39 @@ pub fn statefulset(inputs: &EtcdInputs, replicas: i32, owner: &OwnerReference) -
         ..Default::default()
     };
     let mounts = vec![vm("certs", PKI_DIR), vm(DATA_CLAIM, DATA_DIR)];
+    PodTemplateSpec {
+        metadata: Some(ObjectMeta {
+            labels: Some(labels::with_component(
+                selector.clone(),
+                names::component::ETCD,
+            )),
+            ..Default::default()
+        }),
+        spec: Some(PodSpec {
+            automount_service_account_token: Some(false),
+            service_account_name: inputs.service_account.clone(),
+            security_context: Some(PodSecurityContext {
+                fs_group: Some(1001),
+                seccomp_profile: Some(SeccompProfile {
+                    type_: "RuntimeDefault".into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            affinity: Some(spread_affinity(selector)),
+            topology_spread_constraints: (!inputs.topology_spread_constraints.is_empty())
+                .then(|| inputs.topology_spread_constraints.clone()),
+            init_containers: Some(init_containers(inputs, name, mounts.clone())),
+            containers: vec![etcd_container(inputs, name, mounts)],
+            volumes: Some(vec![certs]),
+            ..Default::default()
+        }),
+    }
+}
+
+/// `dns-check` (waits until the pod's own DNS name resolves) and `init` (joins or bootstraps).
+fn init_containers(inputs: &EtcdInputs, name: &str, mounts: Vec<VolumeMount>) -> Vec<Container> {
+    let ns = &inputs.namespace;
     let dns_check = Container {
         name: "dns-check".into(),
         image: Some(inputs.dns_check_image.clone()),
@@ -399,23 +455,29 @@ pub fn statefulset(inputs: &EtcdInputs, replicas: i32, owner: &OwnerReference) -
         name: "init".into(),
         image: Some(inputs.image.clone()),
         image_pull_policy: Some("IfNotPresent".into()),
-        command: Some(vec!["/bin/sh".into(), "-c".into(), init_script(&name, ns)]),
+        command: Some(vec!["/bin/sh".into(), "-c".into(), init_script(name, ns)]),
         security_context: Some(no_capabilities()),
-        volume_mounts: Some(mounts.clone()),
+        volume_mounts: Some(mounts),
         ..Default::default()
     };
-    let etcd = Container {
+    vec![dns_check, init]
+}
+
+/// The `etcd` container.
+fn etcd_container(inputs: &EtcdInputs, name: &str, mounts: Vec<VolumeMount>) -> Container {
+    let ns = &inputs.namespace;
+    Container {
         name: "etcd".into(),
         image: Some(inputs.image.clone()),
         image_pull_policy: Some("IfNotPresent".into()),
         command: Some(vec![
             "/bin/sh".into(),
             "-c".into(),
-            run_script(&name, ns, &inputs.args),
+            run_script(name, ns, &inputs.args),
         ]),
         env: Some(vec![EnvVar {
             name: "ETCD_INITIAL_CLUSTER".into(),
-            value: Some(initial_cluster(&name, &name, ns, inputs.bootstrap_replicas)),
+            value: Some(initial_cluster(name, name, ns, inputs.bootstrap_replicas)),
             ..Default::default()
         }]),
         ports: Some(vec![
@@ -453,36 +515,12 @@ pub fn statefulset(inputs: &EtcdInputs, replicas: i32, owner: &OwnerReference) -
         volume_mounts: Some(mounts),
         security_context: Some(no_capabilities()),
         ..Default::default()
-    };
-    let template = PodTemplateSpec {
-        metadata: Some(ObjectMeta {
-            labels: Some(labels::with_component(
-                selector.clone(),
-                names::component::ETCD,
-            )),
-            ..Default::default()
-        }),
-        spec: Some(PodSpec {
-            automount_service_account_token: Some(false),
-            service_account_name: inputs.service_account.clone(),
-            security_context: Some(PodSecurityContext {
-                fs_group: Some(1001),
-                seccomp_profile: Some(SeccompProfile {
-                    type_: "RuntimeDefault".into(),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            }),
-            affinity: Some(spread_affinity(selector.clone())),
-            topology_spread_constraints: (!inputs.topology_spread_constraints.is_empty())
-                .then(|| inputs.topology_spread_constraints.clone()),
-            init_containers: Some(vec![dns_check, init]),
-            containers: vec![etcd],
-            volumes: Some(vec![certs]),
-            ..Default::default()
-        }),
-    };
-    let claim = PersistentVolumeClaim {
+    }
+}
+
+/// The claim template of each member's data directory.
+fn data_claim(inputs: &EtcdInputs) -> PersistentVolumeClaim {
+    PersistentVolumeClaim {
         metadata: ObjectMeta {
             name: Some(DATA_CLAIM.into()),
             ..Default::default()
@@ -499,28 +537,6 @@ pub fn statefulset(inputs: &EtcdInputs, replicas: i32, owner: &OwnerReference) -
             }),
             ..Default::default()
         }),
-        status: None,
-    };
-    StatefulSet {
-        metadata: meta(name.clone(), ns, cluster, owner),
-        spec: StatefulSetSpec {
-            replicas: Some(replicas),
-            service_name: Some(name),
-            pod_management_policy: Some("Parallel".into()),
-            selector: LabelSelector {
-                match_labels: Some(selector),
-                ..Default::default()
-            },
-            template,
-            volume_claim_templates: Some(vec![claim]),
-            persistent_volume_claim_retention_policy: inputs.auto_delete_pvcs.then(|| {
-                StatefulSetPersistentVolumeClaimRetentionPolicy {
-                    when_deleted: Some("Delete".into()),
-                    when_scaled: Some("Retain".into()),
-                }
-            }),
-            ..Default::default()
-        },
         status: None,
     }
 }

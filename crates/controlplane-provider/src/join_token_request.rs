@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use jiff::Timestamp;
+use k0smotron_api::conditions;
 use k0smotron_api::k0smotron::v1beta2::{Cluster, JoinTokenRequest, JoinTokenRole};
 use k0smotron_api::names;
 use k8s_openapi::ByteString;
@@ -42,10 +43,6 @@ pub const CONTROLLER_NAME: &str = "jointokenrequest";
 pub const FINALIZER: &str = "jointokenrequests.k0smotron.io/finalizer";
 /// Condition type (upstream's).
 pub const SECRET_CREATED: &str = "JoinTokenSecretCreated";
-/// Reason when the token Secret exists (upstream's).
-pub const CREATED_REASON: &str = "Created";
-/// Reason of every failure (upstream's); the message says what failed.
-pub const INTERNAL_ERROR_REASON: &str = "InternalError";
 /// Label on the bootstrap-token Secret in the hosted cluster: the request's uid, so a restarted
 /// provider finds the token it already made.
 pub const REQUEST_UID_LABEL: &str = "k0smotron.io/token-request-uid";
@@ -318,7 +315,7 @@ async fn write_status(
             &mut st.conditions,
             SECRET_CREATED,
             ConditionStatus::True,
-            CREATED_REASON,
+            conditions::CREATED_REASON,
             "",
             generation,
             now,
@@ -327,7 +324,7 @@ async fn write_status(
             &mut st.conditions,
             SECRET_CREATED,
             ConditionStatus::False,
-            INTERNAL_ERROR_REASON,
+            conditions::INTERNAL_ERROR_REASON,
             msg,
             generation,
             now,
@@ -383,7 +380,7 @@ async fn apply_request(jtr: &JoinTokenRequest, ctx: &Context) -> Result<Action, 
                 ctx,
                 jtr,
                 false,
-                CREATED_REASON,
+                conditions::CREATED_REASON,
                 &format!(
                     "Secret {} holds a {} join token",
                     jtr.name_any(),

@@ -142,16 +142,6 @@ pub fn node_local_load_balancing(config: &Value) -> bool {
         .unwrap_or(false)
 }
 
-/// The cluster domain the config will use (`cluster.local` when unset, as k0s).
-pub fn cluster_domain(config: &Value) -> String {
-    config
-        .pointer("/spec/network/clusterDomain")
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
-        .unwrap_or("cluster.local")
-        .to_string()
-}
-
 /// Validates the user's config and fills the CAPI network defaults (no provider-owned values
 /// yet). The result is what [`merge`] starts from.
 pub fn with_network_defaults(
@@ -414,15 +404,6 @@ mod tests {
         assert_eq!(
             kine_storage(Some("postgres://u:p@db:5432/k0s")).pointer("/kine/dataSource"),
             Some(&json!("postgres://u:p@db:5432/k0s"))
-        );
-    }
-
-    #[test]
-    fn cluster_domain_defaults_to_cluster_local() {
-        assert_eq!(cluster_domain(&json!({})), "cluster.local");
-        assert_eq!(
-            cluster_domain(&json!({"spec": {"network": {"clusterDomain": "x.y"}}})),
-            "x.y"
         );
     }
 }

@@ -12,6 +12,7 @@
 
 use crate::claims::quantity_value;
 use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde_json::Value;
 
 /// Field manager of every child object and of the status.
@@ -19,6 +20,14 @@ pub const MANAGER: &str = "k0smotron-controlplane";
 /// Field manager that only sets StatefulSet replicas (and adoption annotations) when the pod
 /// template must stay as it is.
 pub const SCALE_MANAGER: &str = "k0smotron-controlplane-scale";
+
+/// Whether `meta` is controlled by the owner with `uid`.
+pub fn controlled_by(meta: &ObjectMeta, uid: &str) -> bool {
+    meta.owner_references.as_ref().is_some_and(|refs| {
+        refs.iter()
+            .any(|r| r.controller == Some(true) && r.uid == uid)
+    })
+}
 
 /// Whether `live` holds every field of `desired` with the same value.
 ///

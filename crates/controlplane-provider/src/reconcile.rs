@@ -37,7 +37,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tracing::{debug, info, instrument, warn};
 
-use crate::build::{self, DesiredState, Facts, StatefulSetPlan, controlled_by};
+use crate::build::{self, DesiredState, Facts, StatefulSetPlan};
 use crate::control_plane::{ControlPlane, ControlPlaneError, ControlPlaneObject};
 use crate::infra;
 use crate::labels;
@@ -45,6 +45,7 @@ use crate::statefulset::INPUTS_HASH_ANNOTATION;
 use crate::status::{self, Failure, Probe, StatusInputs};
 use crate::validate::FieldPolicy;
 
+use crate::ownership::controlled_by;
 pub use crate::ownership::{MANAGER, SCALE_MANAGER};
 /// Field manager owning only `spec.controlPlaneEndpoint` of the control plane.
 pub const ENDPOINT_MANAGER: &str = "k0smotron-controlplane-endpoint";
@@ -149,7 +150,7 @@ impl Error {
     /// Condition reason when the error is reported in status.
     pub fn reason(&self) -> &'static str {
         match self {
-            Self::OwnedByOther { .. } => crate::status::OBJECT_OWNED_BY_OTHER_REASON,
+            Self::OwnedByOther { .. } => k0smotron_api::conditions::OBJECT_OWNED_BY_OTHER_REASON,
             _ => cond::INTERNAL_ERROR_REASON,
         }
     }
@@ -458,29 +459,9 @@ where
         debug!(paths = ?desired.overridden, "user k0s config values overridden by the provider");
     }
 
-    let applied = match apply_desired(ctx, obj, &facts, &desired).await {
+    let applied = match apply_or_report(ctx, obj, &facts, &desired, &now_t).await? {
         Ok(a) => a,
-        Err(e @ Error::OwnedByOther { .. }) => {
-            report_failure(ctx, obj, &facts, e.reason(), e.to_string(), now_t).await?;
-            return Ok(Ran::Stopped(Action::requeue(Duration::from_secs(60))));
-        }
-        // A child the API server refuses (a NodePort outside the node-port range, a quota, an
-        // admission policy) is the user's to fix: a condition with the server's message.
-        Err(Error::Apply(e)) if e.rejection().is_some() => {
-            let message = e.rejection().unwrap_or_default();
-            info!(error = %message, "a generated object was refused");
-            report_failure(
-                ctx,
-                obj,
-                &facts,
-                status::OBJECT_REJECTED_REASON,
-                message,
-                now_t,
-            )
-            .await?;
-            return Ok(Ran::Stopped(Action::requeue(Duration::from_secs(60))));
-        }
-        Err(e) => return Err(e),
+        Err(stopped) => return Ok(stopped),
     };
 
     let ns = &facts.cp.namespace;
@@ -510,6 +491,70 @@ where
     });
     write_status(ctx, obj, &st).await?;
     report(ctx, obj, &transitions).await;
+    report_kubeconfig_regenerated(ctx, obj, &facts, &desired).await;
+
+    let replicas = facts.cp.spec.replicas;
+    let settled = desired.waiting.is_none()
+        && probe == Probe::Answered
+        && st.ready_replicas == Some(replicas)
+        && st.up_to_date_replicas == Some(replicas)
+        && applied.settled;
+    let observed = observed_state(obj.meta().generation, &facts, &applied, probe);
+    Ok(Ran::Done(Box::new(Done {
+        desired,
+        settled,
+        kube_system_uid,
+        observed,
+    })))
+}
+
+/// The apply stage of [`run`]; a child controlled by someone else, or one the API server
+/// refuses, is reported in `obj`'s status and stops the run (the inner `Err`).
+async fn apply_or_report<K>(
+    ctx: &Context,
+    obj: &K,
+    facts: &Facts,
+    desired: &DesiredState,
+    now: &Time,
+) -> Result<Result<Applied, Ran>, Error>
+where
+    K: ControlPlaneObject,
+{
+    match apply_desired(ctx, obj, facts, desired).await {
+        Ok(a) => Ok(Ok(a)),
+        Err(e @ Error::OwnedByOther { .. }) => {
+            report_failure(ctx, obj, facts, e.reason(), e.to_string(), now.clone()).await?;
+            Ok(Err(Ran::Stopped(Action::requeue(Duration::from_secs(60)))))
+        }
+        // A child the API server refuses (a NodePort outside the node-port range, a quota, an
+        // admission policy) is the user's to fix: a condition with the server's message.
+        Err(Error::Apply(e)) if e.rejection().is_some() => {
+            let message = e.rejection().unwrap_or_default();
+            info!(error = %message, "a generated object was refused");
+            report_failure(
+                ctx,
+                obj,
+                facts,
+                cond::OBJECT_REJECTED_REASON,
+                message,
+                now.clone(),
+            )
+            .await?;
+            Ok(Err(Ran::Stopped(Action::requeue(Duration::from_secs(60)))))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// An event when the kubeconfig was regenerated for another reason than its absence.
+async fn report_kubeconfig_regenerated<K>(
+    ctx: &Context,
+    obj: &K,
+    facts: &Facts,
+    desired: &DesiredState,
+) where
+    K: Resource<DynamicType = ()>,
+{
     if let Some(reason) = desired.kubeconfig_regenerated
         && reason != crate::kubeconfig::RegenerateReason::Missing
     {
@@ -527,26 +572,12 @@ where
         )
         .await;
     }
-
-    let replicas = facts.cp.spec.replicas;
-    let settled = desired.waiting.is_none()
-        && probe == Probe::Answered
-        && st.ready_replicas == Some(replicas)
-        && st.up_to_date_replicas == Some(replicas)
-        && applied.settled;
-    let observed = observed_state(obj.meta().generation, &facts, &applied, probe);
-    Ok(Ran::Done(Box::new(Done {
-        desired,
-        settled,
-        kube_system_uid,
-        observed,
-    })))
 }
 
 /// Whether `cluster.spec.controlPlaneRef` names `kcp` (kind, API group and name; the v1beta2
 /// contract's reference has no version).
 pub fn refers_to(cluster: &Cluster, kcp: &K0smotronControlPlane) -> bool {
-    crate::controller::control_plane_of(cluster).is_some_and(|r| {
+    crate::watches::control_plane_of(cluster).is_some_and(|r| {
         r.name == kcp.name_any() && r.namespace.as_deref() == kcp.namespace().as_deref()
     })
 }
@@ -1079,17 +1110,7 @@ where
     let live = check_children(ctx, &ns, facts, desired, &uid).await?;
     let memo = ctx.applied.as_ref();
 
-    // Generated certificates: create only. If one appeared since we looked, it wins.
-    for secret in &desired.create_secrets {
-        let name = secret.metadata.name.clone().unwrap_or_default();
-        match secrets.create(&PostParams::default(), secret).await {
-            Ok(_) => info!(secret = %name, "generated certificate Secret"),
-            Err(e) if is_conflict(&e) => {
-                info!(secret = %name, "certificate Secret appeared concurrently; using it next time");
-            }
-            Err(e) => return Err(write_err(format!("creating Secret {name}"))(e)),
-        }
-    }
+    create_secrets(&secrets, &desired.create_secrets).await?;
     apply_all(memo, &secrets, &desired.renew_secrets, &live).await?;
     for s in &desired.renew_secrets {
         info!(secret = ?s.metadata.name, "renewed etcd certificate");
@@ -1139,6 +1160,21 @@ where
         etcd_statefulset,
         settled,
     })
+}
+
+/// Generated certificates: create only. If one appeared since we looked, it wins.
+async fn create_secrets(api: &Api<Secret>, secrets: &[Secret]) -> Result<(), Error> {
+    for secret in secrets {
+        let name = secret.metadata.name.clone().unwrap_or_default();
+        match api.create(&PostParams::default(), secret).await {
+            Ok(_) => info!(secret = %name, "generated certificate Secret"),
+            Err(e) if is_conflict(&e) => {
+                info!(secret = %name, "certificate Secret appeared concurrently; using it next time");
+            }
+            Err(e) => return Err(write_err(format!("creating Secret {name}"))(e)),
+        }
+    }
+    Ok(())
 }
 
 /// Asks existing volume claims to grow to their template's size (see [`crate::claims`]). A
@@ -1304,20 +1340,17 @@ pub enum InfraOutcome {
     Provisioned,
 }
 
-/// Marks the Cluster's infrastructure object provisioned when the user handed it to us
-/// (`cluster.x-k8s.io/managed-by: k0smotron`), in the status field of the CAPI contract its CRD
-/// declares. Only that field is written, under its own field manager.
-pub async fn provision_infrastructure(
+/// The resource of an infrastructure kind (its plural, by discovery) and the CAPI contract its
+/// CRD declares (by its labels).
+async fn infra_resource(
     client: &Client,
-    namespace: &str,
-    reference: &k0smotron_api::capi::ContractVersionedObjectReference,
-) -> Result<InfraOutcome, InfraError> {
+    group: &str,
+    kind: &str,
+) -> Result<(kube::api::ApiResource, infra::Contract), InfraError> {
     use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-    use kube::api::{ApiResource, DynamicObject};
+    use kube::api::ApiResource;
     use kube::core::GroupVersionKind;
 
-    let (group, kind) = (reference.api_group.as_str(), reference.kind.as_str());
-    let what = format!("{kind} {namespace}/{}", reference.name);
     let discovered = kube::discovery::oneshot::group(client, group)
         .await
         .map_err(|source| InfraError::Discovery {
@@ -1346,6 +1379,23 @@ pub async fn provision_infrastructure(
         .ok_or_else(|| InfraError::NoContract { crd: crd_name })?;
     let resource =
         ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, &version, kind), &plural);
+    Ok((resource, contract))
+}
+
+/// Marks the Cluster's infrastructure object provisioned when the user handed it to us
+/// (`cluster.x-k8s.io/managed-by: k0smotron`), in the status field of the CAPI contract its CRD
+/// declares. Only that field is written, under its own field manager.
+pub async fn provision_infrastructure(
+    client: &Client,
+    namespace: &str,
+    reference: &k0smotron_api::capi::ContractVersionedObjectReference,
+) -> Result<InfraOutcome, InfraError> {
+    use kube::api::DynamicObject;
+
+    let (group, kind) = (reference.api_group.as_str(), reference.kind.as_str());
+    let what = format!("{kind} {namespace}/{}", reference.name);
+    let (resource, contract) = infra_resource(client, group, kind).await?;
+    let plural = resource.plural.clone();
     let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &resource);
     let not_granted = |verb| InfraError::NotGranted {
         verb,

@@ -88,6 +88,5 @@ async fn cleanup(cluster: &Cluster, ctx: &Context) -> Result<Action, Error> {
 /// kind's, selected by the same label).
 pub fn build(client: &Client, args: &ManagerArgs) -> Controller<Cluster> {
     let controller = Controller::new(args.api::<Cluster>(client.clone()), args.watcher_config());
-    crate::controller::owning_children(controller, client, args)
-        .with_config(args.controller_config())
+    crate::watches::owning_children(controller, client, args).with_config(args.controller_config())
 }

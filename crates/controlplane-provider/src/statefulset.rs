@@ -25,7 +25,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::entrypoint::SCRIPT_KEY;
-use crate::hash::{HashError, stable_hash};
+use crate::hash::HashError;
 use crate::labels;
 
 /// Bumped when a provider release must change the pod template of existing control planes (and
@@ -135,11 +135,6 @@ pub struct ControllerInputs {
 }
 
 impl ControllerInputs {
-    /// Stable hash of the inputs.
-    pub fn hash(&self) -> Result<String, HashError> {
-        stable_hash("controller template inputs", self)
-    }
-
     fn data_volume_name(&self) -> String {
         match &self.data {
             DataVolume::Pvc { claim, .. } => claim
@@ -281,6 +276,17 @@ pub fn controller_image(spec: &PodSpec) -> Option<&str> {
         .as_deref()
 }
 
+/// The tag of an image reference (`repo[:port]/path:tag`), `None` for digests or no tag.
+pub fn image_tag(image: &str) -> Option<&str> {
+    if image.contains('@') {
+        return None;
+    }
+    let last = image.rsplit('/').next()?;
+    last.split_once(':')
+        .map(|(_, tag)| tag)
+        .filter(|t| !t.is_empty())
+}
+
 /// Preferred anti-affinity spreading replicas over zones (weight 100) and hosts (weight 50).
 pub fn spread_affinity(match_labels: BTreeMap<String, String>) -> Affinity {
     let term = |weight, key: &str| WeightedPodAffinityTerm {
@@ -406,25 +412,53 @@ pub fn pod_template(inputs: &ControllerInputs) -> Result<PodTemplateSpec, Statef
         }),
         ..Default::default()
     });
+    let mut init_containers = Vec::new();
+    if let Some((certs, init)) = certs_init(inputs, &data_volume) {
+        volumes.push(certs);
+        init_containers.push(init);
+    }
+    volumes.extend(data_dir_volume(&inputs.data, &data_volume));
+    mounts.push(mount(&data_volume, K0S_DATA_DIR, false));
+    mounts.push(mount(PKI_VOLUME, K0S_PKI_DIR, false));
+    add_manifests_and_mounts(inputs, &mut volumes, &mut mounts)?;
 
-    let mut env_from = vec![EnvFromSource {
-        config_map_ref: Some(ConfigMapEnvSource {
-            name: names::config_map_name(cluster),
+    let pod_labels = labels::with_component(
+        labels::control_plane_selector(cluster),
+        names::component::CONTROL_PLANE,
+    );
+    Ok(PodTemplateSpec {
+        metadata: Some(ObjectMeta {
+            labels: Some(pod_labels),
+            annotations: Some(BTreeMap::from([(
+                CONFIG_CHECKSUM_ANNOTATION.to_string(),
+                inputs.config_checksum.clone(),
+            )])),
             ..Default::default()
         }),
-        ..Default::default()
-    }];
-    if let Some(secret) = &inputs.kine_secret {
-        env_from.push(EnvFromSource {
-            secret_ref: Some(SecretEnvSource {
-                name: secret.clone(),
-                ..Default::default()
-            }),
+        spec: Some(PodSpec {
+            automount_service_account_token: Some(false),
+            service_account_name: inputs.service_account.clone(),
+            security_context: Some(pod_security_context(&[
+                inputs.api_port,
+                inputs.konnectivity_port,
+            ])),
+            affinity: Some(spread_affinity(labels::base(
+                cluster,
+                names::COMPONENT_CLUSTER,
+            ))),
+            topology_spread_constraints: (!inputs.topology_spread_constraints.is_empty())
+                .then(|| inputs.topology_spread_constraints.clone()),
+            init_containers: (!init_containers.is_empty()).then_some(init_containers),
+            containers: vec![controller_container(inputs, mounts)],
+            volumes: Some(volumes),
             ..Default::default()
-        });
-    }
+        }),
+    })
+}
 
-    let mut init_containers = Vec::new();
+/// The projected volume of the mounted certificates and the `certs-init` container copying them
+/// into k0s's pki directory; `None` without certificates.
+fn certs_init(inputs: &ControllerInputs, data_volume: &str) -> Option<(Volume, Container)> {
     let projections: Vec<VolumeProjection> = inputs
         .certificates
         .iter()
@@ -432,57 +466,67 @@ pub fn pod_template(inputs: &ControllerInputs) -> Result<PodTemplateSpec, Statef
             pki_files(c.purpose).map(|(crt, key)| secret_projection(&c.secret, crt, key))
         })
         .collect();
-    if !projections.is_empty() {
-        volumes.push(Volume {
-            name: CERTS_VOLUME.into(),
-            projected: Some(ProjectedVolumeSource {
-                sources: Some(projections),
-                ..Default::default()
-            }),
-            ..Default::default()
-        });
-        // k0s needs its CA keys writable (it changes their owner) and in its own pki directory.
-        // Providers before template generation 3 kept that directory on the data volume; what
-        // they left there (every CA key, k0s's own keys) is removed.
-        init_containers.push(Container {
-            name: "certs-init".into(),
-            image: Some(inputs.image.clone()),
-            image_pull_policy: Some("IfNotPresent".into()),
-            command: Some(vec![
-                "sh".into(),
-                "-c".into(),
-                format!("rm -rf {OLD_DATA_DIR}/pki/* && cp {CERTS_INIT_DIR}/*.* {K0S_PKI_DIR}/"),
-            ]),
-            volume_mounts: Some(vec![
-                mount(CERTS_VOLUME, CERTS_INIT_DIR, true),
-                mount(PKI_VOLUME, K0S_PKI_DIR, false),
-                mount(&data_volume, OLD_DATA_DIR, false),
-            ]),
-            security_context: Some(k0s_security_context()),
-            ..Default::default()
-        });
+    if projections.is_empty() {
+        return None;
     }
+    let volume = Volume {
+        name: CERTS_VOLUME.into(),
+        projected: Some(ProjectedVolumeSource {
+            sources: Some(projections),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    // k0s needs its CA keys writable (it changes their owner) and in its own pki directory.
+    // Providers before template generation 3 kept that directory on the data volume; what
+    // they left there (every CA key, k0s's own keys) is removed.
+    let container = Container {
+        name: "certs-init".into(),
+        image: Some(inputs.image.clone()),
+        image_pull_policy: Some("IfNotPresent".into()),
+        command: Some(vec![
+            "sh".into(),
+            "-c".into(),
+            format!("rm -rf {OLD_DATA_DIR}/pki/* && cp {CERTS_INIT_DIR}/*.* {K0S_PKI_DIR}/"),
+        ]),
+        volume_mounts: Some(vec![
+            mount(CERTS_VOLUME, CERTS_INIT_DIR, true),
+            mount(PKI_VOLUME, K0S_PKI_DIR, false),
+            mount(data_volume, OLD_DATA_DIR, false),
+        ]),
+        security_context: Some(k0s_security_context()),
+        ..Default::default()
+    };
+    Some((volume, container))
+}
 
-    match &inputs.data {
-        DataVolume::EmptyDir => volumes.push(Volume {
-            name: data_volume.clone(),
+/// The data directory's volume; `None` for a claim (the claim template provides it).
+fn data_dir_volume(data: &DataVolume, name: &str) -> Option<Volume> {
+    match data {
+        DataVolume::EmptyDir => Some(Volume {
+            name: name.to_string(),
             empty_dir: Some(EmptyDirVolumeSource::default()),
             ..Default::default()
         }),
-        DataVolume::HostPath(path) => volumes.push(Volume {
-            name: data_volume.clone(),
+        DataVolume::HostPath(path) => Some(Volume {
+            name: name.to_string(),
             host_path: Some(HostPathVolumeSource {
                 path: path.clone(),
                 ..Default::default()
             }),
             ..Default::default()
         }),
-        // The claim template provides the volume.
-        DataVolume::Pvc { .. } => {}
+        DataVolume::Pvc { .. } => None,
     }
-    mounts.push(mount(&data_volume, K0S_DATA_DIR, false));
-    mounts.push(mount(PKI_VOLUME, K0S_PKI_DIR, false));
+}
 
+/// The user's manifests, the endpoint manifest, the user's mounts and the telemetry manifest,
+/// in that order.
+fn add_manifests_and_mounts(
+    inputs: &ControllerInputs,
+    volumes: &mut Vec<Volume>,
+    mounts: &mut Vec<VolumeMount>,
+) -> Result<(), StatefulSetError> {
     for manifest in &inputs.manifests {
         volumes.push(manifest.clone());
         mounts.push(mount(
@@ -492,7 +536,7 @@ pub fn pod_template(inputs: &ControllerInputs) -> Result<PodTemplateSpec, Statef
         ));
     }
     if inputs.endpoint_manifest {
-        let name = names::endpoint_config_map_name(cluster);
+        let name = names::endpoint_config_map_name(&inputs.cluster);
         volumes.push(config_map_volume(&name, None, None));
         mounts.push(mount(
             &name,
@@ -514,15 +558,36 @@ pub fn pod_template(inputs: &ControllerInputs) -> Result<PodTemplateSpec, Statef
         volumes.push(volume);
         mounts.push(mount(&name, &m.path, read_only));
     }
-    let telemetry = names::telemetry_config_map_name(cluster);
+    let telemetry = names::telemetry_config_map_name(&inputs.cluster);
     volumes.push(config_map_volume(&telemetry, None, None));
     mounts.push(mount(
         &telemetry,
         &format!("{K0S_DATA_DIR}/manifests/k0s-telemetry"),
         true,
     ));
+    Ok(())
+}
 
-    let controller = Container {
+/// The k0s controller container: the entrypoint, the ports, the config (and kine DSN) as
+/// environment, the probes.
+fn controller_container(inputs: &ControllerInputs, mounts: Vec<VolumeMount>) -> Container {
+    let mut env_from = vec![EnvFromSource {
+        config_map_ref: Some(ConfigMapEnvSource {
+            name: names::config_map_name(&inputs.cluster),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }];
+    if let Some(secret) = &inputs.kine_secret {
+        env_from.push(EnvFromSource {
+            secret_ref: Some(SecretEnvSource {
+                name: secret.clone(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+    }
+    Container {
         name: CONTROLLER_CONTAINER.into(),
         image: Some(inputs.image.clone()),
         image_pull_policy: Some("IfNotPresent".into()),
@@ -552,40 +617,7 @@ pub fn pod_template(inputs: &ControllerInputs) -> Result<PodTemplateSpec, Statef
         volume_mounts: Some(mounts),
         security_context: Some(k0s_security_context()),
         ..Default::default()
-    };
-
-    let pod_labels = labels::with_component(
-        labels::control_plane_selector(cluster),
-        names::component::CONTROL_PLANE,
-    );
-    Ok(PodTemplateSpec {
-        metadata: Some(ObjectMeta {
-            labels: Some(pod_labels),
-            annotations: Some(BTreeMap::from([(
-                CONFIG_CHECKSUM_ANNOTATION.to_string(),
-                inputs.config_checksum.clone(),
-            )])),
-            ..Default::default()
-        }),
-        spec: Some(PodSpec {
-            automount_service_account_token: Some(false),
-            service_account_name: inputs.service_account.clone(),
-            security_context: Some(pod_security_context(&[
-                inputs.api_port,
-                inputs.konnectivity_port,
-            ])),
-            affinity: Some(spread_affinity(labels::base(
-                cluster,
-                names::COMPONENT_CLUSTER,
-            ))),
-            topology_spread_constraints: (!inputs.topology_spread_constraints.is_empty())
-                .then(|| inputs.topology_spread_constraints.clone()),
-            init_containers: (!init_containers.is_empty()).then_some(init_containers),
-            containers: vec![controller],
-            volumes: Some(volumes),
-            ..Default::default()
-        }),
-    })
+    }
 }
 
 /// The StatefulSet `kmc-<name>` (the build step adds the hash annotations and patches).
@@ -641,6 +673,20 @@ pub fn statefulset(
 pub(crate) mod tests {
     use super::*;
 
+    #[test]
+    fn image_tags() {
+        assert_eq!(
+            image_tag("quay.io/k0sproject/k0s:v1.35.7-k0s.0"),
+            Some("v1.35.7-k0s.0")
+        );
+        assert_eq!(
+            image_tag("localhost:5000/k0s:v1.2.3-k0s.0"),
+            Some("v1.2.3-k0s.0")
+        );
+        assert_eq!(image_tag("localhost:5000/k0s"), None);
+        assert_eq!(image_tag("k0s@sha256:abc"), None);
+    }
+
     pub(crate) fn inputs() -> ControllerInputs {
         ControllerInputs {
             generation: TEMPLATE_GENERATION,
@@ -678,14 +724,18 @@ pub(crate) mod tests {
         assert!(is_dns_label(&mount_volume_name("/___")));
     }
 
+    fn hash(inputs: &ControllerInputs) -> String {
+        crate::hash::stable_hash("statefulset inputs", inputs).unwrap()
+    }
+
     #[test]
     fn inputs_hash_ignores_empty_optional_inputs_and_changes_with_values() {
         let a = inputs();
         let mut b = inputs();
         b.kine_secret = None;
-        assert_eq!(a.hash().unwrap(), b.hash().unwrap());
+        assert_eq!(hash(&a), hash(&b));
         b.image = "quay.io/k0sproject/k0s:v1.35.8-k0s.0".into();
-        assert_ne!(a.hash().unwrap(), b.hash().unwrap());
+        assert_ne!(hash(&a), hash(&b));
         // The serialised form leaves out empty inputs: adding an optional input to a later
         // provider version does not change the hash of existing control planes.
         let json = serde_json::to_value(&a).unwrap();

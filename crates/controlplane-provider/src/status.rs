@@ -17,41 +17,7 @@ use provider_runtime::conditions::{ConditionStatus, set_condition};
 
 use crate::build::DesiredState;
 use crate::labels;
-
-/// Reason of a failure condition when the spec asks for something this provider does not do.
-pub const UNSUPPORTED_FEATURE_REASON: &str = "UnsupportedFeature";
-/// Reason of a failure condition when the spec uses a field this installation does not allow (an
-/// `--allow-*` flag of the provider is off; docs/security.md, "Multi-tenant installs").
-pub const FIELD_NOT_ALLOWED_REASON: &str = "FieldNotAllowed";
-/// Reason of a failure condition when a referenced Secret has unusable content.
-pub const INVALID_SECRET_REASON: &str = "InvalidSecret";
-/// Reason of a failure condition when a child's name is taken by an object another controller owns.
-pub const OBJECT_OWNED_BY_OTHER_REASON: &str = "ObjectOwnedByOther";
-/// The API server refused a generated object (`Available=False`; the message is the server's).
-pub const OBJECT_REJECTED_REASON: &str = "ObjectRejected";
-/// Reason of `Available` False when the kubeconfig cannot be turned into a client.
-pub const CLIENT_CREATION_FAILED_REASON: &str = "ClusterClientCreationFailed";
-/// Reason of `Available` False when the workload API server does not answer.
-pub const KUBE_SYSTEM_NOT_ACCESSIBLE_REASON: &str = "KubeSystemNamespaceNotAccessible";
-/// Reason of `Available` False while the endpoint or the exposure is not known yet.
-pub const WAITING_FOR_ENDPOINT_REASON: &str = "WaitingForEndpoint";
-/// Reason of conditions while the StatefulSet waits for the exposure Service.
-pub const WAITING_FOR_EXPOSURE_REASON: &str = "WaitingForExposure";
-/// Condition type of the kubeconfig Secret.
-pub const KUBECONFIG_AVAILABLE: &str = c::KUBECONFIG_SECRET_AVAILABLE;
-/// Reason of `KubeconfigSecretAvailable` True.
-pub const KUBECONFIG_CREATED_REASON: &str = "Created";
-
-/// The tag of an image reference (`repo[:port]/path:tag`), `None` for digests or no tag.
-pub fn image_tag(image: &str) -> Option<&str> {
-    if image.contains('@') {
-        return None;
-    }
-    let last = image.rsplit('/').next()?;
-    last.split_once(':')
-        .map(|(_, tag)| tag)
-        .filter(|t| !t.is_empty())
-}
+use crate::statefulset;
 
 /// Writes `v` in the spelling of `spec_version`: `-k0s.N` when the spec uses it, else `+k0s.N`
 /// (CAPI compares `status.version` with `spec.version` as semver).
@@ -81,7 +47,7 @@ fn is_terminal(pod: &Pod) -> bool {
 
 fn controller_version(pod: &Pod) -> Option<K0sVersion> {
     let image = crate::statefulset::controller_image(pod.spec.as_ref()?)?;
-    K0sVersion::parse(image_tag(image)?).ok()
+    K0sVersion::parse(statefulset::image_tag(image)?).ok()
 }
 
 /// What the pods say.
@@ -221,12 +187,12 @@ pub const FAILURE_REASONS: &[&str] = &[
     c::UNSUPPORTED_UPGRADE_REASON,
     c::CERTIFICATES_NOT_AVAILABLE_REASON,
     c::INTERNAL_ERROR_REASON,
-    UNSUPPORTED_FEATURE_REASON,
-    FIELD_NOT_ALLOWED_REASON,
-    INVALID_SECRET_REASON,
-    OBJECT_OWNED_BY_OTHER_REASON,
-    OBJECT_REJECTED_REASON,
-    CLIENT_CREATION_FAILED_REASON,
+    c::UNSUPPORTED_FEATURE_REASON,
+    c::FIELD_NOT_ALLOWED_REASON,
+    c::INVALID_SECRET_REASON,
+    c::OBJECT_OWNED_BY_OTHER_REASON,
+    c::OBJECT_REJECTED_REASON,
+    c::CLIENT_CREATION_FAILED_REASON,
     c::KUBECONFIG_REFUSED_REASON,
     c::CA_MISSING_REASON,
     c::NOT_REFERENCED_BY_CLUSTER_REASON,
@@ -239,27 +205,75 @@ fn quorum(n: i32) -> i32 {
 /// Computes the status. `lastTransitionTime` changes only on transitions (status flips); the
 /// returned transitions list every condition whose status or reason changed.
 pub fn compute(input: StatusInputs<'_>) -> (K0smotronControlPlaneStatus, Vec<Transition>) {
-    let spec = input.spec;
     let old = input.old.clone();
     let mut status = old.clone();
-    let generation = input.generation;
-    let now = input.now.clone();
-    let mut conds: Vec<Condition> = old.conditions.clone();
-    let mut set = |t: &str, s: ConditionStatus, reason: &str, msg: &str| {
-        set_condition(&mut conds, t, s, reason, msg, generation, now.clone());
-    };
-
     let desired_tag = input
         .desired
         .map(|d| d.desired_image_tag.clone())
-        .or_else(|| K0sVersion::parse(&spec.version).ok().map(|v| v.image_tag()))
+        .or_else(|| {
+            K0sVersion::parse(&input.spec.version)
+                .ok()
+                .map(|v| v.image_tag())
+        })
         .unwrap_or_default();
     let update_revision = input
         .statefulset
         .and_then(|s| s.status.as_ref())
         .and_then(|s| s.update_revision.as_deref());
     let counts = count_pods(input.pods, &desired_tag, update_revision);
+    report_replicas(&mut status, &input, &counts);
+    status.initialization = Some(initialization(&old, &input.probe));
 
+    let mut conds = Conditions {
+        list: old.conditions.clone(),
+        generation: input.generation,
+        now: input.now.clone(),
+    };
+    // Reconciling at all means not paused (the paused path writes only that condition).
+    conds.set(c::PAUSED, ConditionStatus::False, c::NOT_PAUSED_REASON, "");
+    set_available(&mut conds, &input);
+    set_certificates(&mut conds, &input);
+    set_kubeconfig(&mut conds, &input);
+    set_scaling(&mut conds, input.spec.replicas, counts.replicas);
+    set_rolling_out(&mut conds, &input, &counts, &desired_tag);
+    if let Some(etcd) = input.etcd_statefulset {
+        set_etcd(&mut conds, etcd);
+    }
+
+    let transitions = transitions(&old.conditions, &conds.list);
+    status.conditions = conds.list;
+    status.observed_generation = input.generation;
+    (status, transitions)
+}
+
+/// The conditions being computed, and what every change of one records.
+struct Conditions {
+    list: Vec<Condition>,
+    generation: Option<i64>,
+    now: Time,
+}
+
+impl Conditions {
+    fn set(&mut self, type_: &str, status: ConditionStatus, reason: &str, message: &str) {
+        set_condition(
+            &mut self.list,
+            type_,
+            status,
+            reason,
+            message,
+            self.generation,
+            self.now.clone(),
+        );
+    }
+}
+
+/// Replica counts, versions, the selector, and what the desired state says.
+fn report_replicas(
+    status: &mut K0smotronControlPlaneStatus,
+    input: &StatusInputs<'_>,
+    counts: &PodCounts,
+) {
+    let spec = input.spec;
     status.replicas = Some(counts.replicas);
     status.ready_replicas = Some(counts.ready);
     status.available_replicas = Some(counts.available);
@@ -268,8 +282,8 @@ pub fn compute(input: StatusInputs<'_>) -> (K0smotronControlPlaneStatus, Vec<Tra
         input.cluster,
     )));
     status.external_managed_control_plane = Some(true);
-    if let Some(low) = counts.lowest_ready {
-        status.version = Some(in_spec_style(&low, &spec.version));
+    if let Some(low) = &counts.lowest_ready {
+        status.version = Some(in_spec_style(low, &spec.version));
     }
     status.versions = counts
         .versions
@@ -283,73 +297,71 @@ pub fn compute(input: StatusInputs<'_>) -> (K0smotronControlPlaneStatus, Vec<Tra
         status.external_address = d.external_address.clone();
         status.certificate_refs = d.certificate_refs.clone();
     }
+}
 
-    // Initialized once the API server has answered; never unset.
-    let answered = input.probe == Probe::Answered;
+/// Initialized once the API server has answered; never unset.
+fn initialization(old: &K0smotronControlPlaneStatus, probe: &Probe) -> ControlPlaneInitialization {
     let was_initialized = old
         .initialization
         .as_ref()
         .and_then(|i| i.control_plane_initialized)
         == Some(true);
-    if answered || was_initialized {
-        status.initialization = Some(ControlPlaneInitialization {
+    if *probe == Probe::Answered || was_initialized {
+        return ControlPlaneInitialization {
             control_plane_initialized: Some(true),
-        });
-    } else if status.initialization.is_none() {
-        status.initialization = Some(ControlPlaneInitialization {
-            control_plane_initialized: Some(false),
-        });
+        };
     }
+    old.initialization
+        .clone()
+        .unwrap_or(ControlPlaneInitialization {
+            control_plane_initialized: Some(false),
+        })
+}
 
-    // Reconciling at all means not paused (the paused path writes only that condition).
-    set(c::PAUSED, ConditionStatus::False, c::NOT_PAUSED_REASON, "");
-
-    // Available.
-    match (&input.failure, input.desired, &input.probe) {
-        (Some(f), _, _) => set(c::AVAILABLE, ConditionStatus::False, &f.reason, &f.message),
-        (None, _, Probe::Answered) => set(
-            c::AVAILABLE,
+/// `Available`: the failure, else the probe's answer, else what is awaited.
+fn set_available(conds: &mut Conditions, input: &StatusInputs<'_>) {
+    let (status, reason, message) = match (&input.failure, input.desired, &input.probe) {
+        (Some(f), _, _) => (ConditionStatus::False, f.reason.as_str(), f.message.clone()),
+        (None, _, Probe::Answered) => (
             ConditionStatus::True,
             c::AVAILABLE_REASON,
-            "the workload API server answers through the kubeconfig",
+            "the workload API server answers through the kubeconfig".to_string(),
         ),
-        (None, Some(d), _) if d.endpoint.is_none() => set(
-            c::AVAILABLE,
+        (None, Some(d), _) if d.endpoint.is_none() => (
             ConditionStatus::False,
-            WAITING_FOR_ENDPOINT_REASON,
+            c::WAITING_FOR_ENDPOINT_REASON,
             d.waiting
-                .as_deref()
-                .unwrap_or("waiting for the control-plane endpoint"),
+                .clone()
+                .unwrap_or_else(|| "waiting for the control-plane endpoint".to_string()),
         ),
-        (None, _, Probe::ClientFailed(e)) => set(
-            c::AVAILABLE,
+        (None, _, Probe::ClientFailed(e)) => (
             ConditionStatus::False,
-            CLIENT_CREATION_FAILED_REASON,
-            e,
+            c::CLIENT_CREATION_FAILED_REASON,
+            e.clone(),
         ),
-        (None, _, Probe::Refused(e)) => set(
-            c::AVAILABLE,
+        (None, _, Probe::Refused(e)) => (
             ConditionStatus::False,
             c::KUBECONFIG_REFUSED_REASON,
-            e,
+            e.clone(),
         ),
-        (None, _, Probe::Failed(e)) => set(
-            c::AVAILABLE,
+        (None, _, Probe::Failed(e)) => (
             ConditionStatus::False,
-            KUBE_SYSTEM_NOT_ACCESSIBLE_REASON,
-            &format!("the workload API server does not answer yet: {e}"),
+            c::KUBE_SYSTEM_NOT_ACCESSIBLE_REASON,
+            format!("the workload API server does not answer yet: {e}"),
         ),
-        (None, _, Probe::NotRun) => set(
-            c::AVAILABLE,
+        (None, _, Probe::NotRun) => (
             ConditionStatus::False,
-            WAITING_FOR_ENDPOINT_REASON,
-            "waiting for the kubeconfig",
+            c::WAITING_FOR_ENDPOINT_REASON,
+            "waiting for the kubeconfig".to_string(),
         ),
-    }
+    };
+    conds.set(c::AVAILABLE, status, reason, &message);
+}
 
-    // Certificates.
+/// `CertificatesAvailable`: True once the build succeeded; False on a certificate failure.
+fn set_certificates(conds: &mut Conditions, input: &StatusInputs<'_>) {
     match (input.desired, &input.failure) {
-        (Some(_), _) => set(
+        (Some(_), _) => conds.set(
             c::CERTIFICATES_AVAILABLE,
             ConditionStatus::True,
             c::CERTIFICATES_AVAILABLE_REASON,
@@ -358,10 +370,10 @@ pub fn compute(input: StatusInputs<'_>) -> (K0smotronControlPlaneStatus, Vec<Tra
         (None, Some(f))
             if f.reason == c::CERTIFICATES_NOT_AVAILABLE_REASON
                 || f.reason == c::CA_MISSING_REASON
-                || f.reason == INVALID_SECRET_REASON
+                || f.reason == c::INVALID_SECRET_REASON
                 || f.message.contains("spec.certificateRefs") =>
         {
-            set(
+            conds.set(
                 c::CERTIFICATES_AVAILABLE,
                 ConditionStatus::False,
                 &f.reason,
@@ -370,70 +382,81 @@ pub fn compute(input: StatusInputs<'_>) -> (K0smotronControlPlaneStatus, Vec<Tra
         }
         _ => {}
     }
+}
 
-    // Kubeconfig.
-    if let Some(d) = input.desired {
-        if d.kubeconfig.is_some() {
-            set(
-                KUBECONFIG_AVAILABLE,
-                ConditionStatus::True,
-                KUBECONFIG_CREATED_REASON,
-                "",
-            );
-        } else {
-            set(
-                KUBECONFIG_AVAILABLE,
-                ConditionStatus::False,
-                WAITING_FOR_ENDPOINT_REASON,
-                d.waiting
-                    .as_deref()
-                    .unwrap_or("waiting for the control-plane endpoint"),
-            );
-        }
+/// `KubeconfigSecretAvailable`, when the build succeeded.
+fn set_kubeconfig(conds: &mut Conditions, input: &StatusInputs<'_>) {
+    let Some(d) = input.desired else {
+        return;
+    };
+    if d.kubeconfig.is_some() {
+        conds.set(
+            c::KUBECONFIG_SECRET_AVAILABLE,
+            ConditionStatus::True,
+            c::CREATED_REASON,
+            "",
+        );
+    } else {
+        conds.set(
+            c::KUBECONFIG_SECRET_AVAILABLE,
+            ConditionStatus::False,
+            c::WAITING_FOR_ENDPOINT_REASON,
+            d.waiting
+                .as_deref()
+                .unwrap_or("waiting for the control-plane endpoint"),
+        );
     }
+}
 
-    // Scaling.
-    let want = spec.replicas;
-    if counts.replicas < want {
-        set(
+/// `ScalingUp` and `ScalingDown`: the pods against `spec.replicas`.
+fn set_scaling(conds: &mut Conditions, want: i32, replicas: i32) {
+    if replicas < want {
+        conds.set(
             c::SCALING_UP,
             ConditionStatus::True,
             c::SCALING_UP_REASON,
-            &format!("scaling up from {} to {want} replicas", counts.replicas),
+            &format!("scaling up from {replicas} to {want} replicas"),
         );
     } else {
-        set(
+        conds.set(
             c::SCALING_UP,
             ConditionStatus::False,
             c::NOT_SCALING_UP_REASON,
             "",
         );
     }
-    if counts.replicas > want {
-        set(
+    if replicas > want {
+        conds.set(
             c::SCALING_DOWN,
             ConditionStatus::True,
             c::SCALING_DOWN_REASON,
-            &format!("scaling down from {} to {want} replicas", counts.replicas),
+            &format!("scaling down from {replicas} to {want} replicas"),
         );
     } else {
-        set(
+        conds.set(
             c::SCALING_DOWN,
             ConditionStatus::False,
             c::NOT_SCALING_DOWN_REASON,
             "",
         );
     }
+}
 
-    // Rolling out.
+/// `RollingOut`: a refused version change, or pods on an older template or version.
+fn set_rolling_out(
+    conds: &mut Conditions,
+    input: &StatusInputs<'_>,
+    counts: &PodCounts,
+    desired_tag: &str,
+) {
     match input.desired.and_then(|d| d.version_blocked.as_deref()) {
-        Some(msg) => set(
+        Some(msg) => conds.set(
             c::ROLLING_OUT,
             ConditionStatus::False,
             c::UNSUPPORTED_UPGRADE_REASON,
             msg,
         ),
-        None if counts.up_to_date < counts.replicas => set(
+        None if counts.up_to_date < counts.replicas => conds.set(
             c::ROLLING_OUT,
             ConditionStatus::True,
             c::ROLLING_OUT_REASON,
@@ -443,46 +466,41 @@ pub fn compute(input: StatusInputs<'_>) -> (K0smotronControlPlaneStatus, Vec<Tra
                 counts.replicas
             ),
         ),
-        None => set(
+        None => conds.set(
             c::ROLLING_OUT,
             ConditionStatus::False,
             c::NOT_ROLLING_OUT_REASON,
             "",
         ),
     }
+}
 
-    // etcd.
-    if let Some(etcd) = input.etcd_statefulset {
-        let replicas = etcd.spec.replicas.unwrap_or(1);
-        let ready = etcd
-            .status
-            .as_ref()
-            .and_then(|s| s.ready_replicas)
-            .unwrap_or(0);
-        if ready >= quorum(replicas) {
-            set(
-                c::ETCD_CLUSTER_AVAILABLE,
-                ConditionStatus::True,
-                c::AVAILABLE_REASON,
-                &format!("{ready} of {replicas} etcd members ready"),
-            );
-        } else {
-            set(
-                c::ETCD_CLUSTER_AVAILABLE,
-                ConditionStatus::False,
-                c::NOT_AVAILABLE_REASON,
-                &format!(
-                    "{ready} of {replicas} etcd members ready, quorum is {}",
-                    quorum(replicas)
-                ),
-            );
-        }
+/// `EtcdClusterAvailable`: a quorum of etcd members is ready.
+fn set_etcd(conds: &mut Conditions, etcd: &StatefulSet) {
+    let replicas = etcd.spec.replicas.unwrap_or(1);
+    let ready = etcd
+        .status
+        .as_ref()
+        .and_then(|s| s.ready_replicas)
+        .unwrap_or(0);
+    if ready >= quorum(replicas) {
+        conds.set(
+            c::ETCD_CLUSTER_AVAILABLE,
+            ConditionStatus::True,
+            c::AVAILABLE_REASON,
+            &format!("{ready} of {replicas} etcd members ready"),
+        );
+    } else {
+        conds.set(
+            c::ETCD_CLUSTER_AVAILABLE,
+            ConditionStatus::False,
+            c::NOT_AVAILABLE_REASON,
+            &format!(
+                "{ready} of {replicas} etcd members ready, quorum is {}",
+                quorum(replicas)
+            ),
+        );
     }
-
-    let transitions = transitions(&old.conditions, &conds);
-    status.conditions = conds;
-    status.observed_generation = generation;
-    (status, transitions)
 }
 
 /// Conditions whose status or reason differ between `old` and `new`.
@@ -541,20 +559,6 @@ mod tests {
                 ..Default::default()
             }),
         }
-    }
-
-    #[test]
-    fn image_tags() {
-        assert_eq!(
-            image_tag("quay.io/k0sproject/k0s:v1.35.7-k0s.0"),
-            Some("v1.35.7-k0s.0")
-        );
-        assert_eq!(
-            image_tag("localhost:5000/k0s:v1.2.3-k0s.0"),
-            Some("v1.2.3-k0s.0")
-        );
-        assert_eq!(image_tag("localhost:5000/k0s"), None);
-        assert_eq!(image_tag("k0s@sha256:abc"), None);
     }
 
     #[test]
@@ -677,7 +681,7 @@ mod tests {
             .find(|c| c.type_ == c::AVAILABLE)
             .unwrap();
         assert_eq!(available.status, "False");
-        assert_eq!(available.reason, KUBE_SYSTEM_NOT_ACCESSIBLE_REASON);
+        assert_eq!(available.reason, c::KUBE_SYSTEM_NOT_ACCESSIBLE_REASON);
         assert_eq!(transitions.len(), 1, "{transitions:?}");
 
         // Nothing changed: no transitions.

@@ -8,6 +8,8 @@ use std::path::PathBuf;
 use k0smotron_api::names::WATCH_FILTER_LABEL;
 use kube::runtime::{controller, watcher};
 use kube::{Api, Client, Resource, core::NamespaceResourceScope};
+use rand::RngExt;
+use rand::distr::Alphanumeric;
 
 use crate::leader::LeaderElection;
 
@@ -191,7 +193,7 @@ impl ManagerArgs {
         Some(LeaderElection {
             namespace: self.leader_election_namespace(),
             lease_name,
-            identity: crate::leader::default_identity(),
+            identity: default_identity(),
             lease_duration_seconds: self.leader_election_lease_duration,
             renew_deadline_seconds: self.leader_election_renew_deadline,
         })
@@ -251,12 +253,34 @@ fn parse_watch_filter(value: &str) -> Result<String, String> {
     }
 }
 
+/// The default identity: `$POD_NAME` (else `$HOSTNAME`, else `manager`) plus a random suffix, so
+/// a restarted container never mistakes its predecessor's lease for its own.
+fn default_identity() -> String {
+    let base = [POD_NAME_ENV, "HOSTNAME"]
+        .iter()
+        .find_map(|var| std::env::var(var).ok().filter(|v| !v.is_empty()))
+        .unwrap_or_else(|| "manager".to_owned());
+    let suffix: String = rand::rng()
+        .sample_iter(Alphanumeric)
+        .take(8)
+        .map(char::from)
+        .collect();
+    format!("{base}_{suffix}")
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use clap::Parser;
     use pretty_assertions::assert_eq;
+
+    #[test]
+    fn identities_are_unique_per_process_start() {
+        let (a, b) = (default_identity(), default_identity());
+        assert_ne!(a, b);
+        assert!(a.len() > 9, "{a}");
+    }
 
     #[derive(Parser, Debug)]
     struct Cli {

@@ -20,12 +20,9 @@ use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
 use kube::{Api, Client};
 use kube_lease_manager::{LeaseCreateMode, LeaseManager, LeaseManagerError, LeaseParams};
-use rand::RngExt;
-use rand::distr::Alphanumeric;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::POD_NAME_ENV;
 use crate::readiness::{Readiness, Role};
 
 /// Pause between attempts after a failed election or renewal call.
@@ -140,21 +137,6 @@ impl LeaderElection {
             stop_grace: Duration::from_secs(duration - deadline),
         })
     }
-}
-
-/// The default identity: `$POD_NAME` (else `$HOSTNAME`, else `manager`) plus a random suffix, so
-/// a restarted container never mistakes its predecessor's lease for its own.
-pub(crate) fn default_identity() -> String {
-    let base = [POD_NAME_ENV, "HOSTNAME"]
-        .iter()
-        .find_map(|var| std::env::var(var).ok().filter(|v| !v.is_empty()))
-        .unwrap_or_else(|| "manager".to_owned());
-    let suffix: String = rand::rng()
-        .sample_iter(Alphanumeric)
-        .take(8)
-        .map(char::from)
-        .collect();
-    format!("{base}_{suffix}")
 }
 
 /// Runs `run` (the controllers) under leader election, or at once when `election` is `None`.
@@ -483,13 +465,6 @@ mod tests {
             time_left(&Lease::default(), "me", Duration::from_secs(10), now),
             Err(LossReason::TakenOver { holder: None })
         );
-    }
-
-    #[test]
-    fn identities_are_unique_per_process_start() {
-        let (a, b) = (default_identity(), default_identity());
-        assert_ne!(a, b);
-        assert!(a.len() > 9, "{a}");
     }
 
     #[tokio::test]

@@ -1,0 +1,124 @@
+//! The build step: from everything the reconciler fetched ([`Facts`]) to the complete desired
+//! state ([`DesiredState`]) — every Secret, ConfigMap, Service and StatefulSet, the endpoint, and
+//! what the status will report.
+//!
+//! No I/O. It is not deterministic in two places only, both unavoidable: it generates keys for
+//! certificate Secrets that do not exist yet, and mints the kubeconfig's client certificate when
+//! the existing one must be renewed. Everything the snapshot tests look at is deterministic.
+//!
+//! One stage per generated object or concern, called in order by [`build`]: the certificates,
+//! the exposure Service and endpoint, the kubeconfig Secret, the k0s config and its ConfigMaps,
+//! the k0s StatefulSet, and the etcd objects.
+
+mod certificates;
+mod config;
+mod error;
+mod etcd;
+mod exposure;
+mod kubeconfig;
+mod model;
+mod patch;
+mod statefulset;
+
+use k0smotron_api::controlplane::v1beta2::ClusterSpec;
+use k0smotron_api::names;
+
+use crate::labels;
+use crate::services;
+use crate::validate;
+
+pub use certificates::default_secret_name;
+pub use error::BuildError;
+pub use kubeconfig::server_url;
+pub use model::{DesiredState, Facts, StatefulSetPlan};
+
+/// Names of every Secret the build may read: certificates, the kubeconfig, the kine DSN.
+pub fn secret_names(spec: &ClusterSpec, cluster: &str) -> Vec<String> {
+    let mut out: Vec<String> = certificates::purposes(spec)
+        .into_iter()
+        .map(|p| certificates::secret_name_for(spec, cluster, p))
+        .collect();
+    if certificates::defrag_enabled(spec) {
+        out.push(crate::etcd::defrag_client_secret(cluster));
+    }
+    out.push(names::kubeconfig_secret(cluster));
+    if let Some(s) = config::kine_secret(spec) {
+        out.push(s);
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// Builds the desired state.
+pub fn build(facts: &Facts) -> Result<DesiredState, BuildError> {
+    let spec = &facts.cp.spec;
+    validate::validate(spec, &facts.policy)?;
+    let cluster = facts.cluster_name.as_str();
+    let patches = patch::component_patches(spec);
+    // Certificates first: nothing else is useful without them.
+    let certs = certificates::plan_certificates(
+        facts,
+        cluster,
+        &facts.cp.namespace,
+        &facts.cp.uid,
+        &facts.cp.owner,
+    )?;
+    let ca = certs.ca()?;
+    config::check_kine_secret(facts)?;
+    let exposure = exposure::plan_exposure(facts, &patches)?;
+    // The kubeconfig needs only the CA and the endpoint.
+    let (kubeconfig, kubeconfig_regenerated) =
+        kubeconfig::plan_kubeconfig(facts, exposure.endpoint.as_ref(), &ca)?;
+    let config = config::plan_config(facts, &exposure, &patches)?;
+    let waiting = exposure.waiting.is_some();
+    let controller = statefulset::plan_controller(facts, &certs.refs, &config, waiting, &patches)?;
+    let etcd = etcd::plan_etcd(facts, &controller.image, &patches)?;
+
+    let mut services = vec![exposure.service];
+    let mut claim_expansions = controller.claim_expansions;
+    let mut cron_jobs = Vec::new();
+    let mut obsolete_cron_jobs = Vec::new();
+    let etcd_statefulset = etcd.map(|etcd| {
+        services.push(etcd.service);
+        claim_expansions.extend(etcd.claim_expansions);
+        match etcd.defrag_cronjob {
+            Some(job) => cron_jobs.push(job),
+            None => obsolete_cron_jobs.push(names::etcd_defrag_name(cluster)),
+        }
+        etcd.statefulset
+    });
+    Ok(DesiredState {
+        owner: facts.cp.owner.clone(),
+        create_secrets: certs.create,
+        renew_secrets: certs.renew,
+        kubeconfig,
+        kubeconfig_regenerated,
+        config_maps: config.config_maps,
+        services,
+        obsolete_services: services::other_service_names(cluster, spec.service.type_),
+        statefulset: controller.statefulset,
+        etcd_statefulset,
+        claim_expansions,
+        cron_jobs,
+        obsolete_cron_jobs,
+        endpoint: exposure.endpoint,
+        publish_endpoint: facts.cp.user_endpoint.is_none(),
+        external_address: exposure.external_address,
+        certificate_refs: certs.refs,
+        waiting: exposure.waiting,
+        version_blocked: controller.version_blocked,
+        overridden: config.overridden,
+        desired_image_tag: controller.desired_tag,
+        selector: labels::control_plane_selector(cluster),
+    })
+}
+
+#[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::panic,
+    clippy::field_reassign_with_default
+)]
+#[path = "../build_tests.rs"]
+mod tests;
