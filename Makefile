@@ -2,9 +2,10 @@
 .PHONY: run test down crds release-manifests bench proptest chaos
 
 ## run: the main job — a local management cluster from test/harness, CAPI core, both providers,
-## and a sample cluster reconciled, shown as it converges.
+## and a sample cluster reconciled, shown as it converges. `make run STANDALONE=1`: the
+## standalone mode instead (no CAPI; a k0smotron.io Cluster and a JoinTokenRequest).
 run:
-	bash hack/demo.sh
+	bash hack/demo.sh $(if $(filter 1,$(STANDALONE)),--standalone)
 
 ## test: everything CI runs (static checks, the main job once, harness, unit + snapshot +
 ## integration + e2e tests).

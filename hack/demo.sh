@@ -5,7 +5,11 @@
 #
 #   hack/demo.sh --down        (or: make down)
 #
-#   hack/demo.sh [--workers N] [--timeout SECONDS] [--stand-in] | --down
+#   hack/demo.sh [--workers N] [--timeout SECONDS] [--stand-in] [--standalone] | --down
+#
+# --standalone (`make run STANDALONE=1`) shows the standalone mode instead: no Cluster API, the
+# control-plane provider alone, a k0smotron.io Cluster (examples/standalone/cluster.yaml with the
+# node's address) and a JoinTokenRequest for a worker token.
 #
 # What runs (logs in $DEMO_DIR/logs, default /tmp/k0smotron-rs-demo/logs):
 #   - the harness: kube-apiserver, etcd, controller-manager, scheduler, and its real node
@@ -32,6 +36,8 @@ KUBERNETES_VERSION=$(sed -n 's/^K0S_VERSION=\(v[0-9.]*\)+k0s.*/\1/p' "$root/test
 workers=2
 timeout=240
 real_node=auto
+standalone=${STANDALONE:-0}
+[ "$standalone" = 1 ] || standalone=0
 harness=$root/test/harness/cluster
 
 bold() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
@@ -87,7 +93,8 @@ while [ $# -gt 0 ]; do
 		shift
 		;;
 	--stand-in) real_node=0 ;;
-	*) die "unknown flag $1 (--workers N, --timeout S, --stand-in, --down)" ;;
+	--standalone) standalone=1 ;;
+	*) die "unknown flag $1 (--workers N, --timeout S, --stand-in, --standalone, --down)" ;;
 	esac
 	shift
 done
@@ -160,6 +167,125 @@ if [ $real_node = auto ]; then
 	fi
 fi
 
+# The standalone mode (--standalone): no Cluster API, the control-plane provider alone, a
+# k0smotron.io Cluster and a JoinTokenRequest.
+run_standalone() {
+	local name=solo ns=standalone api_port service_type external_address
+	bold "2/5 Starting the management cluster (test/harness), without Cluster API"
+	if [ $real_node = 1 ]; then
+		eval "$("$harness" up --real-node)"
+		say "real node $HARNESS_REAL_NODE ($HARNESS_REAL_NODE_IP) runs k0s $HARNESS_K0S_VERSION"
+	else
+		eval "$("$harness" up --workloads)"
+	fi
+	export KUBECONFIG
+	kubectl() { "$HARNESS_BIN/kubectl" "$@"; }
+	kubectl apply --server-side -f config/crd/bases/clusters.k0smotron.io.yaml \
+		-f config/crd/bases/jointokenrequests.k0smotron.io.yaml >/dev/null
+	kubectl wait --for=condition=Established crd --all --timeout=60s >/dev/null
+	say "management cluster: $HARNESS_API_URL (KUBECONFIG=$KUBECONFIG); no Cluster API CRDs"
+
+	bold "3/5 Starting the control-plane provider for the standalone kinds (log in $DEMO_DIR/logs)"
+	health[controlplane-provider]=$(free_port)
+	start controlplane-provider env KUBECONFIG="$KUBECONFIG" RUST_LOG=info KINDS=standalone \
+		"$target/controlplane-provider" --health-addr="127.0.0.1:${health[controlplane-provider]}" \
+		--metrics-addr="127.0.0.1:$(free_port)" --log-format=text
+	wait_http controlplane-provider "http://127.0.0.1:${health[controlplane-provider]}/healthz"
+	kubectl create namespace "$ns" >/dev/null
+
+	workload_kubeconfig=$DEMO_DIR/workload.kubeconfig
+	if [ $real_node = 1 ]; then
+		api_port=30443 service_type=NodePort external_address=$HARNESS_REAL_NODE_IP
+	else
+		# kwok runs the pods; a stand-in API server with the Cluster's CA answers for k0s.
+		make_stand_in_ca "$ns" "$name"
+		api_port=$(free_port) service_type=ClusterIP external_address=127.0.0.1
+		"$harness" workload up --name "$name" --ca-cert "$DEMO_DIR/pki/ca.crt" \
+			--ca-key "$DEMO_DIR/pki/ca.key" --port "$api_port" >/dev/null
+	fi
+
+	bold "4/5 Applying examples/standalone/cluster.yaml ($service_type, API at $external_address:$api_port) and a JoinTokenRequest"
+	sed -e "s/^  namespace: default\$/  namespace: $ns/" -e "s/^spec:\$/spec:\n  externalAddress: $external_address/" \
+		-e "s/type: NodePort\$/type: $service_type/" -e "s/apiPort: 30443\$/apiPort: $api_port/" \
+		examples/standalone/cluster.yaml >"$DEMO_DIR/cluster.yaml"
+	kubectl apply --server-side -f "$DEMO_DIR/cluster.yaml"
+	kubectl apply --server-side -f - <<YAML
+apiVersion: k0smotron.io/v1beta2
+kind: JoinTokenRequest
+metadata:
+  name: $name-worker
+  namespace: $ns
+spec:
+  clusterName: $name
+  role: worker
+  expiry: 1h
+YAML
+
+	bold "5/5 Watching it converge (up to ${timeout}s): until the Cluster is Available and the token is made"
+	[ $real_node = 0 ] || timeout=$((timeout + 240))
+	local started=$SECONDS deadline=$((SECONDS + timeout)) last="" now available="" token="" converged=0
+	while [ $SECONDS -lt $deadline ]; do
+		now=$(kubectl -n "$ns" get clusters.k0smotron.io,jointokenrequests 2>&1 || true)
+		if [ "$now" != "$last" ]; then
+			printf '\n[%3ss]\n%s\n' "$((SECONDS - started))" "$now"
+			last=$now
+		fi
+		available=$(kubectl -n "$ns" get clusters.k0smotron.io "$name" \
+			-o jsonpath='{.status.conditions[?(@.type=="Available")].status}' 2>/dev/null || true)
+		token=$(kubectl -n "$ns" get jointokenrequest "$name-worker" -o jsonpath='{.status.tokenID}' 2>/dev/null || true)
+		if [ "$available" = True ] && [ -n "$token" ]; then
+			converged=1
+			break
+		fi
+		sleep 2
+	done
+
+	bold "Cluster $ns/$name (k0smotron.io)"
+	kubectl -n "$ns" get clusters.k0smotron.io "$name" -o go-template='{{range .status.conditions}}  {{printf "%-24s" .type}} {{printf "%-6s" .status}} {{.reason}}{{if .message}}: {{.message}}{{end}}
+{{end}}' || true
+	say "Objects it generated:"
+	kubectl -n "$ns" get statefulsets,services,configmaps,secrets -l "cluster.x-k8s.io/cluster-name=$name" 2>/dev/null || true
+	bold "The hosted cluster, through the kubeconfig the provider wrote"
+	kubectl -n "$ns" get secret "$name-kubeconfig" -o jsonpath='{.data.value}' 2>/dev/null |
+		base64 -d >"$workload_kubeconfig" || true
+	"$HARNESS_BIN/kubectl" --kubeconfig "$workload_kubeconfig" version 2>/dev/null | sed -n 's/^Server Version/hosted API server/p' || true
+	bold "Worker join token (Secret $ns/$name-worker, key token; not shown)"
+	say "token id: ${token:-none}; a worker joins with: k0s worker --token-file FILE (the Secret's token)"
+	if [ $converged = 1 ]; then
+		bold "Converged $((SECONDS - started))s after applying the cluster"
+	else
+		bold "Not converged within ${timeout}s; look at the logs in $DEMO_DIR/logs"
+	fi
+	cat <<MSG
+
+Everything keeps running. To look around:
+  export KUBECONFIG=$KUBECONFIG
+  $HARNESS_BIN/kubectl -n $ns get kmc,jtr
+  $HARNESS_BIN/kubectl --kubeconfig $workload_kubeconfig get namespaces   # the hosted cluster
+  logs: $DEMO_DIR/logs
+
+To stop everything:  hack/demo.sh --down   (or: make down)
+MSG
+	[ $converged = 1 ]
+}
+
+# make_stand_in_ca NAMESPACE CLUSTER: a CA for the stand-in API server, stored as the cluster's
+# `<cluster>-ca` Secret so the provider uses it instead of generating one.
+make_stand_in_ca() {
+	openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj /CN=kubernetes \
+		-addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign,digitalSignature \
+		-keyout "$DEMO_DIR/pki/ca.key" -out "$DEMO_DIR/pki/ca.crt" 2>/dev/null
+	kubectl -n "$1" create secret generic "$2-ca" --type=cluster.x-k8s.io/secret \
+		--from-file=tls.crt="$DEMO_DIR/pki/ca.crt" --from-file=tls.key="$DEMO_DIR/pki/ca.key" >/dev/null
+	kubectl -n "$1" label secret "$2-ca" "cluster.x-k8s.io/cluster-name=$2" >/dev/null
+}
+
+declare -A health
+if [ "$standalone" = 1 ]; then
+	run_standalone
+	exit
+fi
+
 bold "2/6 Starting the management cluster (test/harness) with CAPI core"
 # --capi-manager: CAPI's CRDs, and its core manager with its webhooks registered, so objects are
 # defaulted and validated as on a real management cluster (log: $HARNESS_DIR/logs).
@@ -176,7 +302,6 @@ kubectl wait --for=condition=Established crd --all --timeout=60s >/dev/null
 say "management cluster: $HARNESS_API_URL (KUBECONFIG=$KUBECONFIG)"
 
 bold "3/6 Starting both providers (logs in $DEMO_DIR/logs)"
-declare -A health
 for provider in controlplane-provider bootstrap-provider; do
 	health[$provider]=$(free_port)
 	start "$provider" env KUBECONFIG="$KUBECONFIG" RUST_LOG=info "$target/$provider" \
@@ -200,12 +325,7 @@ if [ $real_node = 1 ]; then
 	say "API at https://$external_address:$api_port (NodePort), konnectivity on 30132"
 else
 bold "4/6 The workload cluster's API server, with the cluster's own CA"
-openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj /CN=kubernetes \
-	-addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign,digitalSignature \
-	-keyout "$DEMO_DIR/pki/ca.key" -out "$DEMO_DIR/pki/ca.crt" 2>/dev/null
-kubectl -n "$NAMESPACE" create secret generic "$CLUSTER-ca" --type=cluster.x-k8s.io/secret \
-	--from-file=tls.crt="$DEMO_DIR/pki/ca.crt" --from-file=tls.key="$DEMO_DIR/pki/ca.key" >/dev/null
-kubectl -n "$NAMESPACE" label secret "$CLUSTER-ca" "cluster.x-k8s.io/cluster-name=$CLUSTER" >/dev/null
+make_stand_in_ca "$NAMESPACE" "$CLUSTER"
 api_port=$(free_port)
 workload_env=$("$harness" workload up --name "$CLUSTER" --ca-cert "$DEMO_DIR/pki/ca.crt" \
 	--ca-key "$DEMO_DIR/pki/ca.key" --port "$api_port")
