@@ -80,9 +80,7 @@ fn chart_crds() -> Vec<CustomResourceDefinition> {
 fn targets(out: Option<PathBuf>) -> Result<Vec<Target>> {
     let root = workspace_root();
     let bases = Target {
-        dir: out
-            .clone()
-            .unwrap_or_else(|| root.join("config/crd/bases")),
+        dir: out.clone().unwrap_or_else(|| root.join("config/crd/bases")),
         files: render(&crds::all())?,
     };
     if out.is_some() {
