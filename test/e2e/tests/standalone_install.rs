@@ -56,13 +56,18 @@ fn names(docs: &[Value]) -> Vec<String> {
     docs.iter().map(yaml::describe).collect()
 }
 
-fn manager_container(docs: &[Value]) -> &Value {
+/// The manager Deployment's pod spec.
+fn pod_spec(docs: &[Value]) -> &Value {
     let deployments: Vec<&Value> = docs
         .iter()
         .filter(|d| yaml::kind(d) == "Deployment")
         .collect();
     assert_eq!(deployments.len(), 1, "one Deployment in {:?}", names(docs));
-    &deployments[0]["spec"]["template"]["spec"]["containers"][0]
+    &deployments[0]["spec"]["template"]["spec"]
+}
+
+fn manager_container(docs: &[Value]) -> &Value {
+    &pod_spec(docs)["containers"][0]
 }
 
 fn env_value<'a>(container: &'a Value, name: &str) -> Option<&'a str> {
@@ -316,6 +321,17 @@ async fn helm_chart_lints_renders_and_installs() {
         "resources",
     ] {
         assert_eq!(ours[field], theirs[field], "manager container {field}");
+    }
+    for field in [
+        "securityContext",
+        "tolerations",
+        "terminationGracePeriodSeconds",
+    ] {
+        assert_eq!(
+            pod_spec(&chart_docs)[field],
+            pod_spec(&kustomized)[field],
+            "manager pod {field}"
+        );
     }
     assert_eq!(env_value(ours, "KINDS"), Some("standalone"));
     let mut crds: Vec<&str> = chart_docs
