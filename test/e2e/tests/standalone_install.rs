@@ -40,10 +40,44 @@ fn succeeded(out: Output) -> Output {
     out.success().unwrap_or_else(|e| panic!("{e}"))
 }
 
-/// Helm from the harness; its absence fails the test (CI builds it with `cluster build`).
-fn helm() -> std::path::PathBuf {
-    tools::helm()
-        .unwrap_or_else(|e| panic!("helm is needed for the chart tests and CI builds it: {e}"))
+/// Helm from the harness, with its cache, config and data in a scratch directory of its own (no
+/// user repositories or plugins leak in).
+struct Helm {
+    bin: std::path::PathBuf,
+    home: ScratchDir,
+}
+
+impl Helm {
+    /// Its absence fails the test: CI builds it with `cluster build`.
+    fn new() -> Self {
+        let bin = tools::helm()
+            .unwrap_or_else(|e| panic!("helm is needed for the chart tests and CI builds it: {e}"));
+        Self {
+            bin,
+            home: ScratchDir::new("helm-home").unwrap(),
+        }
+    }
+
+    async fn run(&self, args: &[&str]) -> Output {
+        let env = ["HELM_CACHE_HOME", "HELM_CONFIG_HOME", "HELM_DATA_HOME"]
+            .map(|key| (key, self.home.join(key.to_ascii_lowercase())));
+        command::run(&self.bin, args, env, None).await.unwrap()
+    }
+
+    /// `helm template RELEASE charts/k0smotron -n NAMESPACE [extra...]`, CRDs included.
+    async fn template(&self, release: &str, namespace: &str, extra: &[&str]) -> String {
+        let chart = tools::chart_dir();
+        let mut args = vec![
+            "template",
+            release,
+            chart.to_str().unwrap(),
+            "--namespace",
+            namespace,
+            "--include-crds",
+        ];
+        args.extend_from_slice(extra);
+        succeeded(self.run(&args).await).stdout
+    }
 }
 
 fn by_kind_name<'a>(docs: &'a [Value], kind: &str, name: &str) -> &'a Value {
@@ -146,21 +180,6 @@ async fn kustomize_standalone() -> Vec<Value> {
     let dir = tools::repo_root().join("config/standalone");
     let out = succeeded(run(&kubectl, &["kustomize", dir.to_str().unwrap()]).await);
     yaml::documents(&out.stdout).unwrap()
-}
-
-/// `helm template RELEASE charts/k0smotron -n NAMESPACE [extra...]`, CRDs included.
-async fn helm_template(release: &str, namespace: &str, extra: &[&str]) -> String {
-    let chart = tools::chart_dir();
-    let mut args = vec![
-        "template",
-        release,
-        chart.to_str().unwrap(),
-        "--namespace",
-        namespace,
-        "--include-crds",
-    ];
-    args.extend_from_slice(extra);
-    succeeded(run(&helm(), &args).await).stdout
 }
 
 /// The workspace version, as `Cargo.toml` declares it.
@@ -281,10 +300,10 @@ async fn standalone_manifest_applies_with_kubectl() {
 #[tokio::test]
 #[ignore = "needs the harness: eval \"$(test/harness/cluster up --workloads)\""]
 async fn helm_chart_lints_renders_and_installs() {
-    let helm = helm();
+    let helm = Helm::new();
     let chart = tools::chart_dir();
     let chart_arg = chart.to_str().unwrap();
-    succeeded(run(&helm, &["lint", "--strict", chart_arg]).await);
+    succeeded(helm.run(&["lint", "--strict", chart_arg]).await);
 
     let ns = TestNamespace::create("helm").await.unwrap();
     let client = ns.client();
@@ -292,7 +311,7 @@ async fn helm_chart_lints_renders_and_installs() {
 
     // Same rules, same container as the kubectl install (the chart duplicates
     // config/standalone, which this keeps honest).
-    let chart_docs = yaml::documents(&helm_template(&release, ns.name(), &[]).await).unwrap();
+    let chart_docs = yaml::documents(&helm.template(&release, ns.name(), &[]).await).unwrap();
     let kustomized = kustomize_standalone().await;
     let full = format!("{release}-k0smotron");
     for (kind, suffix) in [
@@ -358,7 +377,7 @@ async fn helm_chart_lints_renders_and_installs() {
         ],
     ];
     for (i, extra) in variants.iter().enumerate() {
-        let rendered = helm_template(&release, ns.name(), extra).await;
+        let rendered = helm.template(&release, ns.name(), extra).await;
         let file = scratch.join(format!("rendered-{i}.yaml"));
         std::fs::write(&file, rendered).unwrap();
         succeeded(
@@ -379,18 +398,15 @@ async fn helm_chart_lints_renders_and_installs() {
 
     // Install for real; the pods cannot start (no registry), so nothing waits for them.
     succeeded(
-        run(
-            &helm,
-            &[
-                "install",
-                &release,
-                chart_arg,
-                "--namespace",
-                ns.name(),
-                "--timeout",
-                "2m",
-            ],
-        )
+        helm.run(&[
+            "install",
+            &release,
+            chart_arg,
+            "--namespace",
+            ns.name(),
+            "--timeout",
+            "2m",
+        ])
         .await,
     );
     let templated: Vec<Value> = chart_docs
@@ -401,15 +417,15 @@ async fn helm_chart_lints_renders_and_installs() {
     wait_established(&client).await;
     let missing = presence(&client, &templated, true).await;
     assert!(missing.is_empty(), "installed but not stored: {missing:?}");
-    let listed = succeeded(run(&helm, &["list", "--namespace", ns.name(), "--short"]).await);
+    let listed = succeeded(
+        helm.run(&["list", "--namespace", ns.name(), "--short"])
+            .await,
+    );
     assert_eq!(listed.stdout.trim(), release, "helm list");
 
     succeeded(
-        run(
-            &helm,
-            &["uninstall", &release, "--namespace", ns.name(), "--wait"],
-        )
-        .await,
+        helm.run(&["uninstall", &release, "--namespace", ns.name(), "--wait"])
+            .await,
     );
     objects::poll(
         Duration::from_secs(30),
