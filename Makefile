@@ -18,11 +18,12 @@ down:
 	bash hack/demo.sh --down
 	test/harness/cluster down
 
-## crds: regenerate config/crd/bases from the Rust types.
+## crds: regenerate config/crd/bases and charts/k0smotron/crds from the Rust types.
 crds:
 	cargo xtask crd
 
-## release-manifests: write out/control-plane-components.yaml and out/bootstrap-components.yaml.
+## release-manifests: write out/control-plane-components.yaml, out/bootstrap-components.yaml and
+## out/k0smotron-standalone.yaml.
 release-manifests:
 	bash hack/release-manifests.sh
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Release manifests of both providers, as clusterctl consumes them:
+# Release manifests of both providers, as clusterctl consumes them, and the standalone install:
 #
 #   hack/release-manifests.sh [--version vX.Y.Z] [--registry REPO] [--tag TAG] [--out DIR]
 #
@@ -10,11 +10,14 @@
 #     control-plane-k0smotron/<version>/{control-plane-components.yaml,metadata.yaml}
 #     bootstrap-k0smotron/<version>/{bootstrap-components.yaml,metadata.yaml}
 #     clusterctl.yaml   `providers:` entries pointing at them (clusterctl --config)
+#   k0smotron-standalone.yaml   kustomize build of config/standalone: the control-plane provider
+#                               for the k0smotron.io kinds without Cluster API (`kubectl apply`)
 #
 # The version defaults to the workspace version (Cargo.toml), the image tag to the version, the
 # registry to ghcr.io/k0smotron-rs. Kustomize is the harness's pinned kubectl (test/harness), else
 # `kubectl` on PATH. The components keep clusterctl variables (`${K0SMOTRON_...:=default}`);
-# `clusterctl generate provider ... --describe` lists them.
+# `clusterctl generate provider ... --describe` lists them. The standalone file has none: it is
+# applied as it is.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
@@ -66,9 +69,10 @@ out=$(cd "$out" && pwd)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-# render PROVIDER_DIR BINARY LABEL COMPONENTS_FILE
-render() {
-	local dir=$1 binary=$2 label=$3 file=$4 overlay=$work/$1 rel
+# build CONFIG_DIR BINARY FILE: kustomize build of config/CONFIG_DIR with the image set to
+# $registry/BINARY:$tag, into $work/FILE.
+build() {
+	local dir=$1 binary=$2 file=$3 overlay=$work/$1 rel
 	mkdir -p "$overlay"
 	# kustomize takes only relative paths to other kustomizations.
 	rel=$(realpath --relative-to="$overlay" "$root/config/$dir")
@@ -83,6 +87,13 @@ images:
     newTag: $tag
 YAML
 	"$kubectl" kustomize "$overlay" >"$work/$file"
+	grep -q "image: $registry/$binary:$tag\$" "$work/$file" || die "$file: image $registry/$binary:$tag not set"
+}
+
+# render PROVIDER_DIR BINARY LABEL COMPONENTS_FILE: one clusterctl provider.
+render() {
+	local dir=$1 binary=$2 label=$3 file=$4
+	build "$dir" "$binary" "$file"
 	check "$work/$file" "$label"
 	mv "$work/$file" "$out/$file"
 	mkdir -p "$out/repository/$label/$version"
@@ -106,6 +117,20 @@ check() {
 
 render controlplane controlplane-provider control-plane-k0smotron control-plane-components.yaml
 render bootstrap bootstrap-provider bootstrap-k0smotron bootstrap-components.yaml
+
+# The standalone install is applied with plain kubectl, which substitutes nothing: no `${` at all.
+# Nor anything of Cluster API: no API group of it in a rule, no label of it.
+build standalone controlplane-provider k0smotron-standalone.yaml
+# shellcheck disable=SC2016 # a literal ${
+if grep -n '\${' "$work/k0smotron-standalone.yaml" >&2; then
+	die "k0smotron-standalone.yaml: variable syntax above would be applied literally"
+fi
+if grep -nE '^ *- ([a-z0-9-]+\.)?cluster\.x-k8s\.io$|^ *([a-z0-9-]+\.)?cluster\.x-k8s\.io/' \
+	"$work/k0smotron-standalone.yaml" >&2; then
+	die "k0smotron-standalone.yaml: the Cluster API groups or labels above have no place in it"
+fi
+mv "$work/k0smotron-standalone.yaml" "$out/"
+echo "$out/k0smotron-standalone.yaml"
 cp metadata.yaml templates/cluster-template*.yaml templates/clusterclass-*.yaml "$out/"
 
 cat >"$out/repository/clusterctl.yaml" <<YAML

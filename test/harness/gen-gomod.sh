@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# gen-gomod.sh [k8s|etcd|kwok|capi|capi-next|kine|cri-tools|coredns ...] — (re)generate the wrapper Go modules under go/ from
+# gen-gomod.sh [k8s|etcd|kwok|capi|capi-next|kine|cri-tools|coredns|helm ...] — (re)generate the wrapper Go modules under go/ from
 # the versions in versions.env. Needs Go and the Go module proxy; commit go/*/go.mod and go.sum.
 #
 # k8s.io/kubernetes requires its ~31 staging modules at v0.0.0 and replaces them with
@@ -73,7 +73,7 @@ gen_capi_next() {
 }
 
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(k8s etcd kwok capi capi-next kine cri-tools coredns)
+[ ${#targets[@]} -gt 0 ] || targets=(k8s etcd kwok capi capi-next kine cri-tools coredns helm)
 for t in "${targets[@]}"; do
 	case $t in
 	k8s) gen_k8s ;;
@@ -84,6 +84,7 @@ for t in "${targets[@]}"; do
 	kwok) gen_plain kwok sigs.k8s.io/kwok "v$KWOK_VERSION" ;;
 	capi) gen_plain capi sigs.k8s.io/cluster-api "v$CAPI_VERSION" ;;
 	capi-next) gen_capi_next ;;
-	*) echo "unknown module $t (k8s|etcd|kwok|capi|capi-next|kine|cri-tools|coredns)" >&2; exit 2 ;;
+	helm) gen_plain helm helm.sh/helm/v3 "v$HELM_VERSION" ;;
+	*) echo "unknown module $t (k8s|etcd|kwok|capi|capi-next|kine|cri-tools|coredns|helm)" >&2; exit 2 ;;
 	esac
 done

@@ -1,7 +1,7 @@
-//! Server-side dry-run apply of arbitrary objects (rendered templates): the API server validates
-//! each against its schema (OpenAPI, CEL, defaults) without storing it. Objects whose kind the
-//! server does not serve are reported, not applied, so the caller can say exactly what went
-//! unvalidated.
+//! Server-side apply of arbitrary objects (rendered templates, release manifests), dry-run or
+//! stored: the API server validates each against its schema (OpenAPI, CEL, defaults). Objects
+//! whose kind the server does not serve are reported, not applied, so the caller can say exactly
+//! what went unvalidated.
 
 use kube::api::{DynamicObject, Patch, PatchParams};
 use kube::core::GroupVersionKind;
@@ -13,6 +13,8 @@ use crate::yaml;
 
 /// The field manager of dry-run applies.
 const FIELD_MANAGER: &str = "e2e-dry-run";
+/// The field manager of stored applies (what a user's `kubectl apply --server-side` would be).
+const INSTALL_FIELD_MANAGER: &str = "e2e-install";
 
 /// Discovery failed, or an object could not be interpreted.
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +41,27 @@ pub struct DryRunReport {
 /// Dry-run apply every object (namespaced ones into their own `metadata.namespace`, which must
 /// exist).
 pub async fn apply(client: &Client, objects: &[Value]) -> Result<DryRunReport, DryRunError> {
+    apply_with(
+        client,
+        objects,
+        &PatchParams::apply(FIELD_MANAGER).dry_run().force(),
+    )
+    .await
+}
+
+/// Apply and store every object, in order, without forcing conflicts (another manager's
+/// different value is a rejection): an install as `kubectl apply --server-side` makes it.
+/// Discovery runs once first, so the objects may not include custom resources of CRDs they
+/// install.
+pub async fn apply_stored(client: &Client, objects: &[Value]) -> Result<DryRunReport, DryRunError> {
+    apply_with(client, objects, &PatchParams::apply(INSTALL_FIELD_MANAGER)).await
+}
+
+async fn apply_with(
+    client: &Client,
+    objects: &[Value],
+    params: &PatchParams,
+) -> Result<DryRunReport, DryRunError> {
     let discovery = Discovery::new(client.clone())
         .run()
         .await
@@ -67,8 +90,7 @@ pub async fn apply(client: &Client, objects: &[Value]) -> Result<DryRunReport, D
             (Scope::Namespaced, None) => Api::default_namespaced_with(client.clone(), &resource),
             (Scope::Cluster, _) => Api::all_with(client.clone(), &resource),
         };
-        let params = PatchParams::apply(FIELD_MANAGER).dry_run().force();
-        match api.patch(name, &params, &Patch::Apply(obj)).await {
+        match api.patch(name, params, &Patch::Apply(obj)).await {
             Ok(_) => report.accepted.push(yaml::describe(obj)),
             Err(e) => report
                 .rejected

@@ -90,6 +90,12 @@ impl Release {
         self.dir.join("bootstrap-components.yaml")
     }
 
+    /// `k0smotron-standalone.yaml`: the standalone install (config/standalone), for `kubectl
+    /// apply`.
+    pub fn standalone(&self) -> PathBuf {
+        self.dir.join("k0smotron-standalone.yaml")
+    }
+
     /// The clusterctl local repository root (`<root>/<provider-label>/<version>/<file>`).
     pub fn repository(&self) -> PathBuf {
         self.dir.join("repository")

@@ -72,6 +72,11 @@ pub fn capi_manager() -> Result<PathBuf, ToolError> {
     harness_binary("CAPI core manager", "CAPI_MANAGER", "cluster-api-manager")
 }
 
+/// Helm built by the harness (`$HELM`, else `$HARNESS_BIN/helm`).
+pub fn helm() -> Result<PathBuf, ToolError> {
+    harness_binary("helm", "HELM", "helm")
+}
+
 /// The harness's pinned kubectl (`$HARNESS_BIN/kubectl`).
 pub fn kubectl() -> Result<PathBuf, ToolError> {
     harness_binary("kubectl", "KUBECTL", "kubectl")
@@ -85,6 +90,11 @@ pub fn capi_crd_dir() -> Result<PathBuf, ToolError> {
 /// CAPD's CRDs from the CAPI test module (`$CAPD_CRD_DIR`).
 pub fn capd_crd_dir() -> Result<PathBuf, ToolError> {
     harness_dir("CAPD CRDs", "CAPD_CRD_DIR")
+}
+
+/// The Helm chart of the standalone install.
+pub fn chart_dir() -> PathBuf {
+    repo_root().join("charts/k0smotron")
 }
 
 /// Our CRDs, as `cargo xtask crd` generates them.
