@@ -46,22 +46,6 @@ pub const CONTROLLER: &str = "k0sworkerconfig";
 pub const STATUS_FIELD_MANAGER: &str = "k0s-bootstrap/status";
 /// Event reporter name.
 pub const REPORTER: &str = "k0smotron-bootstrap";
-/// Condition: the bootstrap token in the workload cluster is usable (True) or was deleted
-/// because the Node joined (False, reason [`NODE_JOINED_REASON`]).
-pub const BOOTSTRAP_TOKEN_AVAILABLE: &str = "BootstrapTokenAvailable";
-/// [`BOOTSTRAP_TOKEN_AVAILABLE`] True: the token exists and is refreshed.
-pub const TOKEN_VALID_REASON: &str = "TokenValid";
-/// [`BOOTSTRAP_TOKEN_AVAILABLE`] False: the Machine's Node joined and the token was deleted.
-pub const NODE_JOINED_REASON: &str = "NodeJoined";
-/// [`BOOTSTRAP_TOKEN_AVAILABLE`] False: the token reached `--token-max-lifetime` and is no longer
-/// refreshed; it expires (instances created after that cannot join with it).
-pub const TOKEN_LIFETIME_EXCEEDED_REASON: &str = "TokenLifetimeExceeded";
-/// `DataSecretAvailable` False: a Secret with the config's name exists but is not ours.
-pub const SECRET_CONFLICT_REASON: &str = "DataSecretConflict";
-/// `DataSecretAvailable` False: the data was generated once, and its Secret has since been
-/// deleted; it is not generated again (that would issue a second token for one Machine).
-pub const DATA_SECRET_DELETED_REASON: &str = "DataSecretDeleted";
-
 /// How long to wait before looking again when waiting on something we do not watch.
 const RETRY: Duration = Duration::from_secs(30);
 /// Requeue after errors.
@@ -770,7 +754,7 @@ async fn apply_inner(
             set_available(
                 status,
                 false,
-                SECRET_CONFLICT_REASON,
+                cond::DATA_SECRET_CONFLICT_REASON,
                 &format!(
                     "Secret {name} exists and is not controlled by this K0sWorkerConfig; it is left alone"
                 ),
@@ -784,7 +768,7 @@ async fn apply_inner(
             set_available(
                 status,
                 false,
-                DATA_SECRET_DELETED_REASON,
+                cond::DATA_SECRET_DELETED_REASON,
                 &format!(
                     "The bootstrap data Secret {name} was deleted after it was created; it is not generated again"
                 ),
@@ -843,7 +827,7 @@ async fn generate(
     else {
         return waiting(
             status,
-            crate::WAITING_FOR_CONTROL_PLANE_INITIALIZATION_REASON,
+            cond::WAITING_FOR_CONTROL_PLANE_INITIALIZATION_REASON,
             "Control plane is not ready yet: waiting for the Cluster's control plane to be initialized and its endpoint to be set",
             // The Cluster watch wakes us; the requeue is only a safety net.
             Action::requeue(Duration::from_secs(60)),
@@ -1047,8 +1031,8 @@ async fn token_lifecycle(
                 .to_string(),
         };
     let already_deleted =
-        provider_runtime::conditions::get(&status.conditions, BOOTSTRAP_TOKEN_AVAILABLE)
-            .is_some_and(|c| c.status == "False" && c.reason == NODE_JOINED_REASON);
+        provider_runtime::conditions::get(&status.conditions, cond::BOOTSTRAP_TOKEN_AVAILABLE)
+            .is_some_and(|c| c.status == "False" && c.reason == cond::NODE_JOINED_REASON);
 
     if owner.node_joined && already_deleted {
         return Ok(Action::await_change());
@@ -1060,7 +1044,7 @@ async fn token_lifecycle(
                 warn!(error = %message, "refusing the workload kubeconfig");
                 set_condition(
                     &mut status.conditions,
-                    BOOTSTRAP_TOKEN_AVAILABLE,
+                    cond::BOOTSTRAP_TOKEN_AVAILABLE,
                     ConditionStatus::False,
                     cond::KUBECONFIG_REFUSED_REASON,
                     &message,
@@ -1086,9 +1070,9 @@ async fn token_lifecycle(
         info!(token_id, "node joined; bootstrap token deleted");
         set_condition(
             &mut status.conditions,
-            BOOTSTRAP_TOKEN_AVAILABLE,
+            cond::BOOTSTRAP_TOKEN_AVAILABLE,
             ConditionStatus::False,
-            NODE_JOINED_REASON,
+            cond::NODE_JOINED_REASON,
             &format!(
                 "The Machine's Node joined; bootstrap token {token_id} was deleted from the workload cluster"
             ),
@@ -1129,9 +1113,9 @@ async fn token_lifecycle(
     let Some(new_expiry) = token::refreshed_expiry(now_ts, ctx.settings.token_ttl, bound) else {
         set_condition(
             &mut status.conditions,
-            BOOTSTRAP_TOKEN_AVAILABLE,
+            cond::BOOTSTRAP_TOKEN_AVAILABLE,
             ConditionStatus::False,
-            TOKEN_LIFETIME_EXCEEDED_REASON,
+            cond::TOKEN_LIFETIME_EXCEEDED_REASON,
             &format!(
                 "Bootstrap token {token_id} reached its maximum lifetime ({}s) and is left to expire; recreate the config for new nodes",
                 ctx.settings.token_max_lifetime.as_secs()
@@ -1166,9 +1150,9 @@ async fn token_lifecycle(
     }
     set_condition(
         &mut status.conditions,
-        BOOTSTRAP_TOKEN_AVAILABLE,
+        cond::BOOTSTRAP_TOKEN_AVAILABLE,
         ConditionStatus::True,
-        TOKEN_VALID_REASON,
+        cond::TOKEN_VALID_REASON,
         &format!(
             "Bootstrap token {token_id} is kept valid (TTL {}s) until the Machine's Node joins",
             ctx.settings.token_ttl.as_secs()

@@ -18,7 +18,3 @@ pub mod render;
 pub mod shell;
 pub mod validate;
 pub mod workload;
-
-pub use k0smotron_api::conditions::{
-    CONTENT_FROM_NOT_FOUND_REASON, WAITING_FOR_CONTROL_PLANE_INITIALIZATION_REASON,
-};

@@ -162,7 +162,7 @@ impl ValidationError {
                 k0smotron_api::conditions::DATA_SECRET_GENERATION_FAILED_REASON
             }
             Self::ContentFromNotFound { .. } | Self::CustomUserDataNotFound { .. } => {
-                crate::CONTENT_FROM_NOT_FOUND_REASON
+                k0smotron_api::conditions::CONTENT_FROM_NOT_FOUND_REASON
             }
             _ => k0smotron_api::conditions::INVALID_SPEC_REASON,
         }
@@ -496,7 +496,10 @@ mod tests {
         assert_eq!(b.files[0].content, b"data");
 
         let err = validate(&spec, &owner(), |_| Resolved::ObjectMissing).unwrap_err();
-        assert_eq!(err.reason(), crate::CONTENT_FROM_NOT_FOUND_REASON);
+        assert_eq!(
+            err.reason(),
+            k0smotron_api::conditions::CONTENT_FROM_NOT_FOUND_REASON
+        );
         assert!(err.is_transient());
         let msg = err.to_string();
         assert!(
@@ -531,7 +534,10 @@ mod tests {
             (Resolved::KeyMissing, "no such key"),
         ] {
             let err = validate(&spec, &owner(), |_| resolved.clone()).unwrap_err();
-            assert_eq!(err.reason(), crate::CONTENT_FROM_NOT_FOUND_REASON);
+            assert_eq!(
+                err.reason(),
+                k0smotron_api::conditions::CONTENT_FROM_NOT_FOUND_REASON
+            );
             assert!(err.is_transient());
             let msg = err.to_string();
             assert!(
