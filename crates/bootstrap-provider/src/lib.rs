@@ -17,4 +17,4 @@ pub mod offline;
 pub mod render;
 pub mod shell;
 pub mod validate;
-pub mod workload;
+pub(crate) mod workload;
