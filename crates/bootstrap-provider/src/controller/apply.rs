@@ -11,9 +11,10 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::runtime::controller::Action;
 use kube::{Api, ResourceExt as _};
 use provider_runtime::pause;
+use provider_runtime::reconcile::error_chain;
 
 use super::context::{Context, Step};
-use super::error::{Error, chain, kube_err};
+use super::error::{Error, kube_err};
 use super::fetch::{self, Owner, OwnerAndCluster};
 use super::generate::generate;
 use super::status::{
@@ -36,7 +37,7 @@ pub(super) async fn apply(config: Arc<K0sWorkerConfig>, ctx: &Context) -> Result
             &mut status,
             false,
             cond::DATA_SECRET_GENERATION_FAILED_REASON,
-            &chain(err),
+            &error_chain(err),
             config.metadata.generation,
         );
     }

@@ -9,10 +9,11 @@ use k0smotron_api::capi::{self, Cluster};
 use k8s_openapi::api::core::v1::Secret;
 use kube::runtime::controller::Action;
 use kube::{Api, ResourceExt as _};
+use provider_runtime::reconcile::error_chain;
 use tracing::{info, warn};
 
 use super::context::Context;
-use super::error::{Error, chain, kube_err, workload_err};
+use super::error::{Error, kube_err, workload_err};
 use super::fetch::workload_for;
 use crate::{data_secret, token};
 
@@ -74,7 +75,7 @@ pub(super) async fn cleanup(config: Arc<K0sWorkerConfig>, ctx: &Context) -> Resu
             Ok(Action::await_change())
         }
         Err(err) if expired_anyway => {
-            warn!(error = %chain(&err), "cannot reach the workload cluster; the bootstrap token has expired by now, releasing the finalizer");
+            warn!(error = %error_chain(&err), "cannot reach the workload cluster; the bootstrap token has expired by now, releasing the finalizer");
             Ok(Action::await_change())
         }
         Err(err) => Err(err),

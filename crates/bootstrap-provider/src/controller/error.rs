@@ -3,6 +3,7 @@
 
 use kube::runtime::finalizer;
 use provider_runtime::apply::ApplyError;
+use provider_runtime::reconcile::ReconcileError;
 
 use crate::join_token::JoinTokenError;
 use crate::render::RenderError;
@@ -58,9 +59,8 @@ pub(crate) enum Error {
     Finalizer(#[source] Box<finalizer::Error<Error>>),
 }
 
-impl Error {
-    /// Stable, low-cardinality label for the failure metric.
-    pub fn metric_label(&self) -> &'static str {
+impl ReconcileError for Error {
+    fn metric_label(&self) -> &'static str {
         match self {
             Self::Kube { .. } => "kube",
             Self::Apply { .. } => "apply",
@@ -77,23 +77,6 @@ impl Error {
             },
         }
     }
-}
-
-/// `err` and its sources on one line (for condition messages and logs).
-pub(super) fn chain(err: &dyn std::error::Error) -> String {
-    let mut out = err.to_string();
-    let mut source = err.source();
-    while let Some(s) = source {
-        // Some errors (kube's finalizer and client errors) repeat their source in their own
-        // message; print each text once.
-        let text = s.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = s.source();
-    }
-    out
 }
 
 pub(super) fn kube_err(action: impl Into<String>) -> impl FnOnce(kube::Error) -> Error {

@@ -28,17 +28,17 @@ use k0smotron_api::bootstrap::v1beta2::K0sWorkerConfig;
 use k0smotron_api::capi::{self, Cluster, Machine};
 use k0smotron_api::names;
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::finalizer::{self, Event as FinalizerEvent};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt as _, watcher};
 use kube::{Api, Client, Resource as _, ResourceExt as _};
 use provider_runtime::events::EventPublisher;
+use provider_runtime::reconcile::{self, error_chain};
 use provider_runtime::{ManagerArgs, Metrics, Readiness, ReadyGate};
 use tokio_util::sync::CancellationToken;
-use tracing::{Instrument as _, warn};
+use tracing::Instrument as _;
 
 use context::Context;
-use error::{Error, chain};
+use error::Error;
 
 /// Controller name in metrics, logs and events.
 pub(crate) const CONTROLLER: &str = "k0sworkerconfig";
@@ -156,30 +156,15 @@ pub async fn run(
             if let Err(err) = result {
                 // Reconcile errors are logged by error_policy; this is the queue's own noise
                 // (e.g. an object deleted before its turn).
-                tracing::debug!(error = %chain(&err), "controller event");
+                tracing::debug!(error = %error_chain(&err), "controller event");
             }
         })
         .await;
 }
 
-/// Retries failed reconciles after a short pause and counts the failure.
+/// Retries failed reconciles after the config's next backoff delay and counts the failure.
 pub(crate) fn error_policy(config: Arc<K0sWorkerConfig>, err: &Error, ctx: Arc<Context>) -> Action {
-    ctx.metrics.reconcile_failed(CONTROLLER, err.metric_label());
-    warn!(
-        name = %config.name_any(),
-        namespace = config.namespace().unwrap_or_default(),
-        error = %chain(err),
-        "reconcile failed"
-    );
-    Action::requeue(ctx.backoff.failed(&backoff_key(&config)))
-}
-
-fn backoff_key(config: &K0sWorkerConfig) -> String {
-    format!(
-        "{}/{}",
-        config.namespace().unwrap_or_default(),
-        config.name_any()
-    )
+    reconcile::error_policy(CONTROLLER, config.as_ref(), err, &ctx.metrics, &ctx.backoff)
 }
 
 /// Reconciles one `K0sWorkerConfig`, behind the finalizer that deletes its token.
@@ -199,20 +184,16 @@ pub(crate) async fn reconcile(
             .namespace()
             .ok_or(Error::MissingMetadata("namespace"))?;
         let api: Api<K0sWorkerConfig> = Api::namespaced(ctx.client.clone(), &ns);
-        let key = backoff_key(&config);
-        let result =
-            finalizer::finalizer(&api, names::BOOTSTRAP_FINALIZER, config, |event| async {
-                match event {
-                    FinalizerEvent::Apply(config) => apply::apply(config, &ctx).await,
-                    FinalizerEvent::Cleanup(config) => cleanup::cleanup(config, &ctx).await,
-                }
-            })
-            .await
-            .map_err(|e| Error::Finalizer(Box::new(e)));
-        if result.is_ok() {
-            ctx.backoff.succeeded(&key);
-        }
-        result
+        reconcile::with_finalizer(
+            &api,
+            names::BOOTSTRAP_FINALIZER,
+            config,
+            &ctx.backoff,
+            |config| apply::apply(config, &ctx),
+            |config| cleanup::cleanup(config, &ctx),
+        )
+        .await
+        .map_err(|e| Error::Finalizer(Box::new(e)))
     }
     .instrument(span)
     .await

@@ -12,10 +12,11 @@ use kube::{Api, ResourceExt as _};
 use provider_runtime::apply;
 use provider_runtime::conditions::{ConditionStatus, set_condition};
 use provider_runtime::events::EventType;
+use provider_runtime::reconcile::error_chain;
 use tracing::warn;
 
 use super::context::Context;
-use super::error::{Error, chain};
+use super::error::Error;
 
 /// Field manager of `K0sWorkerConfig` status.
 const STATUS_FIELD_MANAGER: &str = "k0s-bootstrap/status";
@@ -168,6 +169,6 @@ pub(super) async fn publish(
         .publish(config, type_, reason, "Reconcile", note)
         .await
     {
-        warn!(error = %chain(&err), "publishing event");
+        warn!(error = %error_chain(&err), "publishing event");
     }
 }
