@@ -29,6 +29,9 @@ pub const DELETING: &str = "Deleting";
 pub const DATA_SECRET_AVAILABLE: &str = "DataSecretAvailable";
 /// Bootstrap: summary condition, mirrored by CAPI into `Machine` `BootstrapConfigReady`.
 pub const READY: &str = "Ready";
+/// Bootstrap: the bootstrap token in the workload cluster is usable (True) or was deleted because
+/// the Node joined (False, reason [`NODE_JOINED_REASON`]).
+pub const BOOTSTRAP_TOKEN_AVAILABLE: &str = "BootstrapTokenAvailable";
 
 // ---------------------------------------------------------------------------------------------
 // Reasons (CamelCase, as metav1.Condition requires)
@@ -82,6 +85,18 @@ pub const UNSUPPORTED_UPGRADE_REASON: &str = "UnsupportedUpgrade";
 pub const DATA_SECRET_CREATED_REASON: &str = "DataSecretCreated";
 /// Generating the bootstrap data failed.
 pub const DATA_SECRET_GENERATION_FAILED_REASON: &str = "DataSecretGenerationFailed";
+/// `DataSecretAvailable` False: a Secret with the config's name exists but is not ours.
+pub const DATA_SECRET_CONFLICT_REASON: &str = "DataSecretConflict";
+/// `DataSecretAvailable` False: the data was generated once, and its Secret has since been
+/// deleted; it is not generated again (that would issue a second token for one Machine).
+pub const DATA_SECRET_DELETED_REASON: &str = "DataSecretDeleted";
+/// [`BOOTSTRAP_TOKEN_AVAILABLE`] True: the token exists and is refreshed.
+pub const TOKEN_VALID_REASON: &str = "TokenValid";
+/// [`BOOTSTRAP_TOKEN_AVAILABLE`] False: the Machine's Node joined and the token was deleted.
+pub const NODE_JOINED_REASON: &str = "NodeJoined";
+/// [`BOOTSTRAP_TOKEN_AVAILABLE`] False: the token reached `--token-max-lifetime` and is no longer
+/// refreshed; it expires (instances created after that cannot join with it).
+pub const TOKEN_LIFETIME_EXCEEDED_REASON: &str = "TokenLifetimeExceeded";
 /// Certificates were generated or found.
 pub const CERTIFICATES_AVAILABLE_REASON: &str = "CertificatesAvailable";
 /// Generating or reading certificates failed.

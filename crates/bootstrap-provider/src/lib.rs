@@ -17,8 +17,4 @@ pub mod offline;
 pub mod render;
 pub mod shell;
 pub mod validate;
-pub mod workload;
-
-pub use k0smotron_api::conditions::{
-    CONTENT_FROM_NOT_FOUND_REASON, WAITING_FOR_CONTROL_PLANE_INITIALIZATION_REASON,
-};
+pub(crate) mod workload;

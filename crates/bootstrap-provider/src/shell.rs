@@ -83,47 +83,18 @@ pub fn split_words(input: &str) -> Result<Vec<String>, ShellError> {
                     in_word = false;
                 }
             }
-            '\'' => {
+            '\'' | '"' => {
                 in_word = true;
-                loop {
-                    match chars.next() {
-                        Some('\'') => break,
-                        Some(inner) => current.push(inner),
-                        None => {
-                            return Err(ShellError::UnterminatedQuote {
-                                quote: '\'',
-                                input: input.to_string(),
-                            });
-                        }
-                    }
-                }
-            }
-            '"' => {
-                in_word = true;
-                loop {
-                    match chars.next() {
-                        Some('"') => break,
-                        Some('\\') => match chars.next() {
-                            Some(escaped @ ('"' | '\\' | '$' | '`')) => current.push(escaped),
-                            Some(other) => {
-                                current.push('\\');
-                                current.push(other);
-                            }
-                            None => {
-                                return Err(ShellError::UnterminatedQuote {
-                                    quote: '"',
-                                    input: input.to_string(),
-                                });
-                            }
-                        },
-                        Some(inner) => current.push(inner),
-                        None => {
-                            return Err(ShellError::UnterminatedQuote {
-                                quote: '"',
-                                input: input.to_string(),
-                            });
-                        }
-                    }
+                let closed = if c == '\'' {
+                    read_single_quoted(&mut chars, &mut current)
+                } else {
+                    read_double_quoted(&mut chars, &mut current)
+                };
+                if !closed {
+                    return Err(ShellError::UnterminatedQuote {
+                        quote: c,
+                        input: input.to_string(),
+                    });
                 }
             }
             '\\' => {
@@ -147,6 +118,38 @@ pub fn split_words(input: &str) -> Result<Vec<String>, ShellError> {
         words.push(current);
     }
     Ok(words)
+}
+
+/// Reads a single-quoted string up to its closing quote: everything between is literal. False
+/// when the input ends first.
+fn read_single_quoted(chars: &mut std::str::Chars<'_>, word: &mut String) -> bool {
+    for c in chars.by_ref() {
+        if c == '\'' {
+            return true;
+        }
+        word.push(c);
+    }
+    false
+}
+
+/// Reads a double-quoted string up to its closing quote: `\"`, `\\`, `\$` and `` \` `` are
+/// escapes, any other backslash is literal. False when the input ends first.
+fn read_double_quoted(chars: &mut std::str::Chars<'_>, word: &mut String) -> bool {
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => return true,
+            '\\' => match chars.next() {
+                Some(escaped @ ('"' | '\\' | '$' | '`')) => word.push(escaped),
+                Some(other) => {
+                    word.push('\\');
+                    word.push(other);
+                }
+                None => return false,
+            },
+            inner => word.push(inner),
+        }
+    }
+    false
 }
 
 #[cfg(test)]

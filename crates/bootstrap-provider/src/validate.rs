@@ -7,7 +7,7 @@
 use std::collections::BTreeSet;
 
 use k0smotron_api::bootstrap::v1beta2::{
-    ContentSource, K0sWorkerConfigSpec, Platform, ProvisionerType,
+    ContentSource, File, K0sWorkerConfigSpec, Platform, ProvisionerType,
 };
 use k0smotron_api::names;
 use k0smotron_api::version;
@@ -162,7 +162,7 @@ impl ValidationError {
                 k0smotron_api::conditions::DATA_SECRET_GENERATION_FAILED_REASON
             }
             Self::ContentFromNotFound { .. } | Self::CustomUserDataNotFound { .. } => {
-                crate::CONTENT_FROM_NOT_FOUND_REASON
+                k0smotron_api::conditions::CONTENT_FROM_NOT_FOUND_REASON
             }
             _ => k0smotron_api::conditions::INVALID_SPEC_REASON,
         }
@@ -250,15 +250,7 @@ pub fn validate(
     owner: &OwnerInfo<'_>,
     mut resolve: impl FnMut(&ContentRef) -> Resolved,
 ) -> Result<WorkerBootstrap, ValidationError> {
-    if spec.provisioner.type_ != ProvisionerType::CloudConfig {
-        return Err(ValidationError::UnsupportedFormat(
-            spec.provisioner.type_.as_str().to_string(),
-        ));
-    }
-    if spec.provisioner.platform == Platform::Windows {
-        return Err(ValidationError::UnsupportedPlatform);
-    }
-
+    check_provisioner(spec)?;
     let install_dir = if spec.k0s_install_dir.is_empty() {
         names::DEFAULT_K0S_INSTALL_DIR.to_string()
     } else {
@@ -278,84 +270,12 @@ pub fn validate(
     )?;
     let install_args = commands::split_install_args(&spec.args)?;
 
+    // Paths written so far: two entries for one path would leave the winner to cloud-init.
     let mut seen = BTreeSet::from([token_path.clone()]);
-    let mut files = Vec::with_capacity(spec.files.len());
-    for file in &spec.files {
-        check_path("files[].path", &file.path)?;
-        if !seen.insert(file.path.clone()) {
-            return Err(ValidationError::DuplicatePath(file.path.clone()));
-        }
-        if let Some(p) = &file.permissions
-            && !is_octal_mode(p)
-        {
-            return Err(ValidationError::BadPermissions {
-                path: file.path.clone(),
-                permissions: p.clone(),
-            });
-        }
-        let content = match (&file.content, &file.content_from) {
-            (Some(content), None) => content.clone().into_bytes(),
-            (None, Some(source)) => {
-                let reference = ContentRef::from_source(source)
-                    .ok_or_else(|| ValidationError::BadFileSource(file.path.clone()))?;
-                match resolve(&reference) {
-                    Resolved::Found(bytes) => bytes,
-                    Resolved::ObjectMissing => {
-                        return Err(ValidationError::ContentFromNotFound {
-                            path: file.path.clone(),
-                            reference: reference.to_string(),
-                            what: "the object does not exist",
-                        });
-                    }
-                    Resolved::KeyMissing => {
-                        return Err(ValidationError::ContentFromNotFound {
-                            path: file.path.clone(),
-                            reference: reference.to_string(),
-                            what: "no such key",
-                        });
-                    }
-                }
-            }
-            _ => return Err(ValidationError::BadFileSource(file.path.clone())),
-        };
-        files.push(BootstrapFile {
-            path: file.path.clone(),
-            content,
-            permissions: file.permissions.clone(),
-        });
-    }
-
+    let files = validate_files(&spec.files, &mut seen, &mut resolve)?;
     let custom_user_data = match &spec.provisioner.custom_user_data_ref {
         None => None,
-        Some(source) => {
-            let reference =
-                ContentRef::from_source(source).ok_or(ValidationError::BadCustomUserDataSource)?;
-            let not_found = |what| ValidationError::CustomUserDataNotFound {
-                reference: reference.to_string(),
-                what,
-            };
-            let bytes = match resolve(&reference) {
-                Resolved::Found(bytes) => bytes,
-                Resolved::ObjectMissing => return Err(not_found("the object does not exist")),
-                Resolved::KeyMissing => return Err(not_found("no such key")),
-            };
-            let invalid = |reason: String| ValidationError::CustomUserDataInvalid {
-                reference: reference.to_string(),
-                reason,
-            };
-            let text = String::from_utf8(bytes)
-                .map_err(|_| invalid("the content is not UTF-8 text".into()))?;
-            let user = UserCloudConfig::parse(&text).map_err(|e| invalid(e.to_string()))?;
-            // Which of two entries for one path wins would depend on cloud-init's order.
-            for path in user.paths() {
-                if !seen.insert(path.to_owned()) {
-                    return Err(invalid(format!(
-                        "write_files path {path:?} is also written by the provider (the join token or spec.files)"
-                    )));
-                }
-            }
-            Some(user)
-        }
+        Some(source) => Some(validate_custom_user_data(source, &mut seen, &mut resolve)?),
     };
 
     Ok(WorkerBootstrap {
@@ -372,6 +292,109 @@ pub fn validate(
         files,
         custom_user_data,
     })
+}
+
+/// Only cloud-config for Linux is rendered.
+fn check_provisioner(spec: &K0sWorkerConfigSpec) -> Result<(), ValidationError> {
+    if spec.provisioner.type_ != ProvisionerType::CloudConfig {
+        return Err(ValidationError::UnsupportedFormat(
+            spec.provisioner.type_.as_str().to_string(),
+        ));
+    }
+    if spec.provisioner.platform == Platform::Windows {
+        return Err(ValidationError::UnsupportedPlatform);
+    }
+    Ok(())
+}
+
+/// `spec.files` with their contents: paths absolute and not in `seen` (each is added),
+/// permissions octal, content inline or from a resolved `contentFrom`.
+fn validate_files(
+    spec_files: &[File],
+    seen: &mut BTreeSet<String>,
+    resolve: &mut impl FnMut(&ContentRef) -> Resolved,
+) -> Result<Vec<BootstrapFile>, ValidationError> {
+    let mut files = Vec::with_capacity(spec_files.len());
+    for file in spec_files {
+        check_path("files[].path", &file.path)?;
+        if !seen.insert(file.path.clone()) {
+            return Err(ValidationError::DuplicatePath(file.path.clone()));
+        }
+        if let Some(p) = &file.permissions
+            && !is_octal_mode(p)
+        {
+            return Err(ValidationError::BadPermissions {
+                path: file.path.clone(),
+                permissions: p.clone(),
+            });
+        }
+        files.push(BootstrapFile {
+            path: file.path.clone(),
+            content: file_content(file, resolve)?,
+            permissions: file.permissions.clone(),
+        });
+    }
+    Ok(files)
+}
+
+/// A file's content: exactly one of `content` and `contentFrom`.
+fn file_content(
+    file: &File,
+    resolve: &mut impl FnMut(&ContentRef) -> Resolved,
+) -> Result<Vec<u8>, ValidationError> {
+    let source = match (&file.content, &file.content_from) {
+        (Some(content), None) => return Ok(content.clone().into_bytes()),
+        (None, Some(source)) => source,
+        _ => return Err(ValidationError::BadFileSource(file.path.clone())),
+    };
+    let reference = ContentRef::from_source(source)
+        .ok_or_else(|| ValidationError::BadFileSource(file.path.clone()))?;
+    let not_found = |what| ValidationError::ContentFromNotFound {
+        path: file.path.clone(),
+        reference: reference.to_string(),
+        what,
+    };
+    match resolve(&reference) {
+        Resolved::Found(bytes) => Ok(bytes),
+        Resolved::ObjectMissing => Err(not_found("the object does not exist")),
+        Resolved::KeyMissing => Err(not_found("no such key")),
+    }
+}
+
+/// `provisioner.customUserDataRef`, resolved and parsed; none of its `write_files` paths may be
+/// in `seen` (the provider's own files).
+fn validate_custom_user_data(
+    source: &ContentSource,
+    seen: &mut BTreeSet<String>,
+    resolve: &mut impl FnMut(&ContentRef) -> Resolved,
+) -> Result<UserCloudConfig, ValidationError> {
+    let reference =
+        ContentRef::from_source(source).ok_or(ValidationError::BadCustomUserDataSource)?;
+    let not_found = |what| ValidationError::CustomUserDataNotFound {
+        reference: reference.to_string(),
+        what,
+    };
+    let bytes = match resolve(&reference) {
+        Resolved::Found(bytes) => bytes,
+        Resolved::ObjectMissing => return Err(not_found("the object does not exist")),
+        Resolved::KeyMissing => return Err(not_found("no such key")),
+    };
+    let invalid = |reason: String| ValidationError::CustomUserDataInvalid {
+        reference: reference.to_string(),
+        reason,
+    };
+    let text =
+        String::from_utf8(bytes).map_err(|_| invalid("the content is not UTF-8 text".into()))?;
+    let user = UserCloudConfig::parse(&text).map_err(|e| invalid(e.to_string()))?;
+    // Which of two entries for one path wins would depend on cloud-init's order.
+    for path in user.paths() {
+        if !seen.insert(path.to_owned()) {
+            return Err(invalid(format!(
+                "write_files path {path:?} is also written by the provider (the join token or spec.files)"
+            )));
+        }
+    }
+    Ok(user)
 }
 
 #[cfg(test)]
@@ -496,7 +519,10 @@ mod tests {
         assert_eq!(b.files[0].content, b"data");
 
         let err = validate(&spec, &owner(), |_| Resolved::ObjectMissing).unwrap_err();
-        assert_eq!(err.reason(), crate::CONTENT_FROM_NOT_FOUND_REASON);
+        assert_eq!(
+            err.reason(),
+            k0smotron_api::conditions::CONTENT_FROM_NOT_FOUND_REASON
+        );
         assert!(err.is_transient());
         let msg = err.to_string();
         assert!(
@@ -531,7 +557,10 @@ mod tests {
             (Resolved::KeyMissing, "no such key"),
         ] {
             let err = validate(&spec, &owner(), |_| resolved.clone()).unwrap_err();
-            assert_eq!(err.reason(), crate::CONTENT_FROM_NOT_FOUND_REASON);
+            assert_eq!(
+                err.reason(),
+                k0smotron_api::conditions::CONTENT_FROM_NOT_FOUND_REASON
+            );
             assert!(err.is_transient());
             let msg = err.to_string();
             assert!(

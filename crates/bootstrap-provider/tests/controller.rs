@@ -11,11 +11,12 @@ use std::time::Duration;
 
 use anyhow::{Context as _, ensure};
 use base64::prelude::{BASE64_STANDARD, Engine as _};
-use bootstrap_provider::controller::{self, BOOTSTRAP_TOKEN_AVAILABLE, Settings};
+use bootstrap_provider::controller::{self, Settings};
 use bootstrap_provider::{data_secret, join_token, render, token};
 use clap::Parser;
 use k0smotron_api::bootstrap::v1beta2::K0sWorkerConfig;
 use k0smotron_api::capi::{Cluster, Machine, MachinePool};
+use k0smotron_api::conditions as cond;
 use k8s_openapi::api::authentication::v1::SelfSubjectReview;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
@@ -555,9 +556,9 @@ async fn expiring_token_is_pushed_forward() -> anyhow::Result<()> {
         .to_string();
     w.wait_condition(
         "worker-2",
-        BOOTSTRAP_TOKEN_AVAILABLE,
+        cond::BOOTSTRAP_TOKEN_AVAILABLE,
         "True",
-        controller::TOKEN_VALID_REASON,
+        cond::TOKEN_VALID_REASON,
     )
     .await?;
 
@@ -625,9 +626,9 @@ async fn token_refresh_stops_at_the_maximum_lifetime() -> anyhow::Result<()> {
     );
     w.wait_condition(
         "worker-4",
-        BOOTSTRAP_TOKEN_AVAILABLE,
+        cond::BOOTSTRAP_TOKEN_AVAILABLE,
         "True",
-        controller::TOKEN_VALID_REASON,
+        cond::TOKEN_VALID_REASON,
     )
     .await?;
     // Past the bound: reported, and no longer refreshed.
@@ -636,9 +637,9 @@ async fn token_refresh_stops_at_the_maximum_lifetime() -> anyhow::Result<()> {
         let config = w.ns.api::<K0sWorkerConfig>().get("worker-4").await?;
         let exceeded = config.status.as_ref().is_some_and(|s| {
             s.conditions.iter().any(|c| {
-                c.type_ == BOOTSTRAP_TOKEN_AVAILABLE
+                c.type_ == cond::BOOTSTRAP_TOKEN_AVAILABLE
                     && c.status == "False"
-                    && c.reason == controller::TOKEN_LIFETIME_EXCEEDED_REASON
+                    && c.reason == cond::TOKEN_LIFETIME_EXCEEDED_REASON
             })
         });
         if exceeded {
@@ -821,9 +822,9 @@ async fn no_secret_material_in_logs_conditions_or_events() -> anyhow::Result<()>
         let data = w.wait_data_secret("worker-s").await?;
         w.wait_condition(
             "worker-s",
-            BOOTSTRAP_TOKEN_AVAILABLE,
+            cond::BOOTSTRAP_TOKEN_AVAILABLE,
             "True",
-            controller::TOKEN_VALID_REASON,
+            cond::TOKEN_VALID_REASON,
         )
         .await?;
         w.ns.api::<Machine>()
@@ -835,9 +836,9 @@ async fn no_secret_material_in_logs_conditions_or_events() -> anyhow::Result<()>
             .await?;
         w.wait_condition(
             "worker-s",
-            BOOTSTRAP_TOKEN_AVAILABLE,
+            cond::BOOTSTRAP_TOKEN_AVAILABLE,
             "False",
-            controller::NODE_JOINED_REASON,
+            cond::NODE_JOINED_REASON,
         )
         .await?;
 
@@ -917,9 +918,9 @@ async fn node_join_and_config_deletion_remove_tokens() -> anyhow::Result<()> {
         .await?;
     w.wait_condition(
         "worker-a",
-        BOOTSTRAP_TOKEN_AVAILABLE,
+        cond::BOOTSTRAP_TOKEN_AVAILABLE,
         "False",
-        controller::NODE_JOINED_REASON,
+        cond::NODE_JOINED_REASON,
     )
     .await?;
     ensure!(
@@ -1040,9 +1041,9 @@ async fn machine_pool_config_gets_no_shared_hostname() -> anyhow::Result<()> {
     ensure!(text.contains("--labels=k0smotron.io/machine-name=pool-0"));
     w.wait_condition(
         "pool-0",
-        BOOTSTRAP_TOKEN_AVAILABLE,
+        cond::BOOTSTRAP_TOKEN_AVAILABLE,
         "True",
-        controller::TOKEN_VALID_REASON,
+        cond::TOKEN_VALID_REASON,
     )
     .await?;
     Ok(())

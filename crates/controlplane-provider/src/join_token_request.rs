@@ -22,19 +22,19 @@ use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use kube::api::{DeleteParams, ListParams, PostParams};
 use kube::runtime::controller::Action;
-use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
 use kube::runtime::{Controller, watcher};
 use kube::{Api, Client, ResourceExt};
 use provider_runtime::apply::{apply, apply_status, controller_owner_ref};
 use provider_runtime::conditions::{ConditionStatus, set_condition};
 use provider_runtime::join_token::{self, CONTROLLER_USER, JoinKubeconfig, WORKER_USER};
 use provider_runtime::kubeconfig::{self, Endpoint, Timeouts};
+use provider_runtime::reconcile::{ReconcileError, with_finalizer};
 use provider_runtime::token::{self, BootstrapToken};
 use provider_runtime::{ManagerArgs, Readiness};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, instrument, warn};
 
-use crate::reconcile::{Context, MANAGER, backoff_key, publish};
+use crate::reconcile::{Context, MANAGER, publish};
 use crate::services;
 
 /// Metrics and log name of this controller.
@@ -86,7 +86,7 @@ fn kube_err(what: impl Into<String>) -> impl FnOnce(kube::Error) -> Error {
     }
 }
 
-impl Error {
+impl ReconcileError for Error {
     fn metric_label(&self) -> &'static str {
         match self {
             Self::Kube { .. } => "kube",
@@ -436,27 +436,28 @@ pub async fn reconcile(jtr: Arc<JoinTokenRequest>, ctx: Arc<Context>) -> Result<
     let _timer = ctx.metrics.reconcile_started(CONTROLLER_NAME);
     let ns = jtr.namespace().unwrap_or_default();
     let api: Api<JoinTokenRequest> = Api::namespaced(ctx.client.clone(), &ns);
-    let key = backoff_key(jtr.as_ref());
-    let result = finalizer(&api, FINALIZER, jtr, |event| async {
-        match event {
-            FinalizerEvent::Apply(jtr) => apply_request(&jtr, &ctx).await,
-            FinalizerEvent::Cleanup(jtr) => cleanup(&jtr, &ctx).await,
-        }
-    })
+    let ctx = ctx.as_ref();
+    with_finalizer(
+        &api,
+        FINALIZER,
+        jtr,
+        &ctx.backoff,
+        |jtr| async move { apply_request(&jtr, ctx).await },
+        |jtr| async move { cleanup(&jtr, ctx).await },
+    )
     .await
-    .map_err(|e| Error::Finalizer(Box::new(e)));
-    if result.is_ok() {
-        ctx.backoff.succeeded(&key);
-    }
-    result
+    .map_err(|e| Error::Finalizer(Box::new(e)))
 }
 
 /// Requeue policy on errors.
 pub fn error_policy(jtr: Arc<JoinTokenRequest>, err: &Error, ctx: Arc<Context>) -> Action {
-    warn!(name = %jtr.name_any(), error = %err, "reconcile failed");
-    ctx.metrics
-        .reconcile_failed(CONTROLLER_NAME, err.metric_label());
-    Action::requeue(ctx.backoff.failed(&backoff_key(jtr.as_ref())))
+    provider_runtime::reconcile::error_policy(
+        CONTROLLER_NAME,
+        jtr.as_ref(),
+        err,
+        &ctx.metrics,
+        &ctx.backoff,
+    )
 }
 
 /// Runs the controller until `shutdown` fires.

@@ -25,7 +25,6 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
-use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
 use kube::{Api, Client, Resource, ResourceExt};
 use provider_runtime::apply::{AppliedMemo, ApplyError, apply, apply_status};
 use provider_runtime::backoff::{Backoff, Waits};
@@ -33,6 +32,7 @@ use provider_runtime::events::EventPublisher;
 use provider_runtime::kubeconfig;
 use provider_runtime::metrics::Metrics;
 use provider_runtime::pause::set_paused_condition;
+use provider_runtime::reconcile::{ReconcileError, object_key, with_finalizer};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tracing::{debug, info, instrument, warn};
@@ -133,9 +133,8 @@ pub enum Error {
     Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
 }
 
-impl Error {
-    /// Stable metric label.
-    pub fn metric_label(&self) -> &'static str {
+impl ReconcileError for Error {
+    fn metric_label(&self) -> &'static str {
         match self {
             Self::Read { .. } => "read",
             Self::Write { .. } => "write",
@@ -146,7 +145,9 @@ impl Error {
             Self::Finalizer(_) => "finalizer",
         }
     }
+}
 
+impl Error {
     /// Condition reason when the error is reported in status.
     pub fn reason(&self) -> &'static str {
         match self {
@@ -247,40 +248,30 @@ pub async fn reconcile(
         return Ok(Action::await_change());
     }
 
-    let key = backoff_key(kcp.as_ref());
     if kcp.metadata.deletion_timestamp.is_some() {
-        ctx.waits.done(&key);
+        ctx.waits.done(&object_key(kcp.as_ref()));
     }
-    let result = finalizer(&api, names::CONTROLPLANE_FINALIZER, kcp, |event| async {
-        match event {
-            FinalizerEvent::Apply(kcp) => apply_event(kcp, cluster, &ctx).await,
-            FinalizerEvent::Cleanup(kcp) => cleanup(kcp, &ctx).await,
-        }
-    })
-    .await
-    .map_err(|e| Error::Finalizer(Box::new(e)));
-    if result.is_ok() {
-        ctx.backoff.succeeded(&key);
-    }
-    result
-}
-
-/// The key of `obj` in [`Context::backoff`]: kind, namespace and name.
-pub(crate) fn backoff_key<K: Resource<DynamicType = ()>>(obj: &K) -> String {
-    format!(
-        "{}/{}/{}",
-        K::kind(&()),
-        obj.namespace().unwrap_or_default(),
-        obj.name_any()
+    with_finalizer(
+        &api,
+        names::CONTROLPLANE_FINALIZER,
+        kcp,
+        &ctx.backoff,
+        |kcp| apply_event(kcp, cluster, &ctx),
+        |kcp| cleanup(kcp, &ctx),
     )
+    .await
+    .map_err(|e| Error::Finalizer(Box::new(e)))
 }
 
 /// Requeue policy on errors.
 pub fn error_policy(kcp: Arc<K0smotronControlPlane>, err: &Error, ctx: Arc<Context>) -> Action {
-    warn!(name = %kcp.name_any(), error = %err, "reconcile failed");
-    ctx.metrics
-        .reconcile_failed(CONTROLLER_NAME, err.metric_label());
-    Action::requeue(ctx.backoff.failed(&backoff_key(kcp.as_ref())))
+    provider_runtime::reconcile::error_policy(
+        CONTROLLER_NAME,
+        kcp.as_ref(),
+        err,
+        &ctx.metrics,
+        &ctx.backoff,
+    )
 }
 
 pub(crate) async fn publish<K>(ctx: &Context, obj: &K, warning: bool, reason: &str, note: &str)
@@ -386,7 +377,7 @@ pub(crate) fn requeue<K: Resource<DynamicType = ()>>(
     done: &Done,
     also_settled: bool,
 ) -> Action {
-    let key = backoff_key(obj);
+    let key = object_key(obj);
     if done.settled && also_settled {
         ctx.waits.done(&key);
         Action::requeue(ctx.resync)

@@ -13,13 +13,13 @@ use k0smotron_api::k0smotron::v1beta2::Cluster;
 use k0smotron_api::names;
 use kube::runtime::Controller;
 use kube::runtime::controller::Action;
-use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
 use kube::{Api, Client, ResourceExt};
 use provider_runtime::ManagerArgs;
-use tracing::{info, instrument, warn};
+use provider_runtime::reconcile::{object_key, with_finalizer};
+use tracing::{info, instrument};
 
 use crate::control_plane::ControlPlane;
-use crate::reconcile::{Context, Error, Ran, backoff_key, delete_children, publish, requeue, run};
+use crate::reconcile::{Context, Error, Ran, delete_children, publish, requeue, run};
 
 /// Metrics and log name of this controller.
 pub const CONTROLLER_NAME: &str = "k0smotroncluster";
@@ -30,30 +30,31 @@ pub async fn reconcile(cluster: Arc<Cluster>, ctx: Arc<Context>) -> Result<Actio
     let _timer = ctx.metrics.reconcile_started(CONTROLLER_NAME);
     let ns = cluster.namespace().ok_or(Error::NoNamespace)?;
     let api: Api<Cluster> = Api::namespaced(ctx.client.clone(), &ns);
-    let key = backoff_key(cluster.as_ref());
     if cluster.metadata.deletion_timestamp.is_some() {
-        ctx.waits.done(&key);
+        ctx.waits.done(&object_key(cluster.as_ref()));
     }
-    let result = finalizer(&api, names::STANDALONE_FINALIZER, cluster, |event| async {
-        match event {
-            FinalizerEvent::Apply(cluster) => apply(&cluster, &ctx).await,
-            FinalizerEvent::Cleanup(cluster) => cleanup(&cluster, &ctx).await,
-        }
-    })
+    let ctx = ctx.as_ref();
+    with_finalizer(
+        &api,
+        names::STANDALONE_FINALIZER,
+        cluster,
+        &ctx.backoff,
+        |cluster| async move { apply(&cluster, ctx).await },
+        |cluster| async move { cleanup(&cluster, ctx).await },
+    )
     .await
-    .map_err(|e| Error::Finalizer(Box::new(e)));
-    if result.is_ok() {
-        ctx.backoff.succeeded(&key);
-    }
-    result
+    .map_err(|e| Error::Finalizer(Box::new(e)))
 }
 
 /// Requeue policy on errors.
 pub fn error_policy(cluster: Arc<Cluster>, err: &Error, ctx: Arc<Context>) -> Action {
-    warn!(name = %cluster.name_any(), error = %err, "reconcile failed");
-    ctx.metrics
-        .reconcile_failed(CONTROLLER_NAME, err.metric_label());
-    Action::requeue(ctx.backoff.failed(&backoff_key(cluster.as_ref())))
+    provider_runtime::reconcile::error_policy(
+        CONTROLLER_NAME,
+        cluster.as_ref(),
+        err,
+        &ctx.metrics,
+        &ctx.backoff,
+    )
 }
 
 async fn apply(cluster: &Cluster, ctx: &Context) -> Result<Action, Error> {

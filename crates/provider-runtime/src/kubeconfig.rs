@@ -15,7 +15,7 @@
 use std::time::Duration;
 
 use base64::Engine as _;
-use kube::config::{AuthInfo, Kubeconfig};
+use kube::config::{AuthInfo, Cluster, Kubeconfig};
 use secrecy::{ExposeSecret as _, SecretString};
 
 /// Why a kubeconfig is refused.
@@ -226,6 +226,32 @@ fn check_server(server: &str, expected: &Endpoint<'_>) -> Result<http::Uri, Refu
 /// only they are checked.
 pub fn validate(yaml: &str, expected: &Endpoint<'_>) -> Result<Trusted, Refusal> {
     let config = Kubeconfig::from_yaml(yaml).map_err(|_| Refusal::Unparseable)?;
+    let (cluster, user) = current_entries(&config)?;
+    refuse_unsafe(cluster, user)?;
+
+    let server = non_empty(cluster.server.as_deref())
+        .ok_or(Refusal::Incomplete("the cluster has no server"))?;
+    let server = check_server(server, expected)?;
+
+    let ca_data = non_empty(cluster.certificate_authority_data.as_deref()).ok_or(Refusal::NoCa)?;
+    let ca = pem_blocks(ca_data, "certificate-authority-data", |t| {
+        t == "CERTIFICATE"
+    })?
+    .into_iter()
+    .map(pem::Pem::into_contents)
+    .collect();
+
+    let (client, token) = credentials(user)?;
+    Ok(Trusted {
+        server,
+        ca,
+        client,
+        token,
+    })
+}
+
+/// The cluster and user entries the current context names.
+fn current_entries(config: &Kubeconfig) -> Result<(&Cluster, &AuthInfo), Refusal> {
     let current = non_empty(config.current_context.as_deref())
         .ok_or(Refusal::Incomplete("no current-context"))?;
     let context = config
@@ -248,7 +274,12 @@ pub fn validate(yaml: &str, expected: &Endpoint<'_>) -> Result<Trusted, Refusal>
         .find(|u| u.name == user_name)
         .and_then(|u| u.auth_info.as_ref())
         .ok_or(Refusal::Incomplete("the context's user is missing"))?;
+    Ok((cluster, user))
+}
 
+/// Refuses every field that runs code, reads files, weakens TLS, goes through a proxy, or that
+/// this module does not know.
+fn refuse_unsafe(cluster: &Cluster, user: &AuthInfo) -> Result<(), Refusal> {
     // What runs code or reads files first: those are the dangerous ones.
     if user.exec.is_some() {
         return Err(Refusal::Exec);
@@ -297,19 +328,14 @@ pub fn validate(yaml: &str, expected: &Endpoint<'_>) -> Result<Trusted, Refusal>
             });
         }
     }
+    Ok(())
+}
 
-    let server = non_empty(cluster.server.as_deref())
-        .ok_or(Refusal::Incomplete("the cluster has no server"))?;
-    let server = check_server(server, expected)?;
+/// A client certificate and key (both PEM), a bearer token, or both; at least one.
+type Credentials = (Option<(String, SecretString)>, Option<SecretString>);
 
-    let ca_data = non_empty(cluster.certificate_authority_data.as_deref()).ok_or(Refusal::NoCa)?;
-    let ca = pem_blocks(ca_data, "certificate-authority-data", |t| {
-        t == "CERTIFICATE"
-    })?
-    .into_iter()
-    .map(pem::Pem::into_contents)
-    .collect();
-
+/// The user's inline credentials: a client certificate with its key, a token, or both.
+fn credentials(user: &AuthInfo) -> Result<Credentials, Refusal> {
     let cert = non_empty(user.client_certificate_data.as_deref());
     let key = user
         .client_key_data
@@ -336,12 +362,7 @@ pub fn validate(yaml: &str, expected: &Endpoint<'_>) -> Result<Trusted, Refusal>
     if client.is_none() && token.is_none() {
         return Err(Refusal::NoCredentials);
     }
-    Ok(Trusted {
-        server,
-        ca,
-        client,
-        token,
-    })
+    Ok((client, token))
 }
 
 #[cfg(test)]

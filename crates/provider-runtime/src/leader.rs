@@ -176,20 +176,7 @@ where
         election.lease_name.as_str(),
         election.identity.as_str(),
     );
-    let params = LeaseParams::new(identity, timing.duration, timing.grace);
-    let manager = LeaseManager::new(
-        client.clone(),
-        name,
-        namespace,
-        params,
-        LeaseCreateMode::AutoCreate,
-    )
-    .await
-    .map_err(|source| LeaderError::Setup {
-        namespace: namespace.to_owned(),
-        name: name.to_owned(),
-        source,
-    })?;
+    let manager = lease_manager(&client, &election, &timing).await?;
 
     readiness.set_role(Role::Standby);
     tracing::info!(lease = name, %namespace, %identity, "waiting for leadership");
@@ -220,52 +207,101 @@ where
     };
     readiness.set_role(Role::Stopping);
 
-    let reason = match loss {
+    match loss {
         Ok(finished) => {
             if !shutdown.is_cancelled() {
                 tracing::warn!("controllers stopped without a shutdown signal");
             }
-            // Hand over now rather than when the lease expires. Only safe because we still lead:
-            // the library clears the holder without checking who it is.
-            match tokio::time::timeout(RELEASE_TIMEOUT, manager.release()).await {
-                Ok(Ok(())) => tracing::info!(lease = name, "released leadership"),
-                Ok(Err(err)) => {
-                    tracing::warn!(error = %err, lease = name, "releasing the Lease failed; it will expire")
-                }
-                Err(_) => tracing::warn!(
-                    lease = name,
-                    "releasing the Lease timed out; it will expire"
-                ),
-            }
-            // A panic in the controllers goes on as it would have without leader election.
-            if let Err(err) = finished
-                && err.is_panic()
-            {
-                std::panic::resume_unwind(err.into_panic());
-            }
-            return Ok(());
+            release(&manager, name).await;
+            resume_panic(finished);
+            Ok(())
         }
-        Err(reason) => reason,
-    };
+        Err(reason) => {
+            stop_controllers(
+                &controllers_token,
+                controllers,
+                timing.stop_grace,
+                name,
+                &reason,
+            )
+            .await;
+            Err(LeaderError::LeadershipLost {
+                namespace: namespace.to_owned(),
+                name: name.to_owned(),
+                reason,
+            })
+        }
+    }
+}
 
-    // Deliberately no release: the Lease may already be someone else's.
+/// A panic in the controllers goes on as it would have without leader election.
+fn resume_panic(finished: Result<(), tokio::task::JoinError>) {
+    if let Err(err) = finished
+        && err.is_panic()
+    {
+        std::panic::resume_unwind(err.into_panic());
+    }
+}
+
+/// The manager of `election`'s Lease, which it creates if it does not exist.
+async fn lease_manager(
+    client: &Client,
+    election: &LeaderElection,
+    timing: &Timing,
+) -> Result<LeaseManager, LeaderError> {
+    let (namespace, name) = (election.namespace.as_str(), election.lease_name.as_str());
+    let params = LeaseParams::new(&election.identity, timing.duration, timing.grace);
+    LeaseManager::new(
+        client.clone(),
+        name,
+        namespace,
+        params,
+        LeaseCreateMode::AutoCreate,
+    )
+    .await
+    .map_err(|source| LeaderError::Setup {
+        namespace: namespace.to_owned(),
+        name: name.to_owned(),
+        source,
+    })
+}
+
+/// Hands the Lease over now rather than when it expires. Only safe while we still lead: the
+/// library clears the holder without checking who it is.
+async fn release(manager: &LeaseManager, name: &str) {
+    match tokio::time::timeout(RELEASE_TIMEOUT, manager.release()).await {
+        Ok(Ok(())) => tracing::info!(lease = name, "released leadership"),
+        Ok(Err(err)) => {
+            tracing::warn!(error = %err, lease = name, "releasing the Lease failed; it will expire")
+        }
+        Err(_) => tracing::warn!(
+            lease = name,
+            "releasing the Lease timed out; it will expire"
+        ),
+    }
+}
+
+/// Leadership is lost: cancels the controllers and aborts them if they have not stopped within
+/// `stop_grace`. Deliberately no release: the Lease may already be someone else's.
+async fn stop_controllers(
+    token: &CancellationToken,
+    mut controllers: tokio::task::JoinHandle<()>,
+    stop_grace: Duration,
+    name: &str,
+    reason: &LossReason,
+) {
     tracing::error!(lease = name, %reason, "lost leadership, stopping controllers");
-    controllers_token.cancel();
-    if tokio::time::timeout(timing.stop_grace, &mut controllers)
+    token.cancel();
+    if tokio::time::timeout(stop_grace, &mut controllers)
         .await
         .is_err()
     {
         tracing::error!(
-            grace_seconds = timing.stop_grace.as_secs(),
+            grace_seconds = stop_grace.as_secs(),
             "controllers did not stop in time, aborting them"
         );
         controllers.abort();
     }
-    Err(LeaderError::LeadershipLost {
-        namespace: namespace.to_owned(),
-        name: name.to_owned(),
-        reason,
-    })
 }
 
 /// Waits until this replica holds the Lease (`true`) or `shutdown` comes (`false`).

@@ -1,5 +1,6 @@
 //! What both provider managers share: command-line scoping flags, telemetry, the health and
-//! metrics server, leader election, graceful shutdown, and the apply and condition helpers.
+//! metrics server, leader election, graceful shutdown, the reconcile skeleton (finalizer, error
+//! policy, backoff), and the apply and condition helpers.
 //!
 //! A manager's `main.rs` wires it like this (the controller here is a stand-in):
 //!
@@ -88,6 +89,7 @@ pub mod metrics;
 pub mod metrics_auth;
 pub mod pause;
 pub mod readiness;
+pub mod reconcile;
 pub mod server;
 pub mod shutdown;
 pub mod telemetry;
