@@ -48,14 +48,50 @@ def top(requests, k=8):
 
 
 def markdown(r):
-    p, f, m = r["provider"], r["floor"], r["machine"]
-    b, s, c = p["burst"], p["steady"], p["churn"]
-    n = p["n"]
+    m = r["machine"]
+    n = (r.get("provider") or r.get("bootstrap"))["n"]
     lines = [
         f"## k0smotron-rs scale benchmark, N = {n}",
         "",
         f"{r['date']} · commit {r['commit']}{' (dirty)' if r['dirty'] else ''} · "
         f"{m['nproc']} CPUs, {m['memory_gib']} GiB, kernel {m['kernel']} · load at end {m['loadavg_at_end']}",
+    ]
+    if r.get("provider"):
+        lines += controlplane_markdown(r)
+    if r.get("bootstrap"):
+        lines += bootstrap_markdown(r)
+    return "\n".join(lines)
+
+
+def bootstrap_markdown(r):
+    b = r["bootstrap"]
+    return [
+        "",
+        f"bootstrap provider: `{r['bootstrap_cmd']}`",
+        "",
+        f"| bootstrap: {b['n']} K0sWorkerConfigs | value |",
+        "|---|---|",
+        f"| per config, Machine created → dataSecretName (s): p50 / p99 / max | {b['latency_p50_s']} / **{b['latency_p99_s']}** / {b['latency_max_s']} |",
+        f"| creates issued / every dataSecretName set (s) | {b['created_s']} / {b['all_data_s']} |",
+        f"| settled ({b['quiet_s']} s without a provider write) (s) | "
+        f"{b['settled_s'] if b['settled'] else 'not within %s' % b['settle_max_s']} |",
+        f"| provider CPU (s) to all data / to settled | {b['cpu_s']} / {b['cpu_to_settled_s']} |",
+        f"| provider peak RSS / RSS at end (MiB) | {b['peak_rss_mib']} / {b['rss_mib']} |",
+        f"| provider requests to the management cluster | {sum(b['requests'].values())} ({b['writes']} writes) |",
+        f"| bootstrap tokens in the workload cluster | {b['workload_tokens']} |",
+        "",
+        f"Bootstrap requests by the provider: {top(b['requests'], 12)}.",
+    ] + (
+        []
+        if b["latency_p99_s"] < 1
+        else ["", f"**Target missed: p99 {b['latency_p99_s']} s ≥ 1 s.**"]
+    )
+
+
+def controlplane_markdown(r):
+    p, f = r["provider"], r["floor"]
+    b, s, c = p["burst"], p["steady"], p["churn"]
+    lines = [
         f"provider: `{r['provider_cmd']}`",
         "",
         "| burst | provider | floor | ratio |",
@@ -90,7 +126,7 @@ def markdown(r):
         lines.append("")
         writes = {k: v for k, v in s["requests"].items() if k.split(" ")[0] in WRITES}
         lines.append(f"**Target missed: {s['writes']} writes in steady state** ({top(writes)}).")
-    return "\n".join(lines)
+    return lines
 
 
 def svg(points):
@@ -148,6 +184,8 @@ def plot(results_dir):
     for path in sorted(glob.glob(os.path.join(results_dir, "*.json"))):
         with open(path) as f:
             r = json.load(f)
+        if not r.get("provider"):
+            continue  # a bootstrap-only run
         n = r["provider"]["n"]
         if n not in newest or r["date"] >= newest[n]["date"]:
             newest[n] = r
@@ -175,16 +213,22 @@ def main():
     ap.add_argument("--commit", default="")
     ap.add_argument("--dirty", default="false")
     ap.add_argument("--provider-cmd", default="")
+    ap.add_argument("--bootstrap", help="the driver's bootstrap JSON")
+    ap.add_argument("--bootstrap-cmd", default="")
     ap.add_argument("--bench-seconds", type=int, default=0)
     ap.add_argument("--plot", help="only redraw DIR/scaling.svg from the results in DIR")
     a = ap.parse_args()
     if a.plot:
         plot(a.plot)
         return
-    with open(a.provider) as f:
-        provider = json.load(f)
-    with open(a.floor) as f:
-        floor = json.load(f)
+
+    def load(path):
+        if not path:
+            return None
+        with open(path) as f:
+            return json.load(f)
+
+    provider, floor, bootstrap = load(a.provider), load(a.floor), load(a.bootstrap)
     r = {
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "commit": a.commit,
@@ -192,13 +236,18 @@ def main():
         "provider_cmd": a.provider_cmd,
         "bench_seconds": a.bench_seconds,
         "machine": machine(),
-        "provider": provider,
-        "floor": floor,
-        "ratios": {
+        "phases": [p for p, v in (("controlplane", provider), ("bootstrap", bootstrap)) if v],
+    }
+    if provider:
+        r["provider"] = provider
+        r["floor"] = floor
+        r["ratios"] = {
             "children": ratio(provider["burst"]["children_s"], floor["children_s"]),
             "ready": ratio(provider["burst"]["ready_s"], floor["ready_s"]),
-        },
-    }
+        }
+    if bootstrap:
+        r["bootstrap"] = bootstrap
+        r["bootstrap_cmd"] = a.bootstrap_cmd
     with open(a.out, "w") as f:
         json.dump(r, f, indent=2, sort_keys=True)
         f.write("\n")

@@ -1,9 +1,11 @@
 //! `k0smotron-bench`: the driver of `make bench` (issue #11). `provider` runs the burst, steady
-//! and churn workloads against a running provider and captures what it created; `floor` creates
-//! exactly those objects with a bare client. Each prints one JSON document; `bench/run.sh`
-//! orchestrates and `bench/report.py` summarises. Progress goes to stderr.
+//! and churn workloads against a running control-plane provider and captures what it created;
+//! `floor` creates exactly those objects with a bare client; `bootstrap` runs the bootstrap
+//! workload against a running bootstrap provider. Each prints one JSON document;
+//! `bench/run.sh` orchestrates and `bench/report.py` summarises. Progress goes to stderr.
 
 mod audit;
+mod bootstrap;
 mod contract;
 mod sampler;
 mod tracker;
@@ -60,6 +62,39 @@ enum Cmd {
         /// Concurrent creates of the burst ("at once", bounded so the driver is not the limit).
         #[arg(long, default_value_t = 50)]
         create_concurrency: usize,
+        #[arg(long, default_value_t = 1800)]
+        timeout_seconds: u64,
+    },
+    /// N Machines + K0sWorkerConfigs of one initialized Cluster, until every
+    /// `status.dataSecretName` is set, against the bootstrap provider running as `--pid`.
+    Bootstrap {
+        #[arg(long)]
+        n: usize,
+        #[arg(long)]
+        pid: u32,
+        #[arg(long)]
+        audit_log: PathBuf,
+        /// The provider's user name in the audit log (its client certificate's CN).
+        #[arg(long)]
+        user: String,
+        /// Admin kubeconfig of the workload API server (inline credentials): the Cluster's
+        /// endpoint and its `<cluster>-kubeconfig`.
+        #[arg(long)]
+        workload_kubeconfig: PathBuf,
+        /// The workload cluster's CA certificate (PEM), for `<cluster>-ca`.
+        #[arg(long)]
+        ca_cert: PathBuf,
+        /// The workload cluster's CA key (PEM), for `<cluster>-ca`.
+        #[arg(long)]
+        ca_key: PathBuf,
+        /// Concurrent Machine + config creates.
+        #[arg(long, default_value_t = 50)]
+        create_concurrency: usize,
+        /// Quiet period (no provider write) after the last data that counts as settled.
+        #[arg(long, default_value_t = 5)]
+        quiet_seconds: u64,
+        #[arg(long, default_value_t = 60)]
+        settle_max_seconds: u64,
         #[arg(long, default_value_t = 1800)]
         timeout_seconds: u64,
     },
@@ -170,6 +205,37 @@ async fn main() -> anyhow::Result<()> {
                 &capture,
                 create_concurrency,
                 Duration::from_secs(timeout_seconds),
+            )
+            .await?
+        }
+        Cmd::Bootstrap {
+            n,
+            pid,
+            audit_log,
+            user,
+            workload_kubeconfig,
+            ca_cert,
+            ca_key,
+            create_concurrency,
+            quiet_seconds,
+            settle_max_seconds,
+            timeout_seconds,
+        } => {
+            bootstrap::run(
+                &client,
+                audit::Audit::open(audit_log, user)?,
+                bootstrap::Options {
+                    n,
+                    pid,
+                    workload_kubeconfig: &workload_kubeconfig,
+                    ca: (&ca_cert, &ca_key),
+                    create_concurrency,
+                    quiet: (
+                        Duration::from_secs(quiet_seconds),
+                        Duration::from_secs(settle_max_seconds),
+                    ),
+                    timeout: Duration::from_secs(timeout_seconds),
+                },
             )
             .await?
         }
