@@ -601,6 +601,54 @@ fn same_inputs_never_reapply_the_template() {
     );
 }
 
+/// Another field manager force-applied its image after our write: our template is written
+/// again, although the foreign tag is no k0s version (which would otherwise block the version
+/// change and keep the template).
+#[test]
+fn a_foreign_image_after_our_write_is_reverted() {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{FieldsV1, ManagedFieldsEntry, Time};
+    let live = applied(
+        &build(&facts(K0smotronControlPlaneSpec::default()))
+            .unwrap()
+            .statefulset,
+    );
+    let entry = |manager: &str, second: u32| ManagedFieldsEntry {
+        manager: Some(manager.into()),
+        operation: Some("Apply".into()),
+        time: Some(Time(
+            format!("2026-12-03T18:00:{second:02}Z").parse().unwrap(),
+        )),
+        fields_v1: Some(FieldsV1(
+            json!({"f:spec": {"f:template": {"f:spec": {"f:containers": {}}}}}),
+        )),
+        ..Default::default()
+    };
+    let mut edited = live.clone();
+    edited.spec.template.spec.as_mut().unwrap().containers[0].image =
+        Some("example.com/other:1".into());
+    edited.metadata.managed_fields = Some(vec![
+        entry(crate::ownership::MANAGER, 10),
+        entry("chaos-writer", 20),
+    ]);
+    let mut f = facts(K0smotronControlPlaneSpec::default());
+    f.statefulset = Some(edited.clone());
+    let restored = applied(&build(&f).unwrap().statefulset);
+    assert_eq!(
+        to_json(&restored.spec.template),
+        to_json(&live.spec.template)
+    );
+    // The same edit before our last write is not another writer's: kept.
+    edited.metadata.managed_fields = Some(vec![
+        entry("chaos-writer", 5),
+        entry(crate::ownership::MANAGER, 10),
+    ]);
+    f.statefulset = Some(edited);
+    assert!(matches!(
+        build(&f).unwrap().statefulset,
+        Some(StatefulSetPlan::ScaleOnly { .. })
+    ));
+}
+
 #[test]
 fn a_spec_change_reapplies_the_template() {
     let live = applied(

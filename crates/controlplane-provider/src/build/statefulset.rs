@@ -260,6 +260,13 @@ pub(super) fn plan_statefulset(
     let name = desired.metadata.name.clone().unwrap_or_default();
     let replicas = desired.spec.replicas.unwrap_or(1);
     let live_hash = annotation(&live.metadata, INPUTS_HASH_ANNOTATION);
+    // Same inputs, but another writer changed a field of our template: write ours again. This
+    // goes before `keep_template`: the inputs, so the version, are the ones we deployed, and a
+    // version block computed from the other writer's image (its tag is no k0s version) must not
+    // keep that image.
+    if live_hash == Some(inputs_hash) && ownership::template_drifted(&desired, live) {
+        return StatefulSetPlan::Apply(Box::new(desired));
+    }
     if keep_template {
         return StatefulSetPlan::ScaleOnly {
             name,
@@ -268,11 +275,6 @@ pub(super) fn plan_statefulset(
         };
     }
     match live_hash {
-        // Same inputs, but another writer changed a field of our template: write it again
-        // (the same template, so no new revision and no roll when nothing else moved).
-        Some(h) if h == inputs_hash && ownership::template_drifted(&desired, live) => {
-            StatefulSetPlan::Apply(Box::new(desired))
-        }
         Some(h) if h == inputs_hash => StatefulSetPlan::ScaleOnly {
             name,
             replicas,
