@@ -10,6 +10,7 @@ use std::fmt::Debug;
 use std::future::Future;
 use std::sync::Arc;
 
+use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::finalizer::{self, Event};
 use kube::{Api, Resource, ResourceExt as _};
@@ -37,9 +38,13 @@ pub fn object_key<K: Resource<DynamicType = ()>>(obj: &K) -> String {
 }
 
 /// Runs `apply` (the object lives) or `cleanup` (it is being deleted) behind the finalizer
-/// `finalizer_name`, through kube's finalizer helper: the finalizer is added before the first
-/// apply and removed after a cleanup that succeeded. A pass that succeeds forgets the object's
-/// failures in `backoff`.
+/// `finalizer_name`: the finalizer is added before the first apply and removed after a cleanup
+/// that succeeded. A pass that succeeds forgets the object's failures in `backoff`.
+///
+/// NB: kube's `finalizer` helper returns after adding the finalizer and leaves the apply to the
+/// reconcile its own patch wakes: two reconciles (and two rounds of reads) for every new object.
+/// Here the apply runs at once on the object the patch returned, so a controller can filter out
+/// events that change only finalizers and status.
 pub async fn with_finalizer<K, E, A, AFut, C, CFut>(
     api: &Api<K>,
     finalizer_name: &str,
@@ -57,17 +62,65 @@ where
     CFut: Future<Output = Result<Action, E>>,
 {
     let key = object_key(obj.as_ref());
-    let result = finalizer::finalizer(api, finalizer_name, obj, |event| async move {
-        match event {
-            Event::Apply(obj) => apply(obj).await,
-            Event::Cleanup(obj) => cleanup(obj).await,
+    let has_finalizer = obj.finalizers().iter().any(|f| f == finalizer_name);
+    let result = match (has_finalizer, obj.meta().deletion_timestamp.is_some()) {
+        (false, true) => Ok(Action::await_change()),
+        (false, false) => match add_finalizer(api, finalizer_name, obj.as_ref()).await {
+            Ok(patched) => apply(Arc::new(patched))
+                .await
+                .map_err(finalizer::Error::ApplyFailed),
+            Err(err) => Err(err),
+        },
+        (true, false) | (true, true) => {
+            finalizer::finalizer(api, finalizer_name, obj, |event| async move {
+                match event {
+                    Event::Apply(obj) => apply(obj).await,
+                    Event::Cleanup(obj) => cleanup(obj).await,
+                }
+            })
+            .await
         }
-    })
-    .await;
+    };
     if result.is_ok() {
         backoff.succeeded(&key);
     }
     result
+}
+
+/// Adds `finalizer_name` to `obj` with a JSON patch that first tests the finalizers are still
+/// the ones we saw (the API server does not deduplicate them: two writers adding at once must
+/// not both succeed); returns the patched object.
+async fn add_finalizer<K, E>(
+    api: &Api<K>,
+    finalizer_name: &str,
+    obj: &K,
+) -> Result<K, finalizer::Error<E>>
+where
+    K: Resource<DynamicType = ()> + Clone + Debug + DeserializeOwned + Serialize,
+    E: std::error::Error + 'static,
+{
+    let name = obj
+        .meta()
+        .name
+        .as_deref()
+        .ok_or(finalizer::Error::UnnamedObject)?;
+    let current = obj.finalizers();
+    let ops = if current.is_empty() {
+        serde_json::json!([
+            {"op": "test", "path": "/metadata/finalizers", "value": null},
+            {"op": "add", "path": "/metadata/finalizers", "value": [finalizer_name]},
+        ])
+    } else {
+        serde_json::json!([
+            {"op": "test", "path": "/metadata/finalizers", "value": current},
+            {"op": "add", "path": "/metadata/finalizers/-", "value": finalizer_name},
+        ])
+    };
+    let patch: json_patch::Patch =
+        serde_json::from_value(ops).map_err(|_| finalizer::Error::InvalidFinalizer)?;
+    api.patch(name, &PatchParams::default(), &Patch::Json::<()>(patch))
+        .await
+        .map_err(finalizer::Error::AddFinalizer)
 }
 
 /// The error policy of every controller: logs the failure with its sources, counts it under

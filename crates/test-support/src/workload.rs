@@ -192,16 +192,20 @@ fn path_str(path: &Path) -> &str {
 
 /// A TCP port on 127.0.0.1 that is free right now (for [`WorkloadServer::start`]). It is taken
 /// below the kernel's ephemeral range, as the harness script does, so that no outgoing
-/// connection can be holding it by the time the server binds.
+/// connection can be holding it by the time the server binds, and below Kubernetes' default
+/// NodePort range (30000-32767), so that a test can rely on the API server refusing it as a
+/// NodePort and no kube-proxy of the real node holds it.
 pub fn free_port() -> std::io::Result<u16> {
     const LOWEST: u32 = 12000;
+    const NODE_PORTS_START: u32 = 30000;
     let ephemeral_start = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
         .ok()
         .and_then(|r| r.split_whitespace().next()?.parse::<u32>().ok())
         .filter(|&p| p > LOWEST + 4000)
         .unwrap_or(32768);
+    let highest = ephemeral_start.min(NODE_PORTS_START);
     for _ in 0..200 {
-        let candidate = LOWEST + crate::namespace::pseudo_random() % (ephemeral_start - LOWEST);
+        let candidate = LOWEST + crate::namespace::pseudo_random() % (highest - LOWEST);
         let Ok(port) = u16::try_from(candidate) else {
             continue;
         };

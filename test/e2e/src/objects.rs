@@ -110,8 +110,14 @@ pub fn join_token(user_data: &str) -> Result<(String, String), String> {
         .and_then(|d| d["write_files"].as_array())
         .and_then(|files| files.iter().find(|f| f["path"] == "/etc/k0s.token"))
         .ok_or("no /etc/k0s.token file in the cloud-config")?;
+    k0s_token(file["content"].as_str().unwrap_or_default())
+}
+
+/// The bearer token and server of a k0s join token, base64(gzip(kubeconfig)): the format
+/// `k0s worker --token-file` reads, in cloud-configs and JoinTokenRequest Secrets alike.
+pub fn k0s_token(encoded: &str) -> Result<(String, String), String> {
     let gz = BASE64_STANDARD
-        .decode(file["content"].as_str().unwrap_or_default().trim())
+        .decode(encoded.trim())
         .map_err(|e| e.to_string())?;
     let mut kubeconfig = String::new();
     flate2::read::GzDecoder::new(&gz[..])

@@ -706,3 +706,133 @@ async fn etcd_ca_key_in_no_pod_and_defrag_certificate_accepted(env: &Env, cluste
     );
     eprintln!("etcd accepts the defragmentation job's client certificate");
 }
+
+/// The standalone mode on real k0s, with no Cluster API object at all: a `k0smotron.io` Cluster
+/// (as upstream's first release took it) gets a k0s control plane whose kubeconfig reaches the
+/// hosted API, and a JoinTokenRequest's token authenticates against that API as
+/// `system:bootstrap:<id>` until the request is deleted.
+#[tokio::test]
+#[ignore = "needs test/harness up --real-node"]
+async fn real_node_standalone_cluster_and_join_token_request() {
+    let env = Env::start("real-solo").await;
+    let ns = env.name().to_owned();
+    let name = "solo";
+    apply(
+        &env.client,
+        &json!({"apiVersion": "k0smotron.io/v1beta2", "kind": "Cluster",
+            "metadata": {"name": name, "namespace": ns},
+            "spec": {"replicas": 1,
+                "storage": {"type": "kine", "kine": {"dataSourceURL": "sqlite:///var/lib/k0s/db/state.db?mode=rwc&_journal=WAL"}},
+                "service": {"type": "NodePort", "apiPort": 32443, "konnectivityPort": 32132}}}),
+    )
+    .await;
+    let started = Instant::now();
+    // Upstream's standalone labels: no CAPI control-plane label.
+    let pods = env
+        .ready_pods(
+            &format!("app=k0smotron,cluster={name},component=cluster"),
+            1,
+        )
+        .await;
+    assert!(pods.contains_key(&format!("kmc-{name}-0")), "{pods:?}");
+    eprintln!(
+        "standalone k0s controller Ready after {:?}",
+        started.elapsed()
+    );
+    let (hosted, server) = env.hosted(name).await;
+    assert_eq!(server, format!("https://{}:32443", env.node.ip));
+
+    let clusters = objects::api(&env.client, &ns, "k0smotron.io/v1beta2", "Cluster");
+    env.poll(
+        Duration::from_secs(240),
+        "the standalone Cluster Available with 1 ready replica",
+        || async {
+            let c = clusters.get(name).await.map_err(|e| e.to_string())?;
+            (condition(&c, "Available") == Some("True") && c.data["status"]["readyReplicas"] == 1)
+                .then_some(())
+                .ok_or_else(|| summary(&c))
+        },
+    )
+    .await;
+
+    let request = "solo-worker";
+    apply(
+        &env.client,
+        &json!({"apiVersion": "k0smotron.io/v1beta2", "kind": "JoinTokenRequest",
+            "metadata": {"name": request, "namespace": ns},
+            "spec": {"clusterName": name, "expiry": "1h", "role": "worker"}}),
+    )
+    .await;
+    let requests = objects::api(&env.client, &ns, "k0smotron.io/v1beta2", "JoinTokenRequest");
+    let secrets: Api<Secret> = Api::namespaced(env.client.clone(), &ns);
+    let (token, token_server, token_id) = env
+        .poll(
+            Duration::from_secs(120),
+            "the JoinTokenRequest's Secret",
+            || async {
+                let jtr = requests.get(request).await.map_err(|e| e.to_string())?;
+                let id = jtr.data["status"]["tokenID"]
+                    .as_str()
+                    .ok_or_else(|| summary(&jtr))?
+                    .to_owned();
+                let secret = secrets.get(request).await.map_err(|e| e.to_string())?;
+                let encoded = secret
+                    .data
+                    .unwrap_or_default()
+                    .remove("token")
+                    .ok_or("no token key")?;
+                let (token, server) = objects::k0s_token(&String::from_utf8_lossy(&encoded.0))?;
+                Ok((token, server, id))
+            },
+        )
+        .await;
+    assert_eq!(token_server, server, "the token points at the hosted API");
+    let id = token.split('.').next().unwrap();
+    assert_eq!(id, token_id, "status.tokenID names the token");
+    let ca = hosted_ca(&env, name).await;
+    let as_bootstrap = objects::token_client(&token_server, &ca, &token).await;
+    let (user, groups) = objects::whoami(&as_bootstrap).await.unwrap();
+    assert_eq!(user, format!("system:bootstrap:{id}"));
+    assert!(
+        groups.iter().any(|g| g == "system:bootstrappers"),
+        "{groups:?}"
+    );
+
+    // Deleting the request revokes the token in the hosted cluster: it authenticates no more.
+    requests
+        .delete(request, &DeleteParams::default())
+        .await
+        .unwrap();
+    env.poll(
+        Duration::from_secs(120),
+        "the revoked token refused by the hosted API",
+        || async {
+            match objects::whoami(&as_bootstrap).await {
+                Err(kube::Error::Api(e)) if e.code == 401 => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        },
+    )
+    .await;
+    drop(hosted);
+
+    // Deleting the Cluster removes its control plane.
+    clusters
+        .delete(name, &DeleteParams::default())
+        .await
+        .unwrap();
+    let sets: Api<StatefulSet> = Api::namespaced(env.client.clone(), &ns);
+    env.poll(
+        Duration::from_secs(120),
+        "the standalone control plane's StatefulSet gone",
+        || async {
+            match sets.get_opt(&format!("kmc-{name}")).await {
+                Ok(None) => Ok(()),
+                Ok(Some(_)) => Err("still there".to_owned()),
+                Err(e) => Err(e.to_string()),
+            }
+        },
+    )
+    .await;
+    env.stop().await;
+}

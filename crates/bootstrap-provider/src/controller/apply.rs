@@ -21,13 +21,19 @@ use super::status::{
     data_secret_created, now, set_available, set_data_secret_created, set_waiting_for_owner,
     write_status,
 };
-use super::token_lifecycle::token_lifecycle;
+use super::token_lifecycle::{self, token_lifecycle};
 use crate::data_secret;
 
 /// Reconciles `config` and writes its status, also when the reconcile failed.
 pub(super) async fn apply(config: Arc<K0sWorkerConfig>, ctx: &Context) -> Result<Action, Error> {
     let mut status = config.status.clone().unwrap_or_default();
     let result = apply_inner(&config, ctx, &mut status).await;
+    if let Err(Error::Workload { cluster, .. }) = &result
+        && let Some(ns) = config.namespace()
+    {
+        // Its next reconcile builds a new client (new connections) rather than reuse this one.
+        ctx.workloads.forget(&format!("{ns}/{cluster}"));
+    }
     // NB: upstream sets DataSecretAvailable=True (reason InternalError) when writing the data
     // fails; a failure is False here, and never touches a condition of data that exists.
     if let Err(err) = &result
@@ -73,18 +79,25 @@ async fn apply_inner(
     if paused.paused {
         return Ok(Action::await_change());
     }
-    let data_secret = match ensure_data_secret(config, ctx, status, &owner, &cluster, &ns).await? {
-        Step::Ready(secret) => secret,
-        Step::Wait(action) => return Ok(action),
-    };
+    let (data_secret, minted) =
+        match ensure_data_secret(config, ctx, status, &owner, &cluster, &ns).await? {
+            Step::Ready(ready) => ready,
+            Step::Wait(action) => return Ok(action),
+        };
     // The data exists (now or from an earlier reconcile or provider): keep status in line with
     // it and look after its token.
     set_data_secret_created(status, &config.name_any(), generation);
+    if minted {
+        let token_id = data_secret::token_id(&data_secret)
+            .unwrap_or_default()
+            .to_string();
+        return Ok(token_lifecycle::minted(config, ctx, status, &token_id));
+    }
     token_lifecycle(config, ctx, status, &owner, &cluster, &data_secret).await
 }
 
 /// The config's data Secret: the existing one if it is ours, else a new one, generated exactly
-/// once.
+/// once; and whether its token was minted in this reconcile.
 async fn ensure_data_secret(
     config: &K0sWorkerConfig,
     ctx: &Context,
@@ -92,7 +105,7 @@ async fn ensure_data_secret(
     owner: &Owner,
     cluster: &Cluster,
     ns: &str,
-) -> Result<Step<Secret>, Error> {
+) -> Result<Step<(Secret, bool)>, Error> {
     let name = config.name_any();
     let generation = config.metadata.generation;
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
@@ -101,7 +114,9 @@ async fn ensure_data_secret(
         .await
         .map_err(kube_err(format!("reading Secret {ns}/{name}")))?;
     match existing {
-        Some(secret) if data_secret::is_controlled_by(&secret, config) => Ok(Step::Ready(secret)),
+        Some(secret) if data_secret::is_controlled_by(&secret, config) => {
+            Ok(Step::Ready((secret, false)))
+        }
         Some(_) => {
             // NB: upstream's server-side apply would silently take over a foreign Secret.
             set_available(

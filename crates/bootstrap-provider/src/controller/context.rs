@@ -80,6 +80,10 @@ pub(crate) struct Context {
     pub events: EventPublisher,
     /// Retry delays of configs whose reconcile failed (per config, doubling).
     pub backoff: provider_runtime::backoff::Backoff,
+    /// The Machine and Cluster watches' stores.
+    pub stores: super::caches::Stores,
+    /// One workload client per Cluster.
+    pub workloads: super::caches::WorkloadClients,
 }
 
 /// The outcome of a step that may have to wait for something: its value, or the action to

@@ -2,9 +2,10 @@
 //! objects, the workload kubeconfig). Reads only: nothing here writes or sets a condition.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use k0smotron_api::bootstrap::v1beta2::K0sWorkerConfig;
-use k0smotron_api::capi::{self, Cluster, Machine, MachinePool};
+use k0smotron_api::capi::{self, Cluster, MachinePool};
 use k0smotron_api::names;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -51,11 +52,7 @@ async fn fetch_owner(
     };
     let label_cluster = |meta: &ObjectMeta| capi::cluster_name_label(meta).map(str::to_string);
     if owner_ref.kind == "Machine" {
-        let api: Api<Machine> = Api::namespaced(ctx.client.clone(), ns);
-        let machine = api
-            .get_opt(&owner_ref.name)
-            .await
-            .map_err(kube_err(format!("reading Machine {ns}/{}", owner_ref.name)))?;
+        let machine = ctx.stores.machine(&ctx.client, ns, &owner_ref.name).await?;
         Ok(machine.map(|m| Owner {
             name: m.name_any(),
             version: m.spec.version.clone(),
@@ -70,6 +67,7 @@ async fn fetch_owner(
                 .or_else(|| label_cluster(&m.metadata)),
         }))
     } else {
+        // MachinePools are not watched (no store): read each time.
         let api: Api<MachinePool> = Api::namespaced(ctx.client.clone(), ns);
         let pool = api
             .get_opt(&owner_ref.name)
@@ -189,7 +187,13 @@ pub(super) async fn workload_for(
         })
     })?;
     let endpoint = Endpoint { host: &host, port };
-    Workload::from_kubeconfig_secret(&secret, &endpoint)
+    ctx.workloads
+        .get_or_build(
+            &format!("{ns}/{cluster_name}"),
+            &secret,
+            (&host, port),
+            || Workload::from_kubeconfig_secret(&secret, &endpoint),
+        )
         .map(Some)
         .map_err(workload_err)
 }
@@ -243,7 +247,7 @@ pub(super) async fn fetch_ca(
 /// The config's owner and its Cluster, or what is missing.
 pub(super) enum OwnerAndCluster {
     /// Both exist.
-    Found(Owner, Box<Cluster>),
+    Found(Owner, Arc<Cluster>),
     /// One is missing: the message for status and when to look again.
     Missing(String, Action),
 }
@@ -268,13 +272,8 @@ pub(super) async fn fetch_owner_and_cluster(
     else {
         return missing("The owner names no Cluster yet", Action::await_change());
     };
-    let clusters: Api<Cluster> = Api::namespaced(ctx.client.clone(), ns);
-    match clusters
-        .get_opt(&cluster_name)
-        .await
-        .map_err(kube_err(format!("reading Cluster {ns}/{cluster_name}")))?
-    {
-        Some(cluster) => Ok(OwnerAndCluster::Found(owner, Box::new(cluster))),
+    match ctx.stores.cluster(&ctx.client, ns, &cluster_name).await? {
+        Some(cluster) => Ok(OwnerAndCluster::Found(owner, cluster)),
         None => missing(
             &format!("Cluster {cluster_name} does not exist"),
             Action::requeue(RETRY),

@@ -43,14 +43,15 @@ struct Waiting {
     action: Action,
 }
 
-/// Generates the bootstrap data once: token, join token, cloud-config, data Secret.
+/// Generates the bootstrap data once: token, join token, cloud-config, data Secret. Also says
+/// whether the token was minted just now (see [`existing_or_new_token`]).
 pub(super) async fn generate(
     config: &K0sWorkerConfig,
     ctx: &Context,
     status: &mut K0sWorkerConfigStatus,
     owner: &Owner,
     cluster: &Cluster,
-) -> Result<Step<Secret>, Error> {
+) -> Result<Step<(Secret, bool)>, Error> {
     let ns = config
         .namespace()
         .ok_or(Error::MissingMetadata("namespace"))?;
@@ -64,10 +65,11 @@ pub(super) async fn generate(
             return Ok(Step::Wait(waiting.action));
         }
     };
-    let token = existing_or_new_token(config, ctx, &inputs.workload, &uid, &cluster_name).await?;
+    let (token, minted) =
+        existing_or_new_token(config, ctx, &inputs.workload, &uid, &cluster_name).await?;
     write_data_secret(config, ctx, &ns, &cluster_name, &inputs, &token)
         .await
-        .map(Step::Ready)
+        .map(|secret| Step::Ready((secret, minted)))
 }
 
 /// Reads and validates everything the data is made of; the inner `Err` says what is still

@@ -10,6 +10,7 @@
 //! `context` and `error`, which they all share.
 
 mod apply;
+mod caches;
 mod cleanup;
 mod context;
 mod error;
@@ -81,9 +82,30 @@ pub(crate) fn config_of_machine(machine: &Machine) -> Option<ObjectRef<K0sWorker
     })
 }
 
+/// What wakes a config: a change of anything but its status and finalizers. Its own status and
+/// finalizer writes would otherwise wake every config once more for nothing. The owner
+/// references are in: CAPI sets the Machine as owner after creating the config.
+fn config_changed(config: &K0sWorkerConfig) -> Option<u64> {
+    use std::hash::{Hash as _, Hasher as _};
+    let meta = &config.metadata;
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    (
+        meta.generation,
+        &meta.labels,
+        &meta.annotations,
+        meta.deletion_timestamp.as_ref().map(|t| t.0.as_second()),
+    )
+        .hash(&mut hasher);
+    for owner in meta.owner_references.iter().flatten() {
+        (&owner.uid, &owner.kind, &owner.name, owner.controller).hash(&mut hasher);
+    }
+    Some(hasher.finish())
+}
+
 /// Builds the controller: `K0sWorkerConfig`s (scoped by `--namespace`/`--watch-filter`), woken
-/// by their Cluster and Machine (upstream has no watches and polls every 5 s). `synced` is
-/// released once the configs' cache has done its first full list.
+/// by their Cluster and Machine (upstream has no watches and polls every 5 s), and the stores of
+/// those two watches, which reconciles read instead of the API server. `synced` is released once
+/// the configs' cache has done its first full list.
 ///
 /// Data Secrets are not watched with `.owns()`: nothing about them is ever reconciled back (the
 /// data is immutable), and watching every Secret in the management cluster would cache them all.
@@ -91,7 +113,7 @@ pub(crate) fn build(
     client: &Client,
     args: &ManagerArgs,
     synced: ReadyGate,
-) -> Controller<K0sWorkerConfig> {
+) -> (Controller<K0sWorkerConfig>, caches::Stores) {
     // NB: the configs' reflector is built here rather than by `Controller::new` so the
     // readiness gate can see the first `InitDone` pass through it. Waiting on
     // `Store::wait_until_ready` instead (`Readiness::gate_on_store`) races the controller's own
@@ -112,20 +134,28 @@ pub(crate) fn build(
             gate.ready();
         }
     })
-    .applied_objects();
+    .applied_objects()
+    .predicate_filter(config_changed, Default::default());
+    let (machines, machine_writer) = reflector::store::<Machine>();
+    let machine_events = watcher(args.api::<Machine>(client.clone()), args.watcher_config())
+        .default_backoff()
+        .modify(|m| m.managed_fields_mut().clear())
+        .reflect(machine_writer)
+        .applied_objects();
+    let (clusters, cluster_writer) = reflector::store::<Cluster>();
+    let cluster_events = watcher(args.api::<Cluster>(client.clone()), args.watcher_config())
+        .default_backoff()
+        .modify(|c| c.managed_fields_mut().clear())
+        .reflect(cluster_writer)
+        .applied_objects();
     let store: Store<K0sWorkerConfig> = reader.clone();
-    Controller::for_stream(configs, reader)
+    let controller = Controller::for_stream(configs, reader)
         .with_config(args.controller_config())
-        .watches(
-            args.api::<Cluster>(client.clone()),
-            args.watcher_config(),
-            move |cluster| configs_of_cluster(store.state().iter().map(|c| &**c), &cluster),
-        )
-        .watches(
-            args.api::<Machine>(client.clone()),
-            args.watcher_config(),
-            |machine| config_of_machine(&machine),
-        )
+        .watches_stream(cluster_events, move |cluster| {
+            configs_of_cluster(store.state().iter().map(|c| &**c), &cluster)
+        })
+        .watches_stream(machine_events, |machine| config_of_machine(&machine));
+    (controller, caches::Stores { machines, clusters })
 }
 
 /// Runs the controller until `shutdown` is cancelled. Registers a readiness gate released when
@@ -138,8 +168,10 @@ pub async fn run(
     readiness: &Readiness,
     shutdown: CancellationToken,
 ) {
-    let controller = build(&client, args, readiness.gate("k0sworkerconfigs"));
+    let (controller, stores) = build(&client, args, readiness.gate("k0sworkerconfigs"));
     let ctx = Arc::new(Context {
+        stores,
+        workloads: caches::WorkloadClients::default(),
         events: EventPublisher::new(client.clone(), REPORTER),
         client,
         settings,

@@ -25,19 +25,19 @@ use crate::join_token;
 use crate::token::{self, BootstrapToken, TokenOwner};
 use crate::workload::Workload;
 
-/// The token for new bootstrap data. A token labelled for this config exists when an earlier
-/// attempt died between creating it and writing the data Secret: reuse it, never mint a second
-/// one.
+/// The token for new bootstrap data, and whether it was minted just now (with a whole TTL
+/// ahead of it). A token labelled for this config exists when an earlier attempt died between
+/// creating it and writing the data Secret: reuse it, never mint a second one.
 pub(super) async fn existing_or_new_token(
     config: &K0sWorkerConfig,
     ctx: &Context,
     workload: &Workload,
     uid: &str,
     cluster_name: &str,
-) -> Result<BootstrapToken, Error> {
+) -> Result<(BootstrapToken, bool), Error> {
     let workload_err = workload_err(cluster_name);
     if let Some(token) = workload.existing_token(uid).await.map_err(workload_err)? {
-        return Ok(token);
+        return Ok((token, false));
     }
     let token = BootstrapToken::generate();
     // A new token's data Secret is written now: its first expiration already respects the
@@ -54,7 +54,43 @@ pub(super) async fn existing_or_new_token(
         token_id = token.id(),
         "created bootstrap token in the workload cluster"
     );
-    Ok(token)
+    Ok((token, true))
+}
+
+/// The token `token_id` was minted in this reconcile: it is valid for a whole TTL (capped at
+/// its maximum lifetime), so there is nothing to read or refresh until the next refresh is due
+/// or the lifetime ends, whichever is first (as [`refresh`] would have said).
+pub(super) fn minted(
+    config: &K0sWorkerConfig,
+    ctx: &Context,
+    status: &mut K0sWorkerConfigStatus,
+    token_id: &str,
+) -> Action {
+    set_token_valid(config, ctx, status, token_id);
+    let settings = &ctx.settings;
+    Action::requeue(
+        settings
+            .refresh_interval()
+            .min(settings.token_max_lifetime + Duration::from_secs(1)),
+    )
+}
+
+fn set_token_valid(
+    config: &K0sWorkerConfig,
+    ctx: &Context,
+    status: &mut K0sWorkerConfigStatus,
+    token_id: &str,
+) {
+    set_token_available(
+        status,
+        true,
+        cond::TOKEN_VALID_REASON,
+        &format!(
+            "Bootstrap token {token_id} is kept valid (TTL {}s) until the Machine's Node joins",
+            ctx.settings.token_ttl.as_secs()
+        ),
+        config.metadata.generation,
+    );
 }
 
 /// Keeps the token of `data_secret` valid until the Machine's Node joins, then deletes it.
@@ -214,16 +250,7 @@ async fn refresh(
             "bootstrap token refreshed"
         );
     }
-    set_token_available(
-        status,
-        true,
-        cond::TOKEN_VALID_REASON,
-        &format!(
-            "Bootstrap token {token_id} is kept valid (TTL {}s) until the Machine's Node joins",
-            settings.token_ttl.as_secs()
-        ),
-        generation,
-    );
+    set_token_valid(config, ctx, status, token_id);
     // Look again at the next refresh, or when the lifetime ends, whichever is first.
     let until_bound = now_ts
         .duration_until(bound)
