@@ -74,8 +74,8 @@ const BOOTSTRAP: ProviderCase = ProviderCase {
     standalone_crds: &[],
     kinds: ["k0sworkerconfigs", "k0sworkerconfigtemplates"],
     variables: &[
+        "K0SMOTRON_BOOTSTRAP_CONCURRENCY",
         "K0SMOTRON_BOOTSTRAP_TOKEN_TTL",
-        "K0SMOTRON_CONCURRENCY",
         "K0SMOTRON_LOG_FORMAT",
         "K0SMOTRON_WATCH_FILTER",
         "K0SMOTRON_WATCH_NAMESPACE",
@@ -304,7 +304,12 @@ async fn generate_provider_renders_both_components_files_from_a_file_repository(
         let container = manager_container(&docs);
         let args = container_args(container);
         assert!(args.contains(&"--log-format=json"), "{args:?}");
-        assert!(args.contains(&"--concurrency=5"), "{args:?}");
+        let concurrency = if case.label == BOOTSTRAP_LABEL {
+            "--concurrency=20"
+        } else {
+            "--concurrency=5"
+        };
+        assert!(args.contains(&concurrency), "{args:?}");
         assert!(args.contains(&"--leader-elect"), "{args:?}");
         assert_eq!(env_value(container, "WATCH_FILTER"), Some(""));
         assert_eq!(env_value(container, "WATCH_NAMESPACE"), Some(""));
