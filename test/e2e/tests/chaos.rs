@@ -761,11 +761,15 @@ async fn chaos_kill_worker_join() {
 /// Forwards `127.0.0.1:<port>` to `upstream` until [`Blackhole::cut`]: then open connections are
 /// dropped and new ones are accepted and never answered (a partitioned or hung server, the worst
 /// case for a client: the TCP connect succeeds). Counts accepted connections.
+///
+/// Open connections are dropped as soon as the cut is announced (a watch channel, not a poll):
+/// a client that keeps its connections (the bootstrap provider keeps one client per Cluster)
+/// must not get a request through between the cut and the test's next step.
 struct Blackhole {
     port: u16,
     cut: Arc<std::sync::atomic::AtomicBool>,
     accepted: Arc<AtomicUsize>,
-    generation: Arc<AtomicUsize>,
+    generation: tokio::sync::watch::Sender<usize>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -775,7 +779,7 @@ impl Blackhole {
         let port = listener.local_addr().unwrap().port();
         let cut = Arc::new(std::sync::atomic::AtomicBool::new(upstream.is_none()));
         let accepted = Arc::new(AtomicUsize::new(0));
-        let generation = Arc::new(AtomicUsize::new(0));
+        let generation = tokio::sync::watch::Sender::new(0usize);
         let (c, a, g) = (cut.clone(), accepted.clone(), generation.clone());
         let task = tokio::spawn(async move {
             let mut held = Vec::new();
@@ -783,24 +787,15 @@ impl Blackhole {
                 a.fetch_add(1, Ordering::SeqCst);
                 match upstream {
                     Some(up) if !c.load(Ordering::SeqCst) => {
-                        let mine = g.load(Ordering::SeqCst);
-                        let g = g.clone();
+                        let mut cuts = g.subscribe();
                         tokio::spawn(async move {
                             let Ok(mut out) = TcpStream::connect(up).await else {
                                 return;
                             };
-                            let copy = tokio::io::copy_bidirectional(&mut inbound, &mut out);
-                            tokio::pin!(copy);
                             // A cut bumps the generation: drop this connection then.
-                            loop {
-                                tokio::select! {
-                                    _ = &mut copy => return,
-                                    () = tokio::time::sleep(Duration::from_millis(100)) => {
-                                        if g.load(Ordering::SeqCst) != mine {
-                                            return;
-                                        }
-                                    }
-                                }
+                            tokio::select! {
+                                _ = tokio::io::copy_bidirectional(&mut inbound, &mut out) => {}
+                                _ = cuts.changed() => {}
                             }
                         });
                     }
@@ -819,7 +814,7 @@ impl Blackhole {
 
     fn cut(&self) {
         self.cut.store(true, Ordering::SeqCst);
-        self.generation.fetch_add(1, Ordering::SeqCst);
+        self.generation.send_modify(|g| *g += 1);
     }
 
     fn heal(&self) {
