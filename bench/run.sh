@@ -21,6 +21,9 @@ FLOOR_CONCURRENCY=${BENCH_FLOOR_CONCURRENCY:-5}
 RESULTS=${BENCH_RESULTS_DIR:-$root/bench/results}
 # A harness of its own, so a test harness running beside it is never touched.
 export HARNESS_DIR=${BENCH_HARNESS_DIR:-/tmp/k0smotron-rs-bench}
+# Room for every control plane's Services: the harness's default range holds 253, and at
+# N = 1,000 the API server refused the rest ("failed to allocate a serviceIP: range is full").
+export HARNESS_SERVICE_CIDR=${HARNESS_SERVICE_CIDR:-10.1.0.0/16}
 harness=$root/test/harness/cluster
 # The providers' client certificate CNs: their user names in the audit log.
 USER_CN=bench-provider
