@@ -28,12 +28,6 @@ use crate::data_secret;
 pub(super) async fn apply(config: Arc<K0sWorkerConfig>, ctx: &Context) -> Result<Action, Error> {
     let mut status = config.status.clone().unwrap_or_default();
     let result = apply_inner(&config, ctx, &mut status).await;
-    if let Err(Error::Workload { cluster, .. }) = &result
-        && let Some(ns) = config.namespace()
-    {
-        // Its next reconcile builds a new client (new connections) rather than reuse this one.
-        ctx.workloads.forget(&format!("{ns}/{cluster}"));
-    }
     // NB: upstream sets DataSecretAvailable=True (reason InternalError) when writing the data
     // fails; a failure is False here, and never touches a condition of data that exists.
     if let Err(err) = &result

@@ -74,6 +74,11 @@ where
         .map(Arc::new))
 }
 
+/// The key of a Cluster's workload client: `namespace/name`.
+pub(super) fn cluster_key(ns: &str, cluster: &str) -> String {
+    format!("{ns}/{cluster}")
+}
+
 /// How long an unused workload client is kept.
 const IDLE: Duration = Duration::from_secs(10 * 60);
 

@@ -189,7 +189,7 @@ pub(super) async fn workload_for(
     let endpoint = Endpoint { host: &host, port };
     ctx.workloads
         .get_or_build(
-            &format!("{ns}/{cluster_name}"),
+            &super::caches::cluster_key(ns, &cluster_name),
             &secret,
             (&host, port),
             || Workload::from_kubeconfig_secret(&secret, &endpoint),

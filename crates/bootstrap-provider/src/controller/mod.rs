@@ -29,6 +29,7 @@ use k0smotron_api::bootstrap::v1beta2::K0sWorkerConfig;
 use k0smotron_api::capi::{self, Cluster, Machine};
 use k0smotron_api::names;
 use kube::runtime::controller::{Action, Controller};
+use kube::runtime::finalizer;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt as _, watcher};
 use kube::{Api, Client, Resource as _, ResourceExt as _};
@@ -136,18 +137,8 @@ pub(crate) fn build(
     })
     .applied_objects()
     .predicate_filter(config_changed, Default::default());
-    let (machines, machine_writer) = reflector::store::<Machine>();
-    let machine_events = watcher(args.api::<Machine>(client.clone()), args.watcher_config())
-        .default_backoff()
-        .modify(|m| m.managed_fields_mut().clear())
-        .reflect(machine_writer)
-        .applied_objects();
-    let (clusters, cluster_writer) = reflector::store::<Cluster>();
-    let cluster_events = watcher(args.api::<Cluster>(client.clone()), args.watcher_config())
-        .default_backoff()
-        .modify(|c| c.managed_fields_mut().clear())
-        .reflect(cluster_writer)
-        .applied_objects();
+    let (machines, machine_events) = stored_watch(args.api::<Machine>(client.clone()), args);
+    let (clusters, cluster_events) = stored_watch(args.api::<Cluster>(client.clone()), args);
     let store: Store<K0sWorkerConfig> = reader.clone();
     let controller = Controller::for_stream(configs, reader)
         .with_config(args.controller_config())
@@ -156,6 +147,33 @@ pub(crate) fn build(
         })
         .watches_stream(machine_events, |machine| config_of_machine(&machine));
     (controller, caches::Stores { machines, clusters })
+}
+
+/// A watch of `api` (the manager's scope) whose objects, without `managedFields`, are also kept in
+/// the returned store for reconciles to read.
+fn stored_watch<K>(
+    api: Api<K>,
+    args: &ManagerArgs,
+) -> (
+    Store<K>,
+    impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static,
+)
+where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
+{
+    let (store, writer) = reflector::store::<K>();
+    let events = watcher(api, args.watcher_config())
+        .default_backoff()
+        .modify(|o| o.managed_fields_mut().clear())
+        .reflect(writer)
+        .applied_objects();
+    (store, events)
 }
 
 /// Runs the controller until `shutdown` is cancelled. Registers a readiness gate released when
@@ -216,7 +234,7 @@ pub(crate) async fn reconcile(
             .namespace()
             .ok_or(Error::MissingMetadata("namespace"))?;
         let api: Api<K0sWorkerConfig> = Api::namespaced(ctx.client.clone(), &ns);
-        reconcile::with_finalizer(
+        let result = reconcile::with_finalizer(
             &api,
             names::BOOTSTRAP_FINALIZER,
             config,
@@ -224,8 +242,16 @@ pub(crate) async fn reconcile(
             |config| apply::apply(config, &ctx),
             |config| cleanup::cleanup(config, &ctx),
         )
-        .await
-        .map_err(|e| Error::Finalizer(Box::new(e)))
+        .await;
+        if let Err(
+            finalizer::Error::ApplyFailed(Error::Workload { cluster, .. })
+            | finalizer::Error::CleanupFailed(Error::Workload { cluster, .. }),
+        ) = &result
+        {
+            // The next reconcile builds a new client (new connections) rather than reuse this one.
+            ctx.workloads.forget(&caches::cluster_key(&ns, cluster));
+        }
+        result.map_err(|e| Error::Finalizer(Box::new(e)))
     }
     .instrument(span)
     .await
