@@ -11,7 +11,7 @@ use futures::StreamExt;
 use k0smotron_api::capi::Cluster;
 use k0smotron_api::controlplane::v1beta2::K0smotronControlPlane;
 use k0smotron_api::k0smotron::v1beta2::{Cluster as StandaloneCluster, JoinTokenRequest};
-use kube::runtime::{Controller, watcher};
+use kube::runtime::Controller;
 use kube::{Client, Resource};
 use provider_runtime::backoff::Waits;
 use provider_runtime::events::EventPublisher;
@@ -19,6 +19,7 @@ use provider_runtime::{ManagerArgs, Metrics, Readiness};
 use tokio_util::sync::CancellationToken;
 
 use crate::reconcile::{Context, error_policy, reconcile};
+use crate::stores::{self, Feed, Stores, Triggers};
 use crate::validate::FieldPolicy;
 use crate::watches::{control_plane_of, owning_children};
 
@@ -69,18 +70,21 @@ impl Default for Settings {
     }
 }
 
-/// The controller, with its watches.
-pub fn build(client: &Client, args: &ManagerArgs) -> Controller<K0smotronControlPlane> {
+/// The controller, woken by its children, their pods and the CAPI Clusters (`clusters`: the feed
+/// of the shared Cluster watch).
+pub fn build(
+    client: &Client,
+    args: &ManagerArgs,
+    triggers: Triggers,
+    clusters: Feed<Cluster>,
+    stores: &Stores,
+) -> Controller<K0smotronControlPlane> {
     let controller = Controller::new(
         args.api::<K0smotronControlPlane>(client.clone()),
         args.watcher_config(),
     );
-    owning_children(controller, client, args)
-        .watches(
-            args.api::<Cluster>(client.clone()),
-            watcher::Config::default().any_semantic(),
-            |cluster| control_plane_of(&cluster),
-        )
+    owning_children(controller, triggers, stores.statefulsets.clone())
+        .watches_stream(clusters.map(Ok), |cluster| control_plane_of(&cluster))
         .with_config(args.controller_config())
 }
 
@@ -113,7 +117,13 @@ pub async fn run(
     readiness: &Readiness,
     shutdown: CancellationToken,
 ) {
+    let capi = settings.kinds.capi
+        && served::<Cluster>(&client, args).await
+        && served::<K0smotronControlPlane>(&client, args).await;
+    let standalone = settings.kinds.standalone && served::<StandaloneCluster>(&client, args).await;
+    let watches = stores::watches(&client, args, capi, standalone);
     let ctx = Arc::new(Context {
+        stores: watches.stores.clone(),
         events: EventPublisher::new(client.clone(), REPORTER),
         client: client.clone(),
         metrics,
@@ -124,10 +134,6 @@ pub async fn run(
         backoff: Arc::default(),
         waits: Arc::new(Waits::new(Duration::from_secs(10), settings.resync)),
     });
-    let capi = settings.kinds.capi
-        && served::<Cluster>(&client, args).await
-        && served::<K0smotronControlPlane>(&client, args).await;
-    let standalone = settings.kinds.standalone && served::<StandaloneCluster>(&client, args).await;
     if settings.kinds.capi && !capi {
         tracing::info!(
             "Cluster API or K0smotronControlPlane CRDs not installed: that controller does not run"
@@ -138,11 +144,12 @@ pub async fn run(
             "k0smotron.io Cluster CRD not installed: the standalone controller does not run"
         );
     }
+    let stores = watches.stores;
     let capi_run = async {
-        if !capi {
+        let Some((triggers, clusters)) = watches.capi else {
             return;
-        }
-        let controller = build(&client, args);
+        };
+        let controller = build(&client, args, triggers, clusters, &stores);
         readiness.gate_on_store("k0smotroncontrolplanes", controller.store());
         drive(
             controller
@@ -152,10 +159,10 @@ pub async fn run(
         .await;
     };
     let standalone_run = async {
-        if !standalone {
+        let Some(triggers) = watches.standalone else {
             return;
-        }
-        let controller = crate::standalone::build(&client, args);
+        };
+        let controller = crate::standalone::build(&client, args, triggers, &stores);
         readiness.gate_on_store("clusters.k0smotron.io", controller.store());
         drive(
             controller
@@ -175,7 +182,10 @@ pub async fn run(
                 .await;
         }
     };
-    futures::join!(capi_run, standalone_run, requests_run);
+    // The shared watches run as long as the controllers do.
+    let controllers = async { futures::join!(capi_run, standalone_run, requests_run) };
+    futures::pin_mut!(controllers);
+    futures::future::select(controllers, watches.driver).await;
 }
 
 /// Drains a controller's result stream until it ends.

@@ -22,5 +22,6 @@ pub mod services;
 pub(crate) mod standalone;
 pub(crate) mod statefulset;
 pub(crate) mod status;
+pub(crate) mod stores;
 pub mod validate;
 pub(crate) mod watches;

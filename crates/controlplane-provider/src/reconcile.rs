@@ -43,6 +43,7 @@ use crate::infra;
 use crate::labels;
 use crate::statefulset::INPUTS_HASH_ANNOTATION;
 use crate::status::{self, Failure, Probe, StatusInputs};
+use crate::stores::Stores;
 use crate::validate::FieldPolicy;
 
 use crate::ownership::controlled_by;
@@ -76,6 +77,8 @@ pub struct Context {
     /// Requeue delays of control planes waiting for their API to answer (per object, doubling
     /// while nothing changes).
     pub waits: Arc<Waits>,
+    /// What the watches keep: children, pods, Nodes and CAPI Clusters read without a round trip.
+    pub stores: Stores,
 }
 
 impl std::fmt::Debug for Context {
@@ -181,6 +184,23 @@ fn is_conflict(e: &kube::Error) -> bool {
     matches!(e, kube::Error::Api(s) if s.code == 409)
 }
 
+/// `name` from `store`, else by GET (a store lags: a miss is never taken as absence).
+async fn cached_or_get<K>(
+    store: &kube::runtime::reflector::Store<K>,
+    api: &Api<K>,
+    ns: &str,
+    name: &str,
+) -> Result<Option<K>, Error>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
+{
+    let key = kube::runtime::reflector::ObjectRef::new(name).within(ns);
+    match store.get(&key) {
+        Some(obj) => Ok(Some((*obj).clone())),
+        None => get_opt(api, name).await,
+    }
+}
+
 async fn get_opt<K>(api: &Api<K>, name: &str) -> Result<Option<K>, Error>
 where
     K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
@@ -217,7 +237,7 @@ pub async fn reconcile(
     let api: Api<K0smotronControlPlane> = Api::namespaced(ctx.client.clone(), &ns);
     let clusters: Api<Cluster> = Api::namespaced(ctx.client.clone(), &ns);
     let cluster = match owner_cluster_name(&kcp.metadata) {
-        Some(name) => get_opt(&clusters, &name).await?,
+        Some(name) => cached_or_get(&ctx.stores.clusters, &clusters, &ns, &name).await?,
         None => None,
     };
 
@@ -745,8 +765,12 @@ async fn list_pods(ctx: &Context, ns: &str, cluster: &str) -> Result<Vec<Pod>, E
     if cluster.is_empty() {
         return Ok(Vec::new());
     }
+    let selector = labels::control_plane_selector(cluster);
+    if let Some(pods) = ctx.stores.pods(ns, &selector) {
+        return Ok(pods);
+    }
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
-    let selector = labels::selector_string(&labels::control_plane_selector(cluster));
+    let selector = labels::selector_string(&selector);
     Ok(pods
         .list(&ListParams::default().labels(&selector))
         .await
@@ -796,7 +820,7 @@ pub(crate) async fn fetch(
     }
     let services: Api<Service> = Api::namespaced(ctx.client.clone(), &ns);
     let svc_name = crate::services::service_name(&cluster_name, cp.spec.service.type_);
-    let exposure_service = get_opt(&services, &svc_name).await?;
+    let exposure_service = cached_or_get(&ctx.stores.services, &services, &ns, &svc_name).await?;
     let nodes = if cp.spec.service.type_ == ServiceType::NodePort
         && cp
             .spec
@@ -804,18 +828,26 @@ pub(crate) async fn fetch(
             .as_deref()
             .is_none_or(str::is_empty)
     {
-        let nodes: Api<Node> = Api::all(ctx.client.clone());
-        nodes
-            .list(&ListParams::default())
-            .await
-            .map_err(read_err("nodes"))?
-            .items
+        match ctx.stores.nodes() {
+            Some(nodes) => nodes,
+            None => {
+                let nodes: Api<Node> = Api::all(ctx.client.clone());
+                nodes
+                    .list(&ListParams::default())
+                    .await
+                    .map_err(read_err("nodes"))?
+                    .items
+            }
+        }
     } else {
         Vec::new()
     };
     let sts_api: Api<StatefulSet> = Api::namespaced(ctx.client.clone(), &ns);
-    let statefulset = get_opt(&sts_api, &names::kmc_name(&cluster_name)).await?;
-    let etcd_statefulset = get_opt(&sts_api, &names::etcd_name(&cluster_name)).await?;
+    let sts_store = &ctx.stores.statefulsets;
+    let statefulset =
+        cached_or_get(sts_store, &sts_api, &ns, &names::kmc_name(&cluster_name)).await?;
+    let etcd_statefulset =
+        cached_or_get(sts_store, &sts_api, &ns, &names::etcd_name(&cluster_name)).await?;
     // Claims exist only once a StatefulSet with claim templates made them.
     let has_claims = [&statefulset, &etcd_statefulset]
         .into_iter()
@@ -929,7 +961,7 @@ async fn check_children(
                 check_owner("Secret", &s.metadata, uid)?;
                 record::<Secret>(&mut live, &s.metadata);
             }
-            None => check_live(&secrets, name, uid, &mut live).await?,
+            None => check_live(None, &secrets, ns, name, uid, &mut live).await?,
         }
     }
     let names_of = |metas: Vec<&ObjectMeta>| -> Vec<String> {
@@ -937,7 +969,7 @@ async fn check_children(
     };
     let config_maps: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), ns);
     for name in names_of(desired.config_maps.iter().map(|c| &c.metadata).collect()) {
-        check_live(&config_maps, &name, uid, &mut live).await?;
+        check_live(Some(&ctx.stores.config_maps), &config_maps, ns, &name, uid, &mut live).await?;
     }
     let services: Api<Service> = Api::namespaced(ctx.client.clone(), ns);
     let exposure = facts
@@ -946,12 +978,12 @@ async fn check_children(
         .and_then(|s| s.metadata.name.clone());
     for name in names_of(desired.services.iter().map(|s| &s.metadata).collect()) {
         if Some(&name) != exposure.as_ref() {
-            check_live(&services, &name, uid, &mut live).await?;
+            check_live(Some(&ctx.stores.services), &services, ns, &name, uid, &mut live).await?;
         }
     }
     let cron_jobs: Api<CronJob> = Api::namespaced(ctx.client.clone(), ns);
     for name in names_of(desired.cron_jobs.iter().map(|c| &c.metadata).collect()) {
-        check_live(&cron_jobs, &name, uid, &mut live).await?;
+        check_live(Some(&ctx.stores.cron_jobs), &cron_jobs, ns, &name, uid, &mut live).await?;
     }
     if let Some(svc) = &facts.exposure_service {
         record::<Service>(&mut live, &svc.metadata);
@@ -959,9 +991,12 @@ async fn check_children(
     Ok(live)
 }
 
-/// [`check_owner`] on the live object `name`, if it exists, recording its `resourceVersion`.
+/// [`check_owner`] on the object `name` (from `store`, else by GET), if it exists, recording its
+/// `resourceVersion`.
 async fn check_live<K>(
+    store: Option<&kube::runtime::reflector::Store<K>>,
     api: &Api<K>,
+    ns: &str,
     name: &str,
     uid: &str,
     live: &mut LiveVersions,
@@ -969,7 +1004,11 @@ async fn check_live<K>(
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
 {
-    match get_opt(api, name).await? {
+    let found = match store {
+        Some(store) => cached_or_get(store, api, ns, name).await?,
+        None => get_opt(api, name).await?,
+    };
+    match found {
         Some(obj) => {
             record::<K>(live, obj.meta());
             check_owner(&K::kind(&()), obj.meta(), uid)

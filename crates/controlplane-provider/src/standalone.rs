@@ -86,8 +86,14 @@ async fn cleanup(cluster: &Cluster, ctx: &Context) -> Result<Action, Error> {
 }
 
 /// The controller, with its watches: the children it owns (the same kinds as the Cluster API
-/// kind's, selected by the same label).
-pub fn build(client: &Client, args: &ManagerArgs) -> Controller<Cluster> {
+/// kind's, selected by the same label) and their pods.
+pub fn build(
+    client: &Client,
+    args: &ManagerArgs,
+    triggers: crate::stores::Triggers,
+    stores: &crate::stores::Stores,
+) -> Controller<Cluster> {
     let controller = Controller::new(args.api::<Cluster>(client.clone()), args.watcher_config());
-    crate::watches::owning_children(controller, client, args).with_config(args.controller_config())
+    crate::watches::owning_children(controller, triggers, stores.statefulsets.clone())
+        .with_config(args.controller_config())
 }

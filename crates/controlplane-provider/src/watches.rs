@@ -1,17 +1,15 @@
-//! What the controllers watch besides their own kind: the children every control-plane kind owns,
-//! and the CAPI `Cluster` mapped to the control plane it refers to.
+//! What wakes the controllers besides their own kind: the children every control-plane kind owns,
+//! their pods, and the CAPI `Cluster` mapped to the control plane it refers to.
 
 use k0smotron_api::capi::Cluster;
 use k0smotron_api::controlplane::v1beta2::K0smotronControlPlane;
-use k0smotron_api::names;
+use futures::StreamExt;
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::batch::v1::CronJob;
-use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
-use kube::core::PartialObjectMeta;
-use kube::runtime::reflector::ObjectRef;
-use kube::runtime::{Controller, watcher};
-use kube::{Client, Resource, ResourceExt};
-use provider_runtime::ManagerArgs;
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::{Controller, WatchStreamExt};
+use kube::{Resource, ResourceExt};
+
+use crate::stores::{self, Triggers};
 
 /// The K0smotronControlPlane a CAPI Cluster refers to, if any.
 pub fn control_plane_of(cluster: &Cluster) -> Option<ObjectRef<K0smotronControlPlane>> {
@@ -25,12 +23,14 @@ pub fn control_plane_of(cluster: &Cluster) -> Option<ObjectRef<K0smotronControlP
     Some(ObjectRef::new(&r.name).within(&ns))
 }
 
-/// `controller` watching the children every control-plane kind owns: StatefulSets, Services,
-/// ConfigMaps, Secrets (metadata only) and CronJobs carrying the cluster-name label.
+/// `controller` woken by the children every control-plane kind owns (StatefulSets, Services,
+/// ConfigMaps, Secrets by metadata, CronJobs, all carrying the cluster-name label) and by its
+/// control-plane pods, through the StatefulSet that owns them (`statefulsets`). The triggers come
+/// from the shared watches of [`crate::stores`].
 pub fn owning_children<K>(
     controller: Controller<K>,
-    client: &Client,
-    args: &ManagerArgs,
+    triggers: Triggers,
+    statefulsets: Store<StatefulSet>,
 ) -> Controller<K>
 where
     K: Resource<DynamicType = ()>
@@ -41,24 +41,19 @@ where
         + Sync
         + 'static,
 {
-    // Every child carries the cluster-name label; caching only those keeps unrelated Secrets
-    // and ConfigMaps out of memory.
-    let children = watcher::Config::default()
-        .any_semantic()
-        .labels(names::CLUSTER_NAME_LABEL);
+    let pods = triggers
+        .pods
+        .map(Ok)
+        .predicate_filter(stores::pod_state, Default::default());
     controller
-        .owns(args.api::<StatefulSet>(client.clone()), children.clone())
-        .owns(args.api::<Service>(client.clone()), children.clone())
-        .owns(args.api::<ConfigMap>(client.clone()), children.clone())
-        // Secrets by metadata only (an `Api<PartialObjectMeta<_>>` lists and watches metadata):
-        // their owner references are all the controller needs to map them to a control plane,
-        // and key material has no business in a long-lived cache (the reconciler reads the few
-        // Secrets it uses by name).
-        .owns(
-            args.api::<PartialObjectMeta<Secret>>(client.clone()),
-            children.clone(),
-        )
-        .owns(args.api::<CronJob>(client.clone()), children)
+        .owns_stream(triggers.statefulsets.map(Ok))
+        .owns_stream(triggers.services.map(Ok))
+        .owns_stream(triggers.config_maps.map(Ok))
+        .owns_stream(triggers.secrets.map(Ok))
+        .owns_stream(triggers.cron_jobs.map(Ok))
+        .watches_stream(pods, move |pod| {
+            stores::control_plane_of_pod::<K>(&statefulsets, &pod)
+        })
 }
 
 #[cfg(test)]

@@ -355,6 +355,9 @@ struct Run {
     at_kill: String,
     at_start: String,
     reminted: Vec<String>,
+    /// From the change to the first of the settled polls (a fault-free run: how long the
+    /// change takes to converge, to within the one-second poll).
+    converged: Duration,
 }
 
 /// One run of `scenario` in a fresh namespace; with `kill_after`, the provider is SIGKILLed
@@ -378,6 +381,7 @@ async fn cp_run(
             .map_err(|e| format!("before the change: {e}"))?;
     }
     let at_start = chaos::digest(&cp_objects(&client, ns.name()).await);
+    let acted = Instant::now();
     act(&client, ns.name(), scenario).await;
     let mut at_kill = String::new();
     let mut before = BTreeMap::new();
@@ -395,6 +399,8 @@ async fn cp_run(
         kcp_converged
     };
     let result = settled(CONVERGE, || cp_objects(&client, ns.name()), done).await;
+    // `settled` returns two polls, a second apart, after the end state first showed.
+    let converged = acted.elapsed().saturating_sub(Duration::from_secs(2));
     let tail = provider.log_tail(30);
     provider.stop().await;
     let digest = result.map_err(|e| format!("{e}\nprovider log tail:\n{tail}"))?;
@@ -404,7 +410,17 @@ async fn cp_run(
         at_kill,
         at_start,
         reminted: chaos::reminted_cas(&before, &after),
+        converged,
     })
+}
+
+/// The kill window of a scenario whose fault-free run converged in `converged`: that time,
+/// at least 300 ms (a kill at once is the "before the first write" case, kept in reach) and at
+/// most 8 s.
+fn window_ms(converged: Duration) -> u64 {
+    u64::try_from(converged.as_millis())
+        .unwrap_or(u64::MAX)
+        .clamp(300, 8000)
 }
 
 #[tokio::test]
@@ -422,11 +438,20 @@ async fn chaos_kill_controlplane_lifecycle() {
             .unwrap_or_else(|e| panic!("{scenario}: the fault-free run failed: {e}"));
         let mut points = KillPoints::default();
         let mut found = 0;
+        figure(
+            &settings,
+            &format!(
+                "kill/{scenario}: the fault-free run converged in {} ms; kill window {} ms",
+                reference.converged.as_millis(),
+                window_ms(reference.converged)
+            ),
+        );
         let started = Instant::now();
         for &seed in &settings.seeds {
-            // Kill points spread over the time a reconcile of the change takes (key generation
-            // in a debug build included); deletion is quicker.
-            let window = if scenario == "delete" { 1500 } else { 4000 };
+            // Kill points spread over the time the fault-free run took to converge, so most
+            // kills land while the change is being written rather than after it (a fixed
+            // 0-4 s window left 9 in 10 kills after the end state once reconciles got faster).
+            let window = window_ms(reference.converged);
             let delay = SeededRng::new(seed, scenario).below(window);
             let label = format!("seed-{seed}");
             match cp_run(

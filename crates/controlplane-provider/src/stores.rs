@@ -1,0 +1,569 @@
+//! One watch per kind the control-plane controllers need, feeding both their triggers and the
+//! stores reconciles read instead of the API server.
+//!
+//! Before, each controller watched its children only to be woken, and every reconcile read the
+//! same objects again by GET (about 23 requests a reconcile, most of a burst's load on the API
+//! server). Now a reconcile reads StatefulSets, Services, ConfigMaps, CronJobs, the control-plane
+//! pods, the Nodes and the CAPI Clusters from these stores.
+//!
+//! A store can lag behind the API server. Reads by name fall back to a GET on a miss, so a miss
+//! never hides an object (a foreign object squatting on a child's name without our label is not
+//! in the store, and is still found and refused). A stale hit is harmless: the change that made
+//! it stale wakes the control plane again, after the store has it. The pod and Node lists come
+//! from the API server until their store has done its first full list.
+//!
+//! Secrets are watched by metadata only, for the triggers, and not kept: reconciles read the few
+//! Secret bodies they need by name.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use futures::channel::mpsc;
+use futures::{FutureExt, SinkExt, Stream, StreamExt};
+use k0smotron_api::capi::Cluster;
+use k0smotron_api::names;
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::batch::v1::CronJob;
+use k8s_openapi::api::core::v1::{
+    ConfigMap, Node, NodeAddress, NodeStatus, Pod, PodSpec, Secret, Service,
+};
+use kube::core::PartialObjectMeta;
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, Resource, ResourceExt};
+use provider_runtime::ManagerArgs;
+use serde::de::DeserializeOwned;
+
+/// Events a controller may be behind on one kind before the watch waits for it.
+const BUFFER: usize = 1024;
+
+/// The stores reconciles read.
+#[derive(Clone)]
+pub struct Stores {
+    /// StatefulSets with the cluster-name label.
+    pub statefulsets: Store<StatefulSet>,
+    /// Services with the cluster-name label.
+    pub services: Store<Service>,
+    /// ConfigMaps with the cluster-name label.
+    pub config_maps: Store<ConfigMap>,
+    /// CronJobs with the cluster-name label.
+    pub cron_jobs: Store<CronJob>,
+    /// Control-plane pods (`app=k0smotron`, `cluster.x-k8s.io/control-plane`), their spec cut
+    /// down to container names and images.
+    pub pods: Store<Pod>,
+    /// Nodes, cut down to their name and addresses.
+    pub nodes: Store<Node>,
+    /// CAPI Clusters (empty when the Cluster API kind is not served).
+    pub clusters: Store<Cluster>,
+    pods_listed: Arc<AtomicBool>,
+    nodes_listed: Arc<AtomicBool>,
+}
+
+impl std::fmt::Debug for Stores {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stores")
+            .field("statefulsets", &self.statefulsets.state().len())
+            .field("pods", &self.pods.state().len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Stores {
+    /// Stores that stay empty (the reconciler then reads everything from the API server).
+    pub fn empty() -> Self {
+        Self {
+            statefulsets: reflector::store().0,
+            services: reflector::store().0,
+            config_maps: reflector::store().0,
+            cron_jobs: reflector::store().0,
+            pods: reflector::store().0,
+            nodes: reflector::store().0,
+            clusters: reflector::store().0,
+            pods_listed: Arc::default(),
+            nodes_listed: Arc::default(),
+        }
+    }
+
+    /// The control-plane pods of `ns` matching every label of `selector`, or `None` while the
+    /// pod watch has not listed them yet.
+    pub fn pods(
+        &self,
+        ns: &str,
+        selector: &std::collections::BTreeMap<String, String>,
+    ) -> Option<Vec<Pod>> {
+        if !self.pods_listed.load(Ordering::Acquire) {
+            return None;
+        }
+        let mut pods: Vec<Pod> = self
+            .pods
+            .state()
+            .iter()
+            .filter(|p| p.namespace().as_deref() == Some(ns))
+            .filter(|p| {
+                let labels = p.labels();
+                selector.iter().all(|(k, v)| labels.get(k) == Some(v))
+            })
+            .map(|p| (**p).clone())
+            .collect();
+        pods.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+        Some(pods)
+    }
+
+    /// Every Node, or `None` while the Node watch has not listed them yet.
+    pub fn nodes(&self) -> Option<Vec<Node>> {
+        self.nodes_listed
+            .load(Ordering::Acquire)
+            .then(|| self.nodes.state().iter().map(|n| (**n).clone()).collect())
+    }
+}
+
+/// A stream of one kind's objects as they change, for one controller's trigger.
+pub type Feed<K> = mpsc::Receiver<K>;
+
+/// The triggers of one control-plane controller: its children and their pods.
+pub struct Triggers {
+    /// StatefulSets.
+    pub statefulsets: Feed<StatefulSet>,
+    /// Services.
+    pub services: Feed<Service>,
+    /// ConfigMaps.
+    pub config_maps: Feed<ConfigMap>,
+    /// Secrets (metadata).
+    pub secrets: Feed<PartialObjectMeta<Secret>>,
+    /// CronJobs.
+    pub cron_jobs: Feed<CronJob>,
+    /// Control-plane pods.
+    pub pods: Feed<Pod>,
+}
+
+/// The watches, their stores, and the triggers of the controllers that run.
+pub struct Watches {
+    /// What reconciles read.
+    pub stores: Stores,
+    /// The Cluster API kind's triggers and its CAPI Cluster feed (when it runs).
+    pub capi: Option<(Triggers, Feed<Cluster>)>,
+    /// The standalone kind's triggers (when it runs).
+    pub standalone: Option<Triggers>,
+    /// Runs every watch; never ends (drop it to stop them).
+    pub driver: futures::future::BoxFuture<'static, ()>,
+}
+
+/// Starts nothing yet: builds the watches for the controllers that run (`capi`, `standalone`);
+/// [`Watches::driver`] runs them.
+pub fn watches(client: &Client, args: &ManagerArgs, capi: bool, standalone: bool) -> Watches {
+    let subscribers = usize::from(capi) + usize::from(standalone);
+    // Every child carries the cluster-name label; caching only those keeps unrelated objects out
+    // of memory.
+    let children = watcher::Config::default()
+        .any_semantic()
+        .labels(names::CLUSTER_NAME_LABEL);
+    let pods_config = watcher::Config::default().any_semantic().labels(&format!(
+        "{}={},{}",
+        names::APP_LABEL,
+        names::APP_LABEL_VALUE,
+        names::CONTROL_PLANE_LABEL
+    ));
+    let pods_listed = Arc::new(AtomicBool::new(false));
+    let nodes_listed = Arc::new(AtomicBool::new(false));
+
+    let mut drivers = Vec::new();
+    let (statefulsets, mut sts_feeds) = stored(
+        args.api(client.clone()),
+        children.clone(),
+        subscribers,
+        None,
+        &mut drivers,
+    );
+    let (services, mut svc_feeds) = stored(
+        args.api(client.clone()),
+        children.clone(),
+        subscribers,
+        None,
+        &mut drivers,
+    );
+    let (config_maps, mut cm_feeds) = stored(
+        args.api(client.clone()),
+        children.clone(),
+        subscribers,
+        None,
+        &mut drivers,
+    );
+    let (cron_jobs, mut cj_feeds) = stored(
+        args.api(client.clone()),
+        children.clone(),
+        subscribers,
+        None,
+        &mut drivers,
+    );
+    let (pods, mut pod_feeds) = stored(
+        args.api::<Pod>(client.clone()),
+        pods_config,
+        subscribers,
+        Some(pods_listed.clone()),
+        &mut drivers,
+    );
+    let mut secret_feeds = unstored(
+        args.api::<PartialObjectMeta<Secret>>(client.clone()),
+        children,
+        subscribers,
+        &mut drivers,
+    );
+    let (nodes, _) = stored(
+        Api::<Node>::all(client.clone()),
+        watcher::Config::default().any_semantic(),
+        0,
+        Some(nodes_listed.clone()),
+        &mut drivers,
+    );
+    let (clusters, mut cluster_feeds) = if capi {
+        stored(
+            args.api::<Cluster>(client.clone()),
+            watcher::Config::default().any_semantic(),
+            1,
+            None,
+            &mut drivers,
+        )
+    } else {
+        (reflector::store().0, Vec::new())
+    };
+
+    let mut take = || Triggers {
+        statefulsets: sts_feeds.remove(0),
+        services: svc_feeds.remove(0),
+        config_maps: cm_feeds.remove(0),
+        secrets: secret_feeds.remove(0),
+        cron_jobs: cj_feeds.remove(0),
+        pods: pod_feeds.remove(0),
+    };
+    let capi_triggers = capi.then(|| (take(), cluster_feeds.remove(0)));
+    let standalone_triggers = standalone.then(take);
+    let driver = if subscribers == 0 {
+        // No controller reads the stores: nothing to watch.
+        futures::future::pending().boxed()
+    } else {
+        futures::future::join_all(drivers).map(|_| ()).boxed()
+    };
+    Watches {
+        stores: Stores {
+            statefulsets,
+            services,
+            config_maps,
+            cron_jobs,
+            pods,
+            nodes,
+            clusters,
+            pods_listed,
+            nodes_listed,
+        },
+        capi: capi_triggers,
+        standalone: standalone_triggers,
+        driver,
+    }
+}
+
+/// How an object is cut down before it is kept: `managedFields` always; pods to what status
+/// reads (container names and images, labels, status); Nodes to their addresses.
+pub trait Trim {
+    /// Drops what no reconcile reads.
+    fn trim(&mut self);
+}
+
+macro_rules! trim_managed_fields {
+    ($($kind:ty),*) => {$(
+        impl Trim for $kind {
+            fn trim(&mut self) {
+                self.managed_fields_mut().clear();
+            }
+        }
+    )*};
+}
+trim_managed_fields!(StatefulSet, Service, ConfigMap, CronJob, Cluster, PartialObjectMeta<Secret>);
+
+impl Trim for Pod {
+    fn trim(&mut self) {
+        self.managed_fields_mut().clear();
+        self.metadata.annotations = None;
+        if let Some(spec) = self.spec.take() {
+            let containers = spec
+                .containers
+                .into_iter()
+                .map(|c| k8s_openapi::api::core::v1::Container {
+                    name: c.name,
+                    image: c.image,
+                    ..Default::default()
+                })
+                .collect();
+            self.spec = Some(PodSpec {
+                containers,
+                ..Default::default()
+            });
+        }
+    }
+}
+
+impl Trim for Node {
+    fn trim(&mut self) {
+        let addresses: Option<Vec<NodeAddress>> =
+            self.status.take().and_then(|s| s.addresses);
+        self.metadata = kube::api::ObjectMeta {
+            name: self.metadata.name.take(),
+            resource_version: self.metadata.resource_version.take(),
+            uid: self.metadata.uid.take(),
+            ..Default::default()
+        };
+        self.spec = None;
+        self.status = Some(NodeStatus {
+            addresses,
+            ..Default::default()
+        });
+    }
+}
+
+/// A kept watch of `api`: its store, one feed per subscriber, its driver pushed on `drivers`;
+/// `listed` is set once the first full list is in the store.
+fn stored<K>(
+    api: Api<K>,
+    config: watcher::Config,
+    subscribers: usize,
+    listed: Option<Arc<AtomicBool>>,
+    drivers: &mut Vec<futures::future::BoxFuture<'static, ()>>,
+) -> (Store<K>, Vec<Feed<K>>)
+where
+    K: Resource<DynamicType = ()> + Trim + Clone + DeserializeOwned + std::fmt::Debug,
+    K: Send + Sync + 'static,
+{
+    let (store, writer) = reflector::store::<K>();
+    let events = watcher(api, config)
+        .default_backoff()
+        .modify(Trim::trim)
+        .reflect(writer)
+        .inspect(move |event| {
+            if let (Ok(watcher::Event::InitDone), Some(listed)) = (event, &listed) {
+                listed.store(true, Ordering::Release);
+            }
+        });
+    let (senders, feeds) = channels(subscribers);
+    drivers.push(fan_out(events, senders).boxed());
+    (store, feeds)
+}
+
+/// A watch of `api` only for the triggers (nothing kept).
+fn unstored<K>(
+    api: Api<K>,
+    config: watcher::Config,
+    subscribers: usize,
+    drivers: &mut Vec<futures::future::BoxFuture<'static, ()>>,
+) -> Vec<Feed<K>>
+where
+    K: Resource<DynamicType = ()> + Trim + Clone + DeserializeOwned + std::fmt::Debug,
+    K: Send + Sync + 'static,
+{
+    let events = watcher(api, config).default_backoff().modify(Trim::trim);
+    let (senders, feeds) = channels(subscribers);
+    drivers.push(fan_out(events, senders).boxed());
+    feeds
+}
+
+fn channels<K>(n: usize) -> (Vec<mpsc::Sender<K>>, Vec<Feed<K>>) {
+    (0..n).map(|_| mpsc::channel(BUFFER)).unzip()
+}
+
+/// Sends every object a watch event touches to each subscriber (waiting for a slow one: its
+/// controller drains its triggers continuously). A subscriber that went away is skipped.
+async fn fan_out<K, S>(events: S, senders: Vec<mpsc::Sender<K>>)
+where
+    K: Resource<DynamicType = ()> + Clone + Send + 'static,
+    S: Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send,
+{
+    let mut senders = senders;
+    let mut events = std::pin::pin!(events);
+    while let Some(event) = events.next().await {
+        let obj = match event {
+            Ok(watcher::Event::Apply(o) | watcher::Event::Delete(o) | watcher::Event::InitApply(o)) => o,
+            Ok(watcher::Event::Init | watcher::Event::InitDone) => continue,
+            Err(e) => {
+                // The watcher retries with backoff; the kind's name says which watch it is.
+                tracing::debug!(kind = %K::kind(&()), error = %e, "watch error");
+                continue;
+            }
+        };
+        for sender in &mut senders {
+            if !sender.is_closed() {
+                let _ = sender.send(obj.clone()).await;
+            }
+        }
+    }
+}
+
+/// The control plane of kind `K` a control-plane pod belongs to: the pod's StatefulSet (from
+/// `statefulsets`) and that StatefulSet's controller.
+pub fn control_plane_of_pod<K>(statefulsets: &Store<StatefulSet>, pod: &Pod) -> Option<ObjectRef<K>>
+where
+    K: Resource<DynamicType = ()>,
+{
+    let ns = pod.namespace()?;
+    let sts_name = pod
+        .owner_references()
+        .iter()
+        .find(|r| r.kind == "StatefulSet" && r.controller == Some(true))?
+        .name
+        .clone();
+    let sts = statefulsets.get(&ObjectRef::new(&sts_name).within(&ns))?;
+    let owner = sts
+        .owner_references()
+        .iter()
+        .find(|r| r.controller == Some(true))?;
+    (owner.kind == K::kind(&()) && owner.api_version == K::api_version(&()))
+        .then(|| ObjectRef::new(&owner.name).within(&ns))
+}
+
+/// What about a control-plane pod can change its control plane's status: readiness, revision,
+/// image, deletion. Other changes (kubelet heartbeats of conditions, IPs) do not wake it.
+pub fn pod_state(pod: &Pod) -> Option<u64> {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    pod.metadata.deletion_timestamp.is_some().hash(&mut h);
+    pod.labels().get("controller-revision-hash").hash(&mut h);
+    if let Some(spec) = &pod.spec {
+        for c in &spec.containers {
+            (&c.name, &c.image).hash(&mut h);
+        }
+    }
+    if let Some(status) = &pod.status {
+        status.phase.hash(&mut h);
+        for c in status.conditions.iter().flatten() {
+            if c.type_ == "Ready" {
+                c.status.hash(&mut h);
+            }
+        }
+    }
+    Some(h.finish())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::{Container, PodCondition, PodStatus};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+    use kube::runtime::watcher::Event;
+    use pretty_assertions::assert_eq;
+
+    fn pod(ready: &str, heartbeat: &str) -> Pod {
+        let mut p = Pod::default();
+        p.metadata.name = Some("kmc-demo-0".into());
+        p.metadata.namespace = Some("ns".into());
+        p.metadata.owner_references = Some(vec![OwnerReference {
+            api_version: "apps/v1".into(),
+            kind: "StatefulSet".into(),
+            name: "kmc-demo".into(),
+            uid: "sts".into(),
+            controller: Some(true),
+            ..Default::default()
+        }]);
+        p.spec = Some(PodSpec {
+            containers: vec![Container {
+                name: "controller".into(),
+                image: Some("k0s:v1".into()),
+                args: Some(vec!["--secret".into()]),
+                ..Default::default()
+            }],
+            ..Default::default()
+        });
+        p.status = Some(PodStatus {
+            conditions: Some(vec![
+                PodCondition {
+                    type_: "Ready".into(),
+                    status: ready.into(),
+                    ..Default::default()
+                },
+                PodCondition {
+                    type_: "PodScheduled".into(),
+                    status: "True".into(),
+                    message: Some(heartbeat.into()),
+                    ..Default::default()
+                },
+            ]),
+            ..Default::default()
+        });
+        p
+    }
+
+    #[test]
+    fn only_what_status_reads_changes_a_pods_state() {
+        assert_eq!(pod_state(&pod("True", "a")), pod_state(&pod("True", "b")));
+        assert_ne!(pod_state(&pod("True", "a")), pod_state(&pod("False", "a")));
+        let mut trimmed = pod("True", "a");
+        trimmed.trim();
+        assert_eq!(
+            pod_state(&trimmed),
+            pod_state(&pod("True", "a")),
+            "trimming keeps what the state hashes"
+        );
+        let c = &trimmed.spec.as_ref().unwrap().containers[0];
+        assert_eq!((c.name.as_str(), c.args.as_ref()), ("controller", None));
+    }
+
+    #[test]
+    fn a_pod_maps_through_its_statefulset_to_the_control_plane() {
+        use k0smotron_api::controlplane::v1beta2::K0smotronControlPlane;
+        let (store, mut writer) = reflector::store::<StatefulSet>();
+        let p = pod("True", "a");
+        assert_eq!(
+            control_plane_of_pod::<K0smotronControlPlane>(&store, &p),
+            None,
+            "an unknown StatefulSet maps nowhere"
+        );
+        let mut sts = StatefulSet::default();
+        sts.metadata.name = Some("kmc-demo".into());
+        sts.metadata.namespace = Some("ns".into());
+        sts.metadata.owner_references = Some(vec![OwnerReference {
+            api_version: "controlplane.cluster.x-k8s.io/v1beta2".into(),
+            kind: "K0smotronControlPlane".into(),
+            name: "demo-cp".into(),
+            uid: "kcp".into(),
+            controller: Some(true),
+            ..Default::default()
+        }]);
+        writer.apply_watcher_event(&Event::Apply(sts));
+        assert_eq!(
+            control_plane_of_pod::<K0smotronControlPlane>(&store, &p),
+            Some(ObjectRef::new("demo-cp").within("ns"))
+        );
+        assert_eq!(
+            control_plane_of_pod::<k0smotron_api::k0smotron::v1beta2::Cluster>(&store, &p),
+            None,
+            "another kind's controller does not claim it"
+        );
+    }
+
+    #[test]
+    fn nodes_keep_only_their_addresses() {
+        let mut n = Node::default();
+        n.metadata.name = Some("n1".into());
+        n.metadata.labels = Some([("a".to_string(), "b".to_string())].into());
+        n.status = Some(NodeStatus {
+            addresses: Some(vec![NodeAddress {
+                type_: "InternalIP".into(),
+                address: "10.0.0.1".into(),
+            }]),
+            capacity: Some(Default::default()),
+            ..Default::default()
+        });
+        n.trim();
+        assert_eq!(n.metadata.labels, None);
+        assert_eq!(
+            crate::services::node_addresses(std::slice::from_ref(&n)),
+            vec!["10.0.0.1".to_string()]
+        );
+        assert_eq!(n.status.unwrap().capacity, None);
+    }
+
+    #[test]
+    fn the_pod_list_waits_for_the_first_full_list() {
+        let stores = Stores::empty();
+        assert_eq!(stores.pods("ns", &Default::default()), None);
+        stores.pods_listed.store(true, Ordering::Release);
+        assert_eq!(stores.pods("ns", &Default::default()), Some(Vec::new()));
+    }
+}
