@@ -969,7 +969,15 @@ async fn check_children(
     };
     let config_maps: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), ns);
     for name in names_of(desired.config_maps.iter().map(|c| &c.metadata).collect()) {
-        check_live(Some(&ctx.stores.config_maps), &config_maps, ns, &name, uid, &mut live).await?;
+        check_live(
+            Some(&ctx.stores.config_maps),
+            &config_maps,
+            ns,
+            &name,
+            uid,
+            &mut live,
+        )
+        .await?;
     }
     let services: Api<Service> = Api::namespaced(ctx.client.clone(), ns);
     let exposure = facts
@@ -978,12 +986,28 @@ async fn check_children(
         .and_then(|s| s.metadata.name.clone());
     for name in names_of(desired.services.iter().map(|s| &s.metadata).collect()) {
         if Some(&name) != exposure.as_ref() {
-            check_live(Some(&ctx.stores.services), &services, ns, &name, uid, &mut live).await?;
+            check_live(
+                Some(&ctx.stores.services),
+                &services,
+                ns,
+                &name,
+                uid,
+                &mut live,
+            )
+            .await?;
         }
     }
     let cron_jobs: Api<CronJob> = Api::namespaced(ctx.client.clone(), ns);
     for name in names_of(desired.cron_jobs.iter().map(|c| &c.metadata).collect()) {
-        check_live(Some(&ctx.stores.cron_jobs), &cron_jobs, ns, &name, uid, &mut live).await?;
+        check_live(
+            Some(&ctx.stores.cron_jobs),
+            &cron_jobs,
+            ns,
+            &name,
+            uid,
+            &mut live,
+        )
+        .await?;
     }
     if let Some(svc) = &facts.exposure_service {
         record::<Service>(&mut live, &svc.metadata);

@@ -277,7 +277,14 @@ macro_rules! trim_managed_fields {
         }
     )*};
 }
-trim_managed_fields!(StatefulSet, Service, ConfigMap, CronJob, Cluster, PartialObjectMeta<Secret>);
+trim_managed_fields!(
+    StatefulSet,
+    Service,
+    ConfigMap,
+    CronJob,
+    Cluster,
+    PartialObjectMeta<Secret>
+);
 
 impl Trim for Pod {
     fn trim(&mut self) {
@@ -303,8 +310,7 @@ impl Trim for Pod {
 
 impl Trim for Node {
     fn trim(&mut self) {
-        let addresses: Option<Vec<NodeAddress>> =
-            self.status.take().and_then(|s| s.addresses);
+        let addresses: Option<Vec<NodeAddress>> = self.status.take().and_then(|s| s.addresses);
         self.metadata = kube::api::ObjectMeta {
             name: self.metadata.name.take(),
             resource_version: self.metadata.resource_version.take(),
@@ -379,7 +385,9 @@ where
     let mut events = std::pin::pin!(events);
     while let Some(event) = events.next().await {
         let obj = match event {
-            Ok(watcher::Event::Apply(o) | watcher::Event::Delete(o) | watcher::Event::InitApply(o)) => o,
+            Ok(
+                watcher::Event::Apply(o) | watcher::Event::Delete(o) | watcher::Event::InitApply(o),
+            ) => o,
             Ok(watcher::Event::Init | watcher::Event::InitDone) => continue,
             Err(e) => {
                 // The watcher retries with backoff; the kind's name says which watch it is.

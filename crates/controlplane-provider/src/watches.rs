@@ -1,9 +1,9 @@
 //! What wakes the controllers besides their own kind: the children every control-plane kind owns,
 //! their pods, and the CAPI `Cluster` mapped to the control plane it refers to.
 
+use futures::StreamExt;
 use k0smotron_api::capi::Cluster;
 use k0smotron_api::controlplane::v1beta2::K0smotronControlPlane;
-use futures::StreamExt;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{Controller, WatchStreamExt};
