@@ -83,7 +83,7 @@ pub fn build(
         args.api::<K0smotronControlPlane>(client.clone()),
         args.watcher_config(),
     );
-    owning_children(controller, triggers, stores.statefulsets.clone())
+    owning_children(controller, triggers, stores.statefulsets.store().clone())
         .watches_stream(clusters.map(Ok), |cluster| control_plane_of(&cluster))
         .with_config(args.controller_config())
 }

@@ -13,7 +13,7 @@ use jiff::Timestamp;
 use k0smotron_api::capi::Cluster;
 use k0smotron_api::conditions as cond;
 use k0smotron_api::controlplane::v1beta2::{
-    ClusterSpec, K0smotronControlPlane, K0smotronControlPlaneStatus, ServiceType,
+    ClusterSpec, K0smotronControlPlane, K0smotronControlPlaneStatus, ServiceType, StorageType,
 };
 use k0smotron_api::names;
 use k8s_openapi::api::apps::v1::StatefulSet;
@@ -43,7 +43,7 @@ use crate::infra;
 use crate::labels;
 use crate::statefulset::INPUTS_HASH_ANNOTATION;
 use crate::status::{self, Failure, Probe, StatusInputs};
-use crate::stores::Stores;
+use crate::stores::{Kept, Lookup, Stores};
 use crate::validate::FieldPolicy;
 
 use crate::ownership::controlled_by;
@@ -184,9 +184,11 @@ fn is_conflict(e: &kube::Error) -> bool {
     matches!(e, kube::Error::Api(s) if s.code == 409)
 }
 
-/// `name` from `store`, else by GET (a store lags: a miss is never taken as absence).
+/// `name` from `kept`, else by GET: for objects we write, whose miss is not taken as absence
+/// (a store lags, and a foreign object squatting on the name without our label is not in it:
+/// found by name, it is refused rather than overwritten).
 async fn cached_or_get<K>(
-    store: &kube::runtime::reflector::Store<K>,
+    kept: &Kept<K>,
     api: &Api<K>,
     ns: &str,
     name: &str,
@@ -194,10 +196,29 @@ async fn cached_or_get<K>(
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
 {
-    let key = kube::runtime::reflector::ObjectRef::new(name).within(ns);
-    match store.get(&key) {
-        Some(obj) => Ok(Some((*obj).clone())),
-        None => get_opt(api, name).await,
+    match kept.get(ns, name) {
+        Lookup::Found(obj) => Ok(Some((*obj).clone())),
+        Lookup::Missing | Lookup::Unknown => get_opt(api, name).await,
+    }
+}
+
+/// `name` from `kept`, a miss in a listed store taken as absence: for objects we only delete or
+/// only read when present (the Services and CronJobs of another configuration, the etcd
+/// StatefulSet of a control plane without etcd). Ours carry the label the watch selects; one
+/// created a moment ago and missed here wakes the control plane again when the store has it.
+async fn cached_or_absent<K>(
+    kept: &Kept<K>,
+    api: &Api<K>,
+    ns: &str,
+    name: &str,
+) -> Result<Option<K>, Error>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
+{
+    match kept.get(ns, name) {
+        Lookup::Found(obj) => Ok(Some((*obj).clone())),
+        Lookup::Missing => Ok(None),
+        Lookup::Unknown => get_opt(api, name).await,
     }
 }
 
@@ -846,8 +867,12 @@ pub(crate) async fn fetch(
     let sts_store = &ctx.stores.statefulsets;
     let statefulset =
         cached_or_get(sts_store, &sts_api, &ns, &names::kmc_name(&cluster_name)).await?;
-    let etcd_statefulset =
-        cached_or_get(sts_store, &sts_api, &ns, &names::etcd_name(&cluster_name)).await?;
+    let etcd_name = names::etcd_name(&cluster_name);
+    let etcd_statefulset = if cp.spec.storage.type_ == StorageType::Etcd {
+        cached_or_get(sts_store, &sts_api, &ns, &etcd_name).await?
+    } else {
+        cached_or_absent(sts_store, &sts_api, &ns, &etcd_name).await?
+    };
     // Claims exist only once a StatefulSet with claim templates made them.
     let has_claims = [&statefulset, &etcd_statefulset]
         .into_iter()
@@ -1018,7 +1043,7 @@ async fn check_children(
 /// [`check_owner`] on the object `name` (from `store`, else by GET), if it exists, recording its
 /// `resourceVersion`.
 async fn check_live<K>(
-    store: Option<&kube::runtime::reflector::Store<K>>,
+    store: Option<&Kept<K>>,
     api: &Api<K>,
     ns: &str,
     name: &str,
@@ -1063,9 +1088,36 @@ async fn delete_if_ours<K>(api: &Api<K>, name: &str, uid: &str) -> Result<(), Er
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
 {
-    let Some(obj) = get_opt(api, name).await? else {
-        return Ok(());
-    };
+    match get_opt(api, name).await? {
+        Some(obj) => delete_controlled(api, &obj, uid).await,
+        None => Ok(()),
+    }
+}
+
+/// [`delete_if_ours`] for an object of another configuration (an obsolete Service or CronJob):
+/// looked up in `kept`, a miss in a listed store taken as absence ([`cached_or_absent`]).
+async fn delete_obsolete<K>(
+    kept: &Kept<K>,
+    api: &Api<K>,
+    ns: &str,
+    name: &str,
+    uid: &str,
+) -> Result<(), Error>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
+{
+    match cached_or_absent(kept, api, ns, name).await? {
+        Some(obj) => delete_controlled(api, &obj, uid).await,
+        None => Ok(()),
+    }
+}
+
+/// Deletes `obj` if the object `uid` controls it, with a uid precondition.
+async fn delete_controlled<K>(api: &Api<K>, obj: &K, uid: &str) -> Result<(), Error>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
+{
+    let name = obj.meta().name.clone().unwrap_or_default();
     if !controlled_by(obj.meta(), uid) || obj.meta().deletion_timestamp.is_some() {
         return Ok(());
     }
@@ -1076,7 +1128,7 @@ where
         }),
         ..DeleteParams::default()
     };
-    match api.delete(name, &params).await {
+    match api.delete(&name, &params).await {
         Ok(_) => Ok(()),
         Err(e) if is_not_found(&e) || is_conflict(&e) => Ok(()),
         Err(e) => Err(write_err(format!("deleting {} {name}", K::kind(&())))(e)),
@@ -1172,7 +1224,7 @@ where
     apply_all(memo, &config_maps, &desired.config_maps, &live).await?;
     apply_all(memo, &services, &desired.services, &live).await?;
     for name in &desired.obsolete_services {
-        delete_if_ours(&services, name, &uid).await?;
+        delete_obsolete(&ctx.stores.services, &services, &ns, name, &uid).await?;
     }
     if let Some(kubeconfig) = &desired.kubeconfig {
         memo.apply(
@@ -1199,7 +1251,7 @@ where
     }
     apply_all(memo, &cron_jobs, &desired.cron_jobs, &live).await?;
     for name in &desired.obsolete_cron_jobs {
-        delete_if_ours(&cron_jobs, name, &uid).await?;
+        delete_obsolete(&ctx.stores.cron_jobs, &cron_jobs, &ns, name, &uid).await?;
     }
     let mut statefulset = facts.statefulset.clone();
     if let Some(plan) = &desired.statefulset {

@@ -94,6 +94,6 @@ pub fn build(
     stores: &crate::stores::Stores,
 ) -> Controller<Cluster> {
     let controller = Controller::new(args.api::<Cluster>(client.clone()), args.watcher_config());
-    crate::watches::owning_children(controller, triggers, stores.statefulsets.clone())
+    crate::watches::owning_children(controller, triggers, stores.statefulsets.store().clone())
         .with_config(args.controller_config())
 }

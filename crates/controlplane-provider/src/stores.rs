@@ -37,33 +37,84 @@ use serde::de::DeserializeOwned;
 /// Events a controller may be behind on one kind before the watch waits for it.
 const BUFFER: usize = 1024;
 
+/// A watch's store and whether its first full list is in.
+#[derive(Clone)]
+pub struct Kept<K: Resource<DynamicType = ()> + 'static> {
+    store: Store<K>,
+    listed: Arc<AtomicBool>,
+}
+
+/// What a store says of one name.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Lookup<K> {
+    /// It is there (perhaps a little behind the API server).
+    Found(Arc<K>),
+    /// The store has listed its kind and has no such object: absent, or not carrying the label
+    /// the watch selects, or created a moment ago.
+    Missing,
+    /// The store has not listed its kind yet: nothing can be said.
+    Unknown,
+}
+
+impl<K: Resource<DynamicType = ()> + Clone + 'static> Kept<K> {
+    fn new(store: Store<K>, listed: Arc<AtomicBool>) -> Self {
+        Self { store, listed }
+    }
+
+    fn empty() -> Self {
+        Self::new(reflector::store().0, Arc::default())
+    }
+
+    /// Whether the first full list is in.
+    pub fn listed(&self) -> bool {
+        self.listed.load(Ordering::Acquire)
+    }
+
+    /// `ns/name`.
+    pub fn get(&self, ns: &str, name: &str) -> Lookup<K> {
+        match self.store.get(&ObjectRef::new(name).within(ns)) {
+            Some(obj) => Lookup::Found(obj),
+            None if self.listed() => Lookup::Missing,
+            None => Lookup::Unknown,
+        }
+    }
+
+    /// Every object, or `None` before the first full list.
+    pub fn all(&self) -> Option<Vec<Arc<K>>> {
+        self.listed().then(|| self.store.state())
+    }
+
+    /// The underlying store (mappers of the triggers read it).
+    pub fn store(&self) -> &Store<K> {
+        &self.store
+    }
+}
+
 /// The stores reconciles read.
 #[derive(Clone)]
 pub struct Stores {
     /// StatefulSets with the cluster-name label.
-    pub statefulsets: Store<StatefulSet>,
+    pub statefulsets: Kept<StatefulSet>,
     /// Services with the cluster-name label.
-    pub services: Store<Service>,
+    pub services: Kept<Service>,
     /// ConfigMaps with the cluster-name label.
-    pub config_maps: Store<ConfigMap>,
+    pub config_maps: Kept<ConfigMap>,
     /// CronJobs with the cluster-name label.
-    pub cron_jobs: Store<CronJob>,
+    pub cron_jobs: Kept<CronJob>,
     /// Control-plane pods (`app=k0smotron`, `cluster.x-k8s.io/control-plane`), their spec cut
     /// down to container names and images.
-    pub pods: Store<Pod>,
+    pub pods: Kept<Pod>,
     /// Nodes, cut down to their name and addresses.
-    pub nodes: Store<Node>,
+    pub nodes: Kept<Node>,
     /// CAPI Clusters (empty when the Cluster API kind is not served).
-    pub clusters: Store<Cluster>,
-    pods_listed: Arc<AtomicBool>,
-    nodes_listed: Arc<AtomicBool>,
+    pub clusters: Kept<Cluster>,
 }
 
 impl std::fmt::Debug for Stores {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Stores")
-            .field("statefulsets", &self.statefulsets.state().len())
-            .field("pods", &self.pods.state().len())
+            .field("statefulsets", &self.statefulsets.store.state().len())
+            .field("pods", &self.pods.store.state().len())
             .finish_non_exhaustive()
     }
 }
@@ -72,31 +123,26 @@ impl Stores {
     /// Stores that stay empty (the reconciler then reads everything from the API server).
     pub fn empty() -> Self {
         Self {
-            statefulsets: reflector::store().0,
-            services: reflector::store().0,
-            config_maps: reflector::store().0,
-            cron_jobs: reflector::store().0,
-            pods: reflector::store().0,
-            nodes: reflector::store().0,
-            clusters: reflector::store().0,
-            pods_listed: Arc::default(),
-            nodes_listed: Arc::default(),
+            statefulsets: Kept::empty(),
+            services: Kept::empty(),
+            config_maps: Kept::empty(),
+            cron_jobs: Kept::empty(),
+            pods: Kept::empty(),
+            nodes: Kept::empty(),
+            clusters: Kept::empty(),
         }
     }
 
-    /// The control-plane pods of `ns` matching every label of `selector`, or `None` while the
-    /// pod watch has not listed them yet.
+    /// The control-plane pods of `ns` matching every label of `selector`, in name order, or
+    /// `None` while the pod watch has not listed them yet.
     pub fn pods(
         &self,
         ns: &str,
         selector: &std::collections::BTreeMap<String, String>,
     ) -> Option<Vec<Pod>> {
-        if !self.pods_listed.load(Ordering::Acquire) {
-            return None;
-        }
         let mut pods: Vec<Pod> = self
             .pods
-            .state()
+            .all()?
             .iter()
             .filter(|p| p.namespace().as_deref() == Some(ns))
             .filter(|p| {
@@ -111,9 +157,7 @@ impl Stores {
 
     /// Every Node, or `None` while the Node watch has not listed them yet.
     pub fn nodes(&self) -> Option<Vec<Node>> {
-        self.nodes_listed
-            .load(Ordering::Acquire)
-            .then(|| self.nodes.state().iter().map(|n| (**n).clone()).collect())
+        Some(self.nodes.all()?.iter().map(|n| (**n).clone()).collect())
     }
 }
 
@@ -163,43 +207,36 @@ pub fn watches(client: &Client, args: &ManagerArgs, capi: bool, standalone: bool
         names::APP_LABEL_VALUE,
         names::CONTROL_PLANE_LABEL
     ));
-    let pods_listed = Arc::new(AtomicBool::new(false));
-    let nodes_listed = Arc::new(AtomicBool::new(false));
 
     let mut drivers = Vec::new();
     let (statefulsets, mut sts_feeds) = stored(
         args.api(client.clone()),
         children.clone(),
         subscribers,
-        None,
         &mut drivers,
     );
     let (services, mut svc_feeds) = stored(
         args.api(client.clone()),
         children.clone(),
         subscribers,
-        None,
         &mut drivers,
     );
     let (config_maps, mut cm_feeds) = stored(
         args.api(client.clone()),
         children.clone(),
         subscribers,
-        None,
         &mut drivers,
     );
     let (cron_jobs, mut cj_feeds) = stored(
         args.api(client.clone()),
         children.clone(),
         subscribers,
-        None,
         &mut drivers,
     );
     let (pods, mut pod_feeds) = stored(
         args.api::<Pod>(client.clone()),
         pods_config,
         subscribers,
-        Some(pods_listed.clone()),
         &mut drivers,
     );
     let mut secret_feeds = unstored(
@@ -212,7 +249,6 @@ pub fn watches(client: &Client, args: &ManagerArgs, capi: bool, standalone: bool
         Api::<Node>::all(client.clone()),
         watcher::Config::default().any_semantic(),
         0,
-        Some(nodes_listed.clone()),
         &mut drivers,
     );
     let (clusters, mut cluster_feeds) = if capi {
@@ -220,11 +256,10 @@ pub fn watches(client: &Client, args: &ManagerArgs, capi: bool, standalone: bool
             args.api::<Cluster>(client.clone()),
             watcher::Config::default().any_semantic(),
             1,
-            None,
             &mut drivers,
         )
     } else {
-        (reflector::store().0, Vec::new())
+        (Kept::empty(), Vec::new())
     };
 
     let mut take = || Triggers {
@@ -252,8 +287,6 @@ pub fn watches(client: &Client, args: &ManagerArgs, capi: bool, standalone: bool
             pods,
             nodes,
             clusters,
-            pods_listed,
-            nodes_listed,
         },
         capi: capi_triggers,
         standalone: standalone_triggers,
@@ -325,32 +358,32 @@ impl Trim for Node {
     }
 }
 
-/// A kept watch of `api`: its store, one feed per subscriber, its driver pushed on `drivers`;
-/// `listed` is set once the first full list is in the store.
+/// A kept watch of `api`: its store, one feed per subscriber, its driver pushed on `drivers`.
 fn stored<K>(
     api: Api<K>,
     config: watcher::Config,
     subscribers: usize,
-    listed: Option<Arc<AtomicBool>>,
     drivers: &mut Vec<futures::future::BoxFuture<'static, ()>>,
-) -> (Store<K>, Vec<Feed<K>>)
+) -> (Kept<K>, Vec<Feed<K>>)
 where
     K: Resource<DynamicType = ()> + Trim + Clone + DeserializeOwned + std::fmt::Debug,
     K: Send + Sync + 'static,
 {
     let (store, writer) = reflector::store::<K>();
+    let listed = Arc::new(AtomicBool::new(false));
+    let set = listed.clone();
     let events = watcher(api, config)
         .default_backoff()
         .modify(Trim::trim)
         .reflect(writer)
         .inspect(move |event| {
-            if let (Ok(watcher::Event::InitDone), Some(listed)) = (event, &listed) {
-                listed.store(true, Ordering::Release);
+            if let Ok(watcher::Event::InitDone) = event {
+                set.store(true, Ordering::Release);
             }
         });
     let (senders, feeds) = channels(subscribers);
     drivers.push(fan_out(events, senders).boxed());
-    (store, feeds)
+    (Kept::new(store, listed), feeds)
 }
 
 /// A watch of `api` only for the triggers (nothing kept).
@@ -571,7 +604,10 @@ mod tests {
     fn the_pod_list_waits_for_the_first_full_list() {
         let stores = Stores::empty();
         assert_eq!(stores.pods("ns", &Default::default()), None);
-        stores.pods_listed.store(true, Ordering::Release);
+        assert_eq!(stores.statefulsets.get("ns", "kmc-demo"), Lookup::Unknown);
+        stores.pods.listed.store(true, Ordering::Release);
+        stores.statefulsets.listed.store(true, Ordering::Release);
         assert_eq!(stores.pods("ns", &Default::default()), Some(Vec::new()));
+        assert_eq!(stores.statefulsets.get("ns", "kmc-demo"), Lookup::Missing);
     }
 }
