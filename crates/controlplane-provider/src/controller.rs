@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 use crate::reconcile::{Context, error_policy, reconcile};
 use crate::stores::{self, Feed, Stores, Triggers};
 use crate::validate::FieldPolicy;
-use crate::watches::{control_plane_of, owning_children};
+use crate::watches::{control_plane_of, controller_of, owning_children};
 
 /// Reporter name of our events.
 pub const REPORTER: &str = "k0smotron-controlplane";
@@ -79,10 +79,7 @@ pub fn build(
     clusters: Feed<Cluster>,
     stores: &Stores,
 ) -> Controller<K0smotronControlPlane> {
-    let controller = Controller::new(
-        args.api::<K0smotronControlPlane>(client.clone()),
-        args.watcher_config(),
-    );
+    let controller = controller_of::<K0smotronControlPlane>(client, args);
     owning_children(controller, triggers, stores.statefulsets.store().clone())
         .watches_stream(clusters.map(Ok), |cluster| control_plane_of(&cluster))
         .with_config(args.controller_config())

@@ -765,7 +765,7 @@ async fn report<K>(ctx: &Context, obj: &K, transitions: &[status::Transition])
 where
     K: Resource<DynamicType = ()>,
 {
-    for t in transitions {
+    for t in transitions.iter().filter(|t| t.is_news()) {
         let note = if t.message.is_empty() {
             format!("{} is {}", t.type_, t.status)
         } else {

@@ -93,7 +93,7 @@ pub fn build(
     triggers: crate::stores::Triggers,
     stores: &crate::stores::Stores,
 ) -> Controller<Cluster> {
-    let controller = Controller::new(args.api::<Cluster>(client.clone()), args.watcher_config());
+    let controller = crate::watches::controller_of::<Cluster>(client, args);
     crate::watches::owning_children(controller, triggers, stores.statefulsets.store().clone())
         .with_config(args.controller_config())
 }

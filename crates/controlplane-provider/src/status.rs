@@ -170,9 +170,19 @@ pub struct Transition {
     pub reason: String,
     /// New message.
     pub message: String,
+    /// The condition was not there before.
+    pub first: bool,
 }
 
 impl Transition {
+    /// Whether the transition is worth an event: a failure, a condition flipping, or one that
+    /// appears already true. A condition that appears false (`Paused`, `Deleting`, `ScalingDown`
+    /// and the like on a new control plane) says nothing new: at 1,000 control planes those
+    /// events were a third of the provider's writes.
+    pub fn is_news(&self) -> bool {
+        self.is_warning() || !self.first || self.status == "True"
+    }
+
     /// Whether the transition deserves a Warning event: it reports a failure the user must act
     /// on. Waiting states (for the owner, the endpoint, pods, etcd members) are Normal.
     pub fn is_warning(&self) -> bool {
@@ -515,6 +525,7 @@ pub fn transitions(old: &[Condition], new: &[Condition]) -> Vec<Transition> {
             status: n.status.clone(),
             reason: n.reason.clone(),
             message: n.message.clone(),
+            first: !old.iter().any(|o| o.type_ == n.type_),
         })
         .collect()
 }
@@ -737,5 +748,34 @@ mod tests {
         );
         assert_eq!(status.replicas, Some(0));
         assert_eq!(status.external_managed_control_plane, Some(true));
+    }
+
+    #[test]
+    fn a_condition_that_appears_false_is_no_news() {
+        let cond = |type_: &str, status: &str, reason: &str| Condition {
+            type_: type_.into(),
+            status: status.into(),
+            reason: reason.into(),
+            message: String::new(),
+            last_transition_time: Time(jiff::Timestamp::UNIX_EPOCH),
+            observed_generation: None,
+        };
+        let old = vec![cond("Available", "False", "WaitingForPods")];
+        let new = vec![
+            cond("Available", "True", "Available"),
+            cond("Paused", "False", "NotPaused"),
+            cond("CertificatesAvailable", "True", "CertificatesAvailable"),
+            cond("RollingOut", "False", c::INVALID_SPEC_REASON),
+        ];
+        let news: Vec<String> = transitions(&old, &new)
+            .into_iter()
+            .filter(Transition::is_news)
+            .map(|t| t.type_)
+            .collect();
+        assert_eq!(
+            news,
+            ["Available", "CertificatesAvailable", "RollingOut"],
+            "a flip, a condition appearing true and a failure are news; Paused appearing false is not"
+        );
     }
 }

@@ -5,9 +5,11 @@ use futures::StreamExt;
 use k0smotron_api::capi::Cluster;
 use k0smotron_api::controlplane::v1beta2::K0smotronControlPlane;
 use k8s_openapi::api::apps::v1::StatefulSet;
-use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::{Controller, WatchStreamExt};
-use kube::{Resource, ResourceExt};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{Controller, WatchStreamExt, watcher};
+use kube::{Client, Resource, ResourceExt};
+use provider_runtime::ManagerArgs;
+use provider_runtime::reconcile::meta_changed;
 
 use crate::stores::{self, Triggers};
 
@@ -21,6 +23,28 @@ pub fn control_plane_of(cluster: &Cluster) -> Option<ObjectRef<K0smotronControlP
     }
     let ns = cluster.namespace()?;
     Some(ObjectRef::new(&r.name).within(&ns))
+}
+
+/// A controller of `K` in the manager's scope, woken by changes of its objects that are not
+/// their status or finalizers ([`meta_changed`]): each reconcile writes status, and that write
+/// would otherwise wake the object once more for nothing.
+pub fn controller_of<K>(client: &Client, args: &ManagerArgs) -> Controller<K>
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    let (reader, writer) = reflector::store();
+    let objects = watcher(args.api::<K>(client.clone()), args.watcher_config())
+        .default_backoff()
+        .reflect(writer)
+        .applied_objects()
+        .predicate_filter(meta_changed, Default::default());
+    Controller::for_stream(objects, reader)
 }
 
 /// `controller` woken by the children every control-plane kind owns (StatefulSets, Services,

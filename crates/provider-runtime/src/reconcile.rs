@@ -27,6 +27,27 @@ pub trait ReconcileError: std::error::Error {
     fn metric_label(&self) -> &'static str;
 }
 
+/// A predicate (for `predicate_filter`) of what should wake an object's own reconcile: a change
+/// of anything but its status and finalizers: generation, labels, annotations (pause),
+/// deletion, owner references (CAPI sets the owner after creating an object). The controller's
+/// own status and finalizer writes would otherwise wake every object once more for nothing.
+pub fn meta_changed<K: Resource>(obj: &K) -> Option<u64> {
+    use std::hash::{Hash as _, Hasher as _};
+    let meta = obj.meta();
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    (
+        meta.generation,
+        &meta.labels,
+        &meta.annotations,
+        meta.deletion_timestamp.as_ref().map(|t| t.0.as_second()),
+    )
+        .hash(&mut hasher);
+    for owner in meta.owner_references.iter().flatten() {
+        (&owner.uid, &owner.kind, &owner.name, owner.controller).hash(&mut hasher);
+    }
+    Some(hasher.finish())
+}
+
 /// The key of `obj` in a [`Backoff`] (or [`crate::backoff::Waits`]): kind, namespace and name.
 pub fn object_key<K: Resource<DynamicType = ()>>(obj: &K) -> String {
     format!(

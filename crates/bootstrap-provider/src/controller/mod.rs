@@ -34,7 +34,7 @@ use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt as _, watcher};
 use kube::{Api, Client, Resource as _, ResourceExt as _};
 use provider_runtime::events::EventPublisher;
-use provider_runtime::reconcile::{self, error_chain};
+use provider_runtime::reconcile::{self, error_chain, meta_changed};
 use provider_runtime::{ManagerArgs, Metrics, Readiness, ReadyGate};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
@@ -83,26 +83,6 @@ pub(crate) fn config_of_machine(machine: &Machine) -> Option<ObjectRef<K0sWorker
     })
 }
 
-/// What wakes a config: a change of anything but its status and finalizers. Its own status and
-/// finalizer writes would otherwise wake every config once more for nothing. The owner
-/// references are in: CAPI sets the Machine as owner after creating the config.
-fn config_changed(config: &K0sWorkerConfig) -> Option<u64> {
-    use std::hash::{Hash as _, Hasher as _};
-    let meta = &config.metadata;
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    (
-        meta.generation,
-        &meta.labels,
-        &meta.annotations,
-        meta.deletion_timestamp.as_ref().map(|t| t.0.as_second()),
-    )
-        .hash(&mut hasher);
-    for owner in meta.owner_references.iter().flatten() {
-        (&owner.uid, &owner.kind, &owner.name, owner.controller).hash(&mut hasher);
-    }
-    Some(hasher.finish())
-}
-
 /// Builds the controller: `K0sWorkerConfig`s (scoped by `--namespace`/`--watch-filter`), woken
 /// by their Cluster and Machine (upstream has no watches and polls every 5 s), and the stores of
 /// those two watches, which reconciles read instead of the API server. `synced` is released once
@@ -136,7 +116,7 @@ pub(crate) fn build(
         }
     })
     .applied_objects()
-    .predicate_filter(config_changed, Default::default());
+    .predicate_filter(meta_changed, Default::default());
     let (machines, machine_events) = stored_watch(args.api::<Machine>(client.clone()), args);
     let (clusters, cluster_events) = stored_watch(args.api::<Cluster>(client.clone()), args);
     let store: Store<K0sWorkerConfig> = reader.clone();
