@@ -184,41 +184,34 @@ fn is_conflict(e: &kube::Error) -> bool {
     matches!(e, kube::Error::Api(s) if s.code == 409)
 }
 
-/// `name` from `kept`, else by GET: for objects we write, whose miss is not taken as absence
-/// (a store lags, and a foreign object squatting on the name without our label is not in it:
-/// found by name, it is refused rather than overwritten).
-async fn cached_or_get<K>(
-    kept: &Kept<K>,
-    api: &Api<K>,
-    ns: &str,
-    name: &str,
-) -> Result<Option<K>, Error>
-where
-    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
-{
-    match kept.get(ns, name) {
-        Lookup::Found(obj) => Ok(Some((*obj).clone())),
-        Lookup::Missing | Lookup::Unknown => get_opt(api, name).await,
-    }
+/// What a store's miss means to a read ([`cached`]).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum OnMiss {
+    /// Read it by GET: for objects we write. A store lags, and a foreign object squatting on
+    /// the name without our label is not in it: found by name, it is refused, not overwritten.
+    Get,
+    /// Absent, once the store has listed: for objects we only delete or only read when present
+    /// (the Services and CronJobs of another configuration, the etcd StatefulSet of a control
+    /// plane without etcd). Ours carry the label the watch selects; one created a moment ago and
+    /// missed here wakes the control plane again when the store has it.
+    Absent,
 }
 
-/// `name` from `kept`, a miss in a listed store taken as absence: for objects we only delete or
-/// only read when present (the Services and CronJobs of another configuration, the etcd
-/// StatefulSet of a control plane without etcd). Ours carry the label the watch selects; one
-/// created a moment ago and missed here wakes the control plane again when the store has it.
-async fn cached_or_absent<K>(
+/// `name` from `kept`; a miss as `on_miss` says (before the store has listed: by GET).
+async fn cached<K>(
     kept: &Kept<K>,
     api: &Api<K>,
     ns: &str,
     name: &str,
+    on_miss: OnMiss,
 ) -> Result<Option<K>, Error>
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
 {
     match kept.get(ns, name) {
         Lookup::Found(obj) => Ok(Some((*obj).clone())),
-        Lookup::Missing => Ok(None),
-        Lookup::Unknown => get_opt(api, name).await,
+        Lookup::Missing if on_miss == OnMiss::Absent => Ok(None),
+        Lookup::Missing | Lookup::Unknown => get_opt(api, name).await,
     }
 }
 
@@ -258,7 +251,7 @@ pub async fn reconcile(
     let api: Api<K0smotronControlPlane> = Api::namespaced(ctx.client.clone(), &ns);
     let clusters: Api<Cluster> = Api::namespaced(ctx.client.clone(), &ns);
     let cluster = match owner_cluster_name(&kcp.metadata) {
-        Some(name) => cached_or_get(&ctx.stores.clusters, &clusters, &ns, &name).await?,
+        Some(name) => cached(&ctx.stores.clusters, &clusters, &ns, &name, OnMiss::Get).await?,
         None => None,
     };
 
@@ -841,7 +834,8 @@ pub(crate) async fn fetch(
     }
     let services: Api<Service> = Api::namespaced(ctx.client.clone(), &ns);
     let svc_name = crate::services::service_name(&cluster_name, cp.spec.service.type_);
-    let exposure_service = cached_or_get(&ctx.stores.services, &services, &ns, &svc_name).await?;
+    let exposure_service =
+        cached(&ctx.stores.services, &services, &ns, &svc_name, OnMiss::Get).await?;
     let nodes = if cp.spec.service.type_ == ServiceType::NodePort
         && cp
             .spec
@@ -865,14 +859,21 @@ pub(crate) async fn fetch(
     };
     let sts_api: Api<StatefulSet> = Api::namespaced(ctx.client.clone(), &ns);
     let sts_store = &ctx.stores.statefulsets;
-    let statefulset =
-        cached_or_get(sts_store, &sts_api, &ns, &names::kmc_name(&cluster_name)).await?;
-    let etcd_name = names::etcd_name(&cluster_name);
-    let etcd_statefulset = if cp.spec.storage.type_ == StorageType::Etcd {
-        cached_or_get(sts_store, &sts_api, &ns, &etcd_name).await?
+    let statefulset = cached(
+        sts_store,
+        &sts_api,
+        &ns,
+        &names::kmc_name(&cluster_name),
+        OnMiss::Get,
+    )
+    .await?;
+    let etcd_on_miss = if cp.spec.storage.type_ == StorageType::Etcd {
+        OnMiss::Get
     } else {
-        cached_or_absent(sts_store, &sts_api, &ns, &etcd_name).await?
+        OnMiss::Absent
     };
+    let etcd_name = names::etcd_name(&cluster_name);
+    let etcd_statefulset = cached(sts_store, &sts_api, &ns, &etcd_name, etcd_on_miss).await?;
     // Claims exist only once a StatefulSet with claim templates made them.
     let has_claims = [&statefulset, &etcd_statefulset]
         .into_iter()
@@ -1054,7 +1055,7 @@ where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
 {
     let found = match store {
-        Some(store) => cached_or_get(store, api, ns, name).await?,
+        Some(store) => cached(store, api, ns, name, OnMiss::Get).await?,
         None => get_opt(api, name).await?,
     };
     match found {
@@ -1095,7 +1096,7 @@ where
 }
 
 /// [`delete_if_ours`] for an object of another configuration (an obsolete Service or CronJob):
-/// looked up in `kept`, a miss in a listed store taken as absence ([`cached_or_absent`]).
+/// looked up in `kept`, a miss in a listed store taken as absence ([`OnMiss::Absent`]).
 async fn delete_obsolete<K>(
     kept: &Kept<K>,
     api: &Api<K>,
@@ -1106,7 +1107,7 @@ async fn delete_obsolete<K>(
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
 {
-    match cached_or_absent(kept, api, ns, name).await? {
+    match cached(kept, api, ns, name, OnMiss::Absent).await? {
         Some(obj) => delete_controlled(api, &obj, uid).await,
         None => Ok(()),
     }
