@@ -146,8 +146,11 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     Ok(result?)
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
+    provider_runtime::runtime::build()?.block_on(manager())
+}
+
+async fn manager() -> anyhow::Result<()> {
     // Set the description after the derive: the flattened ManagerArgs' doc comment would
     // otherwise become this command's help text.
     let matches = Cli::command()

@@ -92,8 +92,11 @@ impl Cli {
     }
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
+    provider_runtime::runtime::build()?.block_on(manager())
+}
+
+async fn manager() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let policy = cli.policy();
     certs::set_key_algorithm(match cli.key_algorithm {

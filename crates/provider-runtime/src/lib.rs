@@ -90,6 +90,7 @@ pub mod metrics_auth;
 pub mod pause;
 pub mod readiness;
 pub mod reconcile;
+pub mod runtime;
 pub mod server;
 pub mod shutdown;
 pub mod telemetry;
