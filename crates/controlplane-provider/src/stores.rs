@@ -294,8 +294,8 @@ pub fn watches(client: &Client, args: &ManagerArgs, capi: bool, standalone: bool
     }
 }
 
-/// How an object is cut down before it is kept: `managedFields` always; pods to what status
-/// reads (container names and images, labels, status); Nodes to their addresses.
+/// How an object is cut down before it is kept: `managedFields` (except a StatefulSet's); pods
+/// to what status reads (container names and images, labels, status); Nodes to their addresses.
 pub trait Trim {
     /// Drops what no reconcile reads.
     fn trim(&mut self);
@@ -311,13 +311,19 @@ macro_rules! trim_managed_fields {
     )*};
 }
 trim_managed_fields!(
-    StatefulSet,
     Service,
     ConfigMap,
     CronJob,
     Cluster,
     PartialObjectMeta<Secret>
 );
+
+/// Kept whole: whether another field manager changed our pod template is read from its
+/// `managedFields` (`ownership::template_drifted`; without them a foreign image stayed, as the
+/// second-writer fault test showed).
+impl Trim for StatefulSet {
+    fn trim(&mut self) {}
+}
 
 impl Trim for Pod {
     fn trim(&mut self) {
@@ -576,6 +582,18 @@ mod tests {
             None,
             "another kind's controller does not claim it"
         );
+    }
+
+    #[test]
+    fn statefulsets_keep_their_managed_fields() {
+        let mut sts = StatefulSet::default();
+        sts.metadata.managed_fields = Some(vec![Default::default()]);
+        sts.trim();
+        assert_eq!(sts.metadata.managed_fields.map(|m| m.len()), Some(1));
+        let mut svc = Service::default();
+        svc.metadata.managed_fields = Some(vec![Default::default()]);
+        svc.trim();
+        assert_eq!(svc.metadata.managed_fields.map(|m| m.len()), Some(0));
     }
 
     #[test]
