@@ -533,6 +533,36 @@ fn a_missing_user_named_certificate_is_an_error_not_generated() {
     assert!(err.to_string().contains("my-ca"), "{err}");
 }
 
+/// A user name that is another certificate's default Secret: refused before anything is read or
+/// renewed, so the etcd client certificate never replaces the CA in `demo-ca`.
+#[test]
+fn a_user_name_that_is_another_certificates_secret_is_refused() {
+    let mut spec = K0smotronControlPlaneSpec::default();
+    spec.certificate_refs = vec![CertificateRef {
+        type_: CertificateType::ApiserverEtcdClient,
+        name: Some("demo-ca".into()),
+    }];
+    let err = build(&facts(spec)).unwrap_err();
+    assert_eq!(err.reason(), k0smotron_api::conditions::INVALID_SPEC_REASON);
+    let message = err.to_string();
+    assert!(
+        message.contains("\"demo-ca\"") && message.contains("ca and the apiserver-etcd-client"),
+        "{message}"
+    );
+    // The defragmentation job's client Secret is one of them too.
+    let mut spec = with_defrag(K0smotronControlPlaneSpec::default());
+    spec.certificate_refs = vec![CertificateRef {
+        type_: CertificateType::EtcdPeer,
+        name: Some("demo-etcd-defrag-client".into()),
+    }];
+    assert!(
+        build(&facts(spec))
+            .unwrap_err()
+            .to_string()
+            .contains("etcd defragmentation client")
+    );
+}
+
 #[test]
 fn kine_secret_must_exist() {
     let mut spec = K0smotronControlPlaneSpec::default();

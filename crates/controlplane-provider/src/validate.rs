@@ -198,6 +198,7 @@ pub fn validate(spec: &ClusterSpec, policy: &FieldPolicy) -> Result<(), SpecErro
             )));
         }
     }
+    check_certificate_refs(spec)?;
     let mut paths = std::collections::BTreeSet::new();
     for (i, m) in spec.mounts.iter().enumerate() {
         if !m.path.starts_with('/') {
@@ -210,6 +211,34 @@ pub fn validate(spec: &ClusterSpec, policy: &FieldPolicy) -> Result<(), SpecErro
             return Err(SpecError::Invalid(format!(
                 "spec.mounts[{i}].path {:?} is mounted twice",
                 m.path
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// `spec.certificateRefs`: one Secret per certificate, and one Secret per type. A Secret holds a
+/// single `tls.crt`/`tls.key` pair, so a name given for two types would make one certificate
+/// stand for another, and renewing the etcd client certificate would overwrite the CA in the
+/// same Secret (found by the determinism property, issue #12). A type named twice with two
+/// different Secrets is ambiguous. Both are refused before anything is written.
+fn check_certificate_refs(spec: &ClusterSpec) -> Result<(), SpecError> {
+    let mut by_name = std::collections::BTreeMap::new();
+    let mut by_type = std::collections::HashMap::new();
+    for (i, r) in spec.certificate_refs.iter().enumerate() {
+        let Some(name) = r.name.as_deref().filter(|n| !n.is_empty()) else {
+            continue;
+        };
+        if let Some(other) = by_name.insert(name, r.type_).filter(|t| *t != r.type_) {
+            return Err(SpecError::Invalid(format!(
+                "spec.certificateRefs[{i}]: Secret {name:?} is already given for type {}; each certificate needs a Secret of its own",
+                other.as_str()
+            )));
+        }
+        if let Some(other) = by_type.insert(r.type_, name).filter(|n| *n != name) {
+            return Err(SpecError::Invalid(format!(
+                "spec.certificateRefs[{i}]: type {} is already given Secret {other:?}; name one Secret per type",
+                r.type_.as_str()
             )));
         }
     }
@@ -345,6 +374,52 @@ mod tests {
             Err(SpecError::NotAllowed { field, flag, .. }) => (field, flag),
             other => panic!("expected a refusal, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn certificate_refs_name_one_secret_per_certificate() {
+        use k0smotron_api::controlplane::v1beta2::{CertificateRef, CertificateType};
+        let r = |type_, name: &str| CertificateRef {
+            type_,
+            name: Some(name.into()),
+        };
+        let invalid = |refs: Vec<CertificateRef>| {
+            let mut spec = K0smotronControlPlaneSpec::default();
+            spec.certificate_refs = refs;
+            match validate(&spec, &FieldPolicy::default()) {
+                Err(SpecError::Invalid(m)) => m,
+                other => panic!("expected a refusal, got {other:?}"),
+            }
+        };
+        let m = invalid(vec![
+            r(CertificateType::ApiserverEtcdClient, "x"),
+            r(CertificateType::Ca, "x"),
+        ]);
+        assert!(
+            m.starts_with("spec.certificateRefs[1]: Secret \"x\" is already given for type apiserver-etcd-client"),
+            "{m}"
+        );
+        let m = invalid(vec![
+            r(CertificateType::Ca, "x"),
+            r(CertificateType::Ca, "y"),
+        ]);
+        assert!(m.contains("type ca is already given Secret \"x\""), "{m}");
+        // The same reference twice, and refs without a name, are fine.
+        let mut spec = K0smotronControlPlaneSpec::default();
+        spec.certificate_refs = vec![
+            r(CertificateType::Ca, "x"),
+            r(CertificateType::Ca, "x"),
+            r(CertificateType::Sa, "s"),
+            CertificateRef {
+                type_: CertificateType::Proxy,
+                name: None,
+            },
+            CertificateRef {
+                type_: CertificateType::Etcd,
+                name: None,
+            },
+        ];
+        assert!(validate(&spec, &FieldPolicy::default()).is_ok());
     }
 
     #[test]

@@ -667,6 +667,21 @@ pub enum CertificateType {
     EtcdServer,
 }
 
+impl CertificateType {
+    /// The type as it is written in `spec.certificateRefs[].type`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ca => "ca",
+            Self::Sa => "sa",
+            Self::Proxy => "proxy",
+            Self::Etcd => "etcd",
+            Self::ApiserverEtcdClient => "apiserver-etcd-client",
+            Self::EtcdPeer => "etcd-peer",
+            Self::EtcdServer => "etcd-server",
+        }
+    }
+}
+
 /// A certificate Secret (CAPI format: `tls.crt`, `tls.key`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]

@@ -217,6 +217,7 @@ pub(super) fn plan_certificates(
         owner,
     };
     let spec = &facts.cp.spec;
+    check_distinct_secrets(spec, cluster)?;
     let mut plan = CertPlan::default();
     for purpose in purposes(spec) {
         let name = secret_name_for(spec, cluster, purpose);
@@ -234,6 +235,35 @@ pub(super) fn plan_certificates(
         plan_defrag_client(&mut plan, &site)?;
     }
     Ok(plan)
+}
+
+/// Every certificate in a Secret of its own, once the user's names and the defaults are put
+/// together: a `spec.certificateRefs` name that is another certificate's default name (say the
+/// etcd client certificate in `<cluster>-ca`) would read one certificate as another, and renewing
+/// the leaf would replace the CA. Validation refuses two types under one user name; this catches
+/// the collision with a default, which needs the cluster name.
+fn check_distinct_secrets(spec: &ClusterSpec, cluster: &str) -> Result<(), BuildError> {
+    let mut seen: BTreeMap<String, &'static str> = BTreeMap::new();
+    let mut names: Vec<(String, &'static str)> = purposes(spec)
+        .into_iter()
+        .map(|p| (secret_name_for(spec, cluster, p), p.as_str()))
+        .collect();
+    if defrag_enabled(spec) {
+        names.push((
+            etcd::defrag_client_secret(cluster),
+            "etcd defragmentation client",
+        ));
+    }
+    for (name, what) in names {
+        if let Some(other) = seen.insert(name.clone(), what) {
+            return Err(BuildError::Spec(crate::validate::SpecError::Invalid(
+                format!(
+                    "spec.certificateRefs: Secret {name:?} would hold both the {other} and the {what} certificate; each certificate needs a Secret of its own"
+                ),
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The material of an existing certificate Secret; for our own etcd leaf certificates due for
@@ -273,10 +303,7 @@ fn generate_missing(
     if user_ref(&site.facts.cp.spec, purpose).is_some() {
         return Err(BuildError::ReferenceNotFound(format!(
             "Secret {name} (spec.certificateRefs, type {}) does not exist",
-            serde_json::to_value(purpose)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_default()
+            purpose.as_str()
         )));
     }
     let is_leaf = ETCD_LEAF_PURPOSES.contains(&purpose);
