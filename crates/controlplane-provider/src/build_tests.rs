@@ -1400,3 +1400,25 @@ fn a_standalone_cluster_gets_the_objects_of_a_control_plane_of_the_same_spec_but
     assert!(standalone_owners.len() >= 5, "{standalone_owners:?}");
     assert!(standalone_owners.iter().all(|o| o == &b.owner));
 }
+
+/// A panic while building is this control plane's error, with the internal-error reason, and the
+/// provider goes on.
+#[test]
+fn a_panic_while_building_is_an_error_of_that_control_plane() {
+    let err = super::catch_panic::<()>(|| panic!("boom {}", 1)).unwrap_err();
+    assert!(
+        matches!(&err, BuildError::Panicked(m) if m == "boom 1"),
+        "{err}"
+    );
+    assert_eq!(
+        err.reason(),
+        k0smotron_api::conditions::INTERNAL_ERROR_REASON
+    );
+    let err = super::catch_panic::<()>(|| panic!("static")).unwrap_err();
+    assert!(
+        matches!(&err, BuildError::Panicked(m) if m == "static"),
+        "{err}"
+    );
+    // Without a panic, the result passes through.
+    assert!(build_guarded(&facts(K0smotronControlPlaneSpec::default())).is_ok());
+}

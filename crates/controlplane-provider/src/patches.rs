@@ -161,12 +161,19 @@ fn apply_one(obj: &mut Value, index: usize, p: &ComponentPatch) -> Result<(), Pa
                     component: p.component.clone(),
                     reason: e.to_string(),
                 })?;
-            json_patch::patch(obj, &ops).map_err(|e| PatchError::Json {
+            // On a copy, with json-patch's `patch_unsafe`: its `patch` undoes the operations
+            // already applied when a later one fails, and panics when the undo fails too (a
+            // `move` to the root, then any failing operation: found by the property tests,
+            // issue #12). A failed patch leaves `obj` as it was.
+            let mut patched = obj.clone();
+            json_patch::patch_unsafe(&mut patched, &ops).map_err(|e| PatchError::Json {
                 index,
                 kind: p.kind.clone(),
                 component: p.component.clone(),
                 reason: e.to_string(),
-            })
+            })?;
+            *obj = patched;
+            Ok(())
         }
         "merge" => {
             json_patch::merge(obj, &content);
@@ -369,6 +376,19 @@ mod tests {
         )
         .unwrap_err();
         assert!(matches!(err, PatchError::Json { index: 0, .. }));
+    }
+
+    /// json-patch's `patch` panics when it cannot undo a failed patch ("cannot move the value
+    /// inside itself"); a tenant's patch must be an error, never a panic.
+    #[test]
+    fn a_failed_patch_whose_undo_would_fail_is_an_error_not_a_panic() {
+        let mut obj = svc();
+        let before = obj.clone();
+        let ops = r#"[{"op":"move","from":"/metadata/name","path":""},{"op":"add","path":"/metadata/labels/x","value":1}]"#;
+        let err =
+            apply_all(&mut obj, &[patch("Service", "control-plane", "json", ops)]).unwrap_err();
+        assert!(matches!(err, PatchError::Json { index: 0, .. }), "{err}");
+        assert_eq!(obj, before, "a failed patch changed the object");
     }
 
     #[test]

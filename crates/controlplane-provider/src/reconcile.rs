@@ -471,7 +471,7 @@ where
 {
     let (_, now_t) = now_time();
     let facts = fetch(ctx, cp, cluster_name, capi, now).await?;
-    let desired = match build::build(&facts) {
+    let desired = match build::build_guarded(&facts) {
         Ok(d) => d,
         Err(e) => {
             info!(reason = e.reason(), error = %e, "the spec cannot be reconciled");

@@ -66,6 +66,11 @@ pub enum BuildError {
     /// The control plane has no name, namespace or uid.
     #[error("the K0smotronControlPlane has no {0}")]
     Incomplete(&'static str),
+    /// Building panicked (a bug of this provider, reached through this spec).
+    #[error(
+        "building the control plane's objects failed on a provider bug (please report it): {0}"
+    )]
+    Panicked(String),
 }
 
 impl BuildError {

@@ -50,6 +50,25 @@ pub fn secret_names(spec: &ClusterSpec, cluster: &str) -> Vec<String> {
     out
 }
 
+/// [`build`], with a panic turned into [`BuildError::Panicked`]: the spec is a tenant's, and a
+/// bug that one spec reaches must fail that control plane's reconcile (a condition), not take the
+/// provider and every other tenant's reconciles down with it. The property tests look for such
+/// bugs (one was json-patch's undo, issue #12); this is the net under them.
+pub fn build_guarded(facts: &Facts) -> Result<DesiredState, BuildError> {
+    catch_panic(|| build(facts))
+}
+
+fn catch_panic<T>(f: impl FnOnce() -> Result<T, BuildError>) -> Result<T, BuildError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|payload| {
+        let what = payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        Err(BuildError::Panicked(what))
+    })
+}
+
 /// Builds the desired state.
 pub fn build(facts: &Facts) -> Result<DesiredState, BuildError> {
     let spec = &facts.cp.spec;
