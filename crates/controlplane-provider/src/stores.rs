@@ -310,13 +310,19 @@ macro_rules! trim_managed_fields {
         }
     )*};
 }
-trim_managed_fields!(
-    Service,
-    ConfigMap,
-    CronJob,
-    Cluster,
-    PartialObjectMeta<Secret>
-);
+trim_managed_fields!(Service, CronJob, Cluster, PartialObjectMeta<Secret>);
+
+/// Kept as metadata: a reconcile reads a ConfigMap only for its owner and its resourceVersion
+/// (whether our last apply is still what is live, `AppliedMemo`); another writer's change moves
+/// the resourceVersion, so the data is never compared. The k0s config and scripts in the data
+/// were most of what a control plane's ConfigMaps cost in memory (issue #11, N = 1,000).
+impl Trim for ConfigMap {
+    fn trim(&mut self) {
+        self.managed_fields_mut().clear();
+        self.data = None;
+        self.binary_data = None;
+    }
+}
 
 /// Kept whole: whether another field manager changed our pod template is read from its
 /// `managedFields` (`ownership::template_drifted`; without them a foreign image stayed, as the
@@ -594,6 +600,27 @@ mod tests {
         svc.metadata.managed_fields = Some(vec![Default::default()]);
         svc.trim();
         assert_eq!(svc.metadata.managed_fields.map(|m| m.len()), Some(0));
+    }
+
+    #[test]
+    fn config_maps_keep_only_their_metadata() {
+        let mut cm = ConfigMap {
+            metadata: kube::api::ObjectMeta {
+                name: Some("kmc-a-config".into()),
+                resource_version: Some("7".into()),
+                managed_fields: Some(vec![Default::default()]),
+                ..Default::default()
+            },
+            data: Some([("k0s.yaml".to_string(), "spec: {}".to_string())].into()),
+            binary_data: Some(Default::default()),
+            ..Default::default()
+        };
+        cm.trim();
+        assert_eq!(cm.data, None);
+        assert_eq!(cm.binary_data, None);
+        assert_eq!(cm.metadata.managed_fields.map(|m| m.len()), Some(0));
+        assert_eq!(cm.metadata.resource_version.as_deref(), Some("7"));
+        assert_eq!(cm.metadata.name.as_deref(), Some("kmc-a-config"));
     }
 
     #[test]
