@@ -257,10 +257,19 @@ fn kcp_converged(o: &Objects) -> bool {
         return false;
     };
     let s = &kcp["status"];
+    // The etcd pods (volume claims to bind) can come up seconds after the controller pods:
+    // a run that stopped looking before they did compared a status the provider was about to
+    // change (a CI run's fault-free reference once ended with EtcdClusterAvailable False).
+    let etcd_settled = s["conditions"].as_array().is_none_or(|cs| {
+        cs.iter()
+            .filter(|c| c["type"] == "EtcdClusterAvailable")
+            .all(|c| c["status"] == "True")
+    });
     s["observedGeneration"] == kcp["metadata"]["generation"]
         && s["readyReplicas"] == kcp["spec"]["replicas"]
         && s["upToDateReplicas"] == kcp["spec"]["replicas"]
         && s["version"].is_string()
+        && etcd_settled
 }
 
 fn kcp_gone(o: &Objects) -> bool {
