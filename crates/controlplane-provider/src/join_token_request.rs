@@ -26,6 +26,7 @@ use kube::runtime::{Controller, watcher};
 use kube::{Api, Client, ResourceExt};
 use provider_runtime::apply::{apply, apply_status, controller_owner_ref};
 use provider_runtime::conditions::{ConditionStatus, set_condition};
+use provider_runtime::events::EventType;
 use provider_runtime::join_token::{self, CONTROLLER_USER, JoinKubeconfig, WORKER_USER};
 use provider_runtime::kubeconfig::{self, Endpoint, Timeouts};
 use provider_runtime::reconcile::{ReconcileError, with_finalizer};
@@ -34,7 +35,7 @@ use provider_runtime::{ManagerArgs, Readiness};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, instrument, warn};
 
-use crate::reconcile::{Context, MANAGER, publish};
+use crate::reconcile::{Context, MANAGER};
 use crate::services;
 
 /// Metrics and log name of this controller.
@@ -376,18 +377,18 @@ async fn apply_request(jtr: &JoinTokenRequest, ctx: &Context) -> Result<Action, 
         Ok((token, encoded)) => {
             apply(&secrets, &token_secret(jtr, &encoded)?, MANAGER).await?;
             write_status(&api, jtr, Some(token.id().to_string()), Ok(())).await?;
-            publish(
-                ctx,
-                jtr,
-                false,
-                conditions::CREATED_REASON,
-                &format!(
-                    "Secret {} holds a {} join token",
-                    jtr.name_any(),
-                    jtr.spec.role.as_str()
-                ),
-            )
-            .await;
+            ctx.events
+                .report(
+                    jtr,
+                    EventType::Normal,
+                    conditions::CREATED_REASON,
+                    &format!(
+                        "Secret {} holds a {} join token",
+                        jtr.name_any(),
+                        jtr.spec.role.as_str()
+                    ),
+                )
+                .await;
             Ok(Action::await_change())
         }
         Err(e) => {

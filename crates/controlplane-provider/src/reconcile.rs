@@ -24,14 +24,14 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::runtime::controller::Action;
-use kube::runtime::events::EventType;
 use kube::{Api, Client, Resource, ResourceExt};
 use provider_runtime::apply::{AppliedMemo, ApplyError, apply, apply_status};
 use provider_runtime::backoff::{Backoff, Waits};
 use provider_runtime::events::EventPublisher;
+use provider_runtime::events::{EventType, severity};
 use provider_runtime::kubeconfig;
 use provider_runtime::metrics::Metrics;
-use provider_runtime::pause::set_paused_condition;
+use provider_runtime::pause;
 use provider_runtime::reconcile::{ReconcileError, object_key, with_finalizer};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -255,30 +255,7 @@ pub async fn reconcile(
         None => None,
     };
 
-    // Paused: only the Paused condition changes (before the finalizer, which would be a change).
-    let (_, now) = now_time();
-    let mut conditions = kcp.status.clone().unwrap_or_default().conditions;
-    let paused = set_paused_condition(
-        &mut conditions,
-        cluster.as_ref(),
-        &kcp.metadata,
-        kcp.metadata.generation,
-        now,
-    );
-    if paused.paused {
-        if paused.changed {
-            let mut st = kcp.status.clone().unwrap_or_default();
-            st.conditions = conditions;
-            write_status(&ctx, &*kcp, &st).await?;
-            publish(
-                &ctx,
-                &*kcp,
-                false,
-                cond::PAUSED_REASON,
-                "reconciliation is paused",
-            )
-            .await;
-        }
+    if paused(&ctx, kcp.as_ref(), cluster.as_ref()).await? {
         return Ok(Action::await_change());
     }
 
@@ -297,6 +274,26 @@ pub async fn reconcile(
     .map_err(|e| Error::Finalizer(Box::new(e)))
 }
 
+/// The pause gate of both kinds (the standalone kind has no CAPI Cluster: only the
+/// `cluster.x-k8s.io/paused` annotation pauses it). Runs before the finalizer, whose patch would
+/// be a change; a paused object gets only its `Paused` condition written.
+pub(crate) async fn paused<K>(
+    ctx: &Context,
+    obj: &K,
+    cluster: Option<&Cluster>,
+) -> Result<bool, Error>
+where
+    K: ControlPlaneObject,
+{
+    let (_, now) = now_time();
+    let mut st = obj.common_status();
+    let gate = pause::gate(&ctx.events, obj, &mut st.conditions, cluster, now).await;
+    if gate.paused && gate.changed {
+        write_status(ctx, obj, &st).await?;
+    }
+    Ok(gate.paused)
+}
+
 /// Requeue policy on errors.
 pub fn error_policy(kcp: Arc<K0smotronControlPlane>, err: &Error, ctx: Arc<Context>) -> Action {
     provider_runtime::reconcile::error_policy(
@@ -306,24 +303,6 @@ pub fn error_policy(kcp: Arc<K0smotronControlPlane>, err: &Error, ctx: Arc<Conte
         &ctx.metrics,
         &ctx.backoff,
     )
-}
-
-pub(crate) async fn publish<K>(ctx: &Context, obj: &K, warning: bool, reason: &str, note: &str)
-where
-    K: Resource<DynamicType = ()>,
-{
-    let type_ = if warning {
-        EventType::Warning
-    } else {
-        EventType::Normal
-    };
-    if let Err(e) = ctx
-        .events
-        .publish(obj, type_, reason, "Reconcile", note)
-        .await
-    {
-        debug!(error = %e, "publishing an event failed");
-    }
 }
 
 /// Writes `st` as `obj`'s status (in its kind's form), unless it is already what is stored.
@@ -585,17 +564,17 @@ async fn report_kubeconfig_regenerated<K>(
     {
         // Someone else's kubeconfig was replaced: the user should know who wrote it.
         let foreign = reason == crate::kubeconfig::RegenerateReason::NotWrittenByUs;
-        publish(
-            ctx,
-            obj,
-            foreign,
-            "KubeconfigRegenerated",
-            &format!(
-                "{} regenerated: {reason:?}",
-                names::kubeconfig_secret(&facts.cluster_name)
-            ),
-        )
-        .await;
+        ctx.events
+            .report(
+                obj,
+                severity(foreign),
+                "KubeconfigRegenerated",
+                &format!(
+                    "{} regenerated: {reason:?}",
+                    names::kubeconfig_secret(&facts.cluster_name)
+                ),
+            )
+            .await;
     }
 }
 
@@ -695,7 +674,9 @@ async fn provision_self_managed_infrastructure(
                 names::MANAGED_BY_K0SMOTRON
             );
             info!("{note}");
-            publish(ctx, kcp, false, "InfrastructureProvisioned", &note).await;
+            ctx.events
+                .report(kcp, EventType::Normal, "InfrastructureProvisioned", &note)
+                .await;
             false
         }
         Ok(outcome) => {
@@ -704,14 +685,14 @@ async fn provision_self_managed_infrastructure(
         }
         Err(e) => {
             warn!(error = %e, "marking the infrastructure cluster provisioned failed");
-            publish(
-                ctx,
-                kcp,
-                true,
-                "InfrastructureProvisioningFailed",
-                &e.to_string(),
-            )
-            .await;
+            ctx.events
+                .report(
+                    kcp,
+                    EventType::Warning,
+                    "InfrastructureProvisioningFailed",
+                    &e.to_string(),
+                )
+                .await;
             // Without the grant a quick retry cannot help (an object not handed to us needs
             // none); the periodic resync and any change of the control plane try again.
             !matches!(e, InfraError::NotGranted { .. })
@@ -764,7 +745,9 @@ where
         } else {
             format!("{} is {}: {}", t.type_, t.status, t.message)
         };
-        publish(ctx, obj, t.is_warning(), &t.reason, &note).await;
+        ctx.events
+            .report(obj, severity(t.is_warning()), &t.reason, &note)
+            .await;
     }
 }
 
@@ -1309,7 +1292,9 @@ async fn grow_claims<K>(
                     e.name, e.from, e.to.0
                 );
                 info!("{note}");
-                publish(ctx, obj, false, "ClaimExpanding", &note).await;
+                ctx.events
+                    .report(obj, EventType::Normal, "ClaimExpanding", &note)
+                    .await;
             }
             Err(err) => {
                 warn!(claim = %e.name, error = %err, "growing a volume claim failed");
@@ -1317,7 +1302,9 @@ async fn grow_claims<K>(
                     "PersistentVolumeClaim {} cannot grow from {} to {}: {err}",
                     e.name, e.from, e.to.0
                 );
-                publish(ctx, obj, true, "ClaimExpansionFailed", &note).await;
+                ctx.events
+                    .report(obj, EventType::Warning, "ClaimExpansionFailed", &note)
+                    .await;
             }
         }
     }
@@ -1619,14 +1606,14 @@ async fn cleanup(kcp: Arc<K0smotronControlPlane>, ctx: &Context) -> Result<Actio
     };
     delete_children(ctx, &ns, &kcp.spec, &cluster, &uid).await?;
     info!("children deleted; releasing the finalizer");
-    publish(
-        ctx,
-        &*kcp,
-        false,
-        "Deleted",
-        "control-plane objects deleted",
-    )
-    .await;
+    ctx.events
+        .report(
+            &*kcp,
+            EventType::Normal,
+            "Deleted",
+            "control-plane objects deleted",
+        )
+        .await;
     Ok(Action::await_change())
 }
 

@@ -15,11 +15,12 @@ use kube::runtime::Controller;
 use kube::runtime::controller::Action;
 use kube::{Api, Client, ResourceExt};
 use provider_runtime::ManagerArgs;
+use provider_runtime::events::EventType;
 use provider_runtime::reconcile::{object_key, with_finalizer};
 use tracing::{info, instrument};
 
 use crate::control_plane::ControlPlane;
-use crate::reconcile::{Context, Error, Ran, delete_children, publish, requeue, run};
+use crate::reconcile::{Context, Error, Ran, delete_children, paused, requeue, run};
 
 /// Metrics and log name of this controller.
 pub const CONTROLLER_NAME: &str = "k0smotroncluster";
@@ -30,6 +31,9 @@ pub async fn reconcile(cluster: Arc<Cluster>, ctx: Arc<Context>) -> Result<Actio
     let _timer = ctx.metrics.reconcile_started(CONTROLLER_NAME);
     let ns = cluster.namespace().ok_or(Error::NoNamespace)?;
     let api: Api<Cluster> = Api::namespaced(ctx.client.clone(), &ns);
+    if paused(&ctx, cluster.as_ref(), None).await? {
+        return Ok(Action::await_change());
+    }
     if cluster.metadata.deletion_timestamp.is_some() {
         ctx.waits.done(&object_key(cluster.as_ref()));
     }
@@ -74,14 +78,14 @@ async fn cleanup(cluster: &Cluster, ctx: &Context) -> Result<Action, Error> {
     let cp = ControlPlane::from_cluster(cluster)?;
     delete_children(ctx, &cp.namespace, &cp.spec, &cp.name, &cp.uid).await?;
     info!("children deleted; releasing the finalizer");
-    publish(
-        ctx,
-        cluster,
-        false,
-        "Deleted",
-        "control-plane objects deleted",
-    )
-    .await;
+    ctx.events
+        .report(
+            cluster,
+            EventType::Normal,
+            "Deleted",
+            "control-plane objects deleted",
+        )
+        .await;
     Ok(Action::await_change())
 }
 

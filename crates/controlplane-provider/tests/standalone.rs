@@ -146,6 +146,70 @@ async fn a_standalone_cluster_is_reconciled_scaled_rolled_and_deleted() {
     let scale = clusters.get_scale(NAME).await.unwrap();
     assert_eq!(scale.status.unwrap().selector, status.selector);
 
+    // The CAPI pause annotation pauses a standalone Cluster too: Paused True, an event, and a
+    // spec change waits; removing the annotation carries it out.
+    clusters
+        .patch(
+            NAME,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"annotations": {"cluster.x-k8s.io/paused": ""}}})),
+        )
+        .await
+        .unwrap();
+    let is_paused = |c: &Cluster| {
+        c.status.as_ref().is_some_and(|s| {
+            s.conditions
+                .iter()
+                .any(|c| c.type_ == "Paused" && c.status == "True" && c.reason == "Paused")
+        })
+    };
+    wait_for(&clusters, NAME, is_paused, TIMEOUT, "Paused True")
+        .await
+        .unwrap();
+    let events: Api<k8s_openapi::api::events::v1::Event> = ns.api();
+    let paused_events = events
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| {
+            e.reason.as_deref() == Some("Paused")
+                && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(NAME)
+        })
+        .count();
+    assert_eq!(paused_events, 1, "one Paused event");
+    let paused_sts = sts_api.get("kmc-solo").await.unwrap();
+    clusters
+        .patch(
+            NAME,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"replicas": 3}})),
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let still = sts_api.get("kmc-solo").await.unwrap();
+    assert_eq!(
+        still.metadata.resource_version, paused_sts.metadata.resource_version,
+        "a paused Cluster's StatefulSet was written"
+    );
+    clusters
+        .patch(
+            NAME,
+            &PatchParams::default(),
+            &Patch::Json::<()>(
+                serde_json::from_value(json!([
+                    {"op": "remove", "path": "/metadata/annotations/cluster.x-k8s.io~1paused"}
+                ]))
+                .unwrap(),
+            ),
+        )
+        .await
+        .unwrap();
+    let resumed = wait_replicas(&clusters, 3).await;
+    assert!(!is_paused(&resumed));
+
     // A k0s config change rolls the pods (a new template).
     let before = sts_api.get("kmc-solo").await.unwrap().spec.template;
     clusters
@@ -167,7 +231,7 @@ async fn a_standalone_cluster_is_reconciled_scaled_rolled_and_deleted() {
     )
     .await
     .unwrap();
-    wait_replicas(&clusters, 2).await;
+    wait_replicas(&clusters, 3).await;
 
     // Deletion: the children go, the Cluster goes.
     clusters

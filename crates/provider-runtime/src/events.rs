@@ -75,6 +75,27 @@ impl EventPublisher {
                 source: Box::new(source),
             })
     }
+
+    /// Publishes like [`Self::publish`] and logs a failure instead of returning it: an event is
+    /// news for people, never a reason to fail a reconcile. The one way every controller
+    /// publishes.
+    pub async fn report<K>(&self, obj: &K, type_: EventType, reason: &str, note: &str)
+    where
+        K: Resource<DynamicType = ()>,
+    {
+        if let Err(err) = self.publish(obj, type_, reason, "Reconcile", note).await {
+            tracing::warn!(error = %crate::reconcile::error_chain(&err), "publishing an event failed");
+        }
+    }
+}
+
+/// [`EventType::Warning`] when `warning`, else [`EventType::Normal`].
+pub fn severity(warning: bool) -> EventType {
+    if warning {
+        EventType::Warning
+    } else {
+        EventType::Normal
+    }
 }
 
 fn build_event(type_: EventType, reason: &str, action: &str, note: &str) -> Event {

@@ -1,12 +1,14 @@
-//! Records the CAPI pause rule (owned by `k0smotron_api::capi::is_paused`) as the `Paused`
-//! condition the v1beta2 contract asks for. It decides nothing about what a paused reconcile
-//! skips; that is each controller's business.
+//! The pause gate every controller runs first: the CAPI pause rule (owned by
+//! `k0smotron_api::capi::is_paused`) recorded as the `Paused` condition the v1beta2 contract asks
+//! for, and one `Paused` event when an object becomes paused. What a paused reconcile still
+//! writes (its status) is each controller's business; it skips everything else.
 
 use k0smotron_api::capi::{self, Cluster};
 use k0smotron_api::conditions::{NOT_PAUSED_REASON, PAUSED, PAUSED_REASON};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, ObjectMeta, Time};
 
 use crate::conditions::{ConditionStatus, set_condition};
+use crate::events::{EventPublisher, EventType};
 
 /// The outcome of [`set_paused_condition`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -48,6 +50,31 @@ pub fn set_paused_condition(
         now,
     );
     Paused { paused, changed }
+}
+
+/// [`set_paused_condition`] for `obj`, and a `Paused` event when it has just become paused.
+/// The caller writes status when `changed` and returns at once when `paused`.
+pub async fn gate<K>(
+    events: &EventPublisher,
+    obj: &K,
+    conditions: &mut Vec<Condition>,
+    cluster: Option<&Cluster>,
+    now: Time,
+) -> Paused
+where
+    K: kube::Resource<DynamicType = ()>,
+{
+    let meta = obj.meta();
+    let paused = set_paused_condition(conditions, cluster, meta, meta.generation, now);
+    if paused.paused && paused.changed {
+        let message = crate::conditions::get(conditions, PAUSED)
+            .map(|c| c.message.clone())
+            .unwrap_or_default();
+        events
+            .report(obj, EventType::Normal, PAUSED_REASON, &message)
+            .await;
+    }
+    paused
 }
 
 #[cfg(test)]

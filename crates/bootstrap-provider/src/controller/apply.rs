@@ -63,13 +63,14 @@ async fn apply_inner(
             return Ok(action);
         }
     };
-    let paused = pause::set_paused_condition(
+    let paused = pause::gate(
+        &ctx.events,
+        config,
         &mut status.conditions,
         Some(&cluster),
-        &config.metadata,
-        generation,
         now(),
-    );
+    )
+    .await;
     if paused.paused {
         return Ok(Action::await_change());
     }

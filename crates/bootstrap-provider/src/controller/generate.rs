@@ -12,12 +12,13 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::runtime::controller::Action;
 use kube::{Api, ResourceExt as _};
 use provider_runtime::apply;
+use provider_runtime::events::EventType;
 use tracing::info;
 
 use super::context::{Context, RETRY, Step};
 use super::error::Error;
 use super::fetch::{self, Owner, WorkloadAccess};
-use super::status::{publish, set_available};
+use super::status::set_available;
 use super::token_lifecycle::existing_or_new_token;
 use crate::commands::Download;
 use crate::data_secret;
@@ -178,25 +179,22 @@ async fn write_data_secret(
         .await
         .map_err(apply_err)?;
     info!(token_id = token.id(), "bootstrap data Secret created");
-    publish(
-        ctx,
-        config,
-        false,
-        "DataSecretCreated",
-        &format!(
-            "Bootstrap data Secret created with bootstrap token {}",
-            token.id()
-        ),
-    )
-    .await;
+    ctx.events
+        .report(
+            config,
+            EventType::Normal,
+            "DataSecretCreated",
+            &format!(
+                "Bootstrap data Secret created with bootstrap token {}",
+                token.id()
+            ),
+        )
+        .await;
     // NB: like upstream we still install the latest k0s without any version, but say so: the
     // node may then not match the control plane.
     if inputs.bootstrap.download == (Download::Script { version: None }) {
-        publish(
-            ctx,
-            config,
-            true,
-            "NoVersion",
+        ctx.events.report(
+config, EventType::Warning, "NoVersion",
             "Neither spec.version nor the Machine's spec.version is set: the node installs the latest k0s release, which may not match the control plane",
         )
         .await;

@@ -11,9 +11,6 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::{Api, ResourceExt as _};
 use provider_runtime::apply;
 use provider_runtime::conditions::{ConditionStatus, set_condition};
-use provider_runtime::events::EventType;
-use provider_runtime::reconcile::error_chain;
-use tracing::warn;
 
 use super::context::Context;
 use super::error::Error;
@@ -149,26 +146,4 @@ pub(super) fn set_token_available(
 pub(super) fn token_deleted(status: &K0sWorkerConfigStatus) -> bool {
     provider_runtime::conditions::get(&status.conditions, cond::BOOTSTRAP_TOKEN_AVAILABLE)
         .is_some_and(|c| c.status == "False" && c.reason == cond::NODE_JOINED_REASON)
-}
-
-/// Publishes an event about `config`; a failure is logged, never returned.
-pub(super) async fn publish(
-    ctx: &Context,
-    config: &K0sWorkerConfig,
-    warning: bool,
-    reason: &str,
-    note: &str,
-) {
-    let type_ = if warning {
-        EventType::Warning
-    } else {
-        EventType::Normal
-    };
-    if let Err(err) = ctx
-        .events
-        .publish(config, type_, reason, "Reconcile", note)
-        .await
-    {
-        warn!(error = %error_chain(&err), "publishing event");
-    }
 }

@@ -14,12 +14,13 @@ use k0smotron_api::conditions as cond;
 use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt as _;
 use kube::runtime::controller::Action;
+use provider_runtime::events::EventType;
 use tracing::info;
 
 use super::context::{Context, RETRY};
 use super::error::{Error, workload_err};
 use super::fetch::{self, Owner, WorkloadAccess};
-use super::status::{publish, set_token_available, token_deleted};
+use super::status::{set_token_available, token_deleted};
 use crate::data_secret;
 use crate::join_token;
 use crate::token::{self, BootstrapToken, TokenOwner};
@@ -180,14 +181,14 @@ async fn node_joined(
         ),
         config.metadata.generation,
     );
-    publish(
-        ctx,
-        config,
-        false,
-        "BootstrapTokenDeleted",
-        &format!("Node joined; bootstrap token {token_id} deleted"),
-    )
-    .await;
+    ctx.events
+        .report(
+            config,
+            EventType::Normal,
+            "BootstrapTokenDeleted",
+            &format!("Node joined; bootstrap token {token_id} deleted"),
+        )
+        .await;
     Ok(Action::await_change())
 }
 
