@@ -819,27 +819,7 @@ pub(crate) async fn fetch(
     let svc_name = crate::services::service_name(&cluster_name, cp.spec.service.type_);
     let exposure_service =
         cached(&ctx.stores.services, &services, &ns, &svc_name, OnMiss::Get).await?;
-    let nodes = if cp.spec.service.type_ == ServiceType::NodePort
-        && cp
-            .spec
-            .external_address
-            .as_deref()
-            .is_none_or(str::is_empty)
-    {
-        match ctx.stores.nodes() {
-            Some(nodes) => nodes,
-            None => {
-                let nodes: Api<Node> = Api::all(ctx.client.clone());
-                nodes
-                    .list(&ListParams::default())
-                    .await
-                    .map_err(read_err("nodes"))?
-                    .items
-            }
-        }
-    } else {
-        Vec::new()
-    };
+    let nodes = fetch_nodes(ctx, &cp).await?;
     let sts_api: Api<StatefulSet> = Api::namespaced(ctx.client.clone(), &ns);
     let sts_store = &ctx.stores.statefulsets;
     let statefulset = cached(
@@ -857,26 +837,7 @@ pub(crate) async fn fetch(
     };
     let etcd_name = names::etcd_name(&cluster_name);
     let etcd_statefulset = cached(sts_store, &sts_api, &ns, &etcd_name, etcd_on_miss).await?;
-    // Claims exist only once a StatefulSet with claim templates made them.
-    let has_claims = [&statefulset, &etcd_statefulset]
-        .into_iter()
-        .flatten()
-        .any(|s| {
-            s.spec
-                .volume_claim_templates
-                .as_ref()
-                .is_some_and(|t| !t.is_empty())
-        });
-    let claims = if has_claims {
-        let claims: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), &ns);
-        claims
-            .list(&ListParams::default())
-            .await
-            .map_err(read_err("persistent volume claims"))?
-            .items
-    } else {
-        Vec::new()
-    };
+    let claims = fetch_claims(ctx, &ns, [&statefulset, &etcd_statefulset]).await?;
 
     Ok(Facts {
         cp,
@@ -892,6 +853,53 @@ pub(crate) async fn fetch(
         now,
         policy: ctx.policy,
     })
+}
+
+/// The Nodes whose addresses a NodePort control plane without `externalAddress` publishes
+/// (none for other control planes).
+async fn fetch_nodes(ctx: &Context, cp: &ControlPlane) -> Result<Vec<Node>, Error> {
+    let needed = cp.spec.service.type_ == ServiceType::NodePort
+        && cp
+            .spec
+            .external_address
+            .as_deref()
+            .is_none_or(str::is_empty);
+    if !needed {
+        return Ok(Vec::new());
+    }
+    if let Some(nodes) = ctx.stores.nodes() {
+        return Ok(nodes);
+    }
+    let nodes: Api<Node> = Api::all(ctx.client.clone());
+    Ok(nodes
+        .list(&ListParams::default())
+        .await
+        .map_err(read_err("nodes"))?
+        .items)
+}
+
+/// The namespace's volume claims, read only when one of `statefulsets` has claim templates
+/// (claims exist only once a StatefulSet with claim templates made them).
+async fn fetch_claims(
+    ctx: &Context,
+    ns: &str,
+    statefulsets: [&Option<StatefulSet>; 2],
+) -> Result<Vec<PersistentVolumeClaim>, Error> {
+    let has_claims = statefulsets.into_iter().flatten().any(|s| {
+        s.spec
+            .volume_claim_templates
+            .as_ref()
+            .is_some_and(|t| !t.is_empty())
+    });
+    if !has_claims {
+        return Ok(Vec::new());
+    }
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), ns);
+    Ok(claims
+        .list(&ListParams::default())
+        .await
+        .map_err(read_err("persistent volume claims"))?
+        .items)
 }
 
 /// What the apply step leaves for the status step.
@@ -955,24 +963,7 @@ async fn check_children(
     if let Some(svc) = &facts.exposure_service {
         check_owner("Service", &svc.metadata, uid)?;
     }
-    // Secrets we write: the kubeconfig, renewed leaves, generated certificates.
-    let secret_names: Vec<String> = desired
-        .kubeconfig
-        .iter()
-        .chain(&desired.renew_secrets)
-        .chain(&desired.create_secrets)
-        .filter_map(|s| s.metadata.name.clone())
-        .collect();
-    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
-    for name in &secret_names {
-        match facts.secrets.get(name) {
-            Some(s) => {
-                check_owner("Secret", &s.metadata, uid)?;
-                record::<Secret>(&mut live, &s.metadata);
-            }
-            None => check_live(None, &secrets, ns, name, uid, &mut live).await?,
-        }
-    }
+    check_secrets(ctx, ns, facts, desired, uid, &mut live).await?;
     let names_of = |metas: Vec<&ObjectMeta>| -> Vec<String> {
         metas.into_iter().filter_map(|m| m.name.clone()).collect()
     };
@@ -1022,6 +1013,36 @@ async fn check_children(
         record::<Service>(&mut live, &svc.metadata);
     }
     Ok(live)
+}
+
+/// [`check_children`] for the Secrets we write: the kubeconfig, renewed leaves, generated
+/// certificates (from the fetched Secrets, else by GET).
+async fn check_secrets(
+    ctx: &Context,
+    ns: &str,
+    facts: &Facts,
+    desired: &DesiredState,
+    uid: &str,
+    live: &mut LiveVersions,
+) -> Result<(), Error> {
+    let secret_names: Vec<String> = desired
+        .kubeconfig
+        .iter()
+        .chain(&desired.renew_secrets)
+        .chain(&desired.create_secrets)
+        .filter_map(|s| s.metadata.name.clone())
+        .collect();
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
+    for name in &secret_names {
+        match facts.secrets.get(name) {
+            Some(s) => {
+                check_owner("Secret", &s.metadata, uid)?;
+                record::<Secret>(live, &s.metadata);
+            }
+            None => check_live(None, &secrets, ns, name, uid, live).await?,
+        }
+    }
+    Ok(())
 }
 
 /// [`check_owner`] on the object `name` (from `store`, else by GET), if it exists, recording its

@@ -196,67 +196,47 @@ pub struct Watches {
 /// [`Watches::driver`] runs them.
 pub fn watches(client: &Client, args: &ManagerArgs, capi: bool, standalone: bool) -> Watches {
     let subscribers = usize::from(capi) + usize::from(standalone);
-    // Every child carries the cluster-name label; caching only those keeps unrelated objects out
-    // of memory.
-    let children = watcher::Config::default()
-        .any_semantic()
-        .labels(names::CLUSTER_NAME_LABEL);
+    let mut plan = Plan {
+        client,
+        args,
+        subscribers,
+        drivers: Vec::new(),
+    };
+    let (statefulsets, mut sts_feeds) = plan.child();
+    let (services, mut svc_feeds) = plan.child();
+    let (config_maps, mut cm_feeds) = plan.child();
+    let (cron_jobs, mut cj_feeds) = plan.child();
+    let mut secret_feeds = unstored(
+        args.api::<PartialObjectMeta<Secret>>(client.clone()),
+        children_config(),
+        subscribers,
+        &mut plan.drivers,
+    );
     let pods_config = watcher::Config::default().any_semantic().labels(&format!(
         "{}={},{}",
         names::APP_LABEL,
         names::APP_LABEL_VALUE,
         names::CONTROL_PLANE_LABEL
     ));
-
-    let mut drivers = Vec::new();
-    let (statefulsets, mut sts_feeds) = stored(
-        args.api(client.clone()),
-        children.clone(),
-        subscribers,
-        &mut drivers,
-    );
-    let (services, mut svc_feeds) = stored(
-        args.api(client.clone()),
-        children.clone(),
-        subscribers,
-        &mut drivers,
-    );
-    let (config_maps, mut cm_feeds) = stored(
-        args.api(client.clone()),
-        children.clone(),
-        subscribers,
-        &mut drivers,
-    );
-    let (cron_jobs, mut cj_feeds) = stored(
-        args.api(client.clone()),
-        children.clone(),
-        subscribers,
-        &mut drivers,
-    );
     let (pods, mut pod_feeds) = stored(
         args.api::<Pod>(client.clone()),
         pods_config,
         subscribers,
-        &mut drivers,
+        &mut plan.drivers,
     );
-    let mut secret_feeds = unstored(
-        args.api::<PartialObjectMeta<Secret>>(client.clone()),
-        children,
-        subscribers,
-        &mut drivers,
-    );
+    let everything = || watcher::Config::default().any_semantic();
     let (nodes, _) = stored(
         Api::<Node>::all(client.clone()),
-        watcher::Config::default().any_semantic(),
+        everything(),
         0,
-        &mut drivers,
+        &mut plan.drivers,
     );
     let (clusters, mut cluster_feeds) = if capi {
         stored(
             args.api::<Cluster>(client.clone()),
-            watcher::Config::default().any_semantic(),
+            everything(),
             1,
-            &mut drivers,
+            &mut plan.drivers,
         )
     } else {
         (Kept::empty(), Vec::new())
@@ -276,7 +256,7 @@ pub fn watches(client: &Client, args: &ManagerArgs, capi: bool, standalone: bool
         // No controller reads the stores: nothing to watch.
         futures::future::pending().boxed()
     } else {
-        futures::future::join_all(drivers).map(|_| ()).boxed()
+        futures::future::join_all(plan.drivers).map(|_| ()).boxed()
     };
     Watches {
         stores: Stores {
@@ -291,6 +271,38 @@ pub fn watches(client: &Client, args: &ManagerArgs, capi: bool, standalone: bool
         capi: capi_triggers,
         standalone: standalone_triggers,
         driver,
+    }
+}
+
+/// Every child carries the cluster-name label; caching only those keeps unrelated objects out of
+/// memory.
+fn children_config() -> watcher::Config {
+    watcher::Config::default()
+        .any_semantic()
+        .labels(names::CLUSTER_NAME_LABEL)
+}
+
+/// The watches [`watches`] is setting up, and what each needs.
+struct Plan<'a> {
+    client: &'a Client,
+    args: &'a ManagerArgs,
+    subscribers: usize,
+    drivers: Vec<futures::future::BoxFuture<'static, ()>>,
+}
+
+impl Plan<'_> {
+    /// A stored watch of one kind of child, with a feed per subscriber.
+    fn child<K>(&mut self) -> (Kept<K>, Vec<Feed<K>>)
+    where
+        K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>,
+        K: Trim + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+    {
+        stored(
+            self.args.api(self.client.clone()),
+            children_config(),
+            self.subscribers,
+            &mut self.drivers,
+        )
     }
 }
 
