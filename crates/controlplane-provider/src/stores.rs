@@ -27,6 +27,7 @@ use k8s_openapi::api::batch::v1::CronJob;
 use k8s_openapi::api::core::v1::{
     ConfigMap, Node, NodeAddress, NodeStatus, Pod, PodSpec, Secret, Service,
 };
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{FieldsV1, ManagedFieldsEntry};
 use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -336,11 +337,51 @@ impl Trim for ConfigMap {
     }
 }
 
-/// Kept whole: whether another field manager changed our pod template is read from its
-/// `managedFields` (`ownership::template_drifted`; without them a foreign image stayed, as the
-/// second-writer fault test showed).
+/// Kept with thinned `managedFields`: whether another field manager changed our pod template is
+/// read from them (`ownership::foreign_template_edit`; without them a foreign image stayed, as
+/// the second-writer fault test showed), and that needs only each entry's manager, time and
+/// whether it owns a field under `spec.template`.
 impl Trim for StatefulSet {
-    fn trim(&mut self) {}
+    fn trim(&mut self) {
+        thin_managed_fields(self.managed_fields_mut(), &["/f:spec/f:template"]);
+    }
+}
+
+/// The `managedFields` paths a reconcile reads of a control-plane object: whether we alone own
+/// `spec.controlPlaneEndpoint` (`reconcile::endpoint_owned_by_provider`).
+pub(crate) const CONTROL_PLANE_FIELDS: &[&str] = &["/f:spec/f:controlPlaneEndpoint"];
+
+/// Cuts `managedFields` down to what a reconcile reads of them: the entries of the object itself
+/// (a subresource's, such as status written by the StatefulSet controller, are dropped), each
+/// with its manager, operation and time, and of its field set only the `keep` paths (JSON
+/// pointers) it has, each as an empty set. A StatefulSet's entries were more than a third of
+/// what it cost in the store (issue #11).
+pub(crate) fn thin_managed_fields(entries: &mut Vec<ManagedFieldsEntry>, keep: &[&str]) {
+    entries.retain(|e| e.subresource.is_none());
+    for entry in entries.iter_mut() {
+        entry.fields_v1 = entry
+            .fields_v1
+            .take()
+            .and_then(|f| only_paths(&f.0, keep))
+            .map(FieldsV1);
+    }
+}
+
+/// The paths of `keep` that `fields` has, as a field set of empty sets; `None` when it has none.
+fn only_paths(fields: &serde_json::Value, keep: &[&str]) -> Option<serde_json::Value> {
+    let mut out = serde_json::Value::Object(serde_json::Map::new());
+    let mut any = false;
+    for path in keep.iter().filter(|p| fields.pointer(p).is_some()) {
+        let mut at = &mut out;
+        for segment in path.split('/').skip(1) {
+            at = at
+                .as_object_mut()?
+                .entry(segment)
+                .or_insert_with(|| serde_json::Value::Object(serde_json::Map::new()));
+        }
+        any = true;
+    }
+    any.then_some(out)
 }
 
 impl Trim for Pod {
@@ -612,6 +653,111 @@ mod tests {
         svc.metadata.managed_fields = Some(vec![Default::default()]);
         svc.trim();
         assert_eq!(svc.metadata.managed_fields.map(|m| m.len()), Some(0));
+    }
+
+    fn entry(
+        manager: &str,
+        subresource: Option<&str>,
+        fields: serde_json::Value,
+    ) -> ManagedFieldsEntry {
+        ManagedFieldsEntry {
+            manager: Some(manager.into()),
+            operation: Some("Apply".into()),
+            subresource: subresource.map(Into::into),
+            time: Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                jiff::Timestamp::from_second(1_000).unwrap(),
+            )),
+            fields_v1: Some(FieldsV1(fields)),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn thinned_managed_fields_keep_only_the_paths_read() {
+        let template = serde_json::json!({"f:spec": {"f:replicas": {}, "f:template": {
+            "f:spec": {"f:containers": {"k:{\"name\":\"controller\"}": {"f:image": {}}}}}}});
+        let mut entries = vec![
+            entry("k0smotron-controlplane", None, template.clone()),
+            entry(
+                "kubectl",
+                None,
+                serde_json::json!({"f:metadata": {"f:labels": {}}}),
+            ),
+            entry(
+                "kube-controller-manager",
+                Some("status"),
+                serde_json::json!({"f:status": {}}),
+            ),
+        ];
+        thin_managed_fields(&mut entries, &["/f:spec/f:template"]);
+        assert_eq!(entries.len(), 2, "the status entry is dropped");
+        assert_eq!(
+            entries[0].fields_v1.as_ref().map(|f| f.0.clone()),
+            Some(serde_json::json!({"f:spec": {"f:template": {}}}))
+        );
+        assert_eq!(
+            entries[0].manager.as_deref(),
+            Some("k0smotron-controlplane")
+        );
+        assert!(entries[0].time.is_some());
+        assert_eq!(entries[1].fields_v1, None);
+    }
+
+    /// What the readers of managedFields conclude is the same before and after the thinning.
+    #[test]
+    fn thinning_keeps_what_the_readers_of_managed_fields_conclude() {
+        let ours = entry(
+            "k0smotron-controlplane",
+            None,
+            serde_json::json!({"f:spec": {"f:template": {"f:metadata": {}}}}),
+        );
+        let foreign = entry(
+            "kubectl-edit",
+            None,
+            serde_json::json!({"f:spec": {"f:template": {"f:spec": {"f:containers": {}}}}}),
+        );
+        let status = entry(
+            "kube-controller-manager",
+            Some("status"),
+            serde_json::json!({"f:status": {}}),
+        );
+        for entries in [
+            vec![ours.clone(), foreign.clone(), status.clone()],
+            vec![ours.clone(), status.clone()],
+            vec![foreign.clone()],
+        ] {
+            let mut sts = StatefulSet::default();
+            sts.metadata.managed_fields = Some(entries);
+            let before = crate::ownership::foreign_template_edit(&sts);
+            sts.trim();
+            assert_eq!(crate::ownership::foreign_template_edit(&sts), before);
+        }
+        let endpoint = |manager: &str| {
+            entry(
+                manager,
+                None,
+                serde_json::json!({"f:spec": {"f:controlPlaneEndpoint": {"f:host": {}}, "f:replicas": {}}}),
+            )
+        };
+        for entries in [
+            vec![endpoint(crate::reconcile::ENDPOINT_MANAGER)],
+            vec![
+                endpoint(crate::reconcile::ENDPOINT_MANAGER),
+                endpoint("argocd"),
+            ],
+            vec![endpoint(crate::reconcile::ENDPOINT_MANAGER), status.clone()],
+        ] {
+            let mut meta = kube::api::ObjectMeta {
+                managed_fields: Some(entries),
+                ..Default::default()
+            };
+            let before = crate::reconcile::endpoint_owned_by_provider(&meta);
+            thin_managed_fields(
+                meta.managed_fields.get_or_insert_default(),
+                CONTROL_PLANE_FIELDS,
+            );
+            assert_eq!(crate::reconcile::endpoint_owned_by_provider(&meta), before);
+        }
     }
 
     #[test]
