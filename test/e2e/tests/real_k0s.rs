@@ -458,8 +458,9 @@ async fn revision(env: &Env, cluster: &str) -> Option<String> {
         .and_then(|s| s.update_revision)
 }
 
-/// A `k0sConfig` change rolls the pod and the new one serves the API; a provider restart rolls
-/// nothing; deleting the Cluster leaves no pod, container or network namespace on the node.
+/// A change of a node-only `k0sConfig` field rolls the pod and the new one serves the API; a
+/// provider restart rolls nothing; deleting the Cluster leaves no pod, container or network
+/// namespace on the node.
 async fn spec_change_rolls_and_restart_does_not(
     mut env: Env,
     cluster: &str,
@@ -469,8 +470,9 @@ async fn spec_change_rolls_and_restart_does_not(
     let kcp = objects::api(&env.client, &ns, CP_API, "K0smotronControlPlane");
     let before = env.ready_pods(&selector(cluster), 1).await;
     let revision_before = revision(&env, cluster).await;
+    // A node-only field (k0s reads `spec.api` from its config file only): the pods must restart.
     let patch = json!({"spec": {"k0sConfig": {"apiVersion": "k0s.k0sproject.io/v1beta1", "kind": "ClusterConfig",
-        "spec": {"telemetry": {"enabled": false}}}}});
+        "spec": {"api": {"extraArgs": {"event-ttl": "2h"}}}}}});
     kcp.patch(cluster, &PatchParams::default(), &Patch::Merge(&patch))
         .await
         .unwrap();

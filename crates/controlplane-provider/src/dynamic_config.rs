@@ -1,0 +1,253 @@
+//! Dynamic config: the cluster-wide part of the k0s config, pushed into the hosted cluster's
+//! `clusterconfigs.k0s.k0sproject.io` `kube-system/k0s`, where k0s (started with
+//! `--enable-dynamic-config`) reads it and acts on every change without a restart.
+//!
+//! Owns when to push ([`plan`], pure) and the push itself ([`push`]): one server-side apply under
+//! [`DYNAMIC_CONFIG_MANAGER`] through the client the caller built from the kubeconfig this
+//! provider wrote. It does not build the config (`build`, `k0s_config`) and does not write status
+//! (`status` reports the [`Outcome`]).
+
+use std::time::Duration;
+
+use kube::api::{ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
+use kube::{Api, Client};
+use serde_json::Value;
+
+use crate::build::DynamicConfig;
+use crate::k0s_config::{self, DYNAMIC_CONFIG_NAME, DYNAMIC_CONFIG_NAMESPACE};
+
+/// Field manager of the pushed `ClusterConfig` in the hosted cluster.
+pub const DYNAMIC_CONFIG_MANAGER: &str = "k0smotron-controlplane-dynamic-config";
+
+/// What became of the dynamic config in one reconcile; the status step reports it in the
+/// `DynamicConfigApplied` condition and `status.dynamicConfigHash`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Nothing was tried (the hosted API did not answer this time, or the reconcile stopped
+    /// earlier): the condition and the recorded hash stay as they are.
+    NotRun,
+    /// The hosted API has never answered: there is nothing to push to yet.
+    NotInitialized,
+    /// The hosted cluster already holds this hash (recorded in status): nothing was sent.
+    Unchanged {
+        /// The hash.
+        hash: String,
+    },
+    /// The hosted API server accepted the config with this hash.
+    Accepted {
+        /// The hash, recorded in status.
+        hash: String,
+    },
+    /// The hosted API server refused it (a 4xx answer): the user's to fix.
+    Rejected {
+        /// The refused config's hash.
+        hash: String,
+        /// The API server's message.
+        message: String,
+    },
+    /// k0s has not installed its `ClusterConfig` CRD in the hosted cluster yet.
+    WaitingForCrd(String),
+    /// The push failed on the way (connection, timeout, a 5xx answer): tried again soon.
+    Failed(String),
+    /// `controlPlaneFlags` turn dynamic config off.
+    Disabled,
+    /// The (patched) config cannot be read; see [`DynamicConfig::Unreadable`].
+    Unreadable(String),
+}
+
+impl Outcome {
+    /// Whether a quick retry may change the outcome (the reconcile then does not count as
+    /// settled). A refused config waits for a spec change, or the periodic resync.
+    pub fn pending(&self) -> bool {
+        matches!(self, Self::WaitingForCrd(_) | Self::Failed(_))
+    }
+}
+
+/// What [`plan`] decided.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Plan<'a> {
+    /// Report this, send nothing.
+    Report(Outcome),
+    /// Server-side apply `object`; report its hash.
+    Push {
+        /// The `ClusterConfig` to apply.
+        object: &'a Value,
+        /// Its hash.
+        hash: &'a str,
+    },
+}
+
+/// Whether to push: only once the hosted API answered in this reconcile (`answered`), and only
+/// when the hosted cluster does not hold the desired hash already (`recorded`, from status, so a
+/// restarted provider does not push again). `initialized`: the hosted API answered at some time.
+pub fn plan<'a>(
+    desired: &'a DynamicConfig,
+    recorded: Option<&str>,
+    answered: bool,
+    initialized: bool,
+) -> Plan<'a> {
+    match desired {
+        DynamicConfig::Disabled => Plan::Report(Outcome::Disabled),
+        DynamicConfig::Unreadable(why) => Plan::Report(Outcome::Unreadable(why.clone())),
+        DynamicConfig::Push { .. } if !answered && !initialized => {
+            Plan::Report(Outcome::NotInitialized)
+        }
+        DynamicConfig::Push { .. } if !answered => Plan::Report(Outcome::NotRun),
+        DynamicConfig::Push { hash, .. } if recorded == Some(hash.as_str()) => {
+            Plan::Report(Outcome::Unchanged { hash: hash.clone() })
+        }
+        DynamicConfig::Push { object, hash } => Plan::Push { object, hash },
+    }
+}
+
+/// The API of `clusterconfigs.k0s.k0sproject.io` in `kube-system`.
+fn cluster_configs(client: Client) -> Api<DynamicObject> {
+    let (group, version) = k0s_config::API_VERSION
+        .split_once('/')
+        .unwrap_or(("k0s.k0sproject.io", "v1beta1"));
+    let gvk = GroupVersionKind::gvk(group, version, k0s_config::KIND);
+    let resource = ApiResource::from_gvk_with_plural(&gvk, "clusterconfigs");
+    Api::namespaced_with(client, DYNAMIC_CONFIG_NAMESPACE, &resource)
+}
+
+/// Server-side applies `object` as `kube-system/k0s` through `client` (built from the kubeconfig
+/// the provider wrote, never a tenant's), within `timeout`.
+///
+/// Forced: k0s itself creates the object on its first start (from the same config, with a plain
+/// create, so its own field manager owns every field it wrote), and `spec.k0sConfig` is where
+/// the user declares the cluster-wide config. Without force, the first change of any field k0s
+/// wrote would conflict with k0s's manager and never reach k0s. Forcing takes over only the
+/// fields we send; whoever set other fields in the hosted cluster keeps them.
+pub async fn push(client: Client, object: &Value, hash: &str, timeout: Duration) -> Outcome {
+    let api = cluster_configs(client);
+    let params = PatchParams::apply(DYNAMIC_CONFIG_MANAGER).force();
+    let body = Patch::Apply(object);
+    let apply = api.patch(DYNAMIC_CONFIG_NAME, &params, &body);
+    match tokio::time::timeout(timeout, apply).await {
+        Ok(Ok(_)) => Outcome::Accepted {
+            hash: hash.to_owned(),
+        },
+        Ok(Err(e)) => classify(e, hash),
+        Err(_) => Outcome::Failed(format!(
+            "the hosted API server did not answer within {}s",
+            timeout.as_secs()
+        )),
+    }
+}
+
+/// An error of the apply as an [`Outcome`].
+fn classify(e: kube::Error, hash: &str) -> Outcome {
+    match e {
+        // No such resource: k0s installs the ClusterConfig CRD a moment after its API answers.
+        kube::Error::Api(s) if s.code == 404 => Outcome::WaitingForCrd(format!(
+            "the hosted cluster has no {}s.{} yet (k0s installs it at start): {}",
+            k0s_config::KIND.to_lowercase(),
+            k0s_config::API_VERSION
+                .split_once('/')
+                .map_or("", |(group, _)| group),
+            s.message
+        )),
+        // Timeouts, conflicts and throttling pass; any other refusal is the config's.
+        kube::Error::Api(s)
+            if (400..500).contains(&s.code) && ![408, 409, 429].contains(&s.code) =>
+        {
+            Outcome::Rejected {
+                hash: hash.to_owned(),
+                message: s.message,
+            }
+        }
+        other => Outcome::Failed(other.to_string()),
+    }
+}
+
+#[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::panic,
+    clippy::field_reassign_with_default
+)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn push_of(hash: &str) -> DynamicConfig {
+        DynamicConfig::Push {
+            object: json!({"spec": {"telemetry": {"enabled": false}}}),
+            hash: hash.into(),
+        }
+    }
+
+    #[test]
+    fn pushes_only_an_answering_cluster_a_config_it_does_not_hold() {
+        let desired = push_of("aaa");
+        assert!(matches!(
+            plan(&desired, None, true, true),
+            Plan::Push { hash: "aaa", .. }
+        ));
+        assert!(matches!(
+            plan(&desired, Some("old"), true, true),
+            Plan::Push { hash: "aaa", .. }
+        ));
+        // Recorded in status: a restarted provider does not push again.
+        assert_eq!(
+            plan(&desired, Some("aaa"), true, true),
+            Plan::Report(Outcome::Unchanged { hash: "aaa".into() })
+        );
+        // Never before the hosted API answers; after that, a silent API changes nothing.
+        assert_eq!(
+            plan(&desired, None, false, false),
+            Plan::Report(Outcome::NotInitialized)
+        );
+        assert_eq!(
+            plan(&desired, Some("old"), false, true),
+            Plan::Report(Outcome::NotRun)
+        );
+    }
+
+    #[test]
+    fn nothing_is_pushed_when_dynamic_config_is_off_or_unreadable() {
+        assert_eq!(
+            plan(&DynamicConfig::Disabled, None, true, true),
+            Plan::Report(Outcome::Disabled)
+        );
+        assert_eq!(
+            plan(&DynamicConfig::Unreadable("x".into()), None, true, true),
+            Plan::Report(Outcome::Unreadable("x".into()))
+        );
+    }
+
+    fn api_error(code: u16, message: &str) -> kube::Error {
+        kube::Error::Api(
+            kube::core::Status::failure(message, "Reason")
+                .with_code(code)
+                .boxed(),
+        )
+    }
+
+    #[test]
+    fn refusals_are_the_users_and_the_rest_is_retried() {
+        assert_eq!(
+            classify(api_error(422, "spec.telemetry.enabled: Invalid value"), "h"),
+            Outcome::Rejected {
+                hash: "h".into(),
+                message: "spec.telemetry.enabled: Invalid value".into()
+            }
+        );
+        assert!(matches!(
+            classify(api_error(403, "denied by a policy"), "h"),
+            Outcome::Rejected { .. }
+        ));
+        let waiting = classify(api_error(404, "the server could not find it"), "h");
+        assert!(
+            matches!(&waiting, Outcome::WaitingForCrd(m) if m.contains("clusterconfigs.k0s.k0sproject.io")),
+            "{waiting:?}"
+        );
+        assert!(waiting.pending());
+        for code in [409, 429, 500, 503] {
+            let outcome = classify(api_error(code, "busy"), "h");
+            assert!(matches!(outcome, Outcome::Failed(_)), "{code}: {outcome:?}");
+            assert!(outcome.pending());
+        }
+        assert!(!classify(api_error(422, "no"), "h").pending());
+    }
+}
