@@ -135,6 +135,10 @@ pub async fn push(client: Client, object: &Value, hash: &str, timeout: Duration)
     }
 }
 
+/// How the API server's answer to a server-side apply whose body does not fit the schema's types
+/// begins.
+const TYPED_PATCH_FAILURE: &str = "failed to create typed patch object";
+
 /// An error of the apply as an [`Outcome`].
 fn classify(e: kube::Error, hash: &str) -> Outcome {
     match e {
@@ -147,9 +151,13 @@ fn classify(e: kube::Error, hash: &str) -> Outcome {
                 .map_or("", |(group, _)| group),
             s.message
         )),
-        // Timeouts, conflicts and throttling pass; any other refusal is the config's.
+        // Timeouts, conflicts and throttling pass; any other refusal is the config's. A value
+        // of the wrong type fails server-side apply's conversion to a typed object, which the
+        // API server (1.35) answers with a 500 "failed to create typed patch object (...):
+        // .spec.telemetry.enabled: expected boolean, got &{yes}": the config's too.
         kube::Error::Api(s)
-            if (400..500).contains(&s.code) && ![408, 409, 429].contains(&s.code) =>
+            if ((400..500).contains(&s.code) && ![408, 409, 429].contains(&s.code))
+                || (s.code == 500 && s.message.starts_with(TYPED_PATCH_FAILURE)) =>
         {
             Outcome::Rejected {
                 hash: hash.to_owned(),
@@ -249,5 +257,16 @@ mod tests {
             assert!(outcome.pending());
         }
         assert!(!classify(api_error(422, "no"), "h").pending());
+        // A type error in a server-side apply: a 500, but the config's fault (as the harness's
+        // kube-apiserver answers it).
+        let typed = "failed to create typed patch object (kube-system/k0s; k0s.k0sproject.io/v1beta1, \
+            Kind=ClusterConfig): .spec.telemetry.enabled: expected boolean, got &{yes}";
+        assert_eq!(
+            classify(api_error(500, typed), "h"),
+            Outcome::Rejected {
+                hash: "h".into(),
+                message: typed.into()
+            }
+        );
     }
 }
