@@ -9,15 +9,20 @@
 
 use std::time::Duration;
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
 use kube::{Api, Client};
 use serde_json::Value;
+use tracing::debug;
 
 use crate::build::DynamicConfig;
 use crate::k0s_config::{self, DYNAMIC_CONFIG_NAME, DYNAMIC_CONFIG_NAMESPACE};
 
 /// Field manager of the pushed `ClusterConfig` in the hosted cluster.
 pub const DYNAMIC_CONFIG_MANAGER: &str = "k0smotron-controlplane-dynamic-config";
+/// Field manager under which k0s creates `kube-system/k0s` on its first start (a plain create
+/// by its client, so an `Update` entry; seen on the real node with k0s v1.35.4).
+pub const K0S_MANAGER: &str = "k0s";
 
 /// What became of the dynamic config in one reconcile; the status step reports it in the
 /// `DynamicConfigApplied` condition and `status.dynamicConfigHash`.
@@ -110,16 +115,83 @@ fn cluster_configs(client: Client) -> Api<DynamicObject> {
     Api::namespaced_with(client, DYNAMIC_CONFIG_NAMESPACE, &resource)
 }
 
+/// The managed fields of `kube-system/k0s` with k0s's creation entry ([`K0S_MANAGER`], `Update`)
+/// handed to us as an `Apply` entry, or `None` when there is none or we already have an entry.
+///
+/// k0s created the object from the config we gave it, so what it wrote is ours: owning it as our
+/// apply lets the next apply remove a field the user has since dropped from `spec.k0sConfig`
+/// (shared with k0s's entry, it would stay). The same conversion as kubectl's upgrade from
+/// client-side to server-side apply.
+pub fn adopted_managed_fields(entries: &[ManagedFieldsEntry]) -> Option<Vec<ManagedFieldsEntry>> {
+    if entries
+        .iter()
+        .any(|e| e.manager.as_deref() == Some(DYNAMIC_CONFIG_MANAGER))
+    {
+        return None;
+    }
+    let is_creation = |e: &ManagedFieldsEntry| {
+        e.manager.as_deref() == Some(K0S_MANAGER)
+            && e.operation.as_deref() == Some("Update")
+            && e.subresource.as_deref().is_none_or(str::is_empty)
+    };
+    let at = entries.iter().position(is_creation)?;
+    let mut adopted = entries.to_vec();
+    if let Some(entry) = adopted.get_mut(at) {
+        entry.manager = Some(DYNAMIC_CONFIG_MANAGER.to_owned());
+        entry.operation = Some("Apply".to_owned());
+    }
+    Some(adopted)
+}
+
+/// Before our first push: takes over k0s's creation entry ([`adopted_managed_fields`]) by a JSON
+/// patch of `metadata.managedFields` conditional on the object's `resourceVersion`. A failure
+/// only means the fields stay shared with k0s; the push goes on either way.
+async fn adopt_creation(api: &Api<DynamicObject>) -> Result<(), kube::Error> {
+    let Some(existing) = api.get_opt(DYNAMIC_CONFIG_NAME).await? else {
+        return Ok(());
+    };
+    let entries = existing.metadata.managed_fields.clone().unwrap_or_default();
+    let Some(adopted) = adopted_managed_fields(&entries) else {
+        return Ok(());
+    };
+    let ops = serde_json::json!([
+        {"op": "test", "path": "/metadata/resourceVersion", "value": existing.metadata.resource_version},
+        {"op": "replace", "path": "/metadata/managedFields", "value": adopted},
+    ]);
+    let patch: json_patch::Patch = serde_json::from_value(ops).map_err(kube::Error::SerdeError)?;
+    let params = PatchParams {
+        field_manager: Some(DYNAMIC_CONFIG_MANAGER.to_owned()),
+        ..PatchParams::default()
+    };
+    api.patch(DYNAMIC_CONFIG_NAME, &params, &Patch::Json::<()>(patch))
+        .await?;
+    Ok(())
+}
+
 /// Server-side applies `object` as `kube-system/k0s` through `client` (built from the kubeconfig
-/// the provider wrote, never a tenant's), within `timeout`.
+/// the provider wrote, never a tenant's), within `timeout`. `first`: no push of ours was ever
+/// accepted (nothing recorded), so k0s's creation entry is adopted first ([`adopt_creation`]).
 ///
 /// Forced: k0s itself creates the object on its first start (from the same config, with a plain
 /// create, so its own field manager owns every field it wrote), and `spec.k0sConfig` is where
 /// the user declares the cluster-wide config. Without force, the first change of any field k0s
 /// wrote would conflict with k0s's manager and never reach k0s. Forcing takes over only the
 /// fields we send; whoever set other fields in the hosted cluster keeps them.
-pub async fn push(client: Client, object: &Value, hash: &str, timeout: Duration) -> Outcome {
+pub async fn push(
+    client: Client,
+    object: &Value,
+    hash: &str,
+    first: bool,
+    timeout: Duration,
+) -> Outcome {
     let api = cluster_configs(client);
+    if first {
+        match tokio::time::timeout(timeout, adopt_creation(&api)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => debug!(error = %e, "adopting k0s's fields of kube-system/k0s failed"),
+            Err(_) => debug!("adopting k0s's fields of kube-system/k0s timed out"),
+        }
+    }
     let params = PatchParams::apply(DYNAMIC_CONFIG_MANAGER).force();
     let body = Patch::Apply(object);
     let apply = api.patch(DYNAMIC_CONFIG_NAME, &params, &body);
@@ -222,6 +294,47 @@ mod tests {
             plan(&DynamicConfig::Unreadable("x".into()), None, true, true),
             Plan::Report(Outcome::Unreadable("x".into()))
         );
+    }
+
+    fn entry(manager: &str, operation: &str, subresource: Option<&str>) -> ManagedFieldsEntry {
+        ManagedFieldsEntry {
+            manager: Some(manager.into()),
+            operation: Some(operation.into()),
+            subresource: subresource.map(Into::into),
+            fields_v1: Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::FieldsV1(
+                json!({"f:spec": {"f:telemetry": {"f:enabled": {}}}}),
+            )),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn k0s_creation_entry_becomes_our_apply_once() {
+        let kubectl = entry("kubectl-edit", "Update", None);
+        let adopted =
+            adopted_managed_fields(&[entry(K0S_MANAGER, "Update", None), kubectl.clone()]).unwrap();
+        assert_eq!(adopted[0].manager.as_deref(), Some(DYNAMIC_CONFIG_MANAGER));
+        assert_eq!(adopted[0].operation.as_deref(), Some("Apply"));
+        assert_eq!(
+            adopted[0].fields_v1,
+            entry(K0S_MANAGER, "Update", None).fields_v1
+        );
+        // Nobody else's fields are taken.
+        assert_eq!(adopted[1], kubectl);
+        // Once we have an entry, or when k0s has none, nothing is adopted.
+        assert_eq!(
+            adopted_managed_fields(&[
+                entry(K0S_MANAGER, "Update", None),
+                entry(DYNAMIC_CONFIG_MANAGER, "Apply", None)
+            ]),
+            None
+        );
+        assert_eq!(adopted_managed_fields(&[kubectl]), None);
+        assert_eq!(
+            adopted_managed_fields(&[entry(K0S_MANAGER, "Update", Some("status"))]),
+            None
+        );
+        assert_eq!(adopted_managed_fields(&[]), None);
     }
 
     fn api_error(code: u16, message: &str) -> kube::Error {

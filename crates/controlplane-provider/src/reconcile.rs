@@ -1583,7 +1583,9 @@ async fn push_dynamic_config(
     ) {
         (Plan::Report(outcome), _) => outcome,
         (Plan::Push { object, hash }, Some(client)) => {
-            let outcome = dynamic_config::push(client, object, hash, ctx.probe_timeout).await;
+            let first = recorded.is_none();
+            let outcome =
+                dynamic_config::push(client, object, hash, first, ctx.probe_timeout).await;
             match &outcome {
                 Outcome::Accepted { hash } => {
                     info!(%hash, "the hosted cluster accepted the dynamic config");

@@ -1905,8 +1905,8 @@ async fn dynamic_config_is_pushed_into_the_hosted_cluster_and_rolls_nothing() {
         json!({"spec": {"k0sConfig": {"apiVersion": "k0s.k0sproject.io/v1beta1",
             "kind": "ClusterConfig", "spec": spec}}})
     };
-    spec.k0s_config =
-        Some(k0s_config(json!({"telemetry": {"enabled": false}}))["spec"]["k0sConfig"].clone());
+    let first = json!({"telemetry": {"enabled": false}, "network": {"kuberouter": {"mtu": 1450}}});
+    spec.k0s_config = Some(k0s_config(first)["spec"]["k0sConfig"].clone());
     create(&ns, spec).await;
     let kcps: Api<K0smotronControlPlane> = ns.api();
 
@@ -1929,7 +1929,8 @@ async fn dynamic_config_is_pushed_into_the_hosted_cluster_and_rolls_nothing() {
     .unwrap();
 
     // k0s then installs the CRD and creates kube-system/k0s from its config file, under its own
-    // field manager; here with a value the user has changed since (telemetry on).
+    // field manager; here with a value the user has changed since (telemetry on) and one the user
+    // still has (the MTU).
     let hosted = test_support::client_from_kubeconfig_yaml(&kubeconfig_value(&ns).await)
         .await
         .unwrap();
@@ -1943,7 +1944,8 @@ async fn dynamic_config_is_pushed_into_the_hosted_cluster_and_rolls_nothing() {
     let by_k0s: kube::api::DynamicObject = serde_json::from_value(json!({
         "apiVersion": "k0s.k0sproject.io/v1beta1", "kind": "ClusterConfig",
         "metadata": {"name": "k0s", "namespace": "kube-system"},
-        "spec": {"telemetry": {"enabled": true}, "konnectivity": {"agentPort": i32::from(port)}}
+        "spec": {"telemetry": {"enabled": true}, "konnectivity": {"agentPort": i32::from(port)},
+            "network": {"kuberouter": {"mtu": 1450}}}
     }))
     .unwrap();
     configs
@@ -1989,6 +1991,11 @@ async fn dynamic_config_is_pushed_into_the_hosted_cluster_and_rolls_nothing() {
         owners(&pushed, &["spec", "telemetry", "enabled"]),
         [controlplane_provider::dynamic_config::DYNAMIC_CONFIG_MANAGER]
     );
+    // What k0s wrote from the config we gave it is ours alone, even a value nobody changed.
+    assert_eq!(
+        owners(&pushed, &["spec", "network", "kuberouter", "mtu"]),
+        [controlplane_provider::dynamic_config::DYNAMIC_CONFIG_MANAGER]
+    );
     // Node-only fields (and the kine DSN in them) never reach the hosted cluster.
     assert_eq!(pushed.data["spec"].get("api"), None);
     assert_eq!(pushed.data["spec"].get("storage"), None);
@@ -2005,7 +2012,7 @@ async fn dynamic_config_is_pushed_into_the_hosted_cluster_and_rolls_nothing() {
         CLUSTER,
         &PatchParams::default(),
         &Patch::Merge(k0s_config(json!({"telemetry": {"enabled": false},
-            "extensions": {"helm": {"charts": [chart]}}}))),
+            "extensions": {"helm": {"charts": [chart]}}, "network": null}))),
     )
     .await
     .unwrap();
@@ -2030,6 +2037,8 @@ async fn dynamic_config_is_pushed_into_the_hosted_cluster_and_rolls_nothing() {
         pushed.data["spec"]["extensions"]["helm"]["charts"][0]["name"],
         json!("dyncfg-test")
     );
+    // The MTU, gone from spec.k0sConfig, is gone from the hosted cluster too.
+    assert_eq!(pushed.data["spec"].get("network"), None, "{}", pushed.data);
     let cm = ns.api::<ConfigMap>().get("kmc-demo-config").await.unwrap();
     assert!(cm.data.unwrap()["K0SMOTRON_K0S_YAML"].contains("dyncfg-test"));
     let sts_after = sts_api.get("kmc-demo").await.unwrap();
