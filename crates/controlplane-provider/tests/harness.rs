@@ -1533,44 +1533,13 @@ async fn assert_nothing_written(ns: &TestNamespace) {
 #[ignore = "needs test/harness (KUBECONFIG)"]
 async fn a_kubeconfig_someone_else_wrote_is_replaced_and_its_proxy_never_contacted() {
     let (ns, client) = setup("cp-kcfg").await;
-    let ca = certs::generate_ca("user-ca", jiff::Timestamp::now()).unwrap();
-    let secrets: Api<Secret> = ns.api();
-    secrets
-        .create(
-            &PostParams::default(),
-            &Secret {
-                metadata: ObjectMeta {
-                    name: Some("demo-ca".into()),
-                    ..Default::default()
-                },
-                string_data: Some(BTreeMap::from([
-                    ("tls.crt".to_string(), ca.cert_pem.clone()),
-                    ("tls.key".to_string(), ca.key_pem.clone()),
-                ])),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
-    let port = test_support::free_port().unwrap();
-    let workload = test_support::WorkloadServer::start(
-        &test_support::unique_name("wl"),
-        &ca.cert_pem,
-        &ca.key_pem,
-        port,
-    )
-    .await
-    .unwrap();
+    let (workload, port) = workload_behind_user_ca(&ns).await;
     let provider = Provider::start(client.clone(), ns.name());
-    let mut spec = K0smotronControlPlaneSpec::default();
-    spec.external_address = Some("127.0.0.1".into());
-    spec.service.api_port = i32::from(port);
-    spec.storage.type_ = StorageType::Kine;
-    spec.storage.kine = Some(KineSpec {
-        data_source_url: Some("sqlite:///var/lib/k0s/db/state.db".into()),
-        data_source_secret_name: None,
-    });
-    let kcp = create(&ns, spec).await;
+    let kcp = create(
+        &ns,
+        workload_spec(port, "sqlite:///var/lib/k0s/db/state.db"),
+    )
+    .await;
     let kcps: Api<K0smotronControlPlane> = ns.api();
     wait_for(
         &kcps,
@@ -1593,6 +1562,7 @@ async fn a_kubeconfig_someone_else_wrote_is_replaced_and_its_proxy_never_contact
         1,
     );
     assert_ne!(theirs, ours);
+    let secrets: Api<Secret> = ns.api();
     secrets
         .patch(
             "demo-kubeconfig",
@@ -1864,43 +1834,9 @@ async fn dynamic_config_is_pushed_into_the_hosted_cluster_and_rolls_nothing() {
         return;
     };
     let (ns, client) = setup("cp-dyncfg").await;
-    let ca = certs::generate_ca("user-ca", jiff::Timestamp::now()).unwrap();
-    let secrets: Api<Secret> = ns.api();
-    secrets
-        .create(
-            &PostParams::default(),
-            &Secret {
-                metadata: ObjectMeta {
-                    name: Some("demo-ca".into()),
-                    ..Default::default()
-                },
-                string_data: Some(BTreeMap::from([
-                    ("tls.crt".to_string(), ca.cert_pem.clone()),
-                    ("tls.key".to_string(), ca.key_pem.clone()),
-                ])),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
-    let port = test_support::free_port().unwrap();
-    let _workload = test_support::WorkloadServer::start(
-        &test_support::unique_name("wl"),
-        &ca.cert_pem,
-        &ca.key_pem,
-        port,
-    )
-    .await
-    .unwrap();
+    let (_workload, port) = workload_behind_user_ca(&ns).await;
     let provider = Provider::start(client.clone(), ns.name());
-    let mut spec = K0smotronControlPlaneSpec::default();
-    spec.external_address = Some("127.0.0.1".into());
-    spec.service.api_port = i32::from(port);
-    spec.storage.type_ = StorageType::Kine;
-    spec.storage.kine = Some(KineSpec {
-        data_source_url: Some("postgres://k0s:hunter2@db:5432/k0s".into()),
-        data_source_secret_name: None,
-    });
+    let mut spec = workload_spec(port, "postgres://k0s:hunter2@db:5432/k0s");
     let k0s_config = |spec: serde_json::Value| {
         json!({"spec": {"k0sConfig": {"apiVersion": "k0s.k0sproject.io/v1beta1",
             "kind": "ClusterConfig", "spec": spec}}})
@@ -2008,14 +1944,12 @@ async fn dynamic_config_is_pushed_into_the_hosted_cluster_and_rolls_nothing() {
     let revisions_before = revisions(&ns, "kmc-demo").await;
     let chart =
         json!({"name": "dyncfg-test", "chartname": "r/dyncfg-test", "namespace": "default"});
-    kcps.patch(
-        CLUSTER,
-        &PatchParams::default(),
-        &Patch::Merge(k0s_config(json!({"telemetry": {"enabled": false},
-            "extensions": {"helm": {"charts": [chart]}}, "network": null}))),
+    merge(
+        &kcps,
+        k0s_config(json!({"telemetry": {"enabled": false},
+            "extensions": {"helm": {"charts": [chart]}}, "network": null})),
     )
-    .await
-    .unwrap();
+    .await;
     let kcp = wait_for(
         &kcps,
         CLUSTER,
@@ -2048,14 +1982,12 @@ async fn dynamic_config_is_pushed_into_the_hosted_cluster_and_rolls_nothing() {
 
     // A value k0s's schema refuses: False with the API server's message; the accepted hash and
     // the hosted object stay.
-    kcps.patch(
-        CLUSTER,
-        &PatchParams::default(),
-        &Patch::Merge(k0s_config(json!({"telemetry": {"enabled": "yes"},
-            "extensions": {"helm": {"charts": [chart]}}}))),
+    merge(
+        &kcps,
+        k0s_config(json!({"telemetry": {"enabled": "yes"},
+            "extensions": {"helm": {"charts": [chart]}}})),
     )
-    .await
-    .unwrap();
+    .await;
     let kcp = wait_for(
         &kcps,
         CLUSTER,
@@ -2090,15 +2022,13 @@ async fn dynamic_config_is_pushed_into_the_hosted_cluster_and_rolls_nothing() {
     .await;
 
     // A node-only change (spec.api) rolls the pods, as before.
-    kcps.patch(
-        CLUSTER,
-        &PatchParams::default(),
-        &Patch::Merge(k0s_config(json!({"telemetry": {"enabled": false},
+    merge(
+        &kcps,
+        k0s_config(json!({"telemetry": {"enabled": false},
             "extensions": {"helm": {"charts": [chart]}},
-            "api": {"extraArgs": {"event-ttl": "2h"}}}))),
+            "api": {"extraArgs": {"event-ttl": "2h"}}})),
     )
-    .await
-    .unwrap();
+    .await;
     wait_for(
         &sts_api,
         "kmc-demo",
@@ -2121,16 +2051,64 @@ async fn dynamic_config_is_pushed_into_the_hosted_cluster_and_rolls_nothing() {
     provider.stop().await;
 }
 
+/// A user CA `demo-ca` and a second API server behind it on a free port of 127.0.0.1, playing
+/// the hosted cluster (see [`workload_spec`]).
+async fn workload_behind_user_ca(ns: &TestNamespace) -> (test_support::WorkloadServer, u16) {
+    let ca = certs::generate_ca("user-ca", jiff::Timestamp::now()).unwrap();
+    let secrets: Api<Secret> = ns.api();
+    secrets
+        .create(
+            &PostParams::default(),
+            &Secret {
+                metadata: ObjectMeta {
+                    name: Some("demo-ca".into()),
+                    ..Default::default()
+                },
+                string_data: Some(BTreeMap::from([
+                    ("tls.crt".to_string(), ca.cert_pem.clone()),
+                    ("tls.key".to_string(), ca.key_pem.clone()),
+                ])),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let port = test_support::free_port().unwrap();
+    let workload = test_support::WorkloadServer::start(
+        &test_support::unique_name("wl"),
+        &ca.cert_pem,
+        &ca.key_pem,
+        port,
+    )
+    .await
+    .unwrap();
+    (workload, port)
+}
+
+/// A kine control plane whose endpoint is the workload server of [`workload_behind_user_ca`].
+fn workload_spec(port: u16, dsn: &str) -> K0smotronControlPlaneSpec {
+    let mut spec = K0smotronControlPlaneSpec::default();
+    spec.external_address = Some("127.0.0.1".into());
+    spec.service.api_port = i32::from(port);
+    spec.storage.type_ = StorageType::Kine;
+    spec.storage.kine = Some(KineSpec {
+        data_source_url: Some(dsn.into()),
+        data_source_secret_name: None,
+    });
+    spec
+}
+
 /// The StatefulSet annotation whose change means a new pod template was applied.
 const INPUTS_HASH: &str = "k0smotron.io/template-inputs-hash";
 
 /// A metadata change that wakes the control plane's reconcile at once.
 async fn poke(kcps: &Api<K0smotronControlPlane>, value: &str) {
-    kcps.patch(
-        CLUSTER,
-        &PatchParams::default(),
-        &Patch::Merge(json!({"metadata": {"labels": {"poke": value}}})),
-    )
-    .await
-    .unwrap();
+    merge(kcps, json!({"metadata": {"labels": {"poke": value}}})).await;
+}
+
+/// A JSON merge patch of the control plane `CLUSTER`.
+async fn merge(kcps: &Api<K0smotronControlPlane>, patch: serde_json::Value) {
+    kcps.patch(CLUSTER, &PatchParams::default(), &Patch::Merge(patch))
+        .await
+        .unwrap();
 }
