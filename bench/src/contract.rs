@@ -107,12 +107,13 @@ impl Spec {
         })
     }
 
-    /// The churn change: a k0sConfig value.
+    /// The churn change: a k0sConfig value k0s reads only at start (`spec.api`), so the pods roll.
+    /// (A cluster-wide value would go to the hosted cluster's `kube-system/k0s` and roll nothing.)
     pub fn k0s_config_patch() -> Value {
         json!({"spec": {"k0sConfig": {
             "apiVersion": "k0s.k0sproject.io/v1beta1",
             "kind": "ClusterConfig",
-            "spec": {"telemetry": {"enabled": false}},
+            "spec": {"api": {"extraArgs": {"event-ttl": "2h"}}},
         }}})
     }
 

@@ -23,6 +23,10 @@ pub const CERTIFICATES_AVAILABLE: &str = "CertificatesAvailable";
 pub const KUBECONFIG_SECRET_AVAILABLE: &str = "KubeconfigSecretAvailable";
 /// Control plane: the managed etcd cluster is available.
 pub const ETCD_CLUSTER_AVAILABLE: &str = "EtcdClusterAvailable";
+/// Control plane: the hosted cluster's `clusterconfigs.k0s.k0sproject.io` `kube-system/k0s`
+/// holds the cluster-wide part of the k0s config (dynamic config); False with the API server's
+/// message when it refused it.
+pub const DYNAMIC_CONFIG_APPLIED: &str = "DynamicConfigApplied";
 /// Control plane: the control plane is being deleted.
 pub const DELETING: &str = "Deleting";
 /// Bootstrap: the data Secret exists. Summarised into [`READY`].
@@ -135,3 +139,20 @@ pub const CLIENT_CREATION_FAILED_REASON: &str = "ClusterClientCreationFailed";
 pub const KUBE_SYSTEM_NOT_ACCESSIBLE_REASON: &str = "KubeSystemNamespaceNotAccessible";
 /// Reason of `Available` False while the endpoint or the exposure is not known yet.
 pub const WAITING_FOR_ENDPOINT_REASON: &str = "WaitingForEndpoint";
+/// `DynamicConfigApplied` is True: the hosted API server accepted the pushed config.
+pub const DYNAMIC_CONFIG_ACCEPTED_REASON: &str = "Accepted";
+/// `DynamicConfigApplied` is False: the hosted API server refused the pushed config (the message
+/// is its answer, e.g. a field k0s's `ClusterConfig` schema does not allow).
+pub const DYNAMIC_CONFIG_REJECTED_REASON: &str = "DynamicConfigRejected";
+/// `DynamicConfigApplied` is False: the push did not reach the hosted API server or got no
+/// answer; tried again soon.
+pub const DYNAMIC_CONFIG_PUSH_FAILED_REASON: &str = "DynamicConfigPushFailed";
+/// `DynamicConfigApplied` is False: k0s has not installed its `ClusterConfig` CRD in the hosted
+/// cluster yet.
+pub const WAITING_FOR_CLUSTER_CONFIG_CRD_REASON: &str = "WaitingForClusterConfigCRD";
+/// `DynamicConfigApplied` is False: `controlPlaneFlags` turn dynamic config off, so k0s reads only
+/// its config file and every config change restarts the pods.
+pub const DYNAMIC_CONFIG_DISABLED_REASON: &str = "DynamicConfigDisabled";
+/// `DynamicConfigApplied` is False: a patch of the config ConfigMap left a k0s config that cannot
+/// be read, so nothing is pushed and every change of it restarts the pods.
+pub const DYNAMIC_CONFIG_UNREADABLE_REASON: &str = "DynamicConfigUnreadable";

@@ -697,6 +697,7 @@ async fn typed_status_is_accepted_and_scale_works() {
             type_: CertificateType::Ca,
             name: Some("etcd-cp-ca".into()),
         }],
+        dynamic_config_hash: Some("0123456789abcdef".into()),
     };
     let patched = apply_status(&api, "etcd-cp", FIELD_MANAGER, json!(status)).await;
     assert_eq!(patched.status, Some(status));

@@ -162,6 +162,10 @@ fn snapshot(d: &DesiredState) -> String {
             "labels": s.metadata.labels,
             "type": s.type_,
         })),
+        "dynamicConfig": match &d.dynamic_config {
+            DynamicConfig::Push { object, hash } => json!({"hash": hash, "object": object}),
+            other => json!(format!("{other:?}")),
+        },
     });
     serde_saphyr::to_string(&value).unwrap()
 }
@@ -1421,4 +1425,127 @@ fn a_panic_while_building_is_an_error_of_that_control_plane() {
     );
     // Without a panic, the result passes through.
     assert!(build_guarded(&facts(K0smotronControlPlaneSpec::default())).is_ok());
+}
+
+/// The inputs hash of the k0s StatefulSet `d` applies (what decides whether the pods roll).
+fn inputs_hash(d: &DesiredState) -> String {
+    let Some(StatefulSetPlan::Apply(sts)) = &d.statefulset else {
+        panic!("expected a full apply");
+    };
+    annotation(&sts.metadata, INPUTS_HASH_ANNOTATION)
+        .unwrap()
+        .to_string()
+}
+
+fn pushed(d: &DesiredState) -> (&serde_json::Value, &str) {
+    match &d.dynamic_config {
+        DynamicConfig::Push { object, hash } => (object, hash.as_str()),
+        other => panic!("expected a push, got {other:?}"),
+    }
+}
+
+fn with_k0s_config(spec: serde_json::Value) -> K0smotronControlPlaneSpec {
+    let mut s = K0smotronControlPlaneSpec::default();
+    s.storage.type_ = StorageType::Kine;
+    s.storage.kine = Some(KineSpec {
+        data_source_url: Some("postgres://user:secret@db:5432/k0s".into()),
+        data_source_secret_name: None,
+    });
+    s.k0s_config = Some(json!({"apiVersion": "k0s.k0sproject.io/v1beta1",
+        "kind": "ClusterConfig", "spec": spec}));
+    s
+}
+
+#[test]
+fn a_dynamic_only_change_keeps_the_pods_and_changes_what_is_pushed() {
+    let before = build(&facts(with_k0s_config(
+        json!({"telemetry": {"enabled": true}}),
+    )))
+    .unwrap();
+    let after = build(&facts(with_k0s_config(json!({
+        "telemetry": {"enabled": false},
+        "extensions": {"helm": {"charts": [{"name": "x", "chartname": "r/x", "namespace": "default"}]}},
+        "network": {"kuberouter": {"mtu": 1300}}
+    }))))
+    .unwrap();
+    // The ConfigMap carries the whole config (k0s reads it on its first start)...
+    assert_ne!(before.config_maps[0].data, after.config_maps[0].data);
+    // ...but the pod template, and so the pods, stay.
+    assert_eq!(inputs_hash(&before), inputs_hash(&after));
+    // The change goes to kube-system/k0s instead.
+    let (object, hash) = pushed(&after);
+    assert_ne!(pushed(&before).1, hash);
+    assert_eq!(
+        object.pointer("/spec/extensions/helm/charts/0/name"),
+        Some(&json!("x"))
+    );
+    assert_eq!(
+        object["metadata"],
+        json!({"name": "k0s", "namespace": "kube-system"})
+    );
+    // Node-only fields never leave the management cluster: no storage (nor its DSN), no API.
+    assert_eq!(object.pointer("/spec/storage"), None);
+    assert_eq!(object.pointer("/spec/api"), None);
+    assert!(!object.to_string().contains("secret@db"), "{object}");
+}
+
+#[test]
+fn a_static_change_rolls_the_pods_and_pushes_nothing_new() {
+    let before = build(&facts(with_k0s_config(
+        json!({"telemetry": {"enabled": false}}),
+    )))
+    .unwrap();
+    let after = build(&facts(with_k0s_config(json!({
+        "telemetry": {"enabled": false},
+        "api": {"extraArgs": {"event-ttl": "2h"}}
+    }))))
+    .unwrap();
+    assert_ne!(inputs_hash(&before), inputs_hash(&after));
+    assert_eq!(pushed(&before), pushed(&after));
+    // Cluster-wide fields k0s hands only to components it starts once roll the pods too.
+    for start_only in [
+        json!({"konnectivity": {"adminPort": 8134}}),
+        json!({"featureGates": [{"name": "X", "enabled": true}]}),
+        json!({"network": {"dualStack": {"enabled": true}}}),
+    ] {
+        let mut spec = start_only.clone();
+        spec["telemetry"] = json!({"enabled": false});
+        let changed = build(&facts(with_k0s_config(spec))).unwrap();
+        assert_ne!(inputs_hash(&before), inputs_hash(&changed), "{start_only}");
+        assert_ne!(pushed(&before).1, pushed(&changed).1, "{start_only}");
+    }
+}
+
+#[test]
+fn dynamic_config_turned_off_by_a_flag_rolls_on_every_config_change() {
+    let off = |spec: serde_json::Value| {
+        let mut s = with_k0s_config(spec);
+        s.control_plane_flags = vec!["--enable-dynamic-config=false".into()];
+        build(&facts(s)).unwrap()
+    };
+    let before = off(json!({"telemetry": {"enabled": true}}));
+    let after = off(json!({"telemetry": {"enabled": false}}));
+    assert_eq!(before.dynamic_config, DynamicConfig::Disabled);
+    assert_ne!(inputs_hash(&before), inputs_hash(&after));
+}
+
+#[test]
+fn a_patch_that_breaks_the_config_yaml_rolls_and_pushes_nothing() {
+    let mut spec = with_k0s_config(json!({"telemetry": {"enabled": false}}));
+    spec.patches = vec![ApiPatch {
+        target: PatchTarget {
+            kind: "ConfigMap".into(),
+            component: "cluster-config".into(),
+        },
+        patch: PatchSpec {
+            type_: PatchType::Merge,
+            content: "data:\n  K0SMOTRON_K0S_YAML: \"- just\\n- a list\\n\"\n".into(),
+        },
+    }];
+    let d = build(&facts(spec)).unwrap();
+    assert!(
+        matches!(&d.dynamic_config, DynamicConfig::Unreadable(why) if why.contains("not a YAML object")),
+        "{:?}",
+        d.dynamic_config
+    );
 }

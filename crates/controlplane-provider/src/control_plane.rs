@@ -170,8 +170,9 @@ impl ControlPlaneObject for K0smotronControlPlane {
 
 /// The standalone `Cluster` reports upstream's fields (`replicas`, `readyReplicas`,
 /// `updatedReplicas`, `selector`, `conditions`) plus what the pipeline needs back on the next
-/// reconcile (`externalAddress`, `controlPlaneInitialized`) and `observedGeneration`; the CAPI
-/// contract's fields (versions, initialization, external management) have no place in it.
+/// reconcile (`externalAddress`, `controlPlaneInitialized`, `dynamicConfigHash`) and
+/// `observedGeneration`; the CAPI contract's fields (versions, initialization, external
+/// management) have no place in it.
 impl ControlPlaneObject for Cluster {
     type Status = ClusterStatus;
 
@@ -190,6 +191,7 @@ impl ControlPlaneObject for Cluster {
             conditions: st.conditions,
             observed_generation: st.observed_generation,
             external_address: st.external_address,
+            dynamic_config_hash: st.dynamic_config_hash,
             ..K0smotronControlPlaneStatus::default()
         }
     }
@@ -207,6 +209,7 @@ impl ControlPlaneObject for Cluster {
                 .initialization
                 .as_ref()
                 .and_then(|i| i.control_plane_initialized),
+            dynamic_config_hash: st.dynamic_config_hash.clone(),
         }
     }
 

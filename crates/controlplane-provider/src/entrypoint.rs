@@ -37,6 +37,25 @@ pub fn controller_args(control_plane_flags: &[String]) -> Vec<String> {
     args
 }
 
+/// Whether k0s runs with dynamic config: on unless the user's `controlPlaneFlags` turn it off
+/// (`--enable-dynamic-config=false`; as Go's flag parsing, the last occurrence wins and `0`,
+/// `f`, `F`, `FALSE`, `false` and `False` are false). A value Go cannot parse stops k0s at start,
+/// so it counts as on.
+pub fn dynamic_config_enabled(control_plane_flags: &[String]) -> bool {
+    const FLAG: &str = "--enable-dynamic-config";
+    control_plane_flags
+        .iter()
+        .rev()
+        .find_map(|f| match f.strip_prefix(FLAG) {
+            Some("") => Some(true),
+            Some(value) => value
+                .strip_prefix('=')
+                .map(|v| !matches!(v, "0" | "f" | "F" | "FALSE" | "false" | "False")),
+            None => None,
+        })
+        .unwrap_or(true)
+}
+
 /// The script. A privileged API port needs nothing here: the pod lowers
 /// `net.ipv4.ip_unprivileged_port_start` to it (see `statefulset::pod_template`), so the
 /// unprivileged kube-apiserver binds it without installing tools or setting file capabilities.
@@ -87,6 +106,36 @@ mod tests {
     use super::*;
     use pretty_assertions::assert_eq;
     use std::process::Command;
+
+    #[test]
+    fn dynamic_config_is_on_unless_the_flags_turn_it_off() {
+        let flags = |f: &[&str]| f.iter().map(|s| (*s).to_string()).collect::<Vec<_>>();
+        assert!(dynamic_config_enabled(&[]));
+        assert!(dynamic_config_enabled(&flags(&["--enable-dynamic-config"])));
+        assert!(dynamic_config_enabled(&flags(&[
+            "--enable-dynamic-config=true"
+        ])));
+        assert!(!dynamic_config_enabled(&flags(&[
+            "--enable-dynamic-config=false"
+        ])));
+        assert!(!dynamic_config_enabled(&flags(&[
+            "--enable-dynamic-config=0"
+        ])));
+        // The last occurrence wins, as in Go's flag parsing.
+        assert!(!dynamic_config_enabled(&flags(&[
+            "--enable-dynamic-config",
+            "--enable-dynamic-config=False"
+        ])));
+        assert!(dynamic_config_enabled(&flags(&[
+            "--enable-dynamic-config=false",
+            "--enable-dynamic-config=1"
+        ])));
+        // Not this flag.
+        assert!(dynamic_config_enabled(&flags(&[
+            "--enable-dynamic-configuration=false",
+            "--debug"
+        ])));
+    }
 
     #[test]
     fn defaults_are_added_unless_given() {

@@ -274,6 +274,115 @@ pub fn kine_storage(inline_dsn: Option<&str>) -> Value {
     })
 }
 
+/// Name and namespace of the cluster-wide config k0s reads with `--enable-dynamic-config`
+/// (`clusterconfigs.k0s.k0sproject.io` `kube-system/k0s`).
+pub const DYNAMIC_CONFIG_NAME: &str = "k0s";
+/// See [`DYNAMIC_CONFIG_NAME`].
+pub const DYNAMIC_CONFIG_NAMESPACE: &str = "kube-system";
+
+/// Fields of `spec` that k0s keeps on the node: its `GetClusterWideConfig` (v1.35.4,
+/// `pkg/apis/k0s/v1beta1/clusterconfig_types.go`) removes them before it writes the cluster-wide
+/// config into `kube-system/k0s`, so they are read from the config file only.
+const NODE_ONLY_SPEC: &[&str] = &["api", "storage", "installConfig"];
+/// Fields of `spec.network` that `GetClusterWideConfig` removes as well.
+const NODE_ONLY_NETWORK: &[&str] = &[
+    "serviceCIDR",
+    "clusterDomain",
+    "controlPlaneLoadBalancing",
+    "primaryAddressFamily",
+];
+/// Cluster-wide fields that k0s v1.35.4 also hands, from its config file, to components it starts
+/// once and never reconciles (`cmd/controller/controller.go`): the konnectivity server gets
+/// `spec.konnectivity`, kube-apiserver `spec.featureGates` (`--feature-gates`) and
+/// `spec.network.dualStack` (the IPv6 half of `--service-cluster-ip-range`). They are pushed with
+/// the rest, and a change of them restarts the pods too, or it would reach only half of k0s.
+const READ_AT_START_SPEC: &[&str] = &["konnectivity", "featureGates"];
+/// See [`READ_AT_START_SPEC`].
+const READ_AT_START_NETWORK: &[&str] = &["dualStack"];
+
+/// Moves `keys` of `from` (those present) into a new object.
+fn take_keys(from: &mut Map<String, Value>, keys: &[&str]) -> Map<String, Value> {
+    keys.iter()
+        .filter_map(|k| from.remove(*k).map(|v| ((*k).to_string(), v)))
+        .collect()
+}
+
+/// Copies `keys` of `from` (those present) into a new object.
+fn copy_keys(from: &Map<String, Value>, keys: &[&str]) -> Map<String, Value> {
+    keys.iter()
+        .filter_map(|k| from.get(*k).map(|v| ((*k).to_string(), v.clone())))
+        .collect()
+}
+
+/// A k0s `ClusterConfig` split as k0s itself splits it when dynamic config is on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Split {
+    /// What k0s reads from its config file only: `apiVersion`, `kind` and the node-only fields
+    /// of `spec` ([`NODE_ONLY_SPEC`], [`NODE_ONLY_NETWORK`]).
+    pub node_only: Value,
+    /// The rest, as the object k0s would create in the hosted cluster: `apiVersion`, `kind`,
+    /// `metadata` `{name: k0s, namespace: kube-system}` and the cluster-wide `spec`. Any other
+    /// top-level field (`status`, the user's `metadata`) is dropped, as k0s drops it.
+    pub cluster_wide: Value,
+    /// What a running k0s cannot take from `kube-system/k0s`: the node-only part and the
+    /// cluster-wide fields of [`READ_AT_START_SPEC`] and [`READ_AT_START_NETWORK`]. A change
+    /// here needs a restart; a change anywhere else reaches k0s through `kube-system/k0s`.
+    pub read_at_start: Value,
+}
+
+/// Splits `config` (a merged `ClusterConfig`, see [`merge`]) like k0s's `GetClusterWideConfig`.
+/// Never fails: a `spec` or `spec.network` that is not an object stays whole in the
+/// cluster-wide part, where the API server's schema refuses it with a message for the user.
+pub fn split(config: &Value) -> Split {
+    let typed = |spec: Map<String, Value>| json!({"apiVersion": API_VERSION, "kind": KIND, "spec": Value::Object(spec)});
+    let mut spec = match config.get("spec") {
+        Some(Value::Object(spec)) => spec.clone(),
+        Some(other) => {
+            let mut cluster_wide = typed(Map::new());
+            cluster_wide["spec"] = other.clone();
+            set_metadata(&mut cluster_wide);
+            return Split {
+                node_only: typed(Map::new()),
+                cluster_wide,
+                read_at_start: typed(Map::new()),
+            };
+        }
+        None => Map::new(),
+    };
+    let mut node_only = take_keys(&mut spec, NODE_ONLY_SPEC);
+    let mut read_at_start = node_only.clone();
+    read_at_start.extend(copy_keys(&spec, READ_AT_START_SPEC));
+    if let Some(Value::Object(network)) = spec.get_mut("network") {
+        let node_network = take_keys(network, NODE_ONLY_NETWORK);
+        let mut start_network = node_network.clone();
+        start_network.extend(copy_keys(network, READ_AT_START_NETWORK));
+        if !node_network.is_empty() {
+            node_only.insert("network".into(), Value::Object(node_network));
+        }
+        if !start_network.is_empty() {
+            read_at_start.insert("network".into(), Value::Object(start_network));
+        }
+        // k0s keeps an emptied `network: {}`; an empty object we would own says nothing.
+        if network.is_empty() {
+            spec.remove("network");
+        }
+    }
+    let mut cluster_wide = typed(spec);
+    set_metadata(&mut cluster_wide);
+    Split {
+        node_only: typed(node_only),
+        cluster_wide,
+        read_at_start: typed(read_at_start),
+    }
+}
+
+fn set_metadata(config: &mut Value) {
+    config["metadata"] = json!({
+        "name": DYNAMIC_CONFIG_NAME,
+        "namespace": DYNAMIC_CONFIG_NAMESPACE,
+    });
+}
+
 /// YAML text of a config, as stored in the ConfigMap.
 pub fn to_yaml(config: &Value) -> Result<String, serde_saphyr::SerializeError> {
     serde_saphyr::to_string(config)
@@ -393,6 +502,174 @@ mod tests {
             merge(base, &owned()),
             Err(K0sConfigError::NotAnObjectAt("spec.api".into()))
         );
+    }
+
+    /// A config using every field `GetClusterWideConfig` treats specially, and some it does not.
+    fn full_config() -> Value {
+        json!({
+            "apiVersion": API_VERSION,
+            "kind": KIND,
+            "metadata": {"name": "user-name", "namespace": "user-ns", "labels": {"a": "b"}},
+            "spec": {
+                "api": {"port": 30443, "sans": ["a"], "extraArgs": {"event-ttl": "2h"}},
+                "storage": {"type": "kine", "kine": {"dataSource": KINE_DSN_PLACEHOLDER}},
+                "installConfig": {"users": {"etcdUser": "etcd"}},
+                "network": {
+                    "provider": "kuberouter",
+                    "podCIDR": "10.244.0.0/16",
+                    "serviceCIDR": "10.96.0.0/12",
+                    "clusterDomain": "cluster.local",
+                    "controlPlaneLoadBalancing": {"enabled": false},
+                    "primaryAddressFamily": "IPv4",
+                    "dualStack": {"enabled": true, "IPv6podCIDR": "fd00::/108", "IPv6serviceCIDR": "fd01::/108"},
+                    "kuberouter": {"mtu": 1300}
+                },
+                "konnectivity": {"agentPort": 30132, "adminPort": 8133},
+                "featureGates": [{"name": "X", "enabled": true}],
+                "telemetry": {"enabled": false},
+                "extensions": {"helm": {"charts": [{"name": "c", "chartname": "r/c", "namespace": "default"}]}},
+                "controllerManager": {"extraArgs": {"v": "2"}},
+                "workerProfiles": [{"name": "p", "values": {}}]
+            },
+            "status": {"whatever": true}
+        })
+    }
+
+    /// Deep-merges `b` into `a` (objects only), for checking that a split loses nothing.
+    fn union(a: &mut Value, b: &Value) {
+        match (a, b) {
+            (Value::Object(a), Value::Object(b)) => {
+                for (k, v) in b {
+                    match a.get_mut(k) {
+                        Some(existing) => union(existing, v),
+                        None => {
+                            a.insert(k.clone(), v.clone());
+                        }
+                    }
+                }
+            }
+            (a, b) => *a = b.clone(),
+        }
+    }
+
+    #[test]
+    fn split_follows_k0s_get_cluster_wide_config() {
+        let config = full_config();
+        let split = split(&config);
+        let wide = &split.cluster_wide;
+        // What GetClusterWideConfig removes is not pushed...
+        for gone in [
+            "/spec/api",
+            "/spec/storage",
+            "/spec/installConfig",
+            "/spec/network/serviceCIDR",
+            "/spec/network/clusterDomain",
+            "/spec/network/controlPlaneLoadBalancing",
+            "/spec/network/primaryAddressFamily",
+            "/status",
+            "/metadata/labels",
+        ] {
+            assert_eq!(wide.pointer(gone), None, "{gone} is node-only");
+        }
+        // ...everything else is, under the name k0s reads.
+        assert_eq!(
+            wide["metadata"],
+            json!({"name": "k0s", "namespace": "kube-system"})
+        );
+        for kept in [
+            "/spec/network/provider",
+            "/spec/network/podCIDR",
+            "/spec/network/dualStack",
+            "/spec/network/kuberouter/mtu",
+            "/spec/konnectivity/agentPort",
+            "/spec/featureGates",
+            "/spec/telemetry/enabled",
+            "/spec/extensions/helm/charts/0/name",
+            "/spec/controllerManager",
+            "/spec/workerProfiles",
+        ] {
+            assert!(wide.pointer(kept).is_some(), "{kept} is cluster-wide");
+        }
+        insta::assert_snapshot!(to_yaml(wide).unwrap());
+        // Node-only and cluster-wide together are the whole spec again.
+        let mut whole = split.node_only.clone();
+        union(&mut whole, &split.cluster_wide);
+        assert_eq!(whole["spec"], config["spec"]);
+        assert_eq!(
+            split.node_only["spec"]["network"],
+            json!({"serviceCIDR": "10.96.0.0/12", "clusterDomain": "cluster.local",
+                "controlPlaneLoadBalancing": {"enabled": false}, "primaryAddressFamily": "IPv4"})
+        );
+    }
+
+    #[test]
+    fn read_at_start_is_node_only_plus_what_start_time_components_read() {
+        let split = split(&full_config());
+        let start = &split.read_at_start["spec"];
+        let mut keys: Vec<&String> = start.as_object().unwrap().keys().collect();
+        keys.sort();
+        assert_eq!(
+            keys,
+            [
+                "api",
+                "featureGates",
+                "installConfig",
+                "konnectivity",
+                "network",
+                "storage"
+            ]
+        );
+        assert_eq!(
+            start["network"]["dualStack"],
+            full_config()["spec"]["network"]["dualStack"]
+        );
+        assert_eq!(start["network"].get("kuberouter"), None);
+        assert_eq!(start["network"].get("podCIDR"), None);
+    }
+
+    #[test]
+    fn a_dynamic_change_leaves_the_read_at_start_part_alone() {
+        let before = full_config();
+        let mut after = before.clone();
+        after["spec"]["telemetry"]["enabled"] = json!(true);
+        after["spec"]["extensions"]["helm"]["charts"][0]["version"] = json!("1.2.3");
+        after["spec"]["network"]["kuberouter"]["mtu"] = json!(1400);
+        assert_eq!(split(&before).read_at_start, split(&after).read_at_start);
+        assert_ne!(split(&before).cluster_wide, split(&after).cluster_wide);
+        // A static change moves the read-at-start part, and only it.
+        let mut static_change = before.clone();
+        static_change["spec"]["api"]["extraArgs"]["event-ttl"] = json!("3h");
+        assert_ne!(
+            split(&before).read_at_start,
+            split(&static_change).read_at_start
+        );
+        assert_eq!(
+            split(&before).cluster_wide,
+            split(&static_change).cluster_wide
+        );
+    }
+
+    #[test]
+    fn split_of_odd_configs_never_panics() {
+        for config in [
+            json!({}),
+            json!({"spec": null}),
+            json!({"spec": 3}),
+            json!({"spec": {"network": "calico"}}),
+            json!({"spec": {"network": {"serviceCIDR": "10.96.0.0/12"}}}),
+            json!([1, 2]),
+            Value::Null,
+        ] {
+            let s = split(&config);
+            assert_eq!(s.cluster_wide["metadata"]["name"], json!("k0s"), "{config}");
+        }
+        // A network left empty is not pushed as `network: {}`.
+        let s = split(&json!({"spec": {"network": {"serviceCIDR": "10.96.0.0/12"}}}));
+        assert_eq!(s.cluster_wide["spec"], json!({}));
+        // A non-object spec goes to the API server as it is, to be refused there.
+        let s = split(&json!({"spec": {"network": "calico"}}));
+        assert_eq!(s.cluster_wide["spec"]["network"], json!("calico"));
+        assert_eq!(split(&json!({"spec": 3})).cluster_wide["spec"], json!(3));
     }
 
     #[test]

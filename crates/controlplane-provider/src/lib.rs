@@ -7,6 +7,7 @@ pub mod certs;
 pub(crate) mod claims;
 pub mod control_plane;
 pub mod controller;
+pub mod dynamic_config;
 pub(crate) mod entrypoint;
 pub(crate) mod etcd;
 pub(crate) mod hash;

@@ -39,6 +39,7 @@ use tracing::{debug, info, instrument, warn};
 
 use crate::build::{self, DesiredState, Facts, StatefulSetPlan};
 use crate::control_plane::{ControlPlane, ControlPlaneError, ControlPlaneObject};
+use crate::dynamic_config::{self, Outcome, Plan};
 use crate::infra;
 use crate::labels;
 use crate::statefulset::INPUTS_HASH_ANNOTATION;
@@ -472,14 +473,22 @@ where
     let pods = list_pods(ctx, ns, &facts.cluster_name).await?;
     let counts_ready = pods.iter().any(pod_ready);
     let was_initialized = facts.cp.initialized;
-    let (probe, kube_system_uid) = match (
+    let (probe, kube_system_uid, hosted) = match (
         &desired.kubeconfig,
         &desired.endpoint,
         counts_ready || was_initialized,
     ) {
         (Some(secret), Some(endpoint), true) => probe(secret, endpoint, ctx.probe_timeout).await,
-        _ => (Probe::NotRun, None),
+        _ => (Probe::NotRun, None, None),
     };
+    let dynamic_config = push_dynamic_config(
+        ctx,
+        &desired.dynamic_config,
+        obj.common_status().dynamic_config_hash.as_deref(),
+        hosted,
+        was_initialized,
+    )
+    .await;
     let (st, transitions) = status::compute(StatusInputs {
         old: obj.common_status(),
         generation: obj.meta().generation,
@@ -491,6 +500,7 @@ where
         statefulset: applied.statefulset.as_ref(),
         etcd_statefulset: applied.etcd_statefulset.as_ref(),
         probe: probe.clone(),
+        dynamic_config: dynamic_config.clone(),
         now: now_t,
     });
     write_status(ctx, obj, &st).await?;
@@ -500,6 +510,7 @@ where
     let replicas = facts.cp.spec.replicas;
     let settled = desired.waiting.is_none()
         && probe == Probe::Answered
+        && !dynamic_config.pending()
         && st.ready_replicas == Some(replicas)
         && st.up_to_date_replicas == Some(replicas)
         && applied.settled;
@@ -605,6 +616,7 @@ async fn report_without_cluster(
         statefulset: None,
         etcd_statefulset: None,
         probe: Probe::NotRun,
+        dynamic_config: Outcome::NotRun,
         now,
     });
     // Without a Cluster there is no selector or replica count to report yet.
@@ -728,6 +740,7 @@ where
         statefulset: facts.statefulset.as_ref(),
         etcd_statefulset: facts.etcd_statefulset.as_ref(),
         probe: Probe::NotRun,
+        dynamic_config: Outcome::NotRun,
         now,
     });
     write_status(ctx, obj, &st).await?;
@@ -1561,15 +1574,52 @@ pub async fn provision_infrastructure(
     Ok(InfraOutcome::Provisioned)
 }
 
-/// GET `kube-system` through the kubeconfig Secret, within `timeout`. With the answer comes the
-/// Namespace's uid, which identifies the workload cluster. The kubeconfig must point at
-/// `endpoint` (the one we publish) with inline credentials; anything else is refused before a
-/// connection is attempted ([`provider_runtime::kubeconfig`]).
+/// Pushes the dynamic config ([`crate::dynamic_config`]) when the probe answered (`hosted` is
+/// its client, built from the kubeconfig we wrote) and the hosted cluster does not hold it yet
+/// (`recorded`: the hash in status).
+async fn push_dynamic_config(
+    ctx: &Context,
+    desired: &build::DynamicConfig,
+    recorded: Option<&str>,
+    hosted: Option<Client>,
+    was_initialized: bool,
+) -> Outcome {
+    let answered = hosted.is_some();
+    match (
+        dynamic_config::plan(desired, recorded, answered, was_initialized),
+        hosted,
+    ) {
+        (Plan::Report(outcome), _) => outcome,
+        (Plan::Push { object, hash }, Some(client)) => {
+            let first = recorded.is_none();
+            let outcome =
+                dynamic_config::push(client, object, hash, first, ctx.probe_timeout).await;
+            match &outcome {
+                Outcome::Accepted { hash } => {
+                    info!(%hash, "the hosted cluster accepted the dynamic config");
+                }
+                Outcome::Rejected { message, .. } => {
+                    info!(error = %message, "the hosted cluster refused the dynamic config");
+                }
+                other => debug!(outcome = ?other, "the dynamic config was not pushed"),
+            }
+            outcome
+        }
+        // `plan` pushes only to an answering cluster.
+        (Plan::Push { .. }, None) => Outcome::NotRun,
+    }
+}
+
+/// GET `kube-system` through the kubeconfig Secret, within `timeout`. With the answer come the
+/// Namespace's uid, which identifies the workload cluster, and the client that got it (for the
+/// dynamic config push). The kubeconfig must point at `endpoint` (the one we publish) with inline
+/// credentials; anything else is refused before a connection is attempted
+/// ([`provider_runtime::kubeconfig`]).
 pub async fn probe(
     kubeconfig: &Secret,
     endpoint: &k0smotron_api::capi::ApiEndpoint,
     timeout: Duration,
-) -> (Probe, Option<String>) {
+) -> (Probe, Option<String>, Option<Client>) {
     let Some(value) = kubeconfig
         .data
         .as_ref()
@@ -1578,6 +1628,7 @@ pub async fn probe(
     else {
         return (
             Probe::ClientFailed("the kubeconfig Secret has no value".into()),
+            None,
             None,
         );
     };
@@ -1588,25 +1639,27 @@ pub async fn probe(
         return (
             Probe::ClientFailed("the control-plane endpoint is incomplete".into()),
             None,
+            None,
         );
     };
     let trusted = match kubeconfig::validate(&value, &kubeconfig::Endpoint { host, port }) {
         Ok(t) => t,
-        Err(refusal) => return (Probe::Refused(refusal.to_string()), None),
+        Err(refusal) => return (Probe::Refused(refusal.to_string()), None, None),
     };
     let client = match trusted.client(kubeconfig::Timeouts {
         connect: timeout,
         io: timeout,
     }) {
         Ok(c) => c,
-        Err(e) => return (Probe::ClientFailed(e.to_string()), None),
+        Err(e) => return (Probe::ClientFailed(e.to_string()), None, None),
     };
-    let namespaces: Api<Namespace> = Api::all(client);
+    let namespaces: Api<Namespace> = Api::all(client.clone());
     match tokio::time::timeout(timeout, namespaces.get("kube-system")).await {
-        Ok(Ok(ns)) => (Probe::Answered, ns.metadata.uid),
-        Ok(Err(e)) => (Probe::Failed(e.to_string()), None),
+        Ok(Ok(ns)) => (Probe::Answered, ns.metadata.uid, Some(client)),
+        Ok(Err(e)) => (Probe::Failed(e.to_string()), None, None),
         Err(_) => (
             Probe::Failed(format!("no answer within {}s", timeout.as_secs())),
+            None,
             None,
         ),
     }

@@ -16,6 +16,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use provider_runtime::conditions::{ConditionStatus, set_condition};
 
 use crate::build::DesiredState;
+use crate::dynamic_config::Outcome;
 use crate::labels;
 use crate::statefulset;
 
@@ -155,6 +156,8 @@ pub struct StatusInputs<'a> {
     pub etcd_statefulset: Option<&'a StatefulSet>,
     /// The availability probe.
     pub probe: Probe,
+    /// What became of the dynamic config.
+    pub dynamic_config: Outcome,
     /// Now.
     pub now: Time,
 }
@@ -206,6 +209,8 @@ pub const FAILURE_REASONS: &[&str] = &[
     c::KUBECONFIG_REFUSED_REASON,
     c::CA_MISSING_REASON,
     c::NOT_REFERENCED_BY_CLUSTER_REASON,
+    c::DYNAMIC_CONFIG_REJECTED_REASON,
+    c::DYNAMIC_CONFIG_UNREADABLE_REASON,
 ];
 
 fn quorum(n: i32) -> i32 {
@@ -248,6 +253,9 @@ pub fn compute(input: StatusInputs<'_>) -> (K0smotronControlPlaneStatus, Vec<Tra
     set_rolling_out(&mut conds, &input, &counts, &desired_tag);
     if let Some(etcd) = input.etcd_statefulset {
         set_etcd(&mut conds, etcd);
+    }
+    if let Some(hash) = set_dynamic_config(&mut conds, &input.dynamic_config) {
+        status.dynamic_config_hash = Some(hash);
     }
 
     let transitions = transitions(&old.conditions, &conds.list);
@@ -485,6 +493,80 @@ fn set_rolling_out(
     }
 }
 
+/// `DynamicConfigApplied` from what became of the push; returns the hash to record when the
+/// hosted API server accepted one. [`Outcome::NotRun`] changes nothing.
+fn set_dynamic_config(conds: &mut Conditions, outcome: &Outcome) -> Option<String> {
+    let now = conds.now.0.strftime("%Y-%m-%dT%H:%M:%SZ");
+    let (status, reason, message) = match outcome {
+        Outcome::NotRun => return None,
+        Outcome::Accepted { hash } => {
+            let message = format!(
+                "the hosted cluster's kube-system/k0s accepted the dynamic config {hash} at {now}"
+            );
+            conds.set(
+                c::DYNAMIC_CONFIG_APPLIED,
+                ConditionStatus::True,
+                c::DYNAMIC_CONFIG_ACCEPTED_REASON,
+                &message,
+            );
+            return Some(hash.clone());
+        }
+        Outcome::Unchanged { hash } => {
+            // Keep the message of the push that was accepted (it says when).
+            let kept = provider_runtime::conditions::get(&conds.list, c::DYNAMIC_CONFIG_APPLIED)
+                .filter(|c| c.status == "True")
+                .map(|c| (c.reason.clone(), c.message.clone()));
+            let (reason, message) = kept.unwrap_or_else(|| {
+                (
+                    c::DYNAMIC_CONFIG_ACCEPTED_REASON.to_owned(),
+                    format!("the hosted cluster's kube-system/k0s holds the dynamic config {hash}"),
+                )
+            });
+            conds.set(
+                c::DYNAMIC_CONFIG_APPLIED,
+                ConditionStatus::True,
+                &reason,
+                &message,
+            );
+            return None;
+        }
+        Outcome::NotInitialized => (
+            ConditionStatus::False,
+            c::WAITING_FOR_CONTROL_PLANE_INITIALIZATION_REASON,
+            "pushed once the hosted API server answers".to_owned(),
+        ),
+        Outcome::Rejected { hash, message } => (
+            ConditionStatus::False,
+            c::DYNAMIC_CONFIG_REJECTED_REASON,
+            format!("the hosted API server refused the dynamic config {hash}: {message}"),
+        ),
+        Outcome::WaitingForCrd(m) => (
+            ConditionStatus::False,
+            c::WAITING_FOR_CLUSTER_CONFIG_CRD_REASON,
+            m.clone(),
+        ),
+        Outcome::Failed(m) => (
+            ConditionStatus::False,
+            c::DYNAMIC_CONFIG_PUSH_FAILED_REASON,
+            format!("pushing the dynamic config failed: {m}"),
+        ),
+        Outcome::Disabled => (
+            ConditionStatus::False,
+            c::DYNAMIC_CONFIG_DISABLED_REASON,
+            "controlPlaneFlags turn --enable-dynamic-config off: k0s reads only the config \
+             ConfigMap, and every change of it restarts the pods"
+                .to_owned(),
+        ),
+        Outcome::Unreadable(why) => (
+            ConditionStatus::False,
+            c::DYNAMIC_CONFIG_UNREADABLE_REASON,
+            format!("nothing is pushed and every config change restarts the pods: {why}"),
+        ),
+    };
+    conds.set(c::DYNAMIC_CONFIG_APPLIED, status, reason, &message);
+    None
+}
+
 /// `EtcdClusterAvailable`: a quorum of etcd members is ready.
 fn set_etcd(conds: &mut Conditions, etcd: &StatefulSet) {
     let replicas = etcd.spec.replicas.unwrap_or(1);
@@ -633,6 +715,7 @@ mod tests {
             statefulset: None,
             etcd_statefulset: None,
             probe: Probe::Answered,
+            dynamic_config: Outcome::NotRun,
             now: now(),
         });
         assert_eq!(
@@ -676,6 +759,7 @@ mod tests {
             statefulset: None,
             etcd_statefulset: None,
             probe: Probe::Failed("timeout".into()),
+            dynamic_config: Outcome::NotRun,
             now: now(),
         });
         assert_eq!(
@@ -708,8 +792,121 @@ mod tests {
             statefulset: None,
             etcd_statefulset: None,
             probe: Probe::Failed("timeout".into()),
+            dynamic_config: Outcome::NotRun,
             now: now(),
         });
+        assert_eq!(transitions, vec![]);
+    }
+
+    /// The status after one reconcile with `outcome`, starting from `old`.
+    fn with_dynamic_config(
+        old: K0smotronControlPlaneStatus,
+        outcome: Outcome,
+        at: &str,
+    ) -> (K0smotronControlPlaneStatus, Vec<Transition>) {
+        let kcp = kcp();
+        compute(StatusInputs {
+            old,
+            generation: kcp.metadata.generation,
+            spec: &kcp.spec,
+            cluster: "demo",
+            desired: None,
+            failure: None,
+            pods: &[],
+            statefulset: None,
+            etcd_statefulset: None,
+            probe: Probe::Answered,
+            dynamic_config: outcome,
+            now: Time(at.parse().unwrap()),
+        })
+    }
+
+    fn dynamic_condition(st: &K0smotronControlPlaneStatus) -> Option<&Condition> {
+        st.conditions
+            .iter()
+            .find(|c| c.type_ == c::DYNAMIC_CONFIG_APPLIED)
+    }
+
+    #[test]
+    fn dynamic_config_condition_says_when_it_was_accepted_and_why_not() {
+        let t0 = "2026-01-01T00:00:00Z";
+        let (st, _) = with_dynamic_config(Default::default(), Outcome::NotInitialized, t0);
+        let cond = dynamic_condition(&st).unwrap();
+        assert_eq!(
+            (cond.status.as_str(), cond.reason.as_str()),
+            ("False", c::WAITING_FOR_CONTROL_PLANE_INITIALIZATION_REASON)
+        );
+        assert_eq!(st.dynamic_config_hash, None);
+
+        // Accepted: the hash is recorded, the message says when.
+        let t1 = "2026-01-01T00:05:00Z";
+        let (st, transitions) =
+            with_dynamic_config(st, Outcome::Accepted { hash: "aaa".into() }, t1);
+        assert_eq!(st.dynamic_config_hash.as_deref(), Some("aaa"));
+        let cond = dynamic_condition(&st).unwrap();
+        assert_eq!(cond.status, "True");
+        assert_eq!(cond.reason, c::DYNAMIC_CONFIG_ACCEPTED_REASON);
+        assert!(
+            cond.message.contains("aaa at 2026-01-01T00:05:00Z"),
+            "{}",
+            cond.message
+        );
+        assert!(
+            transitions
+                .iter()
+                .any(|t| t.type_ == c::DYNAMIC_CONFIG_APPLIED)
+        );
+
+        // Unchanged later: the message of the accepted push stays, nothing transitions.
+        let (st, transitions) = with_dynamic_config(
+            st,
+            Outcome::Unchanged { hash: "aaa".into() },
+            "2026-01-02T00:00:00Z",
+        );
+        assert!(dynamic_condition(&st).unwrap().message.contains(t1));
+        assert_eq!(transitions, vec![]);
+
+        // Refused: False with the API server's message, a Warning; the accepted hash stays.
+        let (st, transitions) = with_dynamic_config(
+            st,
+            Outcome::Rejected {
+                hash: "bbb".into(),
+                message: "spec.telemetry.enabled: Invalid value: \"string\"".into(),
+            },
+            "2026-01-03T00:00:00Z",
+        );
+        assert_eq!(st.dynamic_config_hash.as_deref(), Some("aaa"));
+        let cond = dynamic_condition(&st).unwrap();
+        assert_eq!(
+            (cond.status.as_str(), cond.reason.as_str()),
+            ("False", c::DYNAMIC_CONFIG_REJECTED_REASON)
+        );
+        assert!(
+            cond.message.contains("spec.telemetry.enabled"),
+            "{}",
+            cond.message
+        );
+        assert!(
+            transitions
+                .iter()
+                .any(|t| t.type_ == c::DYNAMIC_CONFIG_APPLIED && t.is_warning())
+        );
+
+        // Back to the accepted config (its hash is recorded): True again without a push.
+        let (st, _) = with_dynamic_config(
+            st,
+            Outcome::Unchanged { hash: "aaa".into() },
+            "2026-01-04T00:00:00Z",
+        );
+        let cond = dynamic_condition(&st).unwrap();
+        assert_eq!(cond.status, "True");
+        assert!(cond.message.contains("aaa"), "{}", cond.message);
+
+        // The hosted API not answering changes nothing.
+        let (after, transitions) =
+            with_dynamic_config(st.clone(), Outcome::NotRun, "2026-01-05T00:00:00Z");
+        assert_eq!(dynamic_condition(&after), dynamic_condition(&st));
+        assert_eq!(after.dynamic_config_hash, st.dynamic_config_hash);
         assert_eq!(transitions, vec![]);
     }
 
@@ -730,6 +927,7 @@ mod tests {
             statefulset: None,
             etcd_statefulset: None,
             probe: Probe::NotRun,
+            dynamic_config: Outcome::NotRun,
             now: now(),
         });
         let available = status

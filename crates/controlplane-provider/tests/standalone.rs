@@ -210,14 +210,14 @@ async fn a_standalone_cluster_is_reconciled_scaled_rolled_and_deleted() {
     let resumed = wait_replicas(&clusters, 3).await;
     assert!(!is_paused(&resumed));
 
-    // A k0s config change rolls the pods (a new template).
+    // A change of a k0s config field k0s reads only at start rolls the pods (a new template).
     let before = sts_api.get("kmc-solo").await.unwrap().spec.template;
     clusters
         .patch(
             NAME,
             &PatchParams::default(),
             &Patch::Merge(
-                json!({"spec": {"k0sConfig": {"spec": {"telemetry": {"enabled": true}}}}}),
+                json!({"spec": {"k0sConfig": {"spec": {"api": {"extraArgs": {"event-ttl": "2h"}}}}}}),
             ),
         )
         .await

@@ -354,7 +354,209 @@ async fn real_node_kine_control_plane_serves_joins_rolls_and_deletes() {
     .await;
 
     worker_token_authenticates_then_goes(&env, cluster, &hosted, &server).await;
+    dynamic_config_reaches_k0s_without_a_restart(&env, cluster, &hosted).await;
     spec_change_rolls_and_restart_does_not(env, cluster, netns_before).await;
+}
+
+/// `DynamicConfigApplied` of the control plane: (status, reason, message), and
+/// `status.dynamicConfigHash`.
+async fn dynamic_config_status(
+    env: &Env,
+    cluster: &str,
+) -> Result<(String, String, String, Option<String>), String> {
+    let kcp = objects::api(&env.client, env.name(), CP_API, "K0smotronControlPlane")
+        .get(cluster)
+        .await
+        .map_err(|e| e.to_string())?;
+    let status = &kcp.data["status"];
+    let cond = status["conditions"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["type"] == "DynamicConfigApplied"))
+        .ok_or_else(|| format!("no DynamicConfigApplied yet: {}", summary(&kcp)))?;
+    let field = |k: &str| cond[k].as_str().unwrap_or_default().to_owned();
+    Ok((
+        field("status"),
+        field("reason"),
+        field("message"),
+        status["dynamicConfigHash"].as_str().map(str::to_owned),
+    ))
+}
+
+/// The controller pods' uids and their `controller` containers' restart counts.
+async fn pods_and_restarts(env: &Env, cluster: &str) -> Vec<(String, String, i32)> {
+    let pods: Api<Pod> = Api::namespaced(env.client.clone(), env.name());
+    let mut out: Vec<_> = pods
+        .list(&ListParams::default().labels(&selector(cluster)))
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .map(|p| {
+            let restarts = p
+                .status
+                .as_ref()
+                .and_then(|s| s.container_statuses.as_ref())
+                .and_then(|cs| cs.iter().find(|c| c.name == "controller"))
+                .map_or(-1, |c| c.restart_count);
+            (p.name_any(), p.uid().unwrap_or_default(), restarts)
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// Dynamic config (issue #13): a cluster-wide `k0sConfig` change (a Helm chart extension) is
+/// pushed into the hosted cluster's `kube-system/k0s` and k0s acts on it (its extensions
+/// controller creates the `Chart` object), without the pod restarting; a value k0s's CRD
+/// refuses is reported with the API server's message, again without a restart.
+async fn dynamic_config_reaches_k0s_without_a_restart(env: &Env, cluster: &str, hosted: &Client) {
+    let ns = env.name();
+    let kcp = objects::api(&env.client, ns, CP_API, "K0smotronControlPlane");
+    let hosted_config = objects::api(
+        hosted,
+        "kube-system",
+        "k0s.k0sproject.io/v1beta1",
+        "ClusterConfig",
+    );
+    let before = pods_and_restarts(env, cluster).await;
+    let revision_before = revision(env, cluster).await;
+    let (.., first_hash) = env
+        .poll(
+            Duration::from_secs(120),
+            "the first dynamic config accepted",
+            || async {
+                let got = dynamic_config_status(env, cluster).await?;
+                (got.0 == "True" && got.3.is_some())
+                    .then_some(got.clone())
+                    .ok_or_else(|| format!("{got:?}"))
+            },
+        )
+        .await;
+    let first = hosted_config.get("k0s").await.unwrap();
+    let managers: Vec<String> = first
+        .metadata
+        .managed_fields
+        .iter()
+        .flatten()
+        .filter_map(|f| f.manager.clone())
+        .collect();
+    eprintln!("kube-system/k0s field managers after the first push: {managers:?}");
+    // What k0s wrote when it created the object (from our config) is ours alone after the first
+    // push, so a field later removed from spec.k0sConfig goes from the hosted cluster too.
+    assert_eq!(
+        managers,
+        ["k0smotron-controlplane-dynamic-config"],
+        "k0s's creation entry adopted"
+    );
+    assert_eq!(
+        first.data["spec"].get("storage"),
+        None,
+        "node-only fields stay out of the hosted cluster"
+    );
+
+    let started = Instant::now();
+    let chart = json!({"name": "dyncfg-test", "chartname": "dyncfg/dyncfg-test", "version": "0.1.0",
+        "namespace": "default", "order": 1});
+    let extension = |telemetry: Value| {
+        json!({"spec": {"k0sConfig": {"apiVersion": "k0s.k0sproject.io/v1beta1", "kind": "ClusterConfig",
+            "spec": {"telemetry": {"enabled": telemetry},
+                "extensions": {"helm": {
+                    "repositories": [{"name": "dyncfg", "url": "http://127.0.0.1:9/charts"}],
+                    "charts": [chart.clone()]}}}}}})
+    };
+    kcp.patch(
+        cluster,
+        &PatchParams::default(),
+        &Patch::Merge(&extension(json!(false))),
+    )
+    .await
+    .unwrap();
+    env.poll(
+        Duration::from_secs(120),
+        "the chart in the hosted kube-system/k0s",
+        || async {
+            let config = hosted_config.get("k0s").await.map_err(|e| e.to_string())?;
+            (config.data["spec"]["extensions"]["helm"]["charts"][0]["name"] == "dyncfg-test"
+                && config.data["spec"]["telemetry"]["enabled"] == false)
+                .then_some(())
+                .ok_or_else(|| config.data["spec"].to_string())
+        },
+    )
+    .await;
+    eprintln!(
+        "dynamic config in the hosted cluster after {:?}",
+        started.elapsed()
+    );
+    // k0s acts on it: its extensions controller writes the Chart object.
+    let charts = objects::api(hosted, "kube-system", "helm.k0sproject.io/v1beta1", "Chart");
+    let chart_object = env
+        .poll(
+            Duration::from_secs(120),
+            "k0s's Chart object for the extension",
+            || async {
+                charts
+                    .get_opt("k0s-addon-chart-dyncfg-test")
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .ok_or_else(|| "not yet".to_owned())
+            },
+        )
+        .await;
+    assert_eq!(chart_object.data["spec"]["chartName"], "dyncfg/dyncfg-test");
+    eprintln!("k0s created the Chart after {:?}", started.elapsed());
+    let (status, reason, message, hash) = dynamic_config_status(env, cluster).await.unwrap();
+    assert_eq!(
+        (status.as_str(), reason.as_str()),
+        ("True", "Accepted"),
+        "{message}"
+    );
+    assert_ne!(hash, first_hash, "the new config's hash is recorded");
+
+    // A value k0s's ClusterConfig schema refuses: reported with the API server's message.
+    kcp.patch(
+        cluster,
+        &PatchParams::default(),
+        &Patch::Merge(&extension(json!("yes"))),
+    )
+    .await
+    .unwrap();
+    let (_, _, refused, _) = env
+        .poll(
+            Duration::from_secs(60),
+            "DynamicConfigApplied False, DynamicConfigRejected",
+            || async {
+                let got = dynamic_config_status(env, cluster).await?;
+                (got.0 == "False" && got.1 == "DynamicConfigRejected")
+                    .then_some(got.clone())
+                    .ok_or_else(|| format!("{got:?}"))
+            },
+        )
+        .await;
+    assert!(refused.contains("telemetry"), "{refused}");
+    eprintln!("refused: {refused}");
+    // Fixed again: accepted again.
+    kcp.patch(
+        cluster,
+        &PatchParams::default(),
+        &Patch::Merge(&extension(json!(false))),
+    )
+    .await
+    .unwrap();
+    env.poll(
+        Duration::from_secs(60),
+        "DynamicConfigApplied True again",
+        || async {
+            let got = dynamic_config_status(env, cluster).await?;
+            (got.0 == "True")
+                .then_some(())
+                .ok_or_else(|| format!("{got:?}"))
+        },
+    )
+    .await;
+
+    // Through all of it the pod stayed: same uid, no container restart, no new revision.
+    assert_eq!(pods_and_restarts(env, cluster).await, before);
+    assert_eq!(revision(env, cluster).await, revision_before);
 }
 
 /// A Machine's K0sWorkerConfig: its join token authenticates against the hosted k0s API as
@@ -458,8 +660,9 @@ async fn revision(env: &Env, cluster: &str) -> Option<String> {
         .and_then(|s| s.update_revision)
 }
 
-/// A `k0sConfig` change rolls the pod and the new one serves the API; a provider restart rolls
-/// nothing; deleting the Cluster leaves no pod, container or network namespace on the node.
+/// A change of a node-only `k0sConfig` field rolls the pod and the new one serves the API; a
+/// provider restart rolls nothing; deleting the Cluster leaves no pod, container or network
+/// namespace on the node.
 async fn spec_change_rolls_and_restart_does_not(
     mut env: Env,
     cluster: &str,
@@ -469,8 +672,9 @@ async fn spec_change_rolls_and_restart_does_not(
     let kcp = objects::api(&env.client, &ns, CP_API, "K0smotronControlPlane");
     let before = env.ready_pods(&selector(cluster), 1).await;
     let revision_before = revision(&env, cluster).await;
+    // A node-only field (k0s reads `spec.api` from its config file only): the pods must restart.
     let patch = json!({"spec": {"k0sConfig": {"apiVersion": "k0s.k0sproject.io/v1beta1", "kind": "ClusterConfig",
-        "spec": {"telemetry": {"enabled": false}}}}});
+        "spec": {"api": {"extraArgs": {"event-ttl": "2h"}}}}}});
     kcp.patch(cluster, &PatchParams::default(), &Patch::Merge(&patch))
         .await
         .unwrap();

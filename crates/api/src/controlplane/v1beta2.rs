@@ -195,6 +195,11 @@ pub struct K0smotronControlPlaneStatus {
     /// The certificate Secrets in use: `spec.certificateRefs`, or the ones the provider generated.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub certificate_refs: Vec<CertificateRef>,
+    /// Hash of the cluster-wide part of the k0s config that the hosted cluster's API server last
+    /// accepted into `clusterconfigs.k0s.k0sproject.io` `kube-system/k0s` (dynamic config). The
+    /// provider pushes the config again only when its hash differs from this one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dynamic_config_hash: Option<String>,
 }
 
 /// `status.initialization` (CAPI v1beta2 contract).

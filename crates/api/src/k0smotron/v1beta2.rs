@@ -879,6 +879,11 @@ pub struct ClusterStatus {
     /// True once the hosted API server has answered; never reset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub control_plane_initialized: Option<bool>,
+    /// Hash of the cluster-wide part of the k0s config that the hosted cluster's API server last
+    /// accepted into `clusterconfigs.k0s.k0sproject.io` `kube-system/k0s` (dynamic config). The
+    /// provider pushes the config again only when its hash differs from this one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dynamic_config_hash: Option<String>,
 }
 
 // ---------------------------------------------------------------------------------------------

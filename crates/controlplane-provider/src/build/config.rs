@@ -13,7 +13,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference}
 use super::certificates::secret_data;
 use super::error::BuildError;
 use super::exposure::Exposure;
-use super::model::Facts;
+use super::model::{DynamicConfig, Facts};
 use super::patch::with_type_meta;
 use crate::entrypoint;
 use crate::hash;
@@ -27,12 +27,15 @@ pub(super) struct ConfigPlan {
     /// The ConfigMaps (patched): the k0s config, the entrypoint, the telemetry manifest, and the
     /// endpoint manifest when the endpoint's host is known.
     pub(super) config_maps: Vec<ConfigMap>,
-    /// Checksum of what the pods start with (the config and the entrypoint).
+    /// Checksum of what the pods read only at start: the part of the k0s config that k0s does
+    /// not take from `kube-system/k0s`, and the entrypoint.
     pub(super) checksum: String,
     /// Whether the endpoint manifest is among the ConfigMaps.
     pub(super) endpoint_manifest: bool,
     /// User k0s config values the provider overrode.
     pub(super) overridden: Vec<String>,
+    /// The cluster-wide part of the config, to push into the hosted cluster.
+    pub(super) dynamic_config: DynamicConfig,
 }
 
 pub(super) fn kine_secret(spec: &ClusterSpec) -> Option<String> {
@@ -109,21 +112,69 @@ pub(super) fn plan_config(
         .into_iter()
         .map(|cm| with_type_meta(cm, patches))
         .collect::<Result<Vec<_>, _>>()?;
-    // What the pods start with: the (patched) config and entrypoint.
-    let checksum = hash::stable_hash(
-        "config",
-        &config_maps
-            .iter()
-            .take(2)
-            .map(|cm| &cm.data)
-            .collect::<Vec<_>>(),
-    )?;
+    // What the pods start with and cannot take from the hosted cluster later: the part of the
+    // (patched) config k0s reads only at start, and the entrypoint. A change of the rest goes to
+    // `kube-system/k0s` instead of restarting the pods.
+    let (read_at_start, dynamic_config) = split_config(&config_maps[0], &spec.control_plane_flags)?;
+    let checksum = hash::stable_hash("config", &[&read_at_start, &config_maps[1].data])?;
     Ok(ConfigPlan {
         config_maps,
         checksum,
         endpoint_manifest: endpoint_manifest.is_some(),
         overridden: merged.overridden,
+        dynamic_config,
     })
+}
+
+/// The data of the config ConfigMap with the k0s config cut down to what k0s reads only at start
+/// (so only a change of that restarts the pods), and the cluster-wide part to push. With dynamic
+/// config off, or a config a patch made unreadable, all of it counts as read at start.
+fn split_config(
+    config_map: &ConfigMap,
+    control_plane_flags: &[String],
+) -> Result<(Option<BTreeMap<String, String>>, DynamicConfig), BuildError> {
+    let data = config_map.data.clone();
+    if !entrypoint::dynamic_config_enabled(control_plane_flags) {
+        return Ok((data, DynamicConfig::Disabled));
+    }
+    let Some(yaml) = data.as_ref().and_then(|d| d.get(entrypoint::K0S_YAML_ENV)) else {
+        let why = format!(
+            "the patched ConfigMap {} has no key {}",
+            config_map.metadata.name.as_deref().unwrap_or_default(),
+            entrypoint::K0S_YAML_ENV
+        );
+        return Ok((data, DynamicConfig::Unreadable(why)));
+    };
+    let config = match serde_saphyr::from_str::<serde_json::Value>(yaml) {
+        Ok(config @ serde_json::Value::Object(_)) => config,
+        Ok(_) => {
+            let why = format!("{} is not a YAML object", entrypoint::K0S_YAML_ENV);
+            return Ok((data, DynamicConfig::Unreadable(why)));
+        }
+        Err(e) => {
+            let why = format!("{} is not YAML: {e}", entrypoint::K0S_YAML_ENV);
+            return Ok((data, DynamicConfig::Unreadable(why)));
+        }
+    };
+    let split = k0s_config::split(&config);
+    let hash = hash::stable_hash("dynamic config", &split.cluster_wide)?;
+    let mut read_at_start = data;
+    if let Some(d) = read_at_start.as_mut() {
+        let text = serde_json::to_string(&split.read_at_start).map_err(|source| {
+            BuildError::Serialize {
+                what: "k0s config".into(),
+                source,
+            }
+        })?;
+        d.insert(entrypoint::K0S_YAML_ENV.to_string(), text);
+    }
+    Ok((
+        read_at_start,
+        DynamicConfig::Push {
+            object: split.cluster_wide,
+            hash,
+        },
+    ))
 }
 
 /// The user's k0s config over the CAPI network defaults, with the provider's values on top.

@@ -30,7 +30,7 @@ use crate::validate;
 pub use certificates::default_secret_name;
 pub use error::BuildError;
 pub use kubeconfig::server_url;
-pub use model::{DesiredState, Facts, StatefulSetPlan};
+pub use model::{DesiredState, DynamicConfig, Facts, StatefulSetPlan};
 
 /// Names of every Secret the build may read: certificates, the kubeconfig, the kine DSN.
 pub fn secret_names(spec: &ClusterSpec, cluster: &str) -> Vec<String> {
@@ -130,6 +130,7 @@ pub fn build(facts: &Facts) -> Result<DesiredState, BuildError> {
         overridden: config.overridden,
         desired_image_tag: controller.desired_tag,
         selector: labels::control_plane_selector(cluster),
+        dynamic_config: config.dynamic_config,
     })
 }
 

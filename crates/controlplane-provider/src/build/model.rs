@@ -66,6 +66,26 @@ pub enum StatefulSetPlan {
     },
 }
 
+/// What to do with the cluster-wide part of the k0s config (`kube-system/k0s` in the hosted
+/// cluster) once the hosted API answers.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DynamicConfig {
+    /// Server-side apply `object` when the hosted cluster does not hold `hash` already.
+    Push {
+        /// The `ClusterConfig` `kube-system/k0s`: the cluster-wide part of the config the pods
+        /// start with (after `spec.patches`).
+        object: serde_json::Value,
+        /// Its hash, recorded in status once the hosted API server accepted it.
+        hash: String,
+    },
+    /// `controlPlaneFlags` turn dynamic config off: k0s reads only its config file, so every
+    /// config change restarts the pods and nothing is pushed.
+    Disabled,
+    /// A patch of the config ConfigMap left text that is not a YAML object: nothing can be split,
+    /// so every change of it restarts the pods and nothing is pushed.
+    Unreadable(String),
+}
+
 /// Everything the apply step writes, and what the status step reports.
 #[derive(Debug, Clone)]
 pub struct DesiredState {
@@ -114,4 +134,6 @@ pub struct DesiredState {
     pub desired_image_tag: String,
     /// Selector of the k0s pods.
     pub selector: BTreeMap<String, String>,
+    /// The cluster-wide config to push into the hosted cluster.
+    pub dynamic_config: DynamicConfig,
 }
