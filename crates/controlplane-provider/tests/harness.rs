@@ -1866,7 +1866,10 @@ async fn dynamic_config_is_pushed_into_the_hosted_cluster_and_rolls_nothing() {
 
     // k0s then installs the CRD and creates kube-system/k0s from its config file, under its own
     // field manager; here with a value the user has changed since (telemetry on) and one the user
-    // still has (the MTU).
+    // still has (the MTU). The provider is stopped meanwhile: it retries the wait, and a retry
+    // between the CRD and k0s's create would push first (a race k0s wins on a real node, where
+    // it writes the object right after the CRD).
+    provider.stop().await;
     let hosted = test_support::client_from_kubeconfig_yaml(&kubeconfig_value(&ns).await)
         .await
         .unwrap();
@@ -1894,6 +1897,7 @@ async fn dynamic_config_is_pushed_into_the_hosted_cluster_and_rolls_nothing() {
         )
         .await
         .unwrap();
+    let provider = Provider::start(client.clone(), ns.name());
     poke(&kcps, "1").await;
     let kcp = wait_for(
         &kcps,
