@@ -2,7 +2,9 @@
 //! `cargo xtask crd` and of the CRD tests. CAPI core's own kinds (see [`crate::capi`]) are not
 //! among them.
 
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
+    CustomResourceDefinition, JSON, JSONSchemaProps,
+};
 use kube::CustomResourceExt;
 
 use crate::{
@@ -14,8 +16,11 @@ use crate::{
 /// also serves.
 pub fn controlplane() -> Vec<CustomResourceDefinition> {
     let mut crds = vec![
-        controlplane::K0smotronControlPlane::crd(),
-        controlplane::K0smotronControlPlaneTemplate::crd(),
+        optional_spec(controlplane::K0smotronControlPlane::crd(), &[]),
+        optional_spec(
+            controlplane::K0smotronControlPlaneTemplate::crd(),
+            &["template"],
+        ),
     ];
     crds.extend(standalone());
     crds
@@ -25,7 +30,14 @@ pub fn controlplane() -> Vec<CustomResourceDefinition> {
 /// tokens.
 pub fn standalone() -> Vec<CustomResourceDefinition> {
     vec![
-        standalone::Cluster::crd(),
+        // Upstream's default for an absent spec, a NodePort Service (a given spec without
+        // `service` still gets ClusterIP, as upstream's does).
+        optional_spec_with(
+            standalone::Cluster::crd(),
+            serde_json::json!({"service": {"type": "NodePort"}}),
+        ),
+        // Kept required: upstream admits a request without a spec and then fails on it, as
+        // it names no cluster; refused here at once (docs/deviations.md).
         standalone::JoinTokenRequest::crd(),
     ]
 }
@@ -33,8 +45,8 @@ pub fn standalone() -> Vec<CustomResourceDefinition> {
 /// Every CRD of the bootstrap provider.
 pub fn bootstrap() -> Vec<CustomResourceDefinition> {
     vec![
-        bootstrap::K0sWorkerConfig::crd(),
-        bootstrap::K0sWorkerConfigTemplate::crd(),
+        optional_spec(bootstrap::K0sWorkerConfig::crd(), &[]),
+        optional_spec(bootstrap::K0sWorkerConfigTemplate::crd(), &["template"]),
     ]
 }
 
@@ -43,6 +55,61 @@ pub fn all() -> Vec<CustomResourceDefinition> {
     let mut crds = controlplane();
     crds.extend(bootstrap());
     crds
+}
+
+/// Makes `spec` optional, as upstream's CRDs have it (Go's `json:"spec,omitempty"`): a manifest
+/// with no `spec`, or with `spec: null` (upstream's own samples have both), is admitted and gets
+/// `spec: {}`, then the defaults of the fields inside. The `spec` fields named in `inner` become
+/// optional the same way. The Rust types keep a plain `spec`: the API server never returns an
+/// object without one.
+fn optional_spec(mut crd: CustomResourceDefinition, inner: &[&str]) -> CustomResourceDefinition {
+    optional_fields(&mut crd, inner, &serde_json::json!({}));
+    crd
+}
+
+/// [`optional_spec`] with `default` for an absent `spec` instead of `{}`.
+fn optional_spec_with(
+    mut crd: CustomResourceDefinition,
+    default: serde_json::Value,
+) -> CustomResourceDefinition {
+    optional_fields(&mut crd, &[], &default);
+    crd
+}
+
+fn optional_fields(
+    crd: &mut CustomResourceDefinition,
+    inner: &[&str],
+    spec_default: &serde_json::Value,
+) {
+    for version in &mut crd.spec.versions {
+        let Some(root) = version
+            .schema
+            .as_mut()
+            .and_then(|s| s.open_api_v3_schema.as_mut())
+        else {
+            continue;
+        };
+        not_required(root, "spec", spec_default);
+        let Some(spec) = root.properties.as_mut().and_then(|p| p.get_mut("spec")) else {
+            continue;
+        };
+        for field in inner {
+            not_required(spec, field, &serde_json::json!({}));
+        }
+    }
+}
+
+/// Drops `field` from `schema`'s required list and defaults it to `default`.
+fn not_required(schema: &mut JSONSchemaProps, field: &str, default: &serde_json::Value) {
+    if let Some(required) = schema.required.as_mut() {
+        required.retain(|r| r != field);
+        if required.is_empty() {
+            schema.required = None;
+        }
+    }
+    if let Some(property) = schema.properties.as_mut().and_then(|p| p.get_mut(field)) {
+        property.default = Some(JSON(default.clone()));
+    }
 }
 
 /// The file name `cargo xtask crd` writes a CRD to: `<plural>.<group>.yaml` (the CRD's name).

@@ -246,6 +246,75 @@ async fn fixtures_are_admitted_and_defaulted_as_our_types_expect() {
     let typed: K0smotronControlPlane =
         serde_json::from_value(serde_json::to_value(&created).expect("json")).expect("typed");
     assert_eq!(typed.spec, Default::default());
+
+    // No `spec` at all, and `spec: null` (upstream's Hetzner sample), as upstream's CRDs admit
+    // them: every kind but JoinTokenRequest (which must name its cluster) gets the defaults
+    // (for a standalone Cluster upstream's own: a NodePort Service).
+    for (i, (api_version, kind)) in [
+        (
+            "controlplane.cluster.x-k8s.io/v1beta2",
+            "K0smotronControlPlane",
+        ),
+        (
+            "controlplane.cluster.x-k8s.io/v1beta2",
+            "K0smotronControlPlaneTemplate",
+        ),
+        ("bootstrap.cluster.x-k8s.io/v1beta2", "K0sWorkerConfig"),
+        (
+            "bootstrap.cluster.x-k8s.io/v1beta2",
+            "K0sWorkerConfigTemplate",
+        ),
+        ("k0smotron.io/v1beta2", "Cluster"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        for (j, spec) in [None, Some(Value::Null)].into_iter().enumerate() {
+            let mut manifest = json!({"apiVersion": api_version, "kind": kind,
+                "metadata": {"name": format!("no-spec-{i}-{j}")}});
+            if let Some(spec) = spec {
+                manifest["spec"] = spec;
+            }
+            let api = dynamic_api(&client, &ns.name, &manifest);
+            let object = to_dynamic(&manifest, &ns.name);
+            let created = retry_not_found(|| api.create(&create, &object))
+                .await
+                .unwrap_or_else(|e| panic!("{kind} with spec {manifest}: refused: {e}"));
+            let stored = serde_json::to_value(&created).expect("json");
+            assert!(stored["spec"].is_object(), "{kind}: {stored}");
+            match kind {
+                "K0smotronControlPlane" => {
+                    let typed: K0smotronControlPlane = serde_json::from_value(stored).expect(kind);
+                    assert_eq!(typed.spec, Default::default());
+                }
+                "K0sWorkerConfig" => {
+                    let typed: K0sWorkerConfig = serde_json::from_value(stored).expect(kind);
+                    assert_eq!(typed.spec, Default::default());
+                }
+                "K0smotronControlPlaneTemplate" => {
+                    serde_json::from_value::<
+                        k0smotron_api::controlplane::v1beta2::K0smotronControlPlaneTemplate,
+                    >(stored)
+                    .expect(kind);
+                }
+                "K0sWorkerConfigTemplate" => {
+                    serde_json::from_value::<
+                        k0smotron_api::bootstrap::v1beta2::K0sWorkerConfigTemplate,
+                    >(stored)
+                    .expect(kind);
+                }
+                _ => {
+                    // Upstream's default for an absent spec: a NodePort Service.
+                    let typed: k0smotron_api::k0smotron::v1beta2::Cluster =
+                        serde_json::from_value(stored).expect(kind);
+                    assert_eq!(
+                        typed.spec.service.type_,
+                        k0smotron_api::k0smotron::v1beta2::ServiceType::NodePort
+                    );
+                }
+            }
+        }
+    }
 }
 
 /// One bad input: a fixture, a change that breaks it, and what the error must mention.
