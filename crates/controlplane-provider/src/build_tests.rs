@@ -921,7 +921,7 @@ fn a_user_set_endpoint_is_used_as_is() {
 #[test]
 fn unsupported_and_invalid_specs_are_refused_before_anything_is_built() {
     let mut spec = K0smotronControlPlaneSpec::default();
-    spec.storage.type_ = StorageType::Nats;
+    spec.monitoring = Some(serde_json::from_value(json!({"enabled": true})).unwrap());
     assert_eq!(
         build(&facts(spec)).unwrap_err().reason(),
         "UnsupportedFeature"
@@ -1548,4 +1548,100 @@ fn a_patch_that_breaks_the_config_yaml_rolls_and_pushes_nothing() {
         "{:?}",
         d.dynamic_config
     );
+}
+
+fn nats_spec(replicas: i32) -> K0smotronControlPlaneSpec {
+    let mut spec = K0smotronControlPlaneSpec::default();
+    spec.replicas = replicas;
+    spec.storage.type_ = StorageType::Nats;
+    spec
+}
+
+#[test]
+fn nats_storage_gets_its_service_token_claim_and_kine_datasource() {
+    let d = build(&facts(nats_spec(3))).unwrap();
+    let service = d
+        .services
+        .iter()
+        .find(|s| s.metadata.name.as_deref() == Some("kmc-demo-nats"))
+        .unwrap();
+    let svc = service.spec.as_ref().unwrap();
+    assert_eq!(svc.cluster_ip.as_deref(), Some("None"));
+    assert_eq!(svc.publish_not_ready_addresses, Some(true));
+    assert!(!d.obsolete_services.contains(&"kmc-demo-nats".to_string()));
+    let token = d
+        .create_secrets
+        .iter()
+        .find(|s| s.metadata.name.as_deref() == Some("kmc-demo-nats-token"))
+        .unwrap();
+    assert_eq!(token.data.as_ref().unwrap()["token"].0.len(), 64);
+
+    let Some(StatefulSetPlan::Apply(sts)) = &d.statefulset else {
+        panic!("expected a full apply, got {:?}", d.statefulset);
+    };
+    let spec = &sts.spec;
+    assert_eq!(spec.service_name.as_deref(), Some("kmc-demo-nats"));
+    assert_eq!(spec.pod_management_policy.as_deref(), Some("Parallel"));
+    let claims: Vec<_> = spec
+        .volume_claim_templates
+        .iter()
+        .flatten()
+        .filter_map(|c| c.metadata.name.clone())
+        .collect();
+    assert_eq!(claims, ["nats-data"]);
+    let container = &spec.template.spec.as_ref().unwrap().containers[0];
+    let env: Vec<_> = container
+        .env
+        .iter()
+        .flatten()
+        .map(|e| e.name.as_str())
+        .collect();
+    assert!(env.contains(&"K0SMOTRON_NATS_TOKEN"), "{env:?}");
+    assert!(
+        container
+            .volume_mounts
+            .iter()
+            .flatten()
+            .any(|m| m.name == "nats-data" && m.mount_path == "/nats-data")
+    );
+    let config = &d.config_maps[0].data.as_ref().unwrap()[entrypoint::K0S_YAML_ENV];
+    assert!(
+        config.contains("nats://?serverConfig=/etc/nats/nats.conf&replicas=3"),
+        "{config}"
+    );
+}
+
+#[test]
+fn an_existing_nats_token_is_kept_and_a_bad_one_refused() {
+    let mut f = facts(nats_spec(1));
+    let mut token = crate::nats::token_secret(CLUSTER, "ns", &f.cp.owner);
+    f.secrets
+        .insert("kmc-demo-nats-token".into(), token.clone());
+    let d = build(&f).unwrap();
+    assert!(
+        d.create_secrets
+            .iter()
+            .all(|s| s.metadata.name.as_deref() != Some("kmc-demo-nats-token")),
+        "an existing token is never replaced"
+    );
+    token.data = Some(BTreeMap::from([(
+        "token".to_string(),
+        k8s_openapi::ByteString(b"not a token".to_vec()),
+    )]));
+    f.secrets.insert("kmc-demo-nats-token".into(), token);
+    let err = build(&f).unwrap_err();
+    assert_eq!(err.reason(), k0smotron_api::conditions::INVALID_SPEC_REASON);
+    assert!(err.to_string().contains("letters and digits"), "{err}");
+}
+
+#[test]
+fn other_storage_deletes_the_nats_service_and_a_clashing_volume_name_is_refused() {
+    let d = build(&facts(K0smotronControlPlaneSpec::default())).unwrap();
+    assert!(d.obsolete_services.contains(&"kmc-demo-nats".to_string()));
+    let mut spec = nats_spec(1);
+    spec.mounts =
+        vec![serde_json::from_value(json!({"path": "/nats-data", "emptyDir": {}})).unwrap()];
+    let err = build(&facts(spec)).unwrap_err();
+    assert_eq!(err.reason(), k0smotron_api::conditions::INVALID_SPEC_REASON);
+    assert!(err.to_string().contains("nats-data"), "{err}");
 }

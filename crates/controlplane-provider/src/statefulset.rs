@@ -27,6 +27,7 @@ use sha2::{Digest, Sha256};
 use crate::entrypoint::SCRIPT_KEY;
 use crate::hash::HashError;
 use crate::labels;
+use crate::nats::{self, NatsInputs};
 
 /// Bumped when a provider release must change the pod template of existing control planes (and
 /// so roll their pods). Part of the template inputs hash; see docs/controlplane.md.
@@ -132,6 +133,9 @@ pub struct ControllerInputs {
     pub resources: Option<ResourceRequirements>,
     /// Checksum of the k0s config and entrypoint script.
     pub config_checksum: String,
+    /// Embedded NATS storage.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nats: Option<NatsInputs>,
 }
 
 impl ControllerInputs {
@@ -420,6 +424,9 @@ pub fn pod_template(inputs: &ControllerInputs) -> Result<PodTemplateSpec, Statef
     volumes.extend(data_dir_volume(&inputs.data, &data_volume));
     mounts.push(mount(&data_volume, K0S_DATA_DIR, false));
     mounts.push(mount(PKI_VOLUME, K0S_PKI_DIR, false));
+    if inputs.nats.is_some() {
+        mounts.push(nats::mount());
+    }
     add_manifests_and_mounts(inputs, &mut volumes, &mut mounts)?;
 
     let pod_labels = labels::with_component(
@@ -587,6 +594,24 @@ fn controller_container(inputs: &ControllerInputs, mounts: Vec<VolumeMount>) -> 
             ..Default::default()
         });
     }
+    let mut ports = vec![
+        ContainerPort {
+            name: Some("api".into()),
+            container_port: inputs.api_port,
+            protocol: Some("TCP".into()),
+            ..Default::default()
+        },
+        ContainerPort {
+            name: Some("konnectivity".into()),
+            container_port: inputs.konnectivity_port,
+            protocol: Some("TCP".into()),
+            ..Default::default()
+        },
+    ];
+    let env = inputs.nats.as_ref().map(|n| {
+        ports.push(nats::container_port());
+        nats::env(n, &names::kmc_name(&inputs.cluster))
+    });
     Container {
         name: CONTROLLER_CONTAINER.into(),
         image: Some(inputs.image.clone()),
@@ -596,20 +621,8 @@ fn controller_container(inputs: &ControllerInputs, mounts: Vec<VolumeMount>) -> 
             "-c".into(),
             format!("/{SCRIPT_KEY}"),
         ]),
-        ports: Some(vec![
-            ContainerPort {
-                name: Some("api".into()),
-                container_port: inputs.api_port,
-                protocol: Some("TCP".into()),
-                ..Default::default()
-            },
-            ContainerPort {
-                name: Some("konnectivity".into()),
-                container_port: inputs.konnectivity_port,
-                protocol: Some("TCP".into()),
-                ..Default::default()
-            },
-        ]),
+        ports: Some(ports),
+        env,
         env_from: Some(env_from),
         resources: inputs.resources.clone(),
         readiness_probe: Some(exec_probe(60, 15)),
@@ -628,16 +641,22 @@ pub fn statefulset(
 ) -> Result<StatefulSet, StatefulSetError> {
     let template = pod_template(inputs)?;
     let selector = labels::control_plane_selector(&inputs.cluster);
-    let (claims, retention) = match &inputs.data {
+    let (mut claims, retention) = match &inputs.data {
         DataVolume::Pvc { claim, auto_delete } => (
-            Some(vec![(**claim).clone()]),
+            vec![(**claim).clone()],
             auto_delete.then(|| StatefulSetPersistentVolumeClaimRetentionPolicy {
                 when_deleted: Some("Delete".into()),
                 when_scaled: Some("Retain".into()),
             }),
         ),
-        _ => (None, None),
+        _ => (Vec::new(), None),
     };
+    // NATS: the store's claim, the pods' DNS names under the headless Service, and all pods
+    // started at once (each waits for its routes to the others).
+    if let Some(n) = &inputs.nats {
+        claims.push((*n.claim).clone());
+    }
+    let nats = inputs.nats.as_ref();
     Ok(StatefulSet {
         metadata: ObjectMeta {
             name: Some(names::kmc_name(&inputs.cluster)),
@@ -656,8 +675,10 @@ pub fn statefulset(
                 ..Default::default()
             },
             template,
-            volume_claim_templates: claims,
+            volume_claim_templates: (!claims.is_empty()).then_some(claims),
             persistent_volume_claim_retention_policy: retention,
+            service_name: nats.map(|n| n.service.clone()),
+            pod_management_policy: nats.map(|_| "Parallel".into()),
             ..Default::default()
         },
         status: None,
@@ -705,6 +726,7 @@ pub(crate) mod tests {
             topology_spread_constraints: vec![],
             resources: None,
             config_checksum: "abc".into(),
+            nats: None,
         }
     }
 

@@ -97,6 +97,34 @@ fn not_allowed(field: impl Into<String>, (flag, env): (&'static str, &'static st
     }
 }
 
+/// NATS storage adds a volume named `nats-data` to the pods: the data directory's claim and
+/// `spec.mounts` may not take that name.
+fn check_nats(spec: &ClusterSpec) -> Result<(), SpecError> {
+    let taken = crate::nats::DATA_VOLUME;
+    let claim_name = spec
+        .persistence
+        .persistent_volume_claim
+        .as_ref()
+        .and_then(|c| c.metadata.as_ref())
+        .and_then(|m| m.name.as_deref());
+    if spec.persistence.type_ == PersistenceType::Pvc && claim_name == Some(taken) {
+        return Err(SpecError::Invalid(format!(
+            "spec.persistence.persistentVolumeClaim.metadata.name may not be {taken:?} with spec.storage.type nats: the NATS store's claim has that name"
+        )));
+    }
+    if let Some(m) = spec
+        .mounts
+        .iter()
+        .find(|m| crate::statefulset::mount_volume_name(&m.path) == taken)
+    {
+        return Err(SpecError::Invalid(format!(
+            "spec.mounts path {:?} would be a volume named {taken:?}, which the NATS store uses with spec.storage.type nats",
+            m.path
+        )));
+    }
+    Ok(())
+}
+
 /// Checks a spec against the installation's policy, then on its own; the first problem wins.
 pub fn validate(spec: &ClusterSpec, policy: &FieldPolicy) -> Result<(), SpecError> {
     check_policy(spec, policy)?;
@@ -130,11 +158,7 @@ pub fn validate(spec: &ClusterSpec, policy: &FieldPolicy) -> Result<(), SpecErro
         )));
     }
     match spec.storage.type_ {
-        StorageType::Nats => {
-            return Err(SpecError::Unsupported(
-                "spec.storage.type nats (embedded NATS)",
-            ));
-        }
+        StorageType::Nats => check_nats(spec)?,
         StorageType::Kine => {
             let kine = spec.storage.kine.as_ref();
             let url = kine

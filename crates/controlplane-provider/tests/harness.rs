@@ -2116,3 +2116,98 @@ async fn merge(kcps: &Api<K0smotronControlPlane>, patch: serde_json::Value) {
         .await
         .unwrap();
 }
+
+/// NATS storage (issue #13 part 5) on kwok: the headless Service, the token Secret generated
+/// once and kept, the StatefulSet with its `nats-data` claim, `serviceName` and parallel pods,
+/// the kine datasource; the replica count is fixed (the CRD refuses a change). That k0s runs on
+/// it is the real-node test's (test/e2e/tests/real_k0s.rs).
+#[tokio::test]
+#[ignore = "needs test/harness"]
+async fn nats_storage_gets_its_service_token_and_claims_and_keeps_its_replicas() {
+    let (ns, client) = setup("cp-nats").await;
+    let provider = Provider::start(client.clone(), ns.name());
+    let mut spec = K0smotronControlPlaneSpec::default();
+    spec.replicas = 3;
+    spec.storage.type_ = StorageType::Nats;
+    let kcp = create(&ns, spec).await;
+    let uid = kcp.uid().unwrap();
+    wait_ready(&ns, 3).await;
+
+    let svc = ns.api::<Service>().get("kmc-demo-nats").await.unwrap();
+    assert!(controlled_by(&svc.metadata, &uid));
+    let svc_spec = svc.spec.unwrap();
+    assert_eq!(svc_spec.cluster_ip.as_deref(), Some("None"));
+    assert_eq!(svc_spec.publish_not_ready_addresses, Some(true));
+    assert_eq!(svc_spec.ports.unwrap()[0].port, 6222);
+
+    let secrets: Api<Secret> = ns.api();
+    let token = secrets.get("kmc-demo-nats-token").await.unwrap();
+    assert!(controlled_by(&token.metadata, &uid));
+    let value = token.data.clone().unwrap()["token"].0.clone();
+    assert_eq!(value.len(), 64);
+    assert!(value.iter().all(u8::is_ascii_hexdigit));
+
+    let sts = ns.api::<StatefulSet>().get("kmc-demo").await.unwrap();
+    let sts_spec = sts.spec;
+    assert_eq!(sts_spec.service_name.as_deref(), Some("kmc-demo-nats"));
+    assert_eq!(sts_spec.pod_management_policy.as_deref(), Some("Parallel"));
+    let claims: Vec<String> = sts_spec
+        .volume_claim_templates
+        .unwrap_or_default()
+        .iter()
+        .map(|c| c.name_any())
+        .collect();
+    assert_eq!(claims, ["nats-data"]);
+    let cm = ns.api::<ConfigMap>().get("kmc-demo-config").await.unwrap();
+    assert!(
+        cm.data.unwrap()["K0SMOTRON_K0S_YAML"]
+            .contains("nats://?serverConfig=/etc/nats/nats.conf&replicas=3")
+    );
+
+    // A restart keeps the token (it is never regenerated) and makes no new revision.
+    let before = revisions(&ns, "kmc-demo").await;
+    provider.stop().await;
+    let provider = Provider::start(client.clone(), ns.name());
+    let kcps: Api<K0smotronControlPlane> = ns.api();
+    // The Service deleted and made again proves a reconcile after the restart.
+    let services: Api<Service> = ns.api();
+    services
+        .delete("kmc-demo-nats", &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_gone(&services, "kmc-demo-nats").await;
+    poke(&kcps, "after-restart").await;
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    while services.get_opt("kmc-demo-nats").await.unwrap().is_none() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no NATS Service again"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert_eq!(
+        secrets
+            .get("kmc-demo-nats-token")
+            .await
+            .unwrap()
+            .data
+            .unwrap()["token"]
+            .0,
+        value
+    );
+    assert_eq!(revisions(&ns, "kmc-demo").await, before);
+
+    let err = kcps
+        .patch(
+            CLUSTER,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"replicas": 1}})),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("spec.replicas cannot be changed"),
+        "{err}"
+    );
+    provider.stop().await;
+}

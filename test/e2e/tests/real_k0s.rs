@@ -1040,3 +1040,81 @@ async fn real_node_standalone_cluster_and_join_token_request() {
     .await;
     env.stop().await;
 }
+
+/// NATS storage (issue #13 part 5): three k0s controllers whose kine keeps the cluster's state
+/// in the embedded NATS JetStream servers, clustered through the headless Service with the
+/// generated token. The hosted API serves; what it stored survives the loss of one pod (its
+/// replacement comes back on the same claim and rejoins).
+#[tokio::test]
+#[ignore = "needs test/harness up --real-node"]
+async fn real_node_nats_storage_serves_the_api_and_survives_a_lost_pod() {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    let env = Env::start("real-nats").await;
+    let ns = env.name().to_owned();
+    let cluster = "nats";
+    env.create_cluster(
+        cluster,
+        json!({"replicas": 3,
+            "storage": {"type": "nats"},
+            "service": {"type": "NodePort", "apiPort": 31543, "konnectivityPort": 31532}}),
+    )
+    .await;
+    let started = Instant::now();
+    let pods = env.ready_pods(&selector(cluster), 3).await;
+    eprintln!(
+        "3 k0s controllers on NATS Ready after {:?}",
+        started.elapsed()
+    );
+    let (hosted, _) = env.hosted(cluster).await;
+    assert!(!k0s_crds(&hosted).await.is_empty());
+    let maps: Api<ConfigMap> = Api::namespaced(hosted.clone(), "default");
+    let probe = json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "nats-probe"}, "data": {"stored": "in jetstream"}});
+    maps.create(
+        &kube::api::PostParams::default(),
+        &serde_json::from_value(probe).unwrap(),
+    )
+    .await
+    .unwrap();
+
+    // kine's datasource is the embedded server, replicated over the three.
+    let config = Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(env.client.clone(), &ns)
+        .get(&format!("kmc-{cluster}-config"))
+        .await
+        .unwrap();
+    assert!(
+        config.data.unwrap()["K0SMOTRON_K0S_YAML"]
+            .contains("nats://?serverConfig=/etc/nats/nats.conf&replicas=3")
+    );
+
+    let lost = format!("kmc-{cluster}-0");
+    Api::<Pod>::namespaced(env.client.clone(), &ns)
+        .delete(&lost, &DeleteParams::default())
+        .await
+        .unwrap();
+    let after = env
+        .poll(POD_READY, "the lost pod replaced and Ready", || async {
+            let now = env.ready_pods(&selector(cluster), 3).await;
+            if now.get(&lost) != pods.get(&lost) {
+                Ok(now)
+            } else {
+                Err("the old pod is still there".into())
+            }
+        })
+        .await;
+    assert_eq!(after.len(), 3);
+    let (hosted, _) = env.hosted(cluster).await;
+    let maps: Api<ConfigMap> = Api::namespaced(hosted, "default");
+    let kept = maps.get("nats-probe").await.unwrap();
+    assert_eq!(
+        kept.data.unwrap()["stored"],
+        "in jetstream",
+        "what the API stored survives a lost pod"
+    );
+    eprintln!("pod replaced, data kept after {:?}", started.elapsed());
+    capi(&env.client, &ns, "Cluster")
+        .delete(cluster, &DeleteParams::default())
+        .await
+        .unwrap();
+    env.stop().await;
+}

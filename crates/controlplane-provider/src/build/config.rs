@@ -77,7 +77,10 @@ pub(super) fn plan_config(
     let spec = &facts.cp.spec;
     let merged = merged_k0s_config(facts, exposure)?;
     let yaml = k0s_config::to_yaml(&merged.config).map_err(BuildError::Yaml)?;
-    let script = entrypoint::script(&spec.control_plane_flags);
+    let script = entrypoint::script(
+        &spec.control_plane_flags,
+        spec.storage.type_ == StorageType::Nats,
+    );
     let maps = ConfigMaps {
         cluster: &facts.cluster_name,
         namespace: &facts.cp.namespace,
@@ -208,7 +211,10 @@ fn merged_k0s_config(facts: &Facts, exposure: &Exposure) -> Result<Merged, Build
 fn storage(spec: &ClusterSpec, cluster: &str) -> serde_json::Value {
     match spec.storage.type_ {
         StorageType::Etcd => k0s_config::etcd_storage(&names::etcd_name(cluster), cluster),
-        _ => {
+        StorageType::Nats => {
+            k0s_config::kine_storage(Some(&crate::nats::data_source(spec.replicas)))
+        }
+        StorageType::Kine => {
             let inline = spec
                 .storage
                 .kine

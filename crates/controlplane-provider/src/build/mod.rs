@@ -32,7 +32,8 @@ pub use error::BuildError;
 pub use kubeconfig::server_url;
 pub use model::{DesiredState, DynamicConfig, Facts, StatefulSetPlan};
 
-/// Names of every Secret the build may read: certificates, the kubeconfig, the kine DSN.
+/// Names of every Secret the build may read: certificates, the kubeconfig, the kine DSN, the
+/// NATS token.
 pub fn secret_names(spec: &ClusterSpec, cluster: &str) -> Vec<String> {
     let mut out: Vec<String> = certificates::purposes(spec)
         .into_iter()
@@ -44,6 +45,9 @@ pub fn secret_names(spec: &ClusterSpec, cluster: &str) -> Vec<String> {
     out.push(names::kubeconfig_secret(cluster));
     if let Some(s) = config::kine_secret(spec) {
         out.push(s);
+    }
+    if let Some(n) = crate::nats::inputs(spec, cluster) {
+        out.push(n.token_secret);
     }
     out.sort();
     out.dedup();
@@ -95,6 +99,10 @@ pub fn build(facts: &Facts) -> Result<DesiredState, BuildError> {
     let etcd = etcd::plan_etcd(facts, &controller.image, &patches)?;
 
     let mut services = vec![exposure.service];
+    let mut create_secrets = certs.create;
+    if let Some(token) = plan_nats(facts, &mut services)? {
+        create_secrets.push(token);
+    }
     let mut claim_expansions = controller.claim_expansions;
     let mut cron_jobs = Vec::new();
     let mut obsolete_cron_jobs = Vec::new();
@@ -109,13 +117,13 @@ pub fn build(facts: &Facts) -> Result<DesiredState, BuildError> {
     });
     Ok(DesiredState {
         owner: facts.cp.owner.clone(),
-        create_secrets: certs.create,
+        create_secrets,
         renew_secrets: certs.renew,
         kubeconfig,
         kubeconfig_regenerated,
         config_maps: config.config_maps,
         services,
-        obsolete_services: services::other_service_names(cluster, spec.service.type_),
+        obsolete_services: obsolete_services(spec, cluster),
         statefulset: controller.statefulset,
         etcd_statefulset,
         claim_expansions,
@@ -132,6 +140,40 @@ pub fn build(facts: &Facts) -> Result<DesiredState, BuildError> {
         selector: labels::control_plane_selector(cluster),
         dynamic_config: config.dynamic_config,
     })
+}
+
+/// Services of ours the spec no longer asks for: the exposure Services of the other types, and
+/// the NATS Service once the storage is no longer NATS.
+fn obsolete_services(spec: &ClusterSpec, cluster: &str) -> Vec<String> {
+    let mut out = services::other_service_names(cluster, spec.service.type_);
+    if spec.storage.type_ != k0smotron_api::controlplane::v1beta2::StorageType::Nats {
+        out.push(names::nats_service_name(cluster));
+    }
+    out
+}
+
+/// NATS storage: its headless Service, and its token Secret when there is none yet (an existing
+/// one, ours or the user's, is checked and kept).
+fn plan_nats(
+    facts: &Facts,
+    services: &mut Vec<k8s_openapi::api::core::v1::Service>,
+) -> Result<Option<k8s_openapi::api::core::v1::Secret>, BuildError> {
+    let Some(inputs) = crate::nats::inputs(&facts.cp.spec, &facts.cluster_name) else {
+        return Ok(None);
+    };
+    let (cluster, namespace) = (&facts.cluster_name, &facts.cp.namespace);
+    services.push(crate::nats::service(cluster, namespace, &facts.cp.owner));
+    match facts.secrets.get(&inputs.token_secret) {
+        Some(existing) => {
+            crate::nats::check_token(existing).map_err(validate::SpecError::Invalid)?;
+            Ok(None)
+        }
+        None => Ok(Some(crate::nats::token_secret(
+            cluster,
+            namespace,
+            &facts.cp.owner,
+        ))),
+    }
 }
 
 #[cfg(test)]

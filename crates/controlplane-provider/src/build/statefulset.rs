@@ -124,6 +124,7 @@ fn controller_inputs(
         topology_spread_constraints: spec.topology_spread_constraints.clone(),
         resources: spec.resources.clone(),
         config_checksum: config.checksum.clone(),
+        nats: crate::nats::inputs(spec, &facts.cluster_name),
     }
 }
 
@@ -288,6 +289,9 @@ pub(super) fn plan_statefulset(
             record_inputs_hash: Some(inputs_hash.to_string()),
         },
         Some(_) => {
+            // NATS storage also sets `serviceName` and `podManagementPolicy`, immutable too;
+            // it always comes with its `nats-data` claim template, so a move to or from NATS
+            // changes the claims as well and is caught here.
             if claims_signature(live.spec.volume_claim_templates.as_ref())
                 != claims_signature(desired.spec.volume_claim_templates.as_ref())
             {
