@@ -217,8 +217,8 @@ enum Entry<'a, T> {
 
 impl CloudConfig {
     /// The user data: `#cloud-config`, then the document as YAML (2-space indentation).
-    // NB: upstream puts `## template: jinja` first; only its CloudInitVars feature (not
-    // supported here) makes the data a template, so we emit plain cloud-config.
+    // NB: upstream puts `## template: jinja` first; only its CloudInitVars feature
+    // (`crate::jinja`) makes the data a template, so we emit plain cloud-config otherwise.
     pub fn to_user_data(&self) -> Result<String, CloudInitError> {
         user_data_text(self)
     }
@@ -257,6 +257,9 @@ impl CloudConfig {
     /// user's may have other shapes (`source`, `defer`), and their commands may be argument
     /// lists, so the document as a whole need not fit [`CloudConfig`].
     pub fn files_in_user_data(text: &str) -> Result<Vec<WriteFile>, CloudInitError> {
+        if let Some(files) = crate::jinja::files(text) {
+            return files;
+        }
         let body = text
             .strip_prefix(CLOUD_CONFIG_HEADER)
             .ok_or(CloudInitError::MissingHeader)?;

@@ -13,6 +13,8 @@ pub mod cloudinit;
 pub mod commands;
 pub mod controller;
 pub mod data_secret;
+pub mod features;
+pub mod jinja;
 pub mod offline;
 pub mod render;
 pub mod shell;

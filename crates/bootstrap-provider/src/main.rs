@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use bootstrap_provider::controller::{self, Settings};
+use bootstrap_provider::features::Gates;
 use bootstrap_provider::offline::{self, OfflineOptions};
 use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
 use prometheus_client::registry::Registry;
@@ -53,6 +54,10 @@ struct RunArgs {
     /// join ever retires.
     #[arg(long, env = "TOKEN_MAX_LIFETIME", default_value = "168h", value_parser = controller::parse_ttl)]
     token_max_lifetime: Duration,
+    /// Feature gates, upstream's form: `CloudInitVars=true` makes custom user data a Jinja
+    /// template that gets the k0s commands and files as variables (docs/bootstrap.md).
+    #[arg(long, env = "K0SMOTRON_FEATURE_GATES", default_value = "")]
+    feature_gates: Gates,
 }
 
 #[derive(clap::Args)]
@@ -73,6 +78,9 @@ struct RenderArgs {
     /// (left out without it).
     #[arg(long, value_name = "FILE")]
     custom_user_data: Option<PathBuf>,
+    /// Feature gates as the provider would run with (`CloudInitVars=true`).
+    #[arg(long, default_value = "")]
+    feature_gates: Gates,
 }
 
 fn render(args: RenderArgs) -> anyhow::Result<()> {
@@ -93,6 +101,7 @@ fn render(args: RenderArgs) -> anyhow::Result<()> {
         endpoint: args.endpoint,
         machine_name: args.machine_name,
         custom_user_data,
+        gates: args.feature_gates,
     };
     let data = offline::render_text(&text, &options)?;
     print!("{data}");
@@ -125,6 +134,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let settings = Settings {
         token_ttl: args.token_ttl,
         token_max_lifetime: args.token_max_lifetime,
+        gates: args.feature_gates,
     };
     let election = manager.leader_election(LEASE_NAME);
     let gates = readiness.clone();

@@ -68,6 +68,8 @@ pub struct OfflineOptions {
     /// The content `provisioner.customUserDataRef` names, to see how it merges; without it the
     /// custom user data is left out.
     pub custom_user_data: Option<String>,
+    /// Feature gates, as the provider runs with.
+    pub gates: crate::features::Gates,
 }
 
 /// The spec and name found in the input.
@@ -147,7 +149,7 @@ pub fn render(input: &ConfigInput, options: &OfflineOptions) -> Result<String, O
         .custom_user_data_ref
         .as_ref()
         .and_then(validate::ContentRef::from_source);
-    let bootstrap = validate::validate(&input.spec, &owner, |reference| {
+    let bootstrap = validate::validate_with(&input.spec, &owner, options.gates, |reference| {
         match &options.custom_user_data {
             Some(text) if custom_ref.as_ref() == Some(reference) => {
                 Resolved::Found(text.clone().into_bytes())

@@ -8,6 +8,7 @@ use crate::cloudinit::{CloudConfig, CloudInitError, UserCloudConfig, WriteFile};
 use crate::commands::{
     self, Download, InstallArgs, InstallCommand, SENTINEL_COMMAND, START_COMMAND,
 };
+use crate::jinja;
 
 /// Mode of the join-token file.
 pub const TOKEN_FILE_PERMISSIONS: &str = "0600";
@@ -64,8 +65,17 @@ pub struct WorkerBootstrap {
     pub post_k0s_commands: Vec<String>,
     /// `spec.files`, resolved, in spec order.
     pub files: Vec<BootstrapFile>,
-    /// The user's own cloud-config (`provisioner.customUserDataRef`), merged into ours.
-    pub custom_user_data: Option<UserCloudConfig>,
+    /// The user's own content (`provisioner.customUserDataRef`).
+    pub custom_user_data: Option<CustomUserData>,
+}
+
+/// What `provisioner.customUserDataRef` holds, by the installation's feature gates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CustomUserData {
+    /// A cloud-config document, merged into ours (the default).
+    CloudConfig(UserCloudConfig),
+    /// A Jinja template that gets our commands and files as variables (`CloudInitVars`).
+    Template(String),
 }
 
 impl WorkerBootstrap {
@@ -76,21 +86,23 @@ impl WorkerBootstrap {
             &self.download,
             &self.install_dir,
         ));
-        cmds.push(
-            InstallCommand {
-                install_dir: &self.install_dir,
-                token_path: &self.token_path,
-                machine_name: &self.machine_name,
-                use_system_hostname: self.use_system_hostname,
-                args: &self.install_args,
-            }
-            .render(),
-        );
+        cmds.push(self.install_command());
         cmds.push(START_COMMAND.to_string());
         cmds.extend(self.post_k0s_commands.iter().cloned());
         // Last, so its presence means everything before it succeeded (CAPI contract).
         cmds.push(SENTINEL_COMMAND.to_string());
         cmds
+    }
+
+    fn install_command(&self) -> String {
+        InstallCommand {
+            install_dir: &self.install_dir,
+            token_path: &self.token_path,
+            machine_name: &self.machine_name,
+            use_system_hostname: self.use_system_hostname,
+            args: &self.install_args,
+        }
+        .render()
     }
 
     /// The document: the join token first (mode 0600), then `spec.files`, then the commands.
@@ -111,12 +123,25 @@ impl WorkerBootstrap {
         }
     }
 
-    /// The user data text: our document, merged with the user's own when there is one.
+    /// The user data text: our document, merged with the user's own when there is one, or the
+    /// user's template with our commands and files as its variables.
     pub fn render(&self, join_token: &str) -> Result<String, RenderError> {
         let doc = self.cloud_config(join_token);
         Ok(match &self.custom_user_data {
             None => doc.to_user_data()?,
-            Some(user) => doc.to_user_data_with(user)?,
+            Some(CustomUserData::CloudConfig(user)) => doc.to_user_data_with(user)?,
+            Some(CustomUserData::Template(template)) => {
+                let vars = jinja::Variables {
+                    download: commands::download_commands(&self.download, &self.install_dir),
+                    install: self.install_command(),
+                    start: START_COMMAND,
+                    pre: &self.pre_k0s_commands,
+                    post: &self.post_k0s_commands,
+                    sentinel: SENTINEL_COMMAND,
+                    files: &doc.write_files,
+                };
+                jinja::user_data(&vars, template)?
+            }
         })
     }
 }

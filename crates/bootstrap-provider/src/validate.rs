@@ -14,7 +14,8 @@ use k0smotron_api::version;
 
 use crate::cloudinit::UserCloudConfig;
 use crate::commands::{self, CommandError, Download};
-use crate::render::{BootstrapFile, WorkerBootstrap};
+use crate::features::Gates;
+use crate::render::{BootstrapFile, CustomUserData, WorkerBootstrap};
 
 /// A Secret or ConfigMap key a file's content comes from.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -248,6 +249,16 @@ pub fn token_path(working_dir: Option<&str>) -> String {
 pub fn validate(
     spec: &K0sWorkerConfigSpec,
     owner: &OwnerInfo<'_>,
+    resolve: impl FnMut(&ContentRef) -> Resolved,
+) -> Result<WorkerBootstrap, ValidationError> {
+    validate_with(spec, owner, Gates::default(), resolve)
+}
+
+/// [`validate`] under the installation's feature gates.
+pub fn validate_with(
+    spec: &K0sWorkerConfigSpec,
+    owner: &OwnerInfo<'_>,
+    gates: Gates,
     mut resolve: impl FnMut(&ContentRef) -> Resolved,
 ) -> Result<WorkerBootstrap, ValidationError> {
     check_provisioner(spec)?;
@@ -275,7 +286,12 @@ pub fn validate(
     let files = validate_files(&spec.files, &mut seen, &mut resolve)?;
     let custom_user_data = match &spec.provisioner.custom_user_data_ref {
         None => None,
-        Some(source) => Some(validate_custom_user_data(source, &mut seen, &mut resolve)?),
+        Some(source) => Some(validate_custom_user_data(
+            source,
+            gates,
+            &mut seen,
+            &mut resolve,
+        )?),
     };
 
     Ok(WorkerBootstrap {
@@ -362,12 +378,14 @@ fn file_content(
 }
 
 /// `provisioner.customUserDataRef`, resolved and parsed; none of its `write_files` paths may be
-/// in `seen` (the provider's own files).
+/// in `seen` (the provider's own files). Under `CloudInitVars` it is a Jinja template, kept as
+/// text: only cloud-init can render it, on the machine.
 fn validate_custom_user_data(
     source: &ContentSource,
+    gates: Gates,
     seen: &mut BTreeSet<String>,
     resolve: &mut impl FnMut(&ContentRef) -> Resolved,
-) -> Result<UserCloudConfig, ValidationError> {
+) -> Result<CustomUserData, ValidationError> {
     let reference =
         ContentRef::from_source(source).ok_or(ValidationError::BadCustomUserDataSource)?;
     let not_found = |what| ValidationError::CustomUserDataNotFound {
@@ -385,6 +403,9 @@ fn validate_custom_user_data(
     };
     let text =
         String::from_utf8(bytes).map_err(|_| invalid("the content is not UTF-8 text".into()))?;
+    if gates.cloud_init_vars {
+        return Ok(CustomUserData::Template(text));
+    }
     let user = UserCloudConfig::parse(&text).map_err(|e| invalid(e.to_string()))?;
     // Which of two entries for one path wins would depend on cloud-init's order.
     for path in user.paths() {
@@ -394,7 +415,7 @@ fn validate_custom_user_data(
             )));
         }
     }
-    Ok(user)
+    Ok(CustomUserData::CloudConfig(user))
 }
 
 #[cfg(test)]
@@ -546,10 +567,22 @@ mod tests {
         let found = |text: &'static str| move |_: &ContentRef| Resolved::Found(text.into());
 
         let b = validate(&spec, &owner(), found("packages: [htop]\n")).unwrap();
+        let Some(CustomUserData::CloudConfig(user)) = b.custom_user_data else {
+            panic!("{:?}", b.custom_user_data);
+        };
+        assert_eq!(user.other["packages"], serde_json::json!(["htop"]));
+
+        // Under CloudInitVars the content is a template, kept as written (it need not be YAML).
+        let template = "runcmd:\n{% for c in k0smotron_preK0sCommands %}  - {{ c }}\n{% endfor %}";
+        let gates = Gates {
+            cloud_init_vars: true,
+        };
+        let b = validate_with(&spec, &owner(), gates, found(template)).unwrap();
         assert_eq!(
-            b.custom_user_data.unwrap().other["packages"],
-            serde_json::json!(["htop"])
+            b.custom_user_data,
+            Some(CustomUserData::Template(template.into()))
         );
+        assert!(validate(&spec, &owner(), found(template)).is_err());
 
         // Missing: transient, ContentFromNotFound, naming the reference.
         for (resolved, what) in [

@@ -617,6 +617,7 @@ async fn token_refresh_stops_at_the_maximum_lifetime() -> anyhow::Result<()> {
     let mut w = World::new(Settings {
         token_ttl: Duration::from_secs(600),
         token_max_lifetime: max_lifetime,
+        ..Settings::default()
     })
     .await?;
     w.set_control_plane_initialized().await?;
@@ -820,6 +821,59 @@ async fn custom_user_data_from_a_config_map_is_merged() -> anyhow::Result<()> {
         ),
         "{data}"
     );
+    Ok(())
+}
+
+/// `CloudInitVars` on: custom user data that is a Jinja template (not YAML) is used as written,
+/// after our variables; the data's token is the one minted in the workload cluster, and a
+/// restart neither mints another nor rewrites the data (the token is read back from the
+/// template's files variable).
+#[tokio::test]
+#[ignore = "needs test/harness"]
+async fn cloud_init_vars_gate_makes_custom_user_data_a_template() -> anyhow::Result<()> {
+    let mut w = World::new(Settings {
+        gates: "CloudInitVars=true".parse().map_err(anyhow::Error::msg)?,
+        ..Settings::default()
+    })
+    .await?;
+    w.set_control_plane_initialized().await?;
+    let template = "runcmd:\n  - {{ k0smotron_k0sInstallCommand }}\n{% for f in k0smotron_files %}# {{ f.path }}\n{% endfor %}";
+    w.ns.api::<k8s_openapi::api::core::v1::ConfigMap>()
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({
+                "metadata": {"name": "template"},
+                "data": {"user-data": template},
+            }))?,
+        )
+        .await?;
+    w.start_controller();
+    let config = w
+        .machine_and_config(
+            "worker-t",
+            json!({"provisioner": {"customUserDataRef": {"configMapRef": {"name": "template", "key": "user-data"}}}}),
+        )
+        .await?;
+    let data = w.wait_data_secret("worker-t").await?;
+    let text = user_data(&data);
+    ensure!(
+        text.starts_with("## template: jinja\n#cloud-config\n{% set "),
+        "{text}"
+    );
+    ensure!(text.ends_with(&format!("{template}\n")), "{text}");
+    let join = render::recover_join_token(&text, "/etc/k0s.token")?;
+    let token = join_token::decode(&join)?.worker_token()?;
+    ensure!(data_secret::token_id(&data) == Some(token.id()));
+
+    w.stop_controller();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    w.start_controller();
+    poke(&w.ns.api::<K0sWorkerConfig>(), "worker-t").await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = w.ns.api::<Secret>().get("worker-t").await?;
+    ensure!(after.resource_version() == data.resource_version());
+    let tokens = w.workload_tokens(&config).await?;
+    ensure!(tokens.len() == 1, "{} tokens for one config", tokens.len());
     Ok(())
 }
 

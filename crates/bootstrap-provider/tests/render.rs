@@ -23,6 +23,7 @@ fn options() -> OfflineOptions {
         endpoint: Some("https://10.0.0.1:30443".into()),
         machine_name: None,
         custom_user_data: None,
+        gates: Default::default(),
     }
 }
 
@@ -232,4 +233,110 @@ fn binary_render_merges_custom_user_data_from_a_file() {
         !plain.contains("htop") && !plain.contains("echo custom"),
         "{plain}"
     );
+}
+
+/// A template of the user's under `CloudInitVars` (upstream's feature gate), rendered by
+/// cloud-init's own Jinja renderer (`cloud-init devel render`): the result is a cloud-config
+/// that `cloud-init schema` accepts, with the spec's commands, the k0s commands, the sentinel
+/// and every file of ours where the template put them, values with quotes and newlines intact.
+#[test]
+fn cloud_init_vars_template_is_rendered_by_cloud_init() {
+    let template = [
+        "runcmd:",
+        "{% for c in k0smotron_preK0sCommands %}  - {{ c | tojson }}",
+        "{% endfor %}  - {{ k0smotron_k0sDownloadCommands }}",
+        "  - echo installing && {{ k0smotron_k0sInstallCommand }}",
+        "  - {{ k0smotron_k0sStartCommand }}",
+        "{% for c in k0smotron_postK0sCommands %}  - {{ c | tojson }}",
+        "{% endfor %}  - {{ k0smotron_sentinelCommand }}",
+        "write_files:",
+        "{% for f in k0smotron_files %}  - path: {{ f.path }}",
+        "    permissions: \"{{ f.permissions }}\"",
+        "    content: {{ f.content | tojson }}",
+        "{% endfor %}  - path: /etc/motd",
+        "    content: custom",
+    ]
+    .join("\n");
+    let config = std::fs::read_to_string(fixture("custom-user-data.yaml"))
+        .unwrap()
+        .replace(
+            "  postK0sCommands:\n",
+            "  preK0sCommands:\n    - 'echo \"it''s: pre\"'\n  postK0sCommands:\n",
+        );
+    let data = offline::render_text(
+        &config,
+        &OfflineOptions {
+            custom_user_data: Some(template),
+            gates: "CloudInitVars=true".parse().unwrap(),
+            ..options()
+        },
+    )
+    .unwrap();
+    insta::assert_snapshot!("cloud_init_vars", data);
+    assert!(data.starts_with("## template: jinja\n#cloud-config\n"));
+    // The join token is still found where the controller looks for it.
+    let token = bootstrap_provider::render::recover_join_token(&data, "/etc/k0s.token").unwrap();
+
+    let source = temp_file("vars-template", &data);
+    let instance = temp_file("vars-instance", "{}");
+    let out = Command::new("cloud-init")
+        .args(["devel", "render", "-i"])
+        .arg(&instance)
+        .arg(&source)
+        .output()
+        .expect("cloud-init must be installed");
+    let _ = std::fs::remove_file(&source);
+    let _ = std::fs::remove_file(&instance);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rendered = String::from_utf8(out.stdout).unwrap();
+    assert_cloud_init_accepts("cloud_init_vars_rendered", &rendered);
+
+    let script = "import sys, json, yaml\nprint(json.dumps(yaml.safe_load(sys.stdin.read())))";
+    let mut child = Command::new("python3")
+        .args(["-c", script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 with PyYAML (installed with cloud-init)");
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), rendered.as_bytes()).unwrap();
+    let doc: serde_json::Value =
+        serde_json::from_slice(&child.wait_with_output().unwrap().stdout).unwrap();
+    let runcmd: Vec<&str> = doc["runcmd"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+    assert_eq!(runcmd[0], "echo \"it's: pre\"");
+    assert!(
+        runcmd[1].starts_with("curl -sSfL --retry 5 https://get.k0s.sh"),
+        "{runcmd:?}"
+    );
+    assert!(
+        runcmd[2].starts_with(
+            "echo installing && /usr/local/bin/k0s install worker --token-file /etc/k0s.token"
+        ),
+        "{runcmd:?}"
+    );
+    assert!(
+        runcmd[3].contains("systemctl start k0sworker"),
+        "{runcmd:?}"
+    );
+    assert_eq!(runcmd[4], "echo post");
+    assert_eq!(
+        runcmd[5],
+        "mkdir -p /run/cluster-api && touch /run/cluster-api/bootstrap-success.complete"
+    );
+    let files = doc["write_files"].as_array().unwrap();
+    assert_eq!(files[0]["path"], "/etc/k0s.token");
+    assert_eq!(files[0]["permissions"], "0600");
+    assert_eq!(files[0]["content"], token.as_str());
+    assert_eq!(files[1]["path"], "/etc/spec-file");
+    assert_eq!(files[1]["content"], "from spec.files");
+    assert_eq!(files[1]["permissions"], "0644");
+    assert_eq!(files[2]["path"], "/etc/motd");
 }

@@ -76,6 +76,7 @@ const BOOTSTRAP: ProviderCase = ProviderCase {
     variables: &[
         "K0SMOTRON_BOOTSTRAP_CONCURRENCY",
         "K0SMOTRON_BOOTSTRAP_TOKEN_TTL",
+        "K0SMOTRON_FEATURE_GATES",
         "K0SMOTRON_LOG_FORMAT",
         "K0SMOTRON_WATCH_FILTER",
         "K0SMOTRON_WATCH_NAMESPACE",

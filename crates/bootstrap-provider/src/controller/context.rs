@@ -20,6 +20,8 @@ pub struct Settings {
     /// How long after its data Secret was written a token may still be pushed forward; after
     /// that it is left to expire (bounds a MachinePool's token, which no join ever ends).
     pub token_max_lifetime: Duration,
+    /// Feature gates (`--feature-gates`).
+    pub gates: crate::features::Gates,
 }
 
 impl Default for Settings {
@@ -27,6 +29,7 @@ impl Default for Settings {
         Self {
             token_ttl: DEFAULT_TOKEN_TTL,
             token_max_lifetime: DEFAULT_TOKEN_MAX_LIFETIME,
+            gates: crate::features::Gates::default(),
         }
     }
 }

@@ -109,19 +109,20 @@ async fn gather(
         );
     };
     let contents = fetch::fetch_contents(config, ctx, ns).await?;
-    let bootstrap = match validate::validate(&config.spec, &owner.info(), |r| {
-        contents.get(r).cloned().unwrap_or(Resolved::ObjectMissing)
-    }) {
-        Ok(b) => b,
-        Err(err) => {
-            let action = if err.is_transient() {
-                Action::requeue(RETRY)
-            } else {
-                Action::await_change()
-            };
-            return waiting(err.reason(), &err.to_string(), action);
-        }
-    };
+    let bootstrap =
+        match validate::validate_with(&config.spec, &owner.info(), ctx.settings.gates, |r| {
+            contents.get(r).cloned().unwrap_or(Resolved::ObjectMissing)
+        }) {
+            Ok(b) => b,
+            Err(err) => {
+                let action = if err.is_transient() {
+                    Action::requeue(RETRY)
+                } else {
+                    Action::await_change()
+                };
+                return waiting(err.reason(), &err.to_string(), action);
+            }
+        };
     let workload = match fetch::workload_access(ctx, ns, cluster).await? {
         WorkloadAccess::Ready(workload) => *workload,
         // The Secret is not watched; look again later.

@@ -301,7 +301,7 @@ mod tests {
     #[test]
     fn data_secret_token_is_recoverable() {
         use crate::commands::{Download, InstallArgs};
-        use crate::render::WorkerBootstrap;
+        use crate::render::{CustomUserData, WorkerBootstrap};
         let token = BootstrapToken::generate();
         let join = join_token::encode("https://h:1", b"ca", &token).unwrap();
         let b = WorkerBootstrap {
@@ -326,12 +326,23 @@ mod tests {
         // Merged with custom user data whose entries our model does not describe (a file from
         // a URL, an argument-list command): the token is still found.
         let b = WorkerBootstrap {
-            custom_user_data: Some(
+            custom_user_data: Some(CustomUserData::CloudConfig(
                 crate::cloudinit::UserCloudConfig::parse(
                     "write_files: [{path: /etc/x, source: {uri: 'https://x'}}]\nruncmd: [[ls, -l]]\n",
                 )
                 .unwrap(),
-            ),
+            )),
+            ..b
+        };
+        let secret =
+            data_secret::build(&config, "demo", &b.render(&join).unwrap(), token.id()).unwrap();
+        assert_eq!(token_of_data_secret(&secret), Some(token.clone()));
+
+        // A Jinja template (CloudInitVars): the token is read from the files variable.
+        let b = WorkerBootstrap {
+            custom_user_data: Some(CustomUserData::Template(
+                "{% for f in k0smotron_files %}{% endfor %}".into(),
+            )),
             ..b
         };
         let secret =
