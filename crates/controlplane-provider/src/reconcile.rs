@@ -216,6 +216,19 @@ where
     }
 }
 
+/// A StatefulSet from the store carries only part of its pod template (`stores`); when another
+/// writer has edited the template, the whole live object is read, since
+/// `ownership::template_drifted` compares it with ours.
+async fn whole_if_edited(
+    sts: Option<StatefulSet>,
+    api: &Api<StatefulSet>,
+) -> Result<Option<StatefulSet>, Error> {
+    match sts {
+        Some(s) if crate::ownership::foreign_template_edit(&s) => get_opt(api, &s.name_any()).await,
+        other => Ok(other),
+    }
+}
+
 async fn get_opt<K>(api: &Api<K>, name: &str) -> Result<Option<K>, Error>
 where
     K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
@@ -850,6 +863,8 @@ pub(crate) async fn fetch(
     };
     let etcd_name = names::etcd_name(&cluster_name);
     let etcd_statefulset = cached(sts_store, &sts_api, &ns, &etcd_name, etcd_on_miss).await?;
+    let statefulset = whole_if_edited(statefulset, &sts_api).await?;
+    let etcd_statefulset = whole_if_edited(etcd_statefulset, &sts_api).await?;
     let claims = fetch_claims(ctx, &ns, [&statefulset, &etcd_statefulset]).await?;
 
     Ok(Facts {
