@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# gen-gomod.sh [k8s|etcd|kwok|capi|capi-next|kine|cri-tools|coredns|helm ...] — (re)generate the wrapper Go modules under go/ from
+# gen-gomod.sh [k8s|etcd|kwok|capi|capi-next|kine|cri-tools|coredns|helm|ignition ...] — (re)generate the wrapper Go modules under go/ from
 # the versions in versions.env. Needs Go and the Go module proxy; commit go/*/go.mod and go.sum.
 #
 # k8s.io/kubernetes requires its ~31 staging modules at v0.0.0 and replaces them with
@@ -73,7 +73,7 @@ gen_capi_next() {
 }
 
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(k8s etcd kwok capi capi-next kine cri-tools coredns helm)
+[ ${#targets[@]} -gt 0 ] || targets=(k8s etcd kwok capi capi-next kine cri-tools coredns helm ignition)
 for t in "${targets[@]}"; do
 	case $t in
 	k8s) gen_k8s ;;
@@ -85,6 +85,7 @@ for t in "${targets[@]}"; do
 	capi) gen_plain capi sigs.k8s.io/cluster-api "v$CAPI_VERSION" ;;
 	capi-next) gen_capi_next ;;
 	helm) gen_plain helm helm.sh/helm/v3 "v$HELM_VERSION" ;;
-	*) echo "unknown module $t (k8s|etcd|kwok|capi|capi-next|kine|cri-tools|coredns|helm)" >&2; exit 2 ;;
+	ignition) gen_plain ignition github.com/coreos/ignition/v2 "v$IGNITION_VERSION" ;;
+	*) echo "unknown module $t (k8s|etcd|kwok|capi|capi-next|kine|cri-tools|coredns|helm|ignition)" >&2; exit 2 ;;
 	esac
 done

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use k0smotron_api::bootstrap::v1beta2::{K0sWorkerConfig, ProvisionerType};
+use k0smotron_api::bootstrap::v1beta2::K0sWorkerConfig;
 use k0smotron_api::names;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
@@ -55,7 +55,7 @@ pub fn build(
         ),
         (
             names::SECRET_FORMAT_KEY.to_string(),
-            ByteString(ProvisionerType::CloudConfig.as_str().as_bytes().to_vec()),
+            ByteString(config.spec.provisioner.type_.as_str().as_bytes().to_vec()),
         ),
     ]);
     Ok(Secret {

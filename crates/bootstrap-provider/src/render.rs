@@ -67,6 +67,22 @@ pub struct WorkerBootstrap {
     pub files: Vec<BootstrapFile>,
     /// The user's own content (`provisioner.customUserDataRef`).
     pub custom_user_data: Option<CustomUserData>,
+    /// The output format.
+    pub format: Format,
+}
+
+/// The bootstrap data's format (`provisioner.type`), with what it needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Format {
+    /// cloud-init's cloud-config.
+    CloudConfig,
+    /// An Ignition config.
+    Ignition {
+        /// Its spec version.
+        spec_version: &'static str,
+        /// `additionalConfig`, translated to Ignition.
+        additional: Option<serde_json::Value>,
+    },
 }
 
 /// What `provisioner.customUserDataRef` holds, by the installation's feature gates.
@@ -127,6 +143,18 @@ impl WorkerBootstrap {
     /// user's template with our commands and files as its variables.
     pub fn render(&self, join_token: &str) -> Result<String, RenderError> {
         let doc = self.cloud_config(join_token);
+        if let Format::Ignition {
+            spec_version,
+            additional,
+        } = &self.format
+        {
+            return Ok(crate::ignition::render(&crate::ignition::IgnitionInput {
+                spec_version,
+                files: &doc.write_files,
+                commands: &doc.runcmd,
+                additional: additional.as_ref(),
+            }));
+        }
         Ok(match &self.custom_user_data {
             None => doc.to_user_data()?,
             Some(CustomUserData::CloudConfig(user)) => doc.to_user_data_with(user)?,
@@ -180,6 +208,7 @@ mod tests {
             post_k0s_commands: vec![],
             files: vec![],
             custom_user_data: None,
+            format: Format::CloudConfig,
         }
     }
 

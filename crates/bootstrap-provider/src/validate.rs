@@ -15,7 +15,8 @@ use k0smotron_api::version;
 use crate::cloudinit::UserCloudConfig;
 use crate::commands::{self, CommandError, Download};
 use crate::features::Gates;
-use crate::render::{BootstrapFile, CustomUserData, WorkerBootstrap};
+use crate::ignition::{self, IgnitionError};
+use crate::render::{BootstrapFile, CustomUserData, Format, WorkerBootstrap};
 
 /// A Secret or ConfigMap key a file's content comes from.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -79,7 +80,7 @@ pub enum Resolved {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ValidationError {
     /// A bootstrap format other than cloud-config.
-    #[error("provisioner type {0:?} is not supported yet; only cloud-config is")]
+    #[error("provisioner type {0:?} is not supported yet; cloud-config and ignition are")]
     UnsupportedFormat(String),
     /// The Windows platform.
     #[error("platform windows is not supported yet; only linux is")]
@@ -151,6 +152,17 @@ pub enum ValidationError {
     /// `downloadURL` or `args` cannot become commands.
     #[error(transparent)]
     Command(#[from] CommandError),
+    /// The Ignition settings cannot be rendered.
+    #[error(transparent)]
+    Ignition(#[from] IgnitionError),
+    /// `provisioner.type` ignition without `provisioner.ignition`.
+    #[error("provisioner.type ignition needs provisioner.ignition (variant and version)")]
+    IgnitionSettingsMissing,
+    /// Custom user data is cloud-init's; Ignition has `additionalConfig`.
+    #[error(
+        "provisioner.customUserDataRef is cloud-config and cannot go into Ignition; use provisioner.ignition.additionalConfig"
+    )]
+    CustomUserDataWithIgnition,
 }
 
 impl ValidationError {
@@ -159,7 +171,10 @@ impl ValidationError {
         match self {
             Self::UnsupportedFormat(_)
             | Self::UnsupportedPlatform
-            | Self::CustomUserDataInvalid { .. } => {
+            | Self::CustomUserDataInvalid { .. }
+            | Self::Ignition(_)
+            | Self::IgnitionSettingsMissing
+            | Self::CustomUserDataWithIgnition => {
                 k0smotron_api::conditions::DATA_SECRET_GENERATION_FAILED_REASON
             }
             Self::ContentFromNotFound { .. } | Self::CustomUserDataNotFound { .. } => {
@@ -261,7 +276,7 @@ pub fn validate_with(
     gates: Gates,
     mut resolve: impl FnMut(&ContentRef) -> Resolved,
 ) -> Result<WorkerBootstrap, ValidationError> {
-    check_provisioner(spec)?;
+    let format = check_provisioner(spec)?;
     let install_dir = if spec.k0s_install_dir.is_empty() {
         names::DEFAULT_K0S_INSTALL_DIR.to_string()
     } else {
@@ -286,6 +301,9 @@ pub fn validate_with(
     let files = validate_files(&spec.files, &mut seen, &mut resolve)?;
     let custom_user_data = match &spec.provisioner.custom_user_data_ref {
         None => None,
+        Some(_) if matches!(format, Format::Ignition { .. }) => {
+            return Err(ValidationError::CustomUserDataWithIgnition);
+        }
         Some(source) => Some(validate_custom_user_data(
             source,
             gates,
@@ -307,20 +325,47 @@ pub fn validate_with(
         post_k0s_commands: spec.post_k0s_commands.clone(),
         files,
         custom_user_data,
+        format,
     })
 }
 
-/// Only cloud-config for Linux is rendered.
-fn check_provisioner(spec: &K0sWorkerConfigSpec) -> Result<(), ValidationError> {
-    if spec.provisioner.type_ != ProvisionerType::CloudConfig {
-        return Err(ValidationError::UnsupportedFormat(
-            spec.provisioner.type_.as_str().to_string(),
-        ));
-    }
+/// cloud-config and Ignition for Linux are rendered; an Ignition spec version and the
+/// translated `additionalConfig` are worked out here, so rendering cannot fail on them.
+fn check_provisioner(spec: &K0sWorkerConfigSpec) -> Result<Format, ValidationError> {
     if spec.provisioner.platform == Platform::Windows {
         return Err(ValidationError::UnsupportedPlatform);
     }
-    Ok(())
+    match spec.provisioner.type_ {
+        ProvisionerType::CloudConfig => Ok(Format::CloudConfig),
+        ProvisionerType::Ignition => {
+            let settings = spec
+                .provisioner
+                .ignition
+                .as_ref()
+                .ok_or(ValidationError::IgnitionSettingsMissing)?;
+            let spec_version = ignition::spec_version(settings.variant, &settings.version)?;
+            let additional = settings
+                .additional_config
+                .as_deref()
+                .filter(|t| !t.trim().is_empty())
+                .map(|text| {
+                    ignition::translate_butane(
+                        text,
+                        settings.variant,
+                        &settings.version,
+                        spec_version,
+                    )
+                })
+                .transpose()?;
+            Ok(Format::Ignition {
+                spec_version,
+                additional,
+            })
+        }
+        other => Err(ValidationError::UnsupportedFormat(
+            other.as_str().to_string(),
+        )),
+    }
 }
 
 /// `spec.files` with their contents: paths absolute and not in `seen` (each is added),
@@ -712,12 +757,67 @@ mod tests {
     #[test]
     fn unsupported_formats_say_so() {
         let mut spec = K0sWorkerConfigSpec::default();
-        spec.provisioner.type_ = ProvisionerType::Ignition;
+        spec.provisioner.type_ = ProvisionerType::Powershell;
         let err = validate(&spec, &owner(), no_refs).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "provisioner type \"ignition\" is not supported yet; only cloud-config is"
+            "provisioner type \"powershell\" is not supported yet; cloud-config and ignition are"
         );
         assert_eq!(err.reason(), "DataSecretGenerationFailed");
+    }
+
+    #[test]
+    fn ignition_needs_a_known_variant_and_version_and_no_custom_user_data() {
+        use k0smotron_api::bootstrap::v1beta2::{IgnitionSpec, IgnitionVariant};
+        let mut spec = K0sWorkerConfigSpec::default();
+        spec.provisioner.type_ = ProvisionerType::Ignition;
+        let err = validate(&spec, &owner(), no_refs).unwrap_err();
+        assert_eq!(err, ValidationError::IgnitionSettingsMissing);
+        spec.provisioner.ignition = Some(IgnitionSpec {
+            variant: IgnitionVariant::Flatcar,
+            version: "1.1.0".into(),
+            additional_config: None,
+        });
+        let b = validate(&spec, &owner(), no_refs).unwrap();
+        assert_eq!(
+            b.format,
+            Format::Ignition {
+                spec_version: "3.4.0",
+                additional: None
+            }
+        );
+        for (variant, version, text) in [
+            (
+                IgnitionVariant::Flatcar,
+                "9.9.9",
+                "not a stable Butane version",
+            ),
+            (IgnitionVariant::Openshift, "4.20.0", "fcos and flatcar are"),
+        ] {
+            spec.provisioner.ignition = Some(IgnitionSpec {
+                variant,
+                version: version.into(),
+                additional_config: None,
+            });
+            let err = validate(&spec, &owner(), no_refs).unwrap_err();
+            assert!(err.to_string().contains(text), "{err}");
+            assert_eq!(err.reason(), "DataSecretGenerationFailed");
+        }
+        spec.provisioner.ignition = Some(IgnitionSpec {
+            variant: IgnitionVariant::Fcos,
+            version: "1.5.0".into(),
+            additional_config: None,
+        });
+        spec.provisioner.custom_user_data_ref = Some(ContentSource {
+            secret_ref: Some(ContentSourceRef {
+                name: "s".into(),
+                key: "k".into(),
+            }),
+            config_map_ref: None,
+        });
+        assert_eq!(
+            validate(&spec, &owner(), no_refs).unwrap_err(),
+            ValidationError::CustomUserDataWithIgnition
+        );
     }
 }

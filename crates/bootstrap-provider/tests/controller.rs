@@ -877,6 +877,47 @@ async fn cloud_init_vars_gate_makes_custom_user_data_a_template() -> anyhow::Res
     Ok(())
 }
 
+/// `provisioner.type: ignition`: the data Secret holds an Ignition config (`format: ignition`)
+/// with the join token minted in the workload cluster, and a restart mints no other token.
+#[tokio::test]
+#[ignore = "needs test/harness"]
+async fn an_ignition_config_gets_ignition_data_and_one_token() -> anyhow::Result<()> {
+    let mut w = World::new(Settings::default()).await?;
+    w.set_control_plane_initialized().await?;
+    w.start_controller();
+    let config = w
+        .machine_and_config(
+            "worker-i",
+            json!({"provisioner": {"type": "ignition", "ignition": {"variant": "fcos", "version": "1.5.0"}}}),
+        )
+        .await?;
+    let data = w.wait_data_secret("worker-i").await?;
+    let bytes = |key: &str| {
+        data.data
+            .as_ref()
+            .and_then(|d| d.get(key))
+            .map(|v| String::from_utf8_lossy(&v.0).into_owned())
+    };
+    ensure!(bytes("format").as_deref() == Some("ignition"));
+    let text = user_data(&data);
+    let doc: serde_json::Value = serde_json::from_str(&text)?;
+    ensure!(doc["ignition"]["version"] == "3.4.0", "{text}");
+    let join = render::recover_join_token(&text, "/etc/k0s.token")?;
+    let token = join_token::decode(&join)?.worker_token()?;
+    ensure!(data_secret::token_id(&data) == Some(token.id()));
+
+    w.stop_controller();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    w.start_controller();
+    poke(&w.ns.api::<K0sWorkerConfig>(), "worker-i").await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = w.ns.api::<Secret>().get("worker-i").await?;
+    ensure!(after.resource_version() == data.resource_version());
+    let tokens = w.workload_tokens(&config).await?;
+    ensure!(tokens.len() == 1, "{} tokens for one config", tokens.len());
+    Ok(())
+}
+
 /// No secret material in messages: the manager binary (JSON logs, our crates at debug) runs a
 /// full reconcile — custom user data from a Secret, first unparsable then merged, the token
 /// created, kept valid and deleted when the Node joins — and no log line, condition message or

@@ -113,8 +113,8 @@ fn binary_render_subcommand_prints_the_same_data() {
 #[test]
 fn binary_render_reports_invalid_configs() {
     let path = temp_file(
-        "ignition",
-        "apiVersion: bootstrap.cluster.x-k8s.io/v1beta2\nkind: K0sWorkerConfig\nmetadata: {name: x}\nspec:\n  provisioner: {type: ignition}\n",
+        "powershell",
+        "apiVersion: bootstrap.cluster.x-k8s.io/v1beta2\nkind: K0sWorkerConfig\nmetadata: {name: x}\nspec:\n  provisioner: {type: powershell}\n",
     );
     let out = Command::new(env!("CARGO_BIN_EXE_bootstrap-provider"))
         .args(["render", "-f"])
@@ -125,7 +125,7 @@ fn binary_render_reports_invalid_configs() {
     assert!(!out.status.success());
     assert!(
         String::from_utf8_lossy(&out.stderr)
-            .contains("provisioner type \"ignition\" is not supported yet")
+            .contains("provisioner type \"powershell\" is not supported yet")
     );
 }
 
@@ -339,4 +339,144 @@ fn cloud_init_vars_template_is_rendered_by_cloud_init() {
     assert_eq!(files[1]["content"], "from spec.files");
     assert_eq!(files[1]["permissions"], "0644");
     assert_eq!(files[2]["path"], "/etc/motd");
+}
+
+/// Runs Ignition's own validator (`ignition-validate`, built by `test/harness/cluster build`
+/// from github.com/coreos/ignition/v2 and on the harness's PATH) on `config`.
+fn assert_ignition_accepts(name: &str, config: &str) {
+    let path = temp_file(name, config);
+    let out = Command::new("ignition-validate")
+        .arg(&path)
+        .output()
+        .expect(
+            "ignition-validate must be on PATH: test/harness/cluster build, then the harness's env",
+        );
+    let _ = std::fs::remove_file(&path);
+    assert!(
+        out.status.success(),
+        "ignition-validate rejected {name}:\nstdout: {}\nstderr: {}\n---\n{config}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `provisioner.type: ignition`: the config, and the translated `additionalConfig` it merges,
+/// pass Ignition's own validator; the join token, the spec's files and the script are in it;
+/// the validator is not a test that cannot fail (a broken config is refused).
+#[test]
+fn ignition_passes_ignitions_own_validator() {
+    use base64::Engine as _;
+    let data = render_fixture("ignition.yaml");
+    let pretty: serde_json::Value = serde_json::from_str(&data).unwrap();
+    // The snapshot shows every data URL decoded, to be read.
+    let mut readable = pretty.clone();
+    decode_sources(&mut readable);
+    insta::assert_snapshot!("ignition", serde_json::to_string_pretty(&readable).unwrap());
+    assert_ignition_accepts("ignition", &data);
+    let merged = pretty["ignition"]["config"]["merge"][0]["source"]
+        .as_str()
+        .unwrap()
+        .strip_prefix("data:;base64,")
+        .unwrap();
+    let additional =
+        String::from_utf8(base64::prelude::BASE64_STANDARD.decode(merged).unwrap()).unwrap();
+    assert_ignition_accepts("ignition-additional", &additional);
+    let additional: serde_json::Value = serde_json::from_str(&additional).unwrap();
+    assert_eq!(additional["ignition"]["version"], "3.4.0");
+    assert_eq!(additional["storage"]["files"][0]["mode"], 0o644);
+    assert_eq!(additional["passwd"]["users"][0]["name"], "core");
+
+    let files = bootstrap_provider::cloudinit::CloudConfig::files_in_user_data(&data).unwrap();
+    let paths: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "/etc/k0s.token",
+            "/etc/spec-file",
+            "/etc/k0smotron/bootstrap.sh"
+        ]
+    );
+    let script = String::from_utf8(files[2].decoded_content().unwrap()).unwrap();
+    let lines: Vec<&str> = script.lines().collect();
+    assert_eq!(lines[2], "set -e");
+    assert_eq!(lines[3], "echo \"pre: it's here\"");
+    assert!(lines[5].starts_with("/usr/local/bin/k0s install worker --token-file /etc/k0s.token"));
+    assert_eq!(lines[7], "echo post");
+    assert_eq!(
+        lines[8],
+        "mkdir -p /run/cluster-api && touch /run/cluster-api/bootstrap-success.complete"
+    );
+    assert!(bootstrap_provider::render::recover_join_token(&data, "/etc/k0s.token").is_ok());
+
+    // The validator refuses what is broken: a file without a path.
+    let mut broken = pretty.clone();
+    broken["storage"]["files"][0]
+        .as_object_mut()
+        .unwrap()
+        .remove("path");
+    let path = temp_file("ignition-broken", &broken.to_string());
+    let out = Command::new("ignition-validate")
+        .arg(&path)
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_file(&path);
+    assert!(!out.status.success(), "a file without a path was accepted");
+}
+
+/// Every stable Butane version we map renders a config its Ignition spec version validates.
+#[test]
+fn every_supported_butane_version_validates() {
+    let text = std::fs::read_to_string(fixture("ignition.yaml")).unwrap();
+    let base: String = text
+        .lines()
+        .take_while(|l| l.trim() != "additionalConfig: |")
+        .collect::<Vec<_>>()
+        .join("\n");
+    for (variant, version) in [
+        ("fcos", "1.0.0"),
+        ("fcos", "1.1.0"),
+        ("fcos", "1.2.0"),
+        ("fcos", "1.3.0"),
+        ("fcos", "1.4.0"),
+        ("fcos", "1.5.0"),
+        ("fcos", "1.6.0"),
+        ("flatcar", "1.0.0"),
+        ("flatcar", "1.1.0"),
+    ] {
+        let config = base
+            .replace("variant: flatcar", &format!("variant: {variant}"))
+            .replace("version: 1.1.0", &format!("version: {version}"));
+        let data = offline::render_text(&config, &options()).unwrap();
+        assert_ignition_accepts(&format!("ignition-{variant}-{version}"), &data);
+    }
+}
+
+/// Replaces each `data:;base64,` source with its text (JSON configs parsed, for the merged one).
+fn decode_sources(value: &mut serde_json::Value) {
+    use base64::Engine as _;
+    match value {
+        serde_json::Value::Object(map) => {
+            for (key, v) in map.iter_mut() {
+                let decoded = (key == "source")
+                    .then(|| v.as_str()?.strip_prefix("data:;base64,"))
+                    .flatten()
+                    .and_then(|b| base64::prelude::BASE64_STANDARD.decode(b).ok())
+                    .and_then(|bytes| String::from_utf8(bytes).ok());
+                match decoded {
+                    Some(text) => {
+                        *v = match serde_json::from_str::<serde_json::Value>(&text) {
+                            Ok(mut json) if json.is_object() => {
+                                decode_sources(&mut json);
+                                json
+                            }
+                            _ => serde_json::Value::String(text),
+                        }
+                    }
+                    None => decode_sources(v),
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(decode_sources),
+        _ => {}
+    }
 }

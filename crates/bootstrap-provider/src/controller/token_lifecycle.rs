@@ -315,6 +315,7 @@ mod tests {
             post_k0s_commands: vec![],
             files: vec![],
             custom_user_data: None,
+            format: crate::render::Format::CloudConfig,
         };
         let mut config = K0sWorkerConfig::new("m", Default::default());
         config.metadata.namespace = Some("ns".into());
@@ -343,6 +344,19 @@ mod tests {
             custom_user_data: Some(CustomUserData::Template(
                 "{% for f in k0smotron_files %}{% endfor %}".into(),
             )),
+            ..b
+        };
+        let secret =
+            data_secret::build(&config, "demo", &b.render(&join).unwrap(), token.id()).unwrap();
+        assert_eq!(token_of_data_secret(&secret), Some(token.clone()));
+
+        // Ignition: from the token file's data URL.
+        let b = WorkerBootstrap {
+            custom_user_data: None,
+            format: crate::render::Format::Ignition {
+                spec_version: "3.4.0",
+                additional: None,
+            },
             ..b
         };
         let secret =
