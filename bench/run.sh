@@ -65,7 +65,7 @@ BOOTSTRAP_CMD=${BENCH_BOOTSTRAP_CMD:-$target/$profile/bootstrap-provider --healt
 provider_pid=
 cleanup() {
 	local rc=$?
-	if [ -n "$provider_pid" ] && kill -0 "$provider_pid" 2>/dev/null; then kill -TERM "$provider_pid" 2>/dev/null || true; fi
+	if [ -n "$provider_pid" ]; then kill -TERM -- "-$provider_pid" 2>/dev/null || true; fi
 	if [ "${BENCH_KEEP:-0}" != 1 ]; then "$harness" down >/dev/null 2>&1 || true; fi
 	if [ $rc = 0 ]; then rm -rf "$work"; else say "FAILED (exit $rc); work files in $work"; fi
 }
@@ -115,9 +115,11 @@ start_provider() {
 stop_provider() {
 	kill -0 "$provider_pid" 2>/dev/null || { tail -20 "$1" >&2; say "the provider died during the run"; exit 1; }
 	say "stopping the provider"
-	kill -TERM "$provider_pid"
-	for _ in $(seq 30); do kill -0 "$provider_pid" 2>/dev/null || break; sleep 0.5; done
-	kill -KILL "$provider_pid" 2>/dev/null || true
+	# The whole process group (setsid made the provider its leader): a wrapper command
+	# (heaptrack, env, ...) and whatever it started stop with it.
+	kill -TERM -- "-$provider_pid"
+	for _ in $(seq 30); do kill -0 -- "-$provider_pid" 2>/dev/null || break; sleep 0.5; done
+	kill -KILL -- "-$provider_pid" 2>/dev/null || true
 	provider_pid=
 }
 
