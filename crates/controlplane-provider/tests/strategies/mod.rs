@@ -1159,6 +1159,24 @@ fn secrets_for(
             }
         }
     }
+    // NATS storage: its token Secret, as a previous reconcile made it.
+    if kcp.spec.storage.type_ == k0smotron_api::controlplane::v1beta2::StorageType::Nats {
+        let n = names::nats_token_secret_name(cluster);
+        out.insert(
+            n.clone(),
+            Secret {
+                metadata: ObjectMeta {
+                    name: Some(n),
+                    ..Default::default()
+                },
+                data: Some(BTreeMap::from([(
+                    "token".to_string(),
+                    k8s_openapi::ByteString(b"0123456789abcdef".to_vec()),
+                )])),
+                ..Default::default()
+            },
+        );
+    }
     if let Some(n) = kcp
         .spec
         .storage
