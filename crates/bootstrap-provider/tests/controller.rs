@@ -865,16 +865,7 @@ async fn cloud_init_vars_gate_makes_custom_user_data_a_template() -> anyhow::Res
     let token = join_token::decode(&join)?.worker_token()?;
     ensure!(data_secret::token_id(&data) == Some(token.id()));
 
-    w.stop_controller();
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    w.start_controller();
-    poke(&w.ns.api::<K0sWorkerConfig>(), "worker-t").await?;
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let after = w.ns.api::<Secret>().get("worker-t").await?;
-    ensure!(after.resource_version() == data.resource_version());
-    let tokens = w.workload_tokens(&config).await?;
-    ensure!(tokens.len() == 1, "{} tokens for one config", tokens.len());
-    Ok(())
+    restart_keeps_data_and_one_token(&mut w, &config, &data).await
 }
 
 /// `provisioner.type: ignition`: the data Secret holds an Ignition config (`format: ignition`)
@@ -906,14 +897,25 @@ async fn an_ignition_config_gets_ignition_data_and_one_token() -> anyhow::Result
     let token = join_token::decode(&join)?.worker_token()?;
     ensure!(data_secret::token_id(&data) == Some(token.id()));
 
+    restart_keeps_data_and_one_token(&mut w, &config, &data).await
+}
+
+/// A restarted controller, woken for `config`, leaves its data Secret as it was and the
+/// workload cluster with one token for it.
+async fn restart_keeps_data_and_one_token(
+    w: &mut World,
+    config: &K0sWorkerConfig,
+    data: &Secret,
+) -> anyhow::Result<()> {
+    let name = config.name_any();
     w.stop_controller();
     tokio::time::sleep(Duration::from_millis(500)).await;
     w.start_controller();
-    poke(&w.ns.api::<K0sWorkerConfig>(), "worker-i").await?;
+    poke(&w.ns.api::<K0sWorkerConfig>(), &name).await?;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let after = w.ns.api::<Secret>().get("worker-i").await?;
+    let after = w.ns.api::<Secret>().get(&name).await?;
     ensure!(after.resource_version() == data.resource_version());
-    let tokens = w.workload_tokens(&config).await?;
+    let tokens = w.workload_tokens(config).await?;
     ensure!(tokens.len() == 1, "{} tokens for one config", tokens.len());
     Ok(())
 }

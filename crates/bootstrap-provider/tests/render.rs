@@ -163,16 +163,7 @@ fn custom_user_data_is_merged() {
     assert_cloud_init_accepts("custom_user_data", &data);
 
     // What cloud-init's YAML parser reads: ours first, the user's after, the sentinel last.
-    let script = "import sys, json, yaml\nprint(json.dumps(yaml.safe_load(sys.stdin.read())))";
-    let mut child = Command::new("python3")
-        .args(["-c", script])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("python3 with PyYAML (installed with cloud-init)");
-    std::io::Write::write_all(&mut child.stdin.take().unwrap(), data.as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let doc = read_by_pyyaml(&data);
     let paths: Vec<&str> = doc["write_files"]
         .as_array()
         .unwrap()
@@ -295,16 +286,7 @@ fn cloud_init_vars_template_is_rendered_by_cloud_init() {
     let rendered = String::from_utf8(out.stdout).unwrap();
     assert_cloud_init_accepts("cloud_init_vars_rendered", &rendered);
 
-    let script = "import sys, json, yaml\nprint(json.dumps(yaml.safe_load(sys.stdin.read())))";
-    let mut child = Command::new("python3")
-        .args(["-c", script])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("python3 with PyYAML (installed with cloud-init)");
-    std::io::Write::write_all(&mut child.stdin.take().unwrap(), rendered.as_bytes()).unwrap();
-    let doc: serde_json::Value =
-        serde_json::from_slice(&child.wait_with_output().unwrap().stdout).unwrap();
+    let doc = read_by_pyyaml(&rendered);
     let runcmd: Vec<&str> = doc["runcmd"]
         .as_array()
         .unwrap()
@@ -479,4 +461,17 @@ fn decode_sources(value: &mut serde_json::Value) {
         serde_json::Value::Array(items) => items.iter_mut().for_each(decode_sources),
         _ => {}
     }
+}
+
+/// What cloud-init's YAML parser (PyYAML, installed with cloud-init) reads of `text`, as JSON.
+fn read_by_pyyaml(text: &str) -> serde_json::Value {
+    let script = "import sys, json, yaml\nprint(json.dumps(yaml.safe_load(sys.stdin.read())))";
+    let mut child = Command::new("python3")
+        .args(["-c", script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 with PyYAML (installed with cloud-init)");
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), text.as_bytes()).unwrap();
+    serde_json::from_slice(&child.wait_with_output().unwrap().stdout).unwrap()
 }
