@@ -1665,7 +1665,11 @@ fn monitoring_adds_its_objects_and_sidecars_and_nothing_without_it() {
     let disabled = build(&facts(monitoring_spec(json!({"enabled": false})))).unwrap();
     assert_eq!(plain.statefulset, disabled.statefulset);
     assert_eq!(plain.config_maps, disabled.config_maps);
-    assert!(plain.obsolete_services.contains(&"kmc-demo-metrics".to_string()));
+    assert!(
+        plain
+            .obsolete_services
+            .contains(&"kmc-demo-metrics".to_string())
+    );
     assert!(
         plain
             .config_maps
@@ -1677,7 +1681,10 @@ fn monitoring_adds_its_objects_and_sidecars_and_nothing_without_it() {
         json!({"enabled": true, "prometheusImage": "p:1", "proxyImage": "n:1"}),
     )))
     .unwrap();
-    assert!(!d.obsolete_services.contains(&"kmc-demo-metrics".to_string()));
+    assert!(
+        !d.obsolete_services
+            .contains(&"kmc-demo-metrics".to_string())
+    );
     assert!(
         d.services
             .iter()
@@ -1718,15 +1725,30 @@ fn monitoring_adds_its_objects_and_sidecars_and_nothing_without_it() {
         pod.containers[0],
         before.spec.template.spec.as_ref().unwrap().containers[0]
     );
-    let annotations = template.metadata.as_ref().unwrap().annotations.as_ref().unwrap();
+    let annotations = template
+        .metadata
+        .as_ref()
+        .unwrap()
+        .annotations
+        .as_ref()
+        .unwrap();
     assert_eq!(annotations["prometheus.io/scrape"], "true");
     assert_eq!(annotations["prometheus.io/port"], "8090");
     assert_eq!(annotations["prometheus.io/path"], "/metrics");
     // Every mount of the sidecars has its volume.
-    let volumes: BTreeSet<_> = pod.volumes.iter().flatten().map(|v| v.name.as_str()).collect();
+    let volumes: BTreeSet<_> = pod
+        .volumes
+        .iter()
+        .flatten()
+        .map(|v| v.name.as_str())
+        .collect();
     for c in &pod.containers[1..] {
         for m in c.volume_mounts.iter().flatten() {
-            assert!(volumes.contains(m.name.as_str()), "{} has no volume", m.name);
+            assert!(
+                volumes.contains(m.name.as_str()),
+                "{} has no volume",
+                m.name
+            );
         }
     }
     // The agent reads k0s's keys but cannot change them.
@@ -1750,14 +1772,23 @@ fn monitoring_without_etcd_has_no_etcd_job_and_needs_its_images() {
         .find(|c| c.metadata.name.as_deref() == Some("kmc-prometheus-demo-config"))
         .unwrap();
     let prometheus = &cm.data.as_ref().unwrap()["prometheus.yml"];
-    assert!(!prometheus.contains("k0smotron_etcd_metrics"), "{prometheus}");
+    assert!(
+        !prometheus.contains("k0smotron_etcd_metrics"),
+        "{prometheus}"
+    );
 
     let err = build(&facts(monitoring_spec(
         json!({"enabled": true, "proxyImage": " "}),
     )))
     .unwrap_err();
     assert_eq!(err.reason(), k0smotron_api::conditions::INVALID_SPEC_REASON);
-    assert!(err.to_string().contains("spec.monitoring.proxyImage"), "{err}");
+    assert!(
+        err.to_string().contains("spec.monitoring.proxyImage"),
+        "{err}"
+    );
     // Not checked while disabled: upstream manifests may carry anything there.
-    build(&facts(monitoring_spec(json!({"enabled": false, "proxyImage": ""})))).unwrap();
+    build(&facts(monitoring_spec(
+        json!({"enabled": false, "proxyImage": ""}),
+    )))
+    .unwrap();
 }

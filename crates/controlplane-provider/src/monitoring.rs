@@ -199,7 +199,12 @@ pub fn config_map(
 /// endpoints anyway, and no cluster IP or proxy rules are spent on it.
 pub fn service(cluster: &str, namespace: &str, owner: &OwnerReference) -> Service {
     Service {
-        metadata: metadata(names::metrics_service_name(cluster), cluster, namespace, owner),
+        metadata: metadata(
+            names::metrics_service_name(cluster),
+            cluster,
+            namespace,
+            owner,
+        ),
         spec: Some(ServiceSpec {
             type_: Some("ClusterIP".into()),
             cluster_ip: Some("None".into()),
@@ -396,7 +401,10 @@ mod tests {
             .iter()
             .map(|j| j["job_name"].as_str().unwrap())
             .collect();
-        assert_eq!(jobs, ["k0smotron_cluster_metrics", "k0smotron_etcd_metrics"]);
+        assert_eq!(
+            jobs,
+            ["k0smotron_cluster_metrics", "k0smotron_etcd_metrics"]
+        );
         let components: Vec<&str> = v["scrape_configs"][0]["static_configs"]
             .as_array()
             .unwrap()
@@ -405,7 +413,11 @@ mod tests {
             .collect();
         assert_eq!(
             components,
-            ["kube-apiserver", "kube-scheduler", "kube-controller-manager"]
+            [
+                "kube-apiserver",
+                "kube-scheduler",
+                "kube-controller-manager"
+            ]
         );
         assert_eq!(v["global"]["scrape_interval"], "10s");
     }
@@ -422,7 +434,10 @@ mod tests {
     fn the_service_selects_the_k0s_pods_on_a_port_named_metrics() {
         let s = service("demo", "ns", &OwnerReference::default());
         let spec = s.spec.unwrap();
-        assert_eq!(spec.selector.unwrap(), labels::control_plane_selector("demo"));
+        assert_eq!(
+            spec.selector.unwrap(),
+            labels::control_plane_selector("demo")
+        );
         assert_eq!(spec.cluster_ip.as_deref(), Some("None"));
         let port = &spec.ports.unwrap()[0];
         assert_eq!(

@@ -102,7 +102,8 @@ pub fn build(facts: &Facts) -> Result<DesiredState, BuildError> {
     let mut config_maps = config.config_maps;
     if let Some(m) = crate::monitoring::inputs(spec, cluster) {
         let (namespace, owner) = (&facts.cp.namespace, &facts.cp.owner);
-        let cm = crate::monitoring::config_map(&m, cluster, namespace, spec.service.api_port, owner);
+        let cm =
+            crate::monitoring::config_map(&m, cluster, namespace, spec.service.api_port, owner);
         config_maps.push(patch::with_type_meta(cm, &patches)?);
         services.push(crate::monitoring::service(cluster, namespace, owner));
     }
