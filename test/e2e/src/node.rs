@@ -62,21 +62,29 @@ impl RealNode {
         Ok(out.split_whitespace().map(str::to_owned).collect())
     }
 
-    /// Working-set memory of each running container of `namespace`'s pods, by container name
-    /// (`crictl stats`, as the kubelet reports it), largest first.
-    pub async fn container_memory(&self, namespace: &str) -> Result<Vec<(String, u64)>, String> {
+    /// Working-set memory (bytes) and CPU use (millicores, over the runtime's last sample) of
+    /// each running container of `namespace`'s pods, by container name (`crictl stats`, as the
+    /// kubelet reports them), largest memory first.
+    pub async fn container_usage(
+        &self,
+        namespace: &str,
+    ) -> Result<Vec<(String, u64, u64)>, String> {
+        let number = |v: &serde_json::Value| {
+            v.as_u64()
+                .or_else(|| v.as_str().and_then(|b| b.parse().ok()))
+                .unwrap_or(0)
+        };
         let mut out = Vec::new();
         for pod in self.pod_sandboxes(namespace).await? {
             let json = self.crictl(&["stats", "-o", "json", "--pod", &pod]).await?;
             let v: serde_json::Value = serde_json::from_str(&json).map_err(|e| e.to_string())?;
             for s in v["stats"].as_array().into_iter().flatten() {
                 let name = s["attributes"]["metadata"]["name"].as_str().unwrap_or("?");
-                let bytes = &s["memory"]["workingSetBytes"]["value"];
-                let bytes = bytes
-                    .as_u64()
-                    .or_else(|| bytes.as_str().and_then(|b| b.parse().ok()))
-                    .unwrap_or(0);
-                out.push((name.to_owned(), bytes));
+                out.push((
+                    name.to_owned(),
+                    number(&s["memory"]["workingSetBytes"]["value"]),
+                    number(&s["cpu"]["usageNanoCores"]["value"]) / 1_000_000,
+                ));
             }
         }
         out.sort_by(|a, b| b.1.cmp(&a.1));

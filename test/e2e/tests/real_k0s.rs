@@ -1246,13 +1246,13 @@ async fn real_node_monitoring_serves_the_hosted_components_metrics_on_8090() {
         body.lines()
             .any(|l| l.starts_with("apiserver_request_total{"))
     );
-    let memory = env.node.container_memory(&ns).await.unwrap();
+    let usage = env.node.container_usage(&ns).await.unwrap();
     eprintln!(
-        "working set after {:?}: {}",
+        "working set and CPU after {:?}: {}",
         started.elapsed(),
-        memory
+        usage
             .iter()
-            .map(|(c, b)| format!("{c} {} MiB", b / (1024 * 1024)))
+            .map(|(c, b, m)| format!("{c} {} MiB {m}m", b / (1024 * 1024)))
             .collect::<Vec<_>>()
             .join(", ")
     );
