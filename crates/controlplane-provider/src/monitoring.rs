@@ -318,7 +318,7 @@ pub fn containers(inputs: &MonitoringInputs, cluster: &str, pki: VolumeMount) ->
             format!("--storage.tsdb.path={DATA_DIR}"),
         ]),
         ports: Some(vec![port("prometheus", PROMETHEUS_PORT)]),
-        resources: Some(requests("10m", "160Mi")),
+        resources: Some(requests("50m", "192Mi")),
         volume_mounts: Some(vec![
             VolumeMount {
                 read_only: Some(true),
