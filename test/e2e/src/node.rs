@@ -87,7 +87,7 @@ impl RealNode {
                 ));
             }
         }
-        out.sort_by(|a, b| b.1.cmp(&a.1));
+        out.sort_by_key(|u| std::cmp::Reverse(u.1));
         Ok(out)
     }
 
