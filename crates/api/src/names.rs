@@ -285,6 +285,19 @@ pub fn monitoring_config_map_name(cluster: &str) -> String {
     short_name(&format!("kmc-prometheus-{cluster}-config"))
 }
 
+/// Name of the pod volume holding the monitoring ConfigMap's `nginx.conf`:
+/// `kmc-prometheus-<cluster>-config-nginx` (shortened). Upstream's name: it sources the same
+/// ConfigMap as [`monitoring_config_map_name`], there is no ConfigMap of this name.
+pub fn monitoring_nginx_volume_name(cluster: &str) -> String {
+    short_name(&format!("kmc-prometheus-{cluster}-config-nginx"))
+}
+
+/// Headless Service selecting the k0s pods' metrics port (monitoring only):
+/// `kmc-<cluster>-metrics` (shortened).
+pub fn metrics_service_name(cluster: &str) -> String {
+    short_name(&format!("kmc-{cluster}-metrics"))
+}
+
 /// etcd StatefulSet and its headless Service: `kmc-<cluster>-etcd` (shortened).
 pub fn etcd_name(cluster: &str) -> String {
     short_name(&format!("kmc-{cluster}-etcd"))

@@ -16,6 +16,7 @@ pub(crate) mod join_token_request;
 pub(crate) mod k0s_config;
 pub mod kubeconfig;
 pub(crate) mod labels;
+pub(crate) mod monitoring;
 pub(crate) mod nats;
 pub(crate) mod ownership;
 pub(crate) mod patches;

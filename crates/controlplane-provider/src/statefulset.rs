@@ -27,6 +27,7 @@ use sha2::{Digest, Sha256};
 use crate::entrypoint::SCRIPT_KEY;
 use crate::hash::HashError;
 use crate::labels;
+use crate::monitoring::{self, MonitoringInputs};
 use crate::nats::{self, NatsInputs};
 
 /// Bumped when a provider release must change the pod template of existing control planes (and
@@ -136,6 +137,9 @@ pub struct ControllerInputs {
     /// Embedded NATS storage.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub nats: Option<NatsInputs>,
+    /// The monitoring sidecars.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub monitoring: Option<MonitoringInputs>,
 }
 
 impl ControllerInputs {
@@ -433,13 +437,26 @@ pub fn pod_template(inputs: &ControllerInputs) -> Result<PodTemplateSpec, Statef
         labels::control_plane_selector(cluster),
         names::component::CONTROL_PLANE,
     );
+    let mut annotations = BTreeMap::from([(
+        CONFIG_CHECKSUM_ANNOTATION.to_string(),
+        inputs.config_checksum.clone(),
+    )]);
+    let mut containers = vec![controller_container(inputs, mounts)];
+    // Monitoring: the sidecars after k0s, their volumes last, so the k0s container's part of the
+    // template is the same with or without them.
+    if let Some(m) = &inputs.monitoring {
+        annotations.extend(monitoring::pod_annotations());
+        containers.extend(monitoring::containers(
+            m,
+            cluster,
+            mount(PKI_VOLUME, K0S_PKI_DIR, true),
+        ));
+        volumes.extend(monitoring::volumes(cluster));
+    }
     Ok(PodTemplateSpec {
         metadata: Some(ObjectMeta {
             labels: Some(pod_labels),
-            annotations: Some(BTreeMap::from([(
-                CONFIG_CHECKSUM_ANNOTATION.to_string(),
-                inputs.config_checksum.clone(),
-            )])),
+            annotations: Some(annotations),
             ..Default::default()
         }),
         spec: Some(PodSpec {
@@ -456,7 +473,7 @@ pub fn pod_template(inputs: &ControllerInputs) -> Result<PodTemplateSpec, Statef
             topology_spread_constraints: (!inputs.topology_spread_constraints.is_empty())
                 .then(|| inputs.topology_spread_constraints.clone()),
             init_containers: (!init_containers.is_empty()).then_some(init_containers),
-            containers: vec![controller_container(inputs, mounts)],
+            containers,
             volumes: Some(volumes),
             ..Default::default()
         }),
@@ -727,6 +744,7 @@ pub(crate) mod tests {
             resources: None,
             config_checksum: "abc".into(),
             nats: None,
+            monitoring: None,
         }
     }
 

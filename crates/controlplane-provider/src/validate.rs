@@ -125,6 +125,25 @@ fn check_nats(spec: &ClusterSpec) -> Result<(), SpecError> {
     Ok(())
 }
 
+/// Monitoring's sidecars need their images: an empty one would make the API server refuse the
+/// StatefulSet on every reconcile.
+fn check_monitoring(spec: &ClusterSpec) -> Result<(), SpecError> {
+    let Some(m) = spec.monitoring.as_ref().filter(|m| m.enabled) else {
+        return Ok(());
+    };
+    for (field, image) in [
+        ("prometheusImage", &m.prometheus_image),
+        ("proxyImage", &m.proxy_image),
+    ] {
+        if image.trim().is_empty() {
+            return Err(SpecError::Invalid(format!(
+                "spec.monitoring.{field} may not be empty with spec.monitoring.enabled"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Checks a spec against the installation's policy, then on its own; the first problem wins.
 pub fn validate(spec: &ClusterSpec, policy: &FieldPolicy) -> Result<(), SpecError> {
     check_policy(spec, policy)?;
@@ -138,11 +157,7 @@ pub fn validate(spec: &ClusterSpec, policy: &FieldPolicy) -> Result<(), SpecErro
             "spec.ingress (exposure through an Ingress)",
         ));
     }
-    if spec.monitoring.as_ref().is_some_and(|m| m.enabled) {
-        return Err(SpecError::Unsupported(
-            "spec.monitoring.enabled (Prometheus sidecars)",
-        ));
-    }
+    check_monitoring(spec)?;
     if !(0..=MAX_REPLICAS).contains(&spec.replicas) {
         return Err(SpecError::Invalid(format!(
             "spec.replicas must be between 0 and {MAX_REPLICAS}, got {}",

@@ -62,6 +62,35 @@ impl RealNode {
         Ok(out.split_whitespace().map(str::to_owned).collect())
     }
 
+    /// Working-set memory (bytes) and CPU use (millicores, over the runtime's last sample) of
+    /// each running container of `namespace`'s pods, by container name (`crictl stats`, as the
+    /// kubelet reports them), largest memory first.
+    pub async fn container_usage(
+        &self,
+        namespace: &str,
+    ) -> Result<Vec<(String, u64, u64)>, String> {
+        let number = |v: &serde_json::Value| {
+            v.as_u64()
+                .or_else(|| v.as_str().and_then(|b| b.parse().ok()))
+                .unwrap_or(0)
+        };
+        let mut out = Vec::new();
+        for pod in self.pod_sandboxes(namespace).await? {
+            let json = self.crictl(&["stats", "-o", "json", "--pod", &pod]).await?;
+            let v: serde_json::Value = serde_json::from_str(&json).map_err(|e| e.to_string())?;
+            for s in v["stats"].as_array().into_iter().flatten() {
+                let name = s["attributes"]["metadata"]["name"].as_str().unwrap_or("?");
+                out.push((
+                    name.to_owned(),
+                    number(&s["memory"]["workingSetBytes"]["value"]),
+                    number(&s["cpu"]["usageNanoCores"]["value"]) / 1_000_000,
+                ));
+            }
+        }
+        out.sort_by_key(|u| std::cmp::Reverse(u.1));
+        Ok(out)
+    }
+
     /// IDs of all containers containerd holds for pods of `namespace` (running or not).
     pub async fn containers(&self, namespace: &str) -> Result<Vec<String>, String> {
         let mut ids = Vec::new();

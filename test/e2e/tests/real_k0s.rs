@@ -1118,3 +1118,148 @@ async fn real_node_nats_storage_serves_the_api_and_survives_a_lost_pod() {
         .unwrap();
     env.stop().await;
 }
+
+/// The monitoring sidecars' images the harness builds from Debian's prometheus and nginx
+/// (test/harness/node/node.sh, `monitoring_images`).
+const PROMETHEUS_IMAGE: &str = "localhost/k0smotron-rs-harness/prometheus:1";
+const MONITORING_PROXY_IMAGE: &str = "localhost/k0smotron-rs-harness/nginx:1";
+
+/// The address of each endpoint of the metrics Service's port `metrics`.
+async fn metrics_endpoints(env: &Env, cluster: &str) -> Result<Vec<std::net::SocketAddr>, String> {
+    use k8s_openapi::api::discovery::v1::EndpointSlice;
+    let slices: Api<EndpointSlice> = Api::namespaced(env.client.clone(), env.name());
+    let list = slices
+        .list(
+            &ListParams::default()
+                .labels(&format!("kubernetes.io/service-name=kmc-{cluster}-metrics")),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    for slice in &list.items {
+        let port = slice
+            .ports
+            .iter()
+            .flatten()
+            .find(|p| p.name.as_deref() == Some("metrics"))
+            .and_then(|p| p.port)
+            .ok_or("no port named metrics")?;
+        for e in slice.endpoints.iter().flatten() {
+            if e.conditions.as_ref().and_then(|c| c.ready) == Some(true) {
+                for a in &e.addresses {
+                    let ip: std::net::IpAddr = a.parse().map_err(|e| format!("{a}: {e}"))?;
+                    out.push(std::net::SocketAddr::new(ip, u16::try_from(port).unwrap()));
+                }
+            }
+        }
+    }
+    if out.is_empty() {
+        Err(format!("no ready endpoint in {} slices", list.items.len()))
+    } else {
+        Ok(out)
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs test/harness up --real-node"]
+async fn real_node_monitoring_serves_the_hosted_components_metrics_on_8090() {
+    let env = Env::start("real-mon").await;
+    let ns = env.name().to_owned();
+    let cluster = "mon";
+    // Managed etcd (the default storage), so the etcd job has a target too.
+    env.create_cluster(
+        cluster,
+        json!({"replicas": 1,
+            "service": {"type": "NodePort", "apiPort": 31643, "konnectivityPort": 31632},
+            "monitoring": {"enabled": true, "prometheusImage": PROMETHEUS_IMAGE,
+                "proxyImage": MONITORING_PROXY_IMAGE}}),
+    )
+    .await;
+    let started = Instant::now();
+    let pods = env.ready_pods(&selector(cluster), 1).await;
+    eprintln!(
+        "k0s controller with monitoring Ready after {:?}",
+        started.elapsed()
+    );
+    let pod = Api::<Pod>::namespaced(env.client.clone(), &ns)
+        .get(pods.keys().next().unwrap())
+        .await
+        .unwrap();
+    let annotations = pod.annotations();
+    assert_eq!(annotations["prometheus.io/scrape"], "true");
+    assert_eq!(annotations["prometheus.io/port"], "8090");
+
+    // Through the metrics Service's endpoint: upstream's /metrics (Prometheus's /federate) with
+    // a series of each component, labelled with the cluster's name.
+    let (addr, body) = env
+        .poll(
+            Duration::from_secs(180),
+            "kube-apiserver, scheduler, controller-manager and etcd metrics on :8090/metrics",
+            || async {
+                let addr = metrics_endpoints(&env, cluster).await?[0];
+                let (status, body) = e2e::process::http_get(addr, "/metrics").await?;
+                if status != 200 {
+                    return Err(format!("{addr}: HTTP {status}: {body:.300}"));
+                }
+                let has = |prefix: &str, component: &str| {
+                    body.lines().any(|l| {
+                        l.starts_with(prefix)
+                            && l.contains(&format!("component=\"{component}\""))
+                            && l.contains(&format!("k0smotron_cluster=\"{cluster}\""))
+                    })
+                };
+                let missing: Vec<_> = [
+                    ("apiserver_request_total{", "kube-apiserver"),
+                    ("scheduler_", "kube-scheduler"),
+                    ("workqueue_adds_total{", "kube-controller-manager"),
+                    ("etcd_server_has_leader{", "etcd"),
+                ]
+                .into_iter()
+                .filter(|(p, c)| !has(p, c))
+                .collect();
+                if missing.is_empty() {
+                    Ok((addr, body))
+                } else {
+                    let ups: Vec<_> = body.lines().filter(|l| l.starts_with("up{")).collect();
+                    Err(format!("{addr}: missing {missing:?}; up: {ups:?}"))
+                }
+            },
+        )
+        .await;
+    eprintln!(
+        "metrics of every component through {addr} after {:?} ({} bytes, {} series)",
+        started.elapsed(),
+        body.len(),
+        body.lines().filter(|l| !l.starts_with('#')).count()
+    );
+    // Every scrape target answered.
+    let ups: Vec<&str> = body.lines().filter(|l| l.starts_with("up{")).collect();
+    assert!(ups.len() >= 4, "{ups:?}");
+    for line in ups {
+        assert!(line.contains("} 1 "), "target down: {line}");
+    }
+    // What the sidecars cost (reported, not asserted: it depends on the hosted cluster's size),
+    // after a minute more of 10 s scrapes.
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    let (_, body) = e2e::process::http_get(addr, "/metrics").await.unwrap();
+    assert!(
+        body.lines()
+            .any(|l| l.starts_with("apiserver_request_total{"))
+    );
+    let usage = env.node.container_usage(&ns).await.unwrap();
+    eprintln!(
+        "working set and CPU after {:?}: {}",
+        started.elapsed(),
+        usage
+            .iter()
+            .map(|(c, b, m)| format!("{c} {} MiB {m}m", b / (1024 * 1024)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+
+    capi(&env.client, &ns, "Cluster")
+        .delete(cluster, &DeleteParams::default())
+        .await
+        .unwrap();
+    env.stop().await;
+}

@@ -28,6 +28,12 @@ VENDOR=${HARNESS_VENDOR_DIR:-$(realpath -m "$here/../../../shared/vendor")}
 NODE_SRC=$CACHE/src
 NODE_BIN=$CACHE/node-bin/k0s-$K0S_VERSION.kine-$KINE_VERSION.konnectivity-$KONNECTIVITY_VERSION
 IMAGES=$CACHE/images
+# The monitoring sidecars' images (spec.monitoring.prometheusImage and proxyImage of the
+# real-node test, e2e tests/real_k0s.rs): Debian's prometheus and nginx binaries. Archives and
+# list in a directory of their own, outside the cleanup of node_images.
+PROMETHEUS_IMAGE=localhost/k0smotron-rs-harness/prometheus:1
+MONITORING_PROXY_IMAGE=localhost/k0smotron-rs-harness/nginx:1
+MONITORING_IMAGES=$CACHE/monitoring-images
 
 # ---------------------------------------------------------------------------------------------
 # build
@@ -105,6 +111,7 @@ node_build() {
 	fi
 	for b in k0s konnectivity-server pause; do ln -sfn "$NODE_BIN/$b" "$BIN/$b"; done
 	node_images "$k0s_src"
+	monitoring_images
 }
 
 # image ARCHIVE_NAME ARGS...: build an image archive unless one from the same inputs exists.
@@ -162,6 +169,59 @@ node_images() {
 	mv "$IMAGES/current.tmp" "$IMAGES/current-$K0S_IMAGE_TAG"
 	# Archives of earlier inputs are never used again.
 	find "$IMAGES" -name '*.tar' ! -name "*-$key.tar" -delete
+}
+
+# debian_package PKG: Debian's package PKG (the candidate version), downloaded with apt-get and
+# unpacked once into the cache, never installed (so no service starts); prints the directory.
+debian_package() {
+	local pkg=$1 dir=$CACHE/debs deb
+	mkdir -p "$dir"
+	deb=$(find "$dir" -maxdepth 1 -name "${pkg}_*.deb" | sort | tail -n 1)
+	if [ -z "$deb" ]; then
+		(cd "$dir" && { apt-get download -qq "$pkg" 2>/dev/null ||
+			{ apt-get update -qq && apt-get download -qq "$pkg"; }; } >&2) ||
+			die "apt-get download $pkg failed"
+		deb=$(find "$dir" -maxdepth 1 -name "${pkg}_*.deb" | sort | tail -n 1)
+	fi
+	if [ ! -d "${deb%.deb}" ]; then
+		rm -rf "${deb%.deb}.tmp"
+		dpkg -x "$deb" "${deb%.deb}.tmp"
+		mv "${deb%.deb}.tmp" "${deb%.deb}"
+	fi
+	echo "${deb%.deb}"
+}
+
+# The monitoring sidecars' images, keyed like node_images' by every input. The pod's command
+# runs `prometheus` from PATH, as with upstream's image; nginx starts from the image's command,
+# as the official image does, as root (its workers switch to Debian's compiled-in user
+# nobody:nogroup).
+monitoring_images() {
+	local prometheus nginx key users
+	prometheus=$(debian_package prometheus)
+	nginx=$(debian_package nginx)
+	key=$({
+		cat "$here/node/oci-image.py"
+		declare -f monitoring_images
+		echo "$prometheus $nginx"
+	} | sha256sum | cut -c1-12)
+	users='root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/sbin/nologin\n'
+	IMAGES=$MONITORING_IMAGES image "prometheus-$key" --name "$PROMETHEUS_IMAGE" \
+		--entrypoint '["/usr/bin/prometheus"]' \
+		--file "$prometheus/usr/bin/prometheus:/usr/bin/prometheus:0755" --with-libs /usr/bin/prometheus \
+		--text "/etc/passwd:$users" --text '/etc/group:root:x:0:\nnogroup:x:65534:\n' \
+		--dir /prometheus --dir /tmp
+	IMAGES=$MONITORING_IMAGES image "nginx-$key" --name "$MONITORING_PROXY_IMAGE" \
+		--cmd '["nginx","-g","daemon off;"]' \
+		--file "$nginx/usr/sbin/nginx:/usr/sbin/nginx:0755" --with-libs /usr/sbin/nginx \
+		--text "/etc/passwd:$users" --text '/etc/group:root:x:0:\nnogroup:x:65534:\nnobody:x:65534:\n' \
+		--text '/etc/nsswitch.conf:passwd: files\ngroup: files\nhosts: files dns\n' \
+		--dir /etc/nginx --dir /var/lib/nginx --dir /var/log/nginx --dir /var/run --dir /run --dir /tmp
+	{
+		echo "$PROMETHEUS_IMAGE $MONITORING_IMAGES/prometheus-$key.tar"
+		echo "$MONITORING_PROXY_IMAGE $MONITORING_IMAGES/nginx-$key.tar"
+	} >"$MONITORING_IMAGES/current.tmp"
+	mv "$MONITORING_IMAGES/current.tmp" "$MONITORING_IMAGES/current"
+	find "$MONITORING_IMAGES" -name '*.tar' ! -name "*-$key.tar" -delete
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -279,7 +339,7 @@ EOF
 		log "importing ${line%% *}"
 		ctr_ images import --no-unpack=false "${line#* }" >/dev/null 2>"$STATE/logs/node-import.log" ||
 			failed node-import "failed for ${line%% *}" || return 1
-	done <"$IMAGES/current-$K0S_IMAGE_TAG"
+	done < <(cat "$IMAGES/current-$K0S_IMAGE_TAG" "$MONITORING_IMAGES/current" 2>/dev/null)
 }
 
 node_kubelet() {

@@ -782,13 +782,16 @@ impl JsonSchema for Mount {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MonitoringSpec {
-    /// Run the Prometheus and nginx sidecars.
+    /// Run the Prometheus and nginx sidecars: each control-plane pod serves its kube-apiserver's,
+    /// kube-scheduler's, kube-controller-manager's (and etcd's) metrics on port 8090, path
+    /// /metrics; Service kmc-<name>-metrics, port "metrics", selects them.
     #[serde(default)]
     pub enabled: bool,
-    /// Prometheus image.
+    /// Prometheus image of the monitoring-agent container (its command is `prometheus`, from
+    /// PATH).
     #[serde(default = "default_prometheus_image")]
     pub prometheus_image: String,
-    /// nginx proxy image.
+    /// nginx image of the monitoring-proxy container (started with the image's own command).
     #[serde(default = "default_proxy_image")]
     pub proxy_image: String,
 }

@@ -99,6 +99,14 @@ pub fn build(facts: &Facts) -> Result<DesiredState, BuildError> {
     let etcd = etcd::plan_etcd(facts, &controller.image, &patches)?;
 
     let mut services = vec![exposure.service];
+    let mut config_maps = config.config_maps;
+    if let Some(m) = crate::monitoring::inputs(spec, cluster) {
+        let (namespace, owner) = (&facts.cp.namespace, &facts.cp.owner);
+        let cm =
+            crate::monitoring::config_map(&m, cluster, namespace, spec.service.api_port, owner);
+        config_maps.push(patch::with_type_meta(cm, &patches)?);
+        services.push(crate::monitoring::service(cluster, namespace, owner));
+    }
     let mut create_secrets = certs.create;
     if let Some(token) = plan_nats(facts, &mut services)? {
         create_secrets.push(token);
@@ -121,7 +129,7 @@ pub fn build(facts: &Facts) -> Result<DesiredState, BuildError> {
         renew_secrets: certs.renew,
         kubeconfig,
         kubeconfig_regenerated,
-        config_maps: config.config_maps,
+        config_maps,
         services,
         obsolete_services: obsolete_services(spec, cluster),
         statefulset: controller.statefulset,
@@ -142,12 +150,16 @@ pub fn build(facts: &Facts) -> Result<DesiredState, BuildError> {
     })
 }
 
-/// Services of ours the spec no longer asks for: the exposure Services of the other types, and
-/// the NATS Service once the storage is no longer NATS.
+/// Services of ours the spec no longer asks for: the exposure Services of the other types, the
+/// NATS Service once the storage is no longer NATS, and the metrics Service once monitoring is
+/// off.
 fn obsolete_services(spec: &ClusterSpec, cluster: &str) -> Vec<String> {
     let mut out = services::other_service_names(cluster, spec.service.type_);
     if spec.storage.type_ != k0smotron_api::controlplane::v1beta2::StorageType::Nats {
         out.push(names::nats_service_name(cluster));
+    }
+    if crate::monitoring::inputs(spec, cluster).is_none() {
+        out.push(names::metrics_service_name(cluster));
     }
     out
 }

@@ -125,6 +125,7 @@ fn controller_inputs(
         resources: spec.resources.clone(),
         config_checksum: config.checksum.clone(),
         nats: crate::nats::inputs(spec, &facts.cluster_name),
+        monitoring: crate::monitoring::inputs(spec, &facts.cluster_name),
     }
 }
 

@@ -816,8 +816,8 @@ fn image(flavour: Flavour) -> BoxedStrategy<String> {
     }
 }
 
-/// Rarely set fields this provider refuses (ingress, monitoring).
-fn unsupported() -> impl Strategy<Value = Option<MonitoringSpec>> {
+/// `spec.monitoring`, rarely set (enabled or not).
+fn monitoring() -> impl Strategy<Value = Option<MonitoringSpec>> {
     prop_oneof![
         20 => Just(None),
         1 => any::<bool>().prop_map(|enabled| Some(MonitoringSpec {
@@ -860,7 +860,7 @@ pub fn spec(flavour: Flavour) -> impl Strategy<Value = K0smotronControlPlaneSpec
         vec(manifest(flavour), 0..3),
         vec(mount(flavour), 0..3),
         control_plane_flags(flavour),
-        unsupported(),
+        monitoring(),
         vec(topology_spread(flavour), 0..2),
         option::of(resources(flavour)),
         option::of((labels(flavour), annotations(flavour))),
@@ -927,7 +927,6 @@ pub fn spec(flavour: Flavour) -> impl Strategy<Value = K0smotronControlPlaneSpec
                 control_plane_endpoint: endpoint.map(|(host, port)| ApiEndpoint { host, port }),
             };
             if flavour == Flavour::Admissible {
-                spec.monitoring = None;
                 // The endpoint needs a port in 1..=65535 when set.
                 if let Some(e) = &mut spec.control_plane_endpoint
                     && e.port.is_some_and(|p| !(1..=65535).contains(&p))
