@@ -98,6 +98,8 @@ pub fn build(facts: &Facts) -> Result<DesiredState, BuildError> {
     let controller = statefulset::plan_controller(facts, &certs.refs, &config, waiting, &patches)?;
     let etcd = etcd::plan_etcd(facts, &controller.image, &patches)?;
 
+    let ingress = exposure.ingress_object;
+    let obsolete_ingress = ingress.is_none().then(|| names::kmc_name(cluster));
     let mut services = vec![exposure.service];
     let mut create_secrets = certs.create;
     if let Some(token) = plan_nats(facts, &mut services)? {
@@ -124,6 +126,8 @@ pub fn build(facts: &Facts) -> Result<DesiredState, BuildError> {
         config_maps: config.config_maps,
         services,
         obsolete_services: obsolete_services(spec, cluster),
+        ingress,
+        obsolete_ingress,
         statefulset: controller.statefulset,
         etcd_statefulset,
         claim_expansions,
