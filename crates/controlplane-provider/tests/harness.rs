@@ -2406,9 +2406,7 @@ async fn ingress_routes_the_api_and_konnectivity_hosts_to_the_service() {
     wait_for(
         &ns.api::<ConfigMap>(),
         "kmc-demo-config",
-        |cm| {
-            !cm.data.as_ref().unwrap()["K0SMOTRON_K0S_YAML"].contains("api.demo.example.com:8443")
-        },
+        |cm| !cm.data.as_ref().unwrap()["K0SMOTRON_K0S_YAML"].contains("api.demo.example.com:8443"),
         TIMEOUT,
         "the k0s config without the ingress",
     )
@@ -2416,6 +2414,9 @@ async fn ingress_routes_the_api_and_konnectivity_hosts_to_the_service() {
     .unwrap();
     let kept = ingresses.get("kmc-demo").await.unwrap();
     assert_eq!(kept.uid(), users.uid());
-    assert_eq!(kept.metadata.resource_version, users.metadata.resource_version);
+    assert_eq!(
+        kept.metadata.resource_version,
+        users.metadata.resource_version
+    );
     provider.stop().await;
 }
