@@ -1192,6 +1192,23 @@ async fn certificate_subject(port: u16, server_name: &str) -> Option<String> {
         .find_map(|l| l.strip_prefix("subject=").map(str::to_owned))
 }
 
+/// What `GET https://<server_name>:<port>/version` through the proxy on `127.0.0.1:port` answers
+/// (curl sends `server_name` as SNI; certificates are not checked here, routing is).
+async fn version_by_name(port: u16, server_name: &str) -> String {
+    let out = tokio::process::Command::new("curl")
+        .args(["-sk", "--max-time", "10", "--connect-to"])
+        .arg(format!("{server_name}:{port}:127.0.0.1:{port}"))
+        .arg(format!("https://{server_name}:{port}/version"))
+        .output()
+        .await
+        .unwrap();
+    format!(
+        "{} (curl {})",
+        String::from_utf8_lossy(&out.stdout),
+        out.status
+    )
+}
+
 /// `spec.ingress` (issue #13 part 3): the control plane is reached only through an SNI
 /// passthrough proxy (HAProxy, made by this test from the Ingress the provider wrote, as an
 /// ingress controller would) on a free local port that is `spec.ingress.port`. `apiHost` is
@@ -1284,13 +1301,25 @@ async fn real_node_ingress_carries_kubectl_and_join_tokens_through_an_sni_proxy(
         String::from_utf8_lossy(&out.stderr)
     );
 
-    // Routing is by server name: konnectivity's host reaches konnectivity (another
-    // certificate), a name without a rule reaches nothing.
+    // Routing is by server name: both hosts complete a TLS handshake (k0s serves both with a
+    // certificate of the same subject), but only the API host answers `/version` like an API
+    // server (k0s turns anonymous access off: a 401 `Status`); konnectivity speaks gRPC. A name
+    // without a rule gets no handshake at all.
     let api_subject = certificate_subject(port, "localhost").await;
     let konnectivity_subject = certificate_subject(port, "konnectivity.localhost").await;
     eprintln!("api: {api_subject:?}, konnectivity: {konnectivity_subject:?}");
     assert!(api_subject.is_some() && konnectivity_subject.is_some());
-    assert_ne!(api_subject, konnectivity_subject);
+    let api_version = version_by_name(port, "localhost").await;
+    let from_api_server = |answer: &str| {
+        answer.contains("gitVersion")
+            || (answer.contains("\"kind\"") && answer.contains("\"Status\""))
+    };
+    assert!(from_api_server(&api_version), "{api_version}");
+    let konnectivity_version = version_by_name(port, "konnectivity.localhost").await;
+    assert!(
+        !from_api_server(&konnectivity_version),
+        "konnectivity's host reached the API server: {konnectivity_version}"
+    );
     assert_eq!(certificate_subject(port, "other.localhost").await, None);
 
     // CAPI core reaches it through the proxy too.
