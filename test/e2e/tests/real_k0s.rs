@@ -252,6 +252,22 @@ impl Env {
         .await
     }
 
+    /// Waits until CAPI core reports the Cluster `cluster` Available.
+    async fn cluster_available(&self, cluster: &str) {
+        let clusters = capi(&self.client, self.name(), "Cluster");
+        self.poll(
+            Duration::from_secs(240),
+            "the CAPI Cluster Available",
+            || async {
+                let c = clusters.get(cluster).await.map_err(|e| e.to_string())?;
+                (condition(&c, "Available") == Some("True"))
+                    .then_some(())
+                    .ok_or_else(|| summary(&c))
+            },
+        )
+        .await;
+    }
+
     async fn stop(mut self) {
         for manager in [self.control_plane.take(), self.bootstrap.take()]
             .into_iter()
@@ -340,18 +356,7 @@ async fn real_node_kine_control_plane_serves_joins_rolls_and_deletes() {
     eprintln!("hosted k0s CRDs: {crds:?}");
 
     // CAPI core sees a working control plane: the Cluster becomes Available.
-    let clusters = capi(&env.client, &ns, "Cluster");
-    env.poll(
-        Duration::from_secs(240),
-        "the CAPI Cluster Available",
-        || async {
-            let c = clusters.get(cluster).await.map_err(|e| e.to_string())?;
-            (condition(&c, "Available") == Some("True"))
-                .then_some(())
-                .ok_or_else(|| summary(&c))
-        },
-    )
-    .await;
+    env.cluster_available(cluster).await;
 
     worker_token_authenticates_then_goes(&env, cluster, &hosted, &server).await;
     dynamic_config_reaches_k0s_without_a_restart(&env, cluster, &hosted).await;
@@ -1323,20 +1328,13 @@ async fn real_node_ingress_carries_kubectl_and_join_tokens_through_an_sni_proxy(
     assert_eq!(certificate_subject(port, "other.localhost").await, None);
 
     // CAPI core reaches it through the proxy too.
-    let clusters = capi(&env.client, &ns, "Cluster");
-    env.poll(
-        Duration::from_secs(240),
-        "the CAPI Cluster Available",
-        || async {
-            let c = clusters.get(cluster).await.map_err(|e| e.to_string())?;
-            (condition(&c, "Available") == Some("True"))
-                .then_some(())
-                .ok_or_else(|| summary(&c))
-        },
-    )
-    .await;
-    let endpoint =
-        clusters.get(cluster).await.unwrap().data["spec"]["controlPlaneEndpoint"].clone();
+    env.cluster_available(cluster).await;
+    let endpoint = capi(&env.client, &ns, "Cluster")
+        .get(cluster)
+        .await
+        .unwrap()
+        .data["spec"]["controlPlaneEndpoint"]
+        .clone();
     assert_eq!(endpoint, json!({"host": "localhost", "port": port}));
     // A worker's join token points at the ingress and authenticates through it.
     worker_token_authenticates_then_goes(&env, cluster, &hosted, &server).await;
