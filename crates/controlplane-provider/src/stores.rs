@@ -13,7 +13,9 @@
 //! from the API server until their store has done its first full list.
 //!
 //! Secrets are watched by metadata only, for the triggers, and not kept: reconciles read the few
-//! Secret bodies they need by name.
+//! Secret bodies they need by name. Ingresses (`spec.ingress`) are kept as metadata only: a
+//! reconcile needs their owner and resourceVersion, and a control plane without an Ingress then
+//! costs no request to learn it has none to delete.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
