@@ -15,6 +15,8 @@ command -v cloud-init >/dev/null || need+=(cloud-init)
 command -v openssl >/dev/null || need+=(openssl)
 command -v curl >/dev/null || need+=(curl)
 command -v make >/dev/null || need+=(make)
+# The SNI proxy of the real-node ingress test (test/e2e/tests/real_k0s.rs).
+command -v haproxy >/dev/null || need+=(haproxy)
 if [ ${#need[@]} -gt 0 ]; then
 	if [ "$(id -u)" = 0 ]; then
 		apt-get update -qq

@@ -167,6 +167,11 @@ fn snapshot(d: &DesiredState) -> String {
             other => json!(format!("{other:?}")),
         },
     });
+    let mut value = value;
+    // Only control planes behind an Ingress have these keys (the other snapshots stay as they were).
+    if let Some(ingress) = &d.ingress {
+        value["ingress"] = to_json(ingress);
+    }
     serde_saphyr::to_string(&value).unwrap()
 }
 
@@ -1791,4 +1796,181 @@ fn monitoring_without_etcd_has_no_etcd_job_and_needs_its_images() {
         json!({"enabled": false, "proxyImage": ""}),
     )))
     .unwrap();
+}
+
+fn ingress_spec(deploy: bool) -> K0smotronControlPlaneSpec {
+    let mut spec = K0smotronControlPlaneSpec::default();
+    spec.ingress = Some(
+        serde_json::from_value(json!({
+            "deploy": deploy,
+            "apiHost": "api.demo.example.com",
+            "konnectivityHost": "konnectivity.demo.example.com",
+            "className": "nginx",
+            "annotations": {"nginx.ingress.kubernetes.io/ssl-passthrough": "true"},
+        }))
+        .unwrap(),
+    );
+    spec
+}
+
+fn k0s_yaml(d: &DesiredState) -> serde_json::Value {
+    let text = &d.config_maps[0].data.as_ref().unwrap()[entrypoint::K0S_YAML_ENV];
+    serde_saphyr::from_str(text).unwrap()
+}
+
+fn kubeconfig_server(d: &DesiredState) -> String {
+    let secret = d.kubeconfig.as_ref().unwrap();
+    let text = String::from_utf8(secret.data.as_ref().unwrap()["value"].0.clone()).unwrap();
+    let doc: serde_json::Value = serde_saphyr::from_str(&text).unwrap();
+    doc["clusters"][0]["cluster"]["server"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// `spec.ingress` (issue #13 part 3): the Ingress routes both hosts to the exposure Service, and
+/// every address clients get is the ingress's: endpoint, kubeconfig, k0s external addresses.
+#[test]
+fn ingress_routes_both_hosts_and_clients_use_the_ingress() {
+    let d = build(&facts(ingress_spec(true))).unwrap();
+    assert_eq!(
+        d.endpoint,
+        Some(ApiEndpoint {
+            host: Some("api.demo.example.com".into()),
+            port: Some(443)
+        })
+    );
+    assert_eq!(kubeconfig_server(&d), "https://api.demo.example.com:443");
+    let k0s = k0s_yaml(&d);
+    assert_eq!(
+        k0s["spec"]["api"]["externalAddress"],
+        "api.demo.example.com:443"
+    );
+    assert_eq!(
+        k0s["spec"]["konnectivity"]["externalAddress"],
+        "konnectivity.demo.example.com:443"
+    );
+    assert_eq!(
+        k0s["spec"]["api"]["extraArgs"]["endpoint-reconciler-type"],
+        "none"
+    );
+    let sans = k0s["spec"]["api"]["sans"].as_array().unwrap();
+    for san in [
+        "api.demo.example.com",
+        "konnectivity.demo.example.com",
+        "localhost",
+        "127.0.0.1",
+        "kmc-demo.tenants.svc",
+    ] {
+        assert!(sans.contains(&json!(san)), "{san} in {sans:?}");
+    }
+    let ingress = d.ingress.as_ref().unwrap();
+    assert_eq!(ingress.metadata.name.as_deref(), Some("kmc-demo"));
+    assert_eq!(d.obsolete_ingress, None);
+    let rules: Vec<(String, String, i32)> = ingress
+        .spec
+        .as_ref()
+        .unwrap()
+        .rules
+        .iter()
+        .flatten()
+        .map(|r| {
+            let backend = r.http.as_ref().unwrap().paths[0]
+                .backend
+                .service
+                .clone()
+                .unwrap();
+            (
+                r.host.clone().unwrap(),
+                backend.name,
+                backend.port.unwrap().number.unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rules,
+        [
+            ("api.demo.example.com".into(), "kmc-demo".into(), 30443),
+            (
+                "konnectivity.demo.example.com".into(),
+                "kmc-demo".into(),
+                30132
+            ),
+        ]
+    );
+    // The endpoint manifest the workload cluster gets names the ingress too.
+    let endpoint = d
+        .config_maps
+        .iter()
+        .find(|c| c.metadata.name.as_deref() == Some("kmc-demo-endpoint"))
+        .unwrap();
+    let manifest = &endpoint.data.as_ref().unwrap()["endpoint.yaml"];
+    assert!(manifest.contains("api.demo.example.com"), "{manifest}");
+    assert!(
+        manifest.contains("'443'") || manifest.contains("\"443\""),
+        "{manifest}"
+    );
+    insta::assert_snapshot!(snapshot(&d));
+}
+
+/// Behind an Ingress nothing waits for a LoadBalancer address or a node: the API host is known.
+#[test]
+fn ingress_with_a_load_balancer_service_does_not_wait_for_its_address() {
+    let mut spec = ingress_spec(true);
+    spec.service.type_ = ServiceType::LoadBalancer;
+    let d = build(&facts(spec)).unwrap();
+    assert_eq!(d.waiting, None);
+    assert!(d.statefulset.is_some());
+    let ingress = d.ingress.unwrap();
+    let rule = &ingress.spec.unwrap().rules.unwrap()[0];
+    assert_eq!(
+        rule.http.as_ref().unwrap().paths[0]
+            .backend
+            .service
+            .as_ref()
+            .unwrap()
+            .name,
+        "kmc-demo-lb"
+    );
+}
+
+/// `deploy: false`: the same config, endpoint and kubeconfig, but no Ingress of ours (one we
+/// made before is deleted); without `spec.ingress` ours is deleted too.
+#[test]
+fn ingress_without_deploy_writes_no_ingress_and_expects_the_users() {
+    let deployed = build(&facts(ingress_spec(true))).unwrap();
+    let own = build(&facts(ingress_spec(false))).unwrap();
+    assert!(own.ingress.is_none());
+    assert_eq!(own.obsolete_ingress.as_deref(), Some("kmc-demo"));
+    assert_eq!(own.endpoint, deployed.endpoint);
+    assert_eq!(k0s_yaml(&own), k0s_yaml(&deployed));
+    assert_eq!(kubeconfig_server(&own), kubeconfig_server(&deployed));
+    let plain = build(&facts(K0smotronControlPlaneSpec::default())).unwrap();
+    assert!(plain.ingress.is_none());
+    assert_eq!(plain.obsolete_ingress.as_deref(), Some("kmc-demo"));
+}
+
+/// Moving behind an Ingress changes the kubeconfig's server: it is regenerated.
+#[test]
+fn moving_behind_an_ingress_regenerates_the_kubeconfig() {
+    let d = build(&facts(K0smotronControlPlaneSpec::default())).unwrap();
+    let mut f = facts(ingress_spec(true));
+    f.secrets
+        .insert("demo-kubeconfig".into(), d.kubeconfig.unwrap());
+    assert_eq!(
+        build(&f).unwrap().kubeconfig_regenerated,
+        Some(RegenerateReason::ServerChanged)
+    );
+}
+
+#[test]
+fn an_ingress_host_that_is_not_a_dns_name_is_an_invalid_spec() {
+    let mut spec = ingress_spec(true);
+    spec.ingress.as_mut().unwrap().konnectivity_host = "konn\nectivity".into();
+    let err = build(&facts(spec)).unwrap_err();
+    assert_eq!(err.reason(), k0smotron_api::conditions::INVALID_SPEC_REASON);
+    assert!(
+        err.to_string().contains("spec.ingress.konnectivityHost"),
+        "{err}"
+    );
 }

@@ -132,10 +132,16 @@ pub fn parse_go_duration(s: &str) -> Option<Duration> {
     Duration::try_from_secs_f64(total).ok()
 }
 
-/// The endpoint a standalone Cluster's kubeconfig must point at: its external address (in use,
-/// from status) or its Service's DNS name, with the API port.
+/// The endpoint a standalone Cluster's kubeconfig must point at: the ingress's API host and port
+/// with `spec.ingress`, else its external address (in use, from status) or its Service's DNS
+/// name, with the API port.
 fn endpoint(cluster: &Cluster, namespace: &str) -> (String, u16) {
     let spec = &cluster.spec;
+    // Behind an Ingress the kubeconfig, and so every token made from it, points at the ingress
+    // (upstream rewrites its tokens' server to the same URL).
+    if let Some(i) = crate::ingress::IngressAddresses::of(spec.ingress.as_ref()) {
+        return (i.api_host, u16::try_from(i.port).unwrap_or(0));
+    }
     let host = cluster
         .status
         .as_ref()
@@ -526,5 +532,28 @@ mod tests {
         assert_eq!(labels["cluster"], "solo");
         assert_eq!(labels["k0smotron.io/role"], "worker");
         assert_eq!(s.data.unwrap()["token"].0, b"abc");
+    }
+
+    /// Behind an Ingress the kubeconfig is checked against, and tokens point at, the ingress's
+    /// API host and port; without one, the Service's DNS name and the API port.
+    #[test]
+    fn tokens_point_at_the_ingress_when_there_is_one() {
+        let mut cluster = Cluster::new("solo", Default::default());
+        assert_eq!(
+            endpoint(&cluster, "tenant"),
+            ("kmc-solo.tenant.svc".to_string(), 30443)
+        );
+        cluster.spec.ingress = Some(k0smotron_api::controlplane::v1beta2::IngressSpec {
+            deploy: false,
+            port: 8443,
+            api_host: "api.solo.example.com".into(),
+            konnectivity_host: "konn.solo.example.com".into(),
+            class_name: None,
+            annotations: BTreeMap::new(),
+        });
+        assert_eq!(
+            endpoint(&cluster, "tenant"),
+            ("api.solo.example.com".to_string(), 8443)
+        );
     }
 }

@@ -58,6 +58,18 @@ pub struct Owned {
     pub sans: Vec<String>,
     /// `spec.storage`, replacing the user's entirely.
     pub storage: Value,
+    /// Exposure through an Ingress (`spec.ingress`): the addresses clients use instead.
+    pub ingress: Option<IngressOwned>,
+}
+
+/// What `spec.ingress` owns in the k0s config (as upstream).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IngressOwned {
+    /// `spec.api.externalAddress` as `<apiHost>:<port>`, replacing [`Owned::external_address`]
+    /// there (the host alone still goes into the SANs).
+    pub api_address: String,
+    /// `spec.konnectivity.externalAddress` as `<konnectivityHost>:<port>`.
+    pub konnectivity_address: String,
 }
 
 /// The merged config and the user values the provider replaced.
@@ -211,7 +223,11 @@ pub fn merge(base: Value, owned: &Owned) -> Result<Merged, K0sConfigError> {
     api.insert("sans".into(), json!(sans));
     // k0s refuses externalAddress together with node-local load balancing; the address still goes
     // into the SANs above.
-    if let Some(addr) = &owned.external_address
+    let api_address = match &owned.ingress {
+        Some(i) => Some(&i.api_address),
+        None => owned.external_address.as_ref(),
+    };
+    if let Some(addr) = api_address
         && !nllb
     {
         set_owned(
@@ -219,6 +235,18 @@ pub fn merge(base: Value, owned: &Owned) -> Result<Merged, K0sConfigError> {
             "externalAddress",
             json!(addr),
             "spec.api.externalAddress",
+            &mut overridden,
+        );
+    }
+    if owned.ingress.is_some() {
+        // The API server must not write its own (pod) address into `default/kubernetes`: the
+        // pods are not reachable from the workers, only the ingress is.
+        let extra_args = object_at(api, &["extraArgs"])?;
+        set_owned(
+            extra_args,
+            "endpoint-reconciler-type",
+            json!("none"),
+            "spec.api.extraArgs.endpoint-reconciler-type",
             &mut overridden,
         );
     }
@@ -231,6 +259,15 @@ pub fn merge(base: Value, owned: &Owned) -> Result<Merged, K0sConfigError> {
         "spec.konnectivity.agentPort",
         &mut overridden,
     );
+    if let Some(i) = &owned.ingress {
+        set_owned(
+            konnectivity,
+            "externalAddress",
+            json!(i.konnectivity_address),
+            "spec.konnectivity.externalAddress",
+            &mut overridden,
+        );
+    }
 
     let spec = object_at(&mut root, &["spec"])?;
     set_owned(
@@ -405,7 +442,51 @@ mod tests {
             external_address: Some("203.0.113.10".into()),
             sans: vec!["kmc-a".into(), "kmc-a.ns".into(), "10.96.0.20".into()],
             storage: etcd_storage("kmc-a-etcd", "a"),
+            ingress: None,
         }
+    }
+
+    /// Behind an Ingress (as upstream): both external addresses carry the ingress port, the API
+    /// server leaves `default/kubernetes` alone, and a user's values there are reported.
+    #[test]
+    fn ingress_owns_the_external_addresses_and_the_endpoint_reconciler() {
+        let base = json!({"apiVersion": "k0s.k0sproject.io/v1beta1", "kind": "ClusterConfig",
+            "spec": {"api": {"extraArgs": {"endpoint-reconciler-type": "lease", "v": "2"}},
+                     "konnectivity": {"externalAddress": "old:1"}}});
+        let mut o = owned();
+        o.external_address = Some("api.example.com".into());
+        o.ingress = Some(IngressOwned {
+            api_address: "api.example.com:8443".into(),
+            konnectivity_address: "konn.example.com:8443".into(),
+        });
+        let m = merge(base, &o).unwrap();
+        let spec = &m.config["spec"];
+        assert_eq!(spec["api"]["externalAddress"], "api.example.com:8443");
+        assert_eq!(spec["api"]["extraArgs"]["endpoint-reconciler-type"], "none");
+        assert_eq!(spec["api"]["extraArgs"]["v"], "2", "other args stay");
+        assert_eq!(
+            spec["konnectivity"]["externalAddress"],
+            "konn.example.com:8443"
+        );
+        let sans: Vec<&str> = spec["api"]["sans"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        assert!(sans.contains(&"api.example.com"), "{sans:?}");
+        assert!(
+            !sans.iter().any(|s| s.contains(':') && !s.contains("::")),
+            "no host:port SAN: {sans:?}"
+        );
+        assert!(
+            m.overridden
+                .contains(&"spec.api.extraArgs.endpoint-reconciler-type".to_string())
+        );
+        assert!(
+            m.overridden
+                .contains(&"spec.konnectivity.externalAddress".to_string())
+        );
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub(crate) mod entrypoint;
 pub(crate) mod etcd;
 pub(crate) mod hash;
 pub mod infra;
+pub(crate) mod ingress;
 pub(crate) mod join_token_request;
 pub(crate) mod k0s_config;
 pub mod kubeconfig;

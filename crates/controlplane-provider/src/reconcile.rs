@@ -21,6 +21,7 @@ use k8s_openapi::api::batch::v1::CronJob;
 use k8s_openapi::api::core::v1::{
     ConfigMap, Namespace, Node, PersistentVolumeClaim, Pod, Secret, Service,
 };
+use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::runtime::controller::Action;
@@ -1041,10 +1042,51 @@ async fn check_children(
         )
         .await?;
     }
+    if let Some(ingress) = &desired.ingress {
+        check_ingress(ctx, ns, &ingress.name_any(), uid, &mut live).await?;
+    }
     if let Some(svc) = &facts.exposure_service {
         record::<Service>(&mut live, &svc.metadata);
     }
     Ok(live)
+}
+
+/// [`check_live`] for the Ingress, whose store keeps metadata only: a hit is checked as kept, a
+/// miss read by GET.
+async fn check_ingress(
+    ctx: &Context,
+    ns: &str,
+    name: &str,
+    uid: &str,
+    live: &mut LiveVersions,
+) -> Result<(), Error> {
+    match ctx.stores.ingresses.get(ns, name) {
+        Lookup::Found(meta) => {
+            record::<Ingress>(live, &meta.metadata);
+            check_owner("Ingress", &meta.metadata, uid)
+        }
+        Lookup::Missing | Lookup::Unknown => {
+            let api: Api<Ingress> = Api::namespaced(ctx.client.clone(), ns);
+            check_live(None, &api, ns, name, uid, live).await
+        }
+    }
+}
+
+/// Deletes our Ingress `name` when the spec no longer asks for one (no `spec.ingress`, or
+/// `deploy: false`): looked up in the metadata store (a miss once listed is absence, as for
+/// [`delete_obsolete`]), so control planes without an Ingress cost no request.
+async fn delete_obsolete_ingress(
+    ctx: &Context,
+    ns: &str,
+    name: &str,
+    uid: &str,
+) -> Result<(), Error> {
+    let api: Api<Ingress> = Api::namespaced(ctx.client.clone(), ns);
+    match ctx.stores.ingresses.get(ns, name) {
+        Lookup::Missing => Ok(()),
+        Lookup::Found(meta) if !controlled_by(&meta.metadata, uid) => Ok(()),
+        Lookup::Found(_) | Lookup::Unknown => delete_if_ours(&api, name, uid).await,
+    }
 }
 
 /// [`check_children`] for the Secrets we write: the kubeconfig, renewed leaves, generated
@@ -1262,6 +1304,14 @@ where
     apply_all(memo, &services, &desired.services, &live).await?;
     for name in &desired.obsolete_services {
         delete_obsolete(&ctx.stores.services, &services, &ns, name, &uid).await?;
+    }
+    if let Some(ingress) = &desired.ingress {
+        let api: Api<Ingress> = Api::namespaced(client.clone(), &ns);
+        memo.apply(&api, ingress, MANAGER, live_version(&live, ingress))
+            .await?;
+    }
+    if let Some(name) = &desired.obsolete_ingress {
+        delete_obsolete_ingress(ctx, &ns, name, &uid).await?;
     }
     if let Some(kubeconfig) = &desired.kubeconfig {
         memo.apply(
@@ -1737,6 +1787,12 @@ pub(crate) async fn delete_children(
     ] {
         delete_if_ours(&svc, &name, uid).await?;
     }
+    delete_if_ours(
+        &Api::<Ingress>::namespaced(client.clone(), ns),
+        &names::kmc_name(cluster),
+        uid,
+    )
+    .await?;
     for name in [
         names::config_map_name(cluster),
         names::entrypoint_config_map_name(cluster),

@@ -176,6 +176,8 @@ pub enum AddressSource {
     LoadBalancer,
     /// A node address (NodePort).
     Node,
+    /// `spec.ingress.apiHost`.
+    Ingress,
 }
 
 /// The external address or why there is none yet.

@@ -13,7 +13,9 @@
 //! from the API server until their store has done its first full list.
 //!
 //! Secrets are watched by metadata only, for the triggers, and not kept: reconciles read the few
-//! Secret bodies they need by name.
+//! Secret bodies they need by name. Ingresses (`spec.ingress`) are kept as metadata only: a
+//! reconcile needs their owner and resourceVersion, and a control plane without an Ingress then
+//! costs no request to learn it has none to delete.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -27,6 +29,7 @@ use k8s_openapi::api::batch::v1::CronJob;
 use k8s_openapi::api::core::v1::{
     ConfigMap, Container, Node, NodeAddress, NodeStatus, Pod, PodSpec, Secret, Service,
 };
+use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{FieldsV1, ManagedFieldsEntry};
 use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::{self, ObjectRef, Store};
@@ -102,6 +105,9 @@ pub struct Stores {
     pub config_maps: Kept<ConfigMap>,
     /// CronJobs with the cluster-name label.
     pub cron_jobs: Kept<CronJob>,
+    /// Ingresses with the cluster-name label, as metadata: a reconcile reads only their owner
+    /// and resourceVersion, and only control planes with `spec.ingress` have one.
+    pub ingresses: Kept<PartialObjectMeta<Ingress>>,
     /// Control-plane pods (`app=k0smotron`, `cluster.x-k8s.io/control-plane`), their spec cut
     /// down to container names and images.
     pub pods: Kept<Pod>,
@@ -128,6 +134,7 @@ impl Stores {
             services: Kept::empty(),
             config_maps: Kept::empty(),
             cron_jobs: Kept::empty(),
+            ingresses: Kept::empty(),
             pods: Kept::empty(),
             nodes: Kept::empty(),
             clusters: Kept::empty(),
@@ -177,6 +184,8 @@ pub struct Triggers {
     pub secrets: Feed<PartialObjectMeta<Secret>>,
     /// CronJobs.
     pub cron_jobs: Feed<CronJob>,
+    /// Ingresses (metadata).
+    pub ingresses: Feed<PartialObjectMeta<Ingress>>,
     /// Control-plane pods.
     pub pods: Feed<Pod>,
 }
@@ -207,6 +216,12 @@ pub fn watches(client: &Client, args: &ManagerArgs, capi: bool, standalone: bool
     let (services, mut svc_feeds) = plan.child();
     let (config_maps, mut cm_feeds) = plan.child();
     let (cron_jobs, mut cj_feeds) = plan.child();
+    let (ingresses, mut ingress_feeds) = stored(
+        args.api::<PartialObjectMeta<Ingress>>(client.clone()),
+        children_config(),
+        subscribers,
+        &mut plan.drivers,
+    );
     let mut secret_feeds = unstored(
         args.api::<PartialObjectMeta<Secret>>(client.clone()),
         children_config(),
@@ -249,6 +264,7 @@ pub fn watches(client: &Client, args: &ManagerArgs, capi: bool, standalone: bool
         config_maps: cm_feeds.remove(0),
         secrets: secret_feeds.remove(0),
         cron_jobs: cj_feeds.remove(0),
+        ingresses: ingress_feeds.remove(0),
         pods: pod_feeds.remove(0),
     };
     let capi_triggers = capi.then(|| (take(), cluster_feeds.remove(0)));
@@ -265,6 +281,7 @@ pub fn watches(client: &Client, args: &ManagerArgs, capi: bool, standalone: bool
             services,
             config_maps,
             cron_jobs,
+            ingresses,
             pods,
             nodes,
             clusters,
@@ -323,7 +340,13 @@ macro_rules! trim_managed_fields {
         }
     )*};
 }
-trim_managed_fields!(Service, CronJob, Cluster, PartialObjectMeta<Secret>);
+trim_managed_fields!(
+    Service,
+    CronJob,
+    Cluster,
+    PartialObjectMeta<Secret>,
+    PartialObjectMeta<Ingress>
+);
 
 /// Kept as metadata: a reconcile reads a ConfigMap only for its owner and its resourceVersion
 /// (whether our last apply is still what is live, `AppliedMemo`); another writer's change moves

@@ -152,10 +152,8 @@ pub fn validate(spec: &ClusterSpec, policy: &FieldPolicy) -> Result<(), SpecErro
             "spec.remoteHostCluster (hosting the control plane in another cluster)",
         ));
     }
-    if spec.ingress.is_some() {
-        return Err(SpecError::Unsupported(
-            "spec.ingress (exposure through an Ingress)",
-        ));
+    if let Some(ingress) = &spec.ingress {
+        crate::ingress::check(ingress)?;
     }
     check_monitoring(spec)?;
     if !(0..=MAX_REPLICAS).contains(&spec.replicas) {
@@ -512,16 +510,29 @@ mod tests {
     #[test]
     fn unsupported_features_are_named() {
         let mut spec = K0smotronControlPlaneSpec::default();
+        spec.remote_host_cluster = Some(Default::default());
+        let err = validate(&spec, &FieldPolicy::default()).unwrap_err();
+        assert!(err.to_string().contains("spec.remoteHostCluster"), "{err}");
+    }
+
+    /// `spec.ingress` is implemented (issue #13 part 3): a plain one passes, and its hosts are
+    /// checked as part of the spec.
+    #[test]
+    fn ingress_is_checked_not_refused() {
+        let mut spec = K0smotronControlPlaneSpec::default();
         spec.ingress = Some(IngressSpec {
             deploy: true,
             port: 443,
-            api_host: "a".into(),
-            konnectivity_host: "k".into(),
+            api_host: "api.example.com".into(),
+            konnectivity_host: "konnectivity.example.com".into(),
             class_name: None,
             annotations: Default::default(),
         });
+        validate(&spec, &FieldPolicy::default()).unwrap();
+        spec.ingress.as_mut().unwrap().api_host = "api.example.com; rm -rf /".into();
         let err = validate(&spec, &FieldPolicy::default()).unwrap_err();
-        assert!(err.to_string().contains("spec.ingress"), "{err}");
+        assert!(matches!(err, SpecError::Invalid(_)), "{err}");
+        assert!(err.to_string().contains("spec.ingress.apiHost"), "{err}");
     }
 
     /// Found by the schema property test (issue #12): `persistentVolumeClaim: {}` is admitted by

@@ -51,7 +51,7 @@ where
 }
 
 /// `controller` woken by the children every control-plane kind owns (StatefulSets, Services,
-/// ConfigMaps, Secrets by metadata, CronJobs, all carrying the cluster-name label) and by its
+/// ConfigMaps, Secrets and Ingresses by metadata, CronJobs, all carrying the cluster-name label) and by its
 /// control-plane pods, through the StatefulSet that owns them (`statefulsets`). The triggers come
 /// from the shared watches of [`crate::stores`].
 pub fn owning_children<K>(
@@ -78,6 +78,7 @@ where
         .owns_stream(triggers.config_maps.map(Ok))
         .owns_stream(triggers.secrets.map(Ok))
         .owns_stream(triggers.cron_jobs.map(Ok))
+        .owns_stream(triggers.ingresses.map(Ok))
         .watches_stream(pods, move |pod| {
             stores::control_plane_of_pod::<K>(&statefulsets, &pod)
         })

@@ -284,11 +284,14 @@ async fn setup(prefix: &str) -> (TestNamespace, kube::Client) {
     (ns, client)
 }
 
-/// Starts the provider (standalone kinds only) in process, scoped to `ns`.
+/// Starts the provider (standalone kinds only) in process, scoped to `ns`, on a runtime of its
+/// own with the binary's worker stacks (`provider_runtime::runtime`): polled on the test's
+/// thread (2 MiB), the debug build's reconcile futures overflowed its stack once the Ingress of
+/// `spec.ingress` joined the children. The receiver completes when the provider has stopped.
 fn start_provider(
     client: kube::Client,
     ns: &str,
-) -> (CancellationToken, tokio::task::JoinHandle<()>) {
+) -> (CancellationToken, tokio::sync::oneshot::Receiver<()>) {
     let args = Args::parse_from([
         "controlplane-provider",
         "--namespace",
@@ -301,18 +304,27 @@ fn start_provider(
     .manager;
     let token = CancellationToken::new();
     let child = token.clone();
-    let handle = tokio::spawn(async move {
-        let settings = Settings {
-            probe_timeout: Duration::from_secs(3),
-            kinds: Kinds {
-                capi: false,
-                standalone: true,
-            },
-            ..Settings::default()
-        };
-        let metrics = Metrics::register(&mut Registry::default());
-        controller::run(client, &args, settings, metrics, &Readiness::new(), child).await;
-    });
+    let (stopped, handle) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("provider".into())
+        .stack_size(provider_runtime::runtime::WORKER_STACK_BYTES)
+        .spawn(move || {
+            let runtime = provider_runtime::runtime::build().unwrap();
+            runtime.block_on(async move {
+                let settings = Settings {
+                    probe_timeout: Duration::from_secs(3),
+                    kinds: Kinds {
+                        capi: false,
+                        standalone: true,
+                    },
+                    ..Settings::default()
+                };
+                let metrics = Metrics::register(&mut Registry::default());
+                controller::run(client, &args, settings, metrics, &Readiness::new(), child).await;
+            });
+            let _ = stopped.send(());
+        })
+        .unwrap();
     (token, handle)
 }
 

@@ -252,6 +252,22 @@ impl Env {
         .await
     }
 
+    /// Waits until CAPI core reports the Cluster `cluster` Available.
+    async fn cluster_available(&self, cluster: &str) {
+        let clusters = capi(&self.client, self.name(), "Cluster");
+        self.poll(
+            Duration::from_secs(240),
+            "the CAPI Cluster Available",
+            || async {
+                let c = clusters.get(cluster).await.map_err(|e| e.to_string())?;
+                (condition(&c, "Available") == Some("True"))
+                    .then_some(())
+                    .ok_or_else(|| summary(&c))
+            },
+        )
+        .await;
+    }
+
     async fn stop(mut self) {
         for manager in [self.control_plane.take(), self.bootstrap.take()]
             .into_iter()
@@ -340,18 +356,7 @@ async fn real_node_kine_control_plane_serves_joins_rolls_and_deletes() {
     eprintln!("hosted k0s CRDs: {crds:?}");
 
     // CAPI core sees a working control plane: the Cluster becomes Available.
-    let clusters = capi(&env.client, &ns, "Cluster");
-    env.poll(
-        Duration::from_secs(240),
-        "the CAPI Cluster Available",
-        || async {
-            let c = clusters.get(cluster).await.map_err(|e| e.to_string())?;
-            (condition(&c, "Available") == Some("True"))
-                .then_some(())
-                .ok_or_else(|| summary(&c))
-        },
-    )
-    .await;
+    env.cluster_available(cluster).await;
 
     worker_token_authenticates_then_goes(&env, cluster, &hosted, &server).await;
     dynamic_config_reaches_k0s_without_a_restart(&env, cluster, &hosted).await;
@@ -1261,5 +1266,228 @@ async fn real_node_monitoring_serves_the_hosted_components_metrics_on_8090() {
         .delete(cluster, &DeleteParams::default())
         .await
         .unwrap();
+    env.stop().await;
+}
+
+/// The HAProxy configuration of an SNI passthrough proxy on `127.0.0.1:port`, made from
+/// `ingress` as an ingress controller would read it: one `req.ssl_sni` rule per host, to the
+/// rule's Service port, reached from this host at the real node's address and the port's
+/// NodePort. No default backend: a server name no rule names gets no connection.
+fn sni_proxy_config(
+    ingress: &k8s_openapi::api::networking::v1::Ingress,
+    service: &k8s_openapi::api::core::v1::Service,
+    node_ip: &str,
+    port: u16,
+) -> String {
+    let ports = service.spec.as_ref().unwrap().ports.clone().unwrap();
+    let mut frontend = format!(
+        "frontend ingress\n  bind 127.0.0.1:{port}\n  tcp-request inspect-delay 5s\n  tcp-request content accept if {{ req.ssl_hello_type 1 }}\n"
+    );
+    let mut backends = String::new();
+    for (i, rule) in ingress
+        .spec
+        .as_ref()
+        .unwrap()
+        .rules
+        .iter()
+        .flatten()
+        .enumerate()
+    {
+        let host = rule.host.as_deref().unwrap();
+        let backend = rule.http.as_ref().unwrap().paths[0]
+            .backend
+            .service
+            .as_ref()
+            .unwrap();
+        assert_eq!(
+            Some(backend.name.as_str()),
+            service.metadata.name.as_deref(),
+            "the rule routes to the exposure Service"
+        );
+        let number = backend.port.as_ref().unwrap().number.unwrap();
+        let node_port = ports
+            .iter()
+            .find(|p| p.port == number)
+            .and_then(|p| p.node_port)
+            .unwrap_or_else(|| panic!("Service port {number} of rule {host} has no NodePort"));
+        frontend.push_str(&format!(
+            "  use_backend rule{i} if {{ req.ssl_sni -i {host} }}\n"
+        ));
+        backends.push_str(&format!(
+            "backend rule{i}\n  server s{i} {node_ip}:{node_port}\n"
+        ));
+    }
+    format!(
+        "global\n  maxconn 256\ndefaults\n  mode tcp\n  timeout connect 5s\n  timeout client 1h\n  timeout server 1h\n{frontend}{backends}"
+    )
+}
+
+/// The subject of the certificate the proxy on `port` hands a TLS client naming `server_name`,
+/// or `None` when the handshake fails (no rule for that name).
+async fn certificate_subject(port: u16, server_name: &str) -> Option<String> {
+    let out = tokio::process::Command::new("openssl")
+        .args([
+            "s_client",
+            "-connect",
+            &format!("127.0.0.1:{port}"),
+            "-servername",
+            server_name,
+        ])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("subject=").map(str::to_owned))
+}
+
+/// What `GET https://<server_name>:<port>/version` through the proxy on `127.0.0.1:port` answers
+/// (curl sends `server_name` as SNI; certificates are not checked here, routing is).
+async fn version_by_name(port: u16, server_name: &str) -> String {
+    let out = tokio::process::Command::new("curl")
+        .args(["-sk", "--max-time", "10", "--connect-to"])
+        .arg(format!("{server_name}:{port}:127.0.0.1:{port}"))
+        .arg(format!("https://{server_name}:{port}/version"))
+        .output()
+        .await
+        .unwrap();
+    format!(
+        "{} (curl {})",
+        String::from_utf8_lossy(&out.stdout),
+        out.status
+    )
+}
+
+/// `spec.ingress` (issue #13 part 3): the control plane is reached only through an SNI
+/// passthrough proxy (HAProxy, made by this test from the Ingress the provider wrote, as an
+/// ingress controller would) on a free local port that is `spec.ingress.port`. `apiHost` is
+/// `localhost`, the one name that resolves to this host without editing /etc/hosts, so every
+/// client uses the kubeconfig as we wrote it: `kubectl` and a kube client through
+/// `<cluster>-kubeconfig`, CAPI core (the Cluster becomes Available), and a worker's join token
+/// from the bootstrap provider, which authenticates through the proxy. The konnectivity host gets
+/// konnectivity's certificate; a name without a rule gets no connection.
+#[tokio::test]
+#[ignore = "needs test/harness up --real-node"]
+async fn real_node_ingress_carries_kubectl_and_join_tokens_through_an_sni_proxy() {
+    use k8s_openapi::api::core::v1::Service;
+    use k8s_openapi::api::networking::v1::Ingress;
+    let env = Env::start("real-ingress").await;
+    let ns = env.name().to_owned();
+    let cluster = "ing";
+    let port = test_support::free_port().unwrap();
+    env.create_cluster(
+        cluster,
+        json!({"replicas": 1,
+            "storage": {"type": "kine", "kine": {"dataSourceURL": "sqlite:///var/lib/k0s/db/state.db?mode=rwc&_journal=WAL"}},
+            "service": {"type": "NodePort", "apiPort": 31843, "konnectivityPort": 31832},
+            "ingress": {"apiHost": "localhost", "konnectivityHost": "konnectivity.localhost",
+                "port": port, "className": "haproxy",
+                "annotations": {"haproxy.org/ssl-passthrough": "true"}}}),
+    )
+    .await;
+    let ingress = env
+        .poll(Duration::from_secs(60), "the Ingress", || async {
+            Api::<Ingress>::namespaced(env.client.clone(), &ns)
+                .get_opt(&format!("kmc-{cluster}"))
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| "not yet".to_owned())
+        })
+        .await;
+    let service = Api::<Service>::namespaced(env.client.clone(), &ns)
+        .get(&format!("kmc-{cluster}-nodeport"))
+        .await
+        .unwrap();
+    let config = sni_proxy_config(&ingress, &service, &env.node.ip, port);
+    let scratch = ScratchDir::new("haproxy").unwrap();
+    let cfg = scratch.join("haproxy.cfg");
+    std::fs::write(&cfg, &config).unwrap();
+    let haproxy = e2e::process::Background::spawn(
+        "haproxy",
+        std::path::Path::new("haproxy"),
+        ["-db", "-f", cfg.to_str().unwrap()],
+        std::iter::empty::<(&str, &str)>(),
+        &env.logs,
+    )
+    .unwrap();
+    eprintln!("SNI proxy on 127.0.0.1:{port}:\n{config}");
+
+    let started = Instant::now();
+    env.ready_pods(&selector(cluster), 1).await;
+    eprintln!("k0s controller Ready after {:?}", started.elapsed());
+
+    // A kube client from `<cluster>-kubeconfig` alone, through the proxy.
+    let (hosted, server) = env.hosted(cluster).await;
+    assert_eq!(server, format!("https://localhost:{port}"));
+    let namespaces = Api::<Namespace>::all(hosted.clone())
+        .list(&ListParams::default())
+        .await
+        .unwrap();
+    assert!(
+        namespaces
+            .items
+            .iter()
+            .any(|n| n.name_any() == "kube-system"),
+        "the hosted cluster's namespaces"
+    );
+    // And kubectl, with the kubeconfig as we wrote it.
+    let secret = Api::<Secret>::namespaced(env.client.clone(), &ns)
+        .get(&format!("{cluster}-kubeconfig"))
+        .await
+        .unwrap();
+    let kubeconfig = scratch.join("kubeconfig");
+    std::fs::write(&kubeconfig, &secret.data.unwrap()["value"].0).unwrap();
+    let out = tokio::process::Command::new("kubectl")
+        .args(["--kubeconfig", kubeconfig.to_str().unwrap()])
+        .args(["get", "namespaces", "-o", "name"])
+        .output()
+        .await
+        .unwrap();
+    let listed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && listed.contains("namespace/kube-system"),
+        "kubectl through the proxy: {listed}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Routing is by server name: both hosts complete a TLS handshake (k0s serves both with a
+    // certificate of the same subject), but only the API host answers `/version` like an API
+    // server (k0s turns anonymous access off: a 401 `Status`); konnectivity speaks gRPC. A name
+    // without a rule gets no handshake at all.
+    let api_subject = certificate_subject(port, "localhost").await;
+    let konnectivity_subject = certificate_subject(port, "konnectivity.localhost").await;
+    eprintln!("api: {api_subject:?}, konnectivity: {konnectivity_subject:?}");
+    assert!(api_subject.is_some() && konnectivity_subject.is_some());
+    let api_version = version_by_name(port, "localhost").await;
+    let from_api_server = |answer: &str| {
+        answer.contains("gitVersion")
+            || (answer.contains("\"kind\"") && answer.contains("\"Status\""))
+    };
+    assert!(from_api_server(&api_version), "{api_version}");
+    let konnectivity_version = version_by_name(port, "konnectivity.localhost").await;
+    assert!(
+        !from_api_server(&konnectivity_version),
+        "konnectivity's host reached the API server: {konnectivity_version}"
+    );
+    assert_eq!(certificate_subject(port, "other.localhost").await, None);
+
+    // CAPI core reaches it through the proxy too.
+    env.cluster_available(cluster).await;
+    let endpoint = capi(&env.client, &ns, "Cluster")
+        .get(cluster)
+        .await
+        .unwrap()
+        .data["spec"]["controlPlaneEndpoint"]
+        .clone();
+    assert_eq!(endpoint, json!({"host": "localhost", "port": port}));
+    // A worker's join token points at the ingress and authenticates through it.
+    worker_token_authenticates_then_goes(&env, cluster, &hosted, &server).await;
+
+    capi(&env.client, &ns, "Cluster")
+        .delete(cluster, &DeleteParams::default())
+        .await
+        .unwrap();
+    haproxy.kill().await;
     env.stop().await;
 }

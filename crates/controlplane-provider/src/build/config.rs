@@ -17,7 +17,7 @@ use super::model::{DynamicConfig, Facts};
 use super::patch::with_type_meta;
 use crate::entrypoint;
 use crate::hash;
-use crate::k0s_config::{self, Merged, NetworkDefaults, Owned};
+use crate::k0s_config::{self, IngressOwned, Merged, NetworkDefaults, Owned};
 use crate::labels;
 use crate::patches::ComponentPatch;
 use crate::services;
@@ -195,6 +195,9 @@ fn merged_k0s_config(facts: &Facts, exposure: &Exposure) -> Result<Merged, Build
     if let Some(host) = facts.cp.user_endpoint.as_ref().and_then(|e| e.host.clone()) {
         sans.push(host);
     }
+    if let Some(ingress) = &exposure.ingress {
+        sans.extend(ingress.sans());
+    }
     Ok(k0s_config::merge(
         base,
         &Owned {
@@ -203,6 +206,10 @@ fn merged_k0s_config(facts: &Facts, exposure: &Exposure) -> Result<Merged, Build
             external_address: exposure.external_address.clone(),
             sans,
             storage: storage(spec, &facts.cluster_name),
+            ingress: exposure.ingress.as_ref().map(|i| IngressOwned {
+                api_address: i.api_address(),
+                konnectivity_address: i.konnectivity_address(),
+            }),
         },
     )?)
 }
@@ -226,9 +233,13 @@ fn storage(spec: &ClusterSpec, cluster: &str) -> serde_json::Value {
     }
 }
 
-/// Host and port of the endpoint manifest: the user's endpoint, else the external address.
+/// Host and port of the endpoint manifest: the user's endpoint, else the external address (with
+/// the ingress port behind an Ingress).
 fn endpoint_manifest_address(facts: &Facts, exposure: &Exposure) -> Option<(String, i32)> {
-    let api_port = facts.cp.spec.service.api_port;
+    let api_port = exposure
+        .ingress
+        .as_ref()
+        .map_or(facts.cp.spec.service.api_port, |i| i.port);
     match (&facts.cp.user_endpoint, &exposure.external_address) {
         (Some(e), _) => e.host.clone().map(|h| (h, e.port.unwrap_or(api_port))),
         (None, Some(a)) => Some((a.clone(), api_port)),

@@ -1,14 +1,17 @@
-//! The exposure Service (`kmc-<cluster>[-nodeport|-lb]`), the external address it gives, the
-//! API endpoint, and whether the StatefulSet must wait for the exposure.
+//! The exposure Service (`kmc-<cluster>[-nodeport|-lb]`), the external address it gives (or the
+//! Ingress's API host), the API endpoint, the Ingress `kmc-<cluster>`, and whether the
+//! StatefulSet must wait for the exposure.
 
 use k0smotron_api::capi::ApiEndpoint;
 use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::networking::v1::Ingress;
 
 use super::error::BuildError;
 use super::model::Facts;
 use super::patch::with_type_meta;
+use crate::ingress::{IngressAddresses, IngressInputs};
 use crate::patches::ComponentPatch;
-use crate::services::{self, ExternalAddress, ServiceInputs};
+use crate::services::{self, AddressSource, ExternalAddress, ServiceInputs};
 
 /// The exposure Service and what it tells about the endpoint.
 pub(super) struct Exposure {
@@ -24,6 +27,10 @@ pub(super) struct Exposure {
     pub(super) service_name: String,
     /// Why the StatefulSet is not built yet.
     pub(super) waiting: Option<String>,
+    /// The addresses behind an Ingress (`spec.ingress`).
+    pub(super) ingress: Option<IngressAddresses>,
+    /// The Ingress `kmc-<cluster>` (patched), when `spec.ingress.deploy`.
+    pub(super) ingress_object: Option<Ingress>,
 }
 
 /// The exposure Service of `spec.service`, the external address and the endpoint.
@@ -42,19 +49,43 @@ pub(super) fn plan_exposure(
     };
     let service_name = services::service_name(cluster, spec.service.type_);
     let service = with_type_meta(services::service(&svc_inputs, &facts.cp.owner), patches)?;
-    let address = services::external_address(
-        spec.external_address.as_deref(),
-        spec.service.type_,
-        facts.exposure_service.as_ref(),
-        &facts.nodes,
-        facts.cp.previous_address.as_deref(),
-    );
+    let ingress = IngressAddresses::of(spec.ingress.as_ref());
+    // Behind an Ingress, clients use the API host whatever the Service type: nothing to discover
+    // (upstream too takes the host and port from the ingress then).
+    let address = match &ingress {
+        Some(i) => ExternalAddress::Known(i.api_host.clone(), AddressSource::Ingress),
+        None => services::external_address(
+            spec.external_address.as_deref(),
+            spec.service.type_,
+            facts.exposure_service.as_ref(),
+            &facts.nodes,
+            facts.cp.previous_address.as_deref(),
+        ),
+    };
     let (external_address, mut waiting) = match &address {
         ExternalAddress::Known(a, _) => (Some(a.clone()), None),
         ExternalAddress::NotApplicable => (None, None),
         ExternalAddress::Pending(why) => (None, Some(why.clone())),
     };
-    let endpoint = endpoint(facts, &address, &service_name);
+    let api_port = ingress.as_ref().map_or(spec.service.api_port, |i| i.port);
+    let endpoint = endpoint(facts, &address, &service_name, api_port);
+    let ingress_object = match spec.ingress.as_ref().filter(|i| i.deploy) {
+        Some(i) => {
+            let inputs = IngressInputs {
+                cluster,
+                namespace: &facts.cp.namespace,
+                spec: i,
+                service: &service_name,
+                api_port: spec.service.api_port,
+                konnectivity_port: spec.service.konnectivity_port,
+            };
+            Some(with_type_meta(
+                crate::ingress::ingress(&inputs, &facts.cp.owner),
+                patches,
+            )?)
+        }
+        None => None,
+    };
     let cluster_ips = facts
         .exposure_service
         .as_ref()
@@ -74,13 +105,19 @@ pub(super) fn plan_exposure(
         cluster_ips,
         service_name,
         waiting,
+        ingress,
+        ingress_object,
     })
 }
 
 /// The user's endpoint, else the external address, else the Service's DNS name; `None` while
 /// the address is pending.
-fn endpoint(facts: &Facts, address: &ExternalAddress, service_name: &str) -> Option<ApiEndpoint> {
-    let api_port = facts.cp.spec.service.api_port;
+fn endpoint(
+    facts: &Facts,
+    address: &ExternalAddress,
+    service_name: &str,
+    api_port: i32,
+) -> Option<ApiEndpoint> {
     match (&facts.cp.user_endpoint, address) {
         (Some(e), _) => Some(e.clone()),
         (None, ExternalAddress::Known(a, _)) => Some(ApiEndpoint {

@@ -98,6 +98,8 @@ pub fn build(facts: &Facts) -> Result<DesiredState, BuildError> {
     let controller = statefulset::plan_controller(facts, &certs.refs, &config, waiting, &patches)?;
     let etcd = etcd::plan_etcd(facts, &controller.image, &patches)?;
 
+    let ingress = exposure.ingress_object;
+    let obsolete_ingress = ingress.is_none().then(|| names::kmc_name(cluster));
     let mut services = vec![exposure.service];
     let mut config_maps = config.config_maps;
     if let Some(m) = crate::monitoring::inputs(spec, cluster) {
@@ -132,6 +134,8 @@ pub fn build(facts: &Facts) -> Result<DesiredState, BuildError> {
         config_maps,
         services,
         obsolete_services: obsolete_services(spec, cluster),
+        ingress,
+        obsolete_ingress,
         statefulset: controller.statefulset,
         etcd_statefulset,
         claim_expansions,

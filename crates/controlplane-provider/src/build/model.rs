@@ -9,6 +9,7 @@ use k0smotron_api::controlplane::v1beta2::CertificateRef;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::batch::v1::CronJob;
 use k8s_openapi::api::core::v1::{ConfigMap, Node, PersistentVolumeClaim, Secret, Service};
+use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 
 use crate::claims::ClaimExpansion;
@@ -105,6 +106,10 @@ pub struct DesiredState {
     pub services: Vec<Service>,
     /// Exposure Services of other types, deleted if we own them.
     pub obsolete_services: Vec<String>,
+    /// The Ingress `kmc-<cluster>` (`spec.ingress` with `deploy: true`).
+    pub ingress: Option<Ingress>,
+    /// Our Ingress, deleted if we own it, when the spec no longer asks for one.
+    pub obsolete_ingress: Option<String>,
     /// The k0s StatefulSet (`None` while waiting).
     pub statefulset: Option<StatefulSetPlan>,
     /// The etcd StatefulSet (etcd storage only).

@@ -23,8 +23,8 @@ use k0smotron_api::capi::{ApiEndpoint, ClusterNetwork, NetworkRanges};
 use k0smotron_api::common::ObjectLabels;
 use k0smotron_api::controlplane::v1beta2::{
     CertificateRef, CertificateType, ClaimMetadata, ClusterSpec, ComponentPatch, DefragJobSpec,
-    EtcdSpec, K0smotronControlPlane, K0smotronControlPlaneSpec, KineSpec, MonitoringSpec, Mount,
-    PatchSpec, PatchTarget, PatchType, PersistenceSpec, PersistenceType,
+    EtcdSpec, IngressSpec, K0smotronControlPlane, K0smotronControlPlaneSpec, KineSpec,
+    MonitoringSpec, Mount, PatchSpec, PatchTarget, PatchType, PersistenceSpec, PersistenceType,
     PersistentVolumeClaimTemplate, ServiceSpec, ServiceType, StoragePersistenceSpec, StorageSpec,
     StorageType,
 };
@@ -828,6 +828,41 @@ fn monitoring() -> impl Strategy<Value = Option<MonitoringSpec>> {
     ]
 }
 
+/// `spec.ingress`, rarely: DNS names (sometimes one host for both, which is refused), and with
+/// `Any` text of all kinds, IPs and odd annotation keys.
+fn ingress(flavour: Flavour) -> BoxedStrategy<Option<IngressSpec>> {
+    let name = match flavour {
+        Flavour::Admissible => "[a-z]{1,8}\\.example\\.com".boxed(),
+        Flavour::Any => prop_oneof![4 => "[a-z]{1,8}\\.example\\.com", 1 => host(flavour)].boxed(),
+    };
+    let key = match flavour {
+        Flavour::Admissible => "[a-z]{1,8}\\.example\\.com/[a-z-]{1,10}[a-z]".boxed(),
+        Flavour::Any => {
+            prop_oneof![4 => "[a-z]{1,8}\\.example\\.com/[a-z-]{1,10}[a-z]", 1 => any_text()]
+                .boxed()
+        }
+    };
+    let spec = (
+        any::<bool>(),
+        prop_oneof![1i64..=65535, Just(443i64)],
+        name.clone(),
+        name,
+        option::of("[a-z]{1,8}"),
+        btree_map(key, "[ -~]{0,12}", 0..3),
+    )
+        .prop_map(
+            |(deploy, port, api_host, konnectivity_host, class_name, annotations)| IngressSpec {
+                deploy,
+                port,
+                api_host,
+                konnectivity_host,
+                class_name,
+                annotations,
+            },
+        );
+    prop_oneof![12 => Just(None), 1 => spec.prop_map(Some)].boxed()
+}
+
 /// A whole spec.
 pub fn spec(flavour: Flavour) -> impl Strategy<Value = K0smotronControlPlaneSpec> {
     let small = |p: f64| prop::bool::weighted(p);
@@ -869,6 +904,7 @@ pub fn spec(flavour: Flavour) -> impl Strategy<Value = K0smotronControlPlaneSpec
             option::of(host(flavour)),
             option::of(prop_oneof![1i32..=65535, any::<i32>()]),
         )),
+        ingress(flavour),
     );
     (a, b).prop_map(
         move |(
@@ -894,6 +930,7 @@ pub fn spec(flavour: Flavour) -> impl Strategy<Value = K0smotronControlPlaneSpec
                 kubeconfig_meta,
                 patches,
                 endpoint,
+                ingress,
             ),
         )| {
             let cluster = ClusterSpec {
@@ -920,6 +957,7 @@ pub fn spec(flavour: Flavour) -> impl Strategy<Value = K0smotronControlPlaneSpec
                     }
                 }),
                 patches,
+                ingress,
                 ..ClusterSpec::default()
             };
             let mut spec = K0smotronControlPlaneSpec {
@@ -1202,7 +1240,8 @@ fn secrets_for(
 }
 
 /// The server URL build will put into the kubeconfig, mirroring build's endpoint rule (user
-/// endpoint, else the external address, else the Service's DNS name for ClusterIP).
+/// endpoint, else the ingress's API host, else the external address, else the Service's DNS name
+/// for ClusterIP).
 fn expected_server(facts: &Facts) -> Option<String> {
     let spec = &facts.cp.spec;
     let api_port = spec.service.api_port;
@@ -1211,6 +1250,10 @@ fn expected_server(facts: &Facts) -> Option<String> {
             e.host.as_deref()?,
             e.port.unwrap_or(api_port),
         ));
+    }
+    if let Some(i) = &spec.ingress {
+        // Behind an Ingress, clients use its API host and port.
+        return Some(build::server_url(&i.api_host, i32::try_from(i.port).ok()?));
     }
     let previous = facts.cp.previous_address.as_deref();
     match services::external_address(
