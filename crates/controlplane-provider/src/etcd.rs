@@ -218,16 +218,8 @@ impl EtcdInputs {
 }
 
 fn meta(name: String, namespace: &str, cluster: &str, owner: &OwnerReference) -> ObjectMeta {
-    ObjectMeta {
-        name: Some(name),
-        namespace: Some(namespace.to_string()),
-        labels: Some(labels::with_component(
-            labels::etcd_selector(cluster),
-            names::component::ETCD,
-        )),
-        owner_references: Some(vec![owner.clone()]),
-        ..Default::default()
-    }
+    let selector = labels::etcd_selector(cluster);
+    labels::child_metadata(name, namespace, selector, names::component::ETCD, owner)
 }
 
 /// The headless Service `kmc-<name>-etcd` (publishes not-ready addresses so members find each

@@ -71,6 +71,24 @@ pub fn capi_secret(cluster: &str) -> BTreeMap<String, String> {
     BTreeMap::from([(names::CLUSTER_NAME_LABEL.to_string(), cluster.to_string())])
 }
 
+/// Metadata of a child of the control plane: `name` in `namespace`, the labels of `selector` with
+/// the component label `component`, and `owner` as its controller.
+pub fn child_metadata(
+    name: String,
+    namespace: &str,
+    selector: BTreeMap<String, String>,
+    component: &str,
+    owner: &k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference,
+) -> k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+    k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+        name: Some(name),
+        namespace: Some(namespace.to_string()),
+        labels: Some(with_component(selector, component)),
+        owner_references: Some(vec![owner.clone()]),
+        ..Default::default()
+    }
+}
+
 #[cfg(test)]
 #[allow(
     clippy::unwrap_used,

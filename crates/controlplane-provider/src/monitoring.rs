@@ -156,16 +156,14 @@ http {
 "#;
 
 fn metadata(name: String, cluster: &str, namespace: &str, owner: &OwnerReference) -> ObjectMeta {
-    ObjectMeta {
-        name: Some(name),
-        namespace: Some(namespace.to_string()),
-        labels: Some(labels::with_component(
-            labels::control_plane_selector(cluster),
-            names::component::MONITORING,
-        )),
-        owner_references: Some(vec![owner.clone()]),
-        ..Default::default()
-    }
+    let selector = labels::control_plane_selector(cluster);
+    labels::child_metadata(
+        name,
+        namespace,
+        selector,
+        names::component::MONITORING,
+        owner,
+    )
 }
 
 /// The ConfigMap `kmc-prometheus-<cluster>-config` with both files.

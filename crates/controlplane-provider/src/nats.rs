@@ -109,16 +109,14 @@ pub fn data_source(replicas: i32) -> String {
 
 /// Metadata of the NATS Service and token Secret: the control plane's labels and owner.
 fn metadata(name: String, cluster: &str, namespace: &str, owner: &OwnerReference) -> ObjectMeta {
-    ObjectMeta {
-        name: Some(name),
-        namespace: Some(namespace.to_string()),
-        labels: Some(labels::with_component(
-            labels::control_plane_selector(cluster),
-            names::component::CONTROL_PLANE,
-        )),
-        owner_references: Some(vec![owner.clone()]),
-        ..Default::default()
-    }
+    let selector = labels::control_plane_selector(cluster);
+    labels::child_metadata(
+        name,
+        namespace,
+        selector,
+        names::component::CONTROL_PLANE,
+        owner,
+    )
 }
 
 /// The headless Service that gives each pod the DNS name its peers' routes use; not-ready pods
