@@ -21,15 +21,14 @@ use k0smotron_api::controlplane::v1beta2::{ClusterSpec, StorageType};
 use k0smotron_api::names;
 use k8s_openapi::api::core::v1::{
     Capabilities, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource,
-    KeyToPath, ResourceRequirements, SecurityContext, Service, ServicePort, ServiceSpec, Volume,
-    VolumeMount,
+    KeyToPath, ResourceRequirements, SecurityContext, Service, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
-use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde::Serialize;
 
 use crate::labels;
+use crate::services;
 
 /// The Prometheus container.
 pub const AGENT_CONTAINER: &str = "monitoring-agent";
@@ -203,19 +202,12 @@ pub fn service(cluster: &str, namespace: &str, owner: &OwnerReference) -> Servic
             namespace,
             owner,
         ),
-        spec: Some(ServiceSpec {
-            type_: Some("ClusterIP".into()),
-            cluster_ip: Some("None".into()),
-            selector: Some(labels::control_plane_selector(cluster)),
-            ports: Some(vec![ServicePort {
-                name: Some(SERVICE_PORT_NAME.into()),
-                port: PROXY_PORT,
-                target_port: Some(IntOrString::Int(PROXY_PORT)),
-                protocol: Some("TCP".into()),
-                ..Default::default()
-            }]),
-            ..Default::default()
-        }),
+        spec: Some(services::headless_spec(
+            cluster,
+            SERVICE_PORT_NAME,
+            PROXY_PORT,
+            false,
+        )),
         status: None,
     }
 }

@@ -19,14 +19,14 @@ use k0smotron_api::names;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{
     ContainerPort, EnvVar, EnvVarSource, ObjectFieldSelector, PersistentVolumeClaim,
-    PersistentVolumeClaimSpec, Secret, SecretKeySelector, Service, ServicePort, ServiceSpec,
-    VolumeMount, VolumeResourceRequirements,
+    PersistentVolumeClaimSpec, Secret, SecretKeySelector, Service, VolumeMount,
+    VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
-use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde::Serialize;
 
 use crate::labels;
+use crate::services;
 
 /// Name of the claim template (and volume) of the JetStream store.
 pub const DATA_VOLUME: &str = "nats-data";
@@ -124,20 +124,12 @@ fn metadata(name: String, cluster: &str, namespace: &str, owner: &OwnerReference
 pub fn service(cluster: &str, namespace: &str, owner: &OwnerReference) -> Service {
     Service {
         metadata: metadata(names::nats_service_name(cluster), cluster, namespace, owner),
-        spec: Some(ServiceSpec {
-            type_: Some("ClusterIP".into()),
-            cluster_ip: Some("None".into()),
-            publish_not_ready_addresses: Some(true),
-            selector: Some(labels::control_plane_selector(cluster)),
-            ports: Some(vec![ServicePort {
-                name: Some("cluster".into()),
-                port: CLUSTER_PORT,
-                target_port: Some(IntOrString::Int(CLUSTER_PORT)),
-                protocol: Some("TCP".into()),
-                ..Default::default()
-            }]),
-            ..Default::default()
-        }),
+        spec: Some(services::headless_spec(
+            cluster,
+            "cluster",
+            CLUSTER_PORT,
+            true,
+        )),
         status: None,
     }
 }

@@ -95,6 +95,26 @@ pub fn service(inputs: &ServiceInputs, owner: &OwnerReference) -> Service {
     }
 }
 
+/// The spec of a headless Service (no cluster IP, no proxy rules) over the control plane's pods
+/// with one TCP port `name` = `port` on the pods' same port; `publish_not_ready`: list pods before
+/// they are ready (peers that must find each other to become ready).
+pub fn headless_spec(cluster: &str, name: &str, port: i32, publish_not_ready: bool) -> ServiceSpec {
+    ServiceSpec {
+        type_: Some("ClusterIP".into()),
+        cluster_ip: Some("None".into()),
+        publish_not_ready_addresses: publish_not_ready.then_some(true),
+        selector: Some(labels::control_plane_selector(cluster)),
+        ports: Some(vec![ServicePort {
+            name: Some(name.into()),
+            port,
+            target_port: Some(IntOrString::Int(port)),
+            protocol: Some("TCP".into()),
+            ..Default::default()
+        }]),
+        ..Default::default()
+    }
+}
+
 /// In-cluster DNS name of a Service (`<svc>.<namespace>.svc`).
 pub fn service_dns(service: &str, namespace: &str) -> String {
     format!("{service}.{namespace}.svc")

@@ -1301,15 +1301,7 @@ async fn bad_specs_are_refused_or_reported_and_nothing_is_deleted() {
     )
     .await
     .unwrap();
-    let kcp = wait_for(
-        &kcps,
-        CLUSTER,
-        |k| condition_is(k, "Available", "False", "InvalidSpec"),
-        TIMEOUT,
-        "Available False InvalidSpec",
-    )
-    .await
-    .unwrap();
+    let kcp = wait_invalid_spec(&kcps).await;
     assert!(
         condition(&kcp, "Available")
             .unwrap()
@@ -2460,15 +2452,7 @@ async fn ingress_routes_the_api_and_konnectivity_hosts_to_the_service() {
         json!({"spec": {"ingress": {"apiHost": "API.demo.example.com"}}}),
     )
     .await;
-    let bad = wait_for(
-        &kcps,
-        CLUSTER,
-        |k| condition_is(k, "Available", "False", "InvalidSpec"),
-        TIMEOUT,
-        "Available False InvalidSpec",
-    )
-    .await
-    .unwrap();
+    let bad = wait_invalid_spec(&kcps).await;
     assert!(
         condition(&bad, "Available")
             .unwrap()
@@ -2520,4 +2504,17 @@ async fn ingress_routes_the_api_and_konnectivity_hosts_to_the_service() {
         users.metadata.resource_version
     );
     provider.stop().await;
+}
+
+/// Waits until the control plane reports `Available=False` with reason `InvalidSpec`.
+async fn wait_invalid_spec(kcps: &Api<K0smotronControlPlane>) -> K0smotronControlPlane {
+    wait_for(
+        kcps,
+        CLUSTER,
+        |k| condition_is(k, "Available", "False", "InvalidSpec"),
+        TIMEOUT,
+        "Available False InvalidSpec",
+    )
+    .await
+    .unwrap()
 }
