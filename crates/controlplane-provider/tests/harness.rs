@@ -376,7 +376,9 @@ async fn create_makes_every_object_with_upstream_names_labels_and_owners() {
     assert!(kcp.spec.certificate_refs.is_empty());
     assert!(kcp.spec.external_address.is_none());
 
-    // Condition transitions were published as events about the control plane.
+    // Condition flips were published as events about the control plane: ScalingUp appeared
+    // true (no event: conditions appearing are no news) and turned false once the pod ran.
+    wait_event(&ns, &uid, "Normal", "NotScalingUp", "ScalingUp is False").await;
     let events: Api<k8s_openapi::api::events::v1::Event> = ns.api();
     let about_kcp: Vec<_> = events
         .list(&ListParams::default())
@@ -387,10 +389,10 @@ async fn create_makes_every_object_with_upstream_names_labels_and_owners() {
         .filter(|e| e.regarding.as_ref().and_then(|r| r.uid.as_deref()) == Some(uid.as_str()))
         .collect();
     assert!(
-        about_kcp
+        !about_kcp
             .iter()
             .any(|e| e.reason.as_deref() == Some("CertificatesAvailable")),
-        "{:?}",
+        "a condition appearing true is no event: {:?}",
         about_kcp.iter().map(|e| &e.reason).collect::<Vec<_>>()
     );
     assert!(
@@ -1484,6 +1486,12 @@ async fn kubeconfig_value(ns: &TestNamespace) -> String {
 /// Waits for a Warning event about the object with `uid` with `reason` whose note contains
 /// `text` (events are published after the writes they report).
 async fn wait_warning(ns: &TestNamespace, uid: &str, reason: &str, text: &str) {
+    wait_event(ns, uid, "Warning", reason, text).await;
+}
+
+/// Waits for an event of `type_` about the object with `uid` with `reason` whose note contains
+/// `text`.
+async fn wait_event(ns: &TestNamespace, uid: &str, type_: &str, reason: &str, text: &str) {
     let events: Api<k8s_openapi::api::events::v1::Event> = ns.api();
     let deadline = tokio::time::Instant::now() + TIMEOUT;
     loop {
@@ -1499,13 +1507,13 @@ async fn wait_warning(ns: &TestNamespace, uid: &str, reason: &str, text: &str) {
             .collect();
         if seen
             .iter()
-            .any(|(t, note)| t == "Warning" && note.contains(text))
+            .any(|(t, note)| t == type_ && note.contains(text))
         {
             return;
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "no Warning event {reason} with {text:?}: {seen:?}"
+            "no {type_} event {reason} with {text:?}: {seen:?}"
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
