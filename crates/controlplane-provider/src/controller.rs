@@ -11,7 +11,7 @@ use futures::StreamExt;
 use k0smotron_api::capi::Cluster;
 use k0smotron_api::controlplane::v1beta2::K0smotronControlPlane;
 use k0smotron_api::k0smotron::v1beta2::{Cluster as StandaloneCluster, JoinTokenRequest};
-use kube::runtime::Controller;
+use kube::runtime::{Controller, controller};
 use kube::{Client, Resource};
 use provider_runtime::backoff::Waits;
 use provider_runtime::events::EventPublisher;
@@ -26,6 +26,9 @@ use crate::watches::{control_plane_of, controller_of, owning_children};
 /// Reporter name of our events.
 pub const REPORTER: &str = "k0smotron-controlplane";
 
+/// Default of [`Settings::debounce`].
+pub const DEFAULT_DEBOUNCE: Duration = Duration::from_millis(0);
+
 /// Tunables of the controller.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -37,6 +40,10 @@ pub struct Settings {
     pub policy: FieldPolicy,
     /// The kinds to serve (`--kinds`).
     pub kinds: Kinds,
+    /// How long a control plane's reconcile waits for more changes of it (`--reconcile-debounce`):
+    /// a new control plane's StatefulSet, pod and Service change several times within a second,
+    /// and each change was a reconcile and often a status write.
+    pub debounce: Duration,
 }
 
 /// Which control-plane kinds the provider serves. A kind whose CRDs the API server does not
@@ -66,6 +73,7 @@ impl Default for Settings {
             resync: Duration::from_secs(300),
             policy: FieldPolicy::default(),
             kinds: Kinds::default(),
+            debounce: DEFAULT_DEBOUNCE,
         }
     }
 }
@@ -78,11 +86,12 @@ pub fn build(
     triggers: Triggers,
     clusters: Feed<Cluster>,
     stores: &Stores,
+    config: controller::Config,
 ) -> Controller<K0smotronControlPlane> {
     let controller = controller_of::<K0smotronControlPlane>(client, args);
     owning_children(controller, triggers, stores.statefulsets.store().clone())
         .watches_stream(clusters.map(Ok), |cluster| control_plane_of(&cluster))
-        .with_config(args.controller_config())
+        .with_config(config)
 }
 
 /// Whether the API server serves `K`'s resource (its CRD is installed), as far as this
@@ -142,11 +151,12 @@ pub async fn run(
         );
     }
     let stores = watches.stores;
+    let config = args.controller_config().debounce(settings.debounce);
     let capi_run = async {
         let Some((triggers, clusters)) = watches.capi else {
             return;
         };
-        let controller = build(&client, args, triggers, clusters, &stores);
+        let controller = build(&client, args, triggers, clusters, &stores, config.clone());
         readiness.gate_on_store("k0smotroncontrolplanes", controller.store());
         drive(
             controller
@@ -159,7 +169,7 @@ pub async fn run(
         let Some(triggers) = watches.standalone else {
             return;
         };
-        let controller = crate::standalone::build(&client, args, triggers, &stores);
+        let controller = crate::standalone::build(&client, args, triggers, &stores, config.clone());
         readiness.gate_on_store("clusters.k0smotron.io", controller.store());
         drive(
             controller

@@ -33,6 +33,10 @@ struct Cli {
     /// reconciles).
     #[arg(long, env = "RESYNC_PERIOD", default_value_t = 300, value_parser = clap::value_parser!(u64).range(10..))]
     resync_period: u64,
+    /// How long, in milliseconds, a control plane's reconcile waits for further changes of it and
+    /// its children before it runs (one reconcile for a burst of changes; 0: none).
+    #[arg(long, env = "RECONCILE_DEBOUNCE_MS", default_value_t = controller::DEFAULT_DEBOUNCE.as_millis() as u64, value_parser = clap::value_parser!(u64).range(0..=10_000))]
+    reconcile_debounce_ms: u64,
     /// Accept hostPath persistence and hostPath volumes in `spec.mounts`, `spec.manifests` or
     /// added by `spec.patches`: they give the control-plane pods the node's files. Off by default
     /// (upstream accepts them; see docs/security.md, "Multi-tenant installs").
@@ -128,6 +132,7 @@ async fn manager() -> anyhow::Result<()> {
     let settings = Settings {
         probe_timeout: Duration::from_secs(cli.workload_probe_timeout),
         resync: Duration::from_secs(cli.resync_period),
+        debounce: Duration::from_millis(cli.reconcile_debounce_ms),
         policy,
         kinds: Kinds {
             capi: cli.kinds.contains(&KindArg::Capi),

@@ -96,8 +96,9 @@ pub fn build(
     args: &ManagerArgs,
     triggers: crate::stores::Triggers,
     stores: &crate::stores::Stores,
+    config: kube::runtime::controller::Config,
 ) -> Controller<Cluster> {
     let controller = crate::watches::controller_of::<Cluster>(client, args);
     crate::watches::owning_children(controller, triggers, stores.statefulsets.store().clone())
-        .with_config(args.controller_config())
+        .with_config(config)
 }
