@@ -464,7 +464,8 @@ where
     K: ControlPlaneObject,
 {
     let (_, now_t) = now_time();
-    let facts = fetch(ctx, cp, cluster_name, capi, now).await?;
+    let mut facts = fetch(ctx, cp, cluster_name, capi, now).await?;
+    create_exposure_service_first(ctx, &mut facts).await;
     let desired = match build::build_guarded(&facts) {
         Ok(d) => d,
         Err(e) => {
@@ -535,6 +536,24 @@ where
         kube_system_uid,
         observed,
     })))
+}
+
+/// Creates the exposure Service of a control plane that has none yet, so that its cluster IP is
+/// known to the build that follows: the certificates, the k0s config and the StatefulSet are then
+/// written once, in this reconcile, instead of the config being written without the address and
+/// again a reconcile later (at 1,000 new control planes that was 1,000 ConfigMap writes, a status
+/// write and a whole reconcile each; bench/README.md). The Service did not exist a moment ago
+/// (`fetch` read it), so there is nothing of another owner to check. A failure changes nothing:
+/// the apply stage writes the Service again and reports what the API server said.
+async fn create_exposure_service_first(ctx: &Context, facts: &mut Facts) {
+    let Some(service) = build::exposure_service_first(facts) else {
+        return;
+    };
+    let api: Api<Service> = Api::namespaced(ctx.client.clone(), &facts.cp.namespace);
+    match ctx.applied.apply_stored(&api, &service, MANAGER).await {
+        Ok(stored) => facts.exposure_service = Some(stored),
+        Err(e) => debug!(error = %e, "creating the exposure Service first failed"),
+    }
 }
 
 /// The apply stage of [`run`]; a child controlled by someone else, or one the API server

@@ -30,7 +30,7 @@ use k8s_openapi::api::core::v1::{
     ConfigMap, Container, Node, NodeAddress, NodeStatus, Pod, PodSpec, Secret, Service,
 };
 use k8s_openapi::api::networking::v1::Ingress;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{FieldsV1, ManagedFieldsEntry};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{FieldsV1, ManagedFieldsEntry, ObjectMeta};
 use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -343,7 +343,6 @@ macro_rules! trim_managed_fields {
 trim_managed_fields!(
     Service,
     CronJob,
-    Cluster,
     PartialObjectMeta<Secret>,
     PartialObjectMeta<Ingress>
 );
@@ -393,6 +392,36 @@ impl Trim for StatefulSet {
             };
         }
     }
+}
+
+/// `kubectl apply`'s (and client-side GitOps tools') copy of the whole object as last applied: as
+/// large as the spec again, and read by no reconcile.
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// Drops the last-applied copy of an object a user writes (a control plane, a CAPI Cluster)
+/// before it is kept. Nothing writes a stored object back whole, so what is dropped here is
+/// never dropped from the API server.
+fn drop_last_applied(meta: &mut ObjectMeta) {
+    if let Some(annotations) = meta.annotations.as_mut() {
+        annotations.remove(LAST_APPLIED);
+    }
+}
+
+/// Kept without `managedFields` or the last-applied annotation: a reconcile reads a Cluster's
+/// spec, status and its cluster-id annotation.
+impl Trim for Cluster {
+    fn trim(&mut self) {
+        self.managed_fields_mut().clear();
+        drop_last_applied(&mut self.metadata);
+    }
+}
+
+/// Cuts a control-plane object (either kind) down for the controller's store: `managedFields`
+/// to [`CONTROL_PLANE_FIELDS`], and no last-applied copy (as large as the spec again; GitOps tools
+/// that apply client-side write one on every object).
+pub(crate) fn trim_control_plane<K: Resource>(obj: &mut K) {
+    thin_managed_fields(obj.managed_fields_mut(), CONTROL_PLANE_FIELDS);
+    drop_last_applied(obj.meta_mut());
 }
 
 /// The `managedFields` paths a reconcile reads of a control-plane object: whether we alone own
@@ -656,6 +685,44 @@ mod tests {
         );
         let c = &trimmed.spec.as_ref().unwrap().containers[0];
         assert_eq!((c.name.as_str(), c.args.as_ref()), ("controller", None));
+    }
+
+    #[test]
+    fn a_kept_cluster_has_no_last_applied_copy_and_no_managed_fields() {
+        let mut cluster: Cluster = serde_json::from_value(serde_json::json!({
+            "apiVersion": "cluster.x-k8s.io/v1beta2",
+            "kind": "Cluster",
+            "metadata": {
+                "name": "demo",
+                "namespace": "ns",
+                "annotations": {
+                    LAST_APPLIED: "{\"spec\":{}}",
+                    names::CLUSTER_ID_ANNOTATION: "id",
+                },
+                "managedFields": [{"manager": "kubectl", "operation": "Update"}],
+            },
+            "spec": {},
+        }))
+        .unwrap();
+        cluster.trim();
+        assert_eq!(
+            cluster.annotations().keys().collect::<Vec<_>>(),
+            [names::CLUSTER_ID_ANNOTATION]
+        );
+        assert!(cluster.managed_fields().is_empty());
+
+        let mut cp = k0smotron_api::controlplane::v1beta2::K0smotronControlPlane::new(
+            "demo",
+            Default::default(),
+        );
+        cp.metadata.annotations = cluster.metadata.annotations.clone();
+        cp.annotations_mut()
+            .insert(LAST_APPLIED.into(), "{\"spec\":{}}".into());
+        trim_control_plane(&mut cp);
+        assert_eq!(
+            cp.annotations().keys().collect::<Vec<_>>(),
+            [names::CLUSTER_ID_ANNOTATION]
+        );
     }
 
     #[test]

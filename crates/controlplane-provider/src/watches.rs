@@ -41,9 +41,7 @@ where
     let (reader, writer) = reflector::store();
     let objects = watcher(args.api::<K>(client.clone()), args.watcher_config())
         .default_backoff()
-        .modify(|obj| {
-            stores::thin_managed_fields(obj.managed_fields_mut(), stores::CONTROL_PLANE_FIELDS);
-        })
+        .modify(stores::trim_control_plane)
         .reflect(writer)
         .applied_objects()
         .predicate_filter(meta_changed, Default::default());

@@ -37,7 +37,6 @@ use prometheus_client::registry::Registry;
 use provider_runtime::{ManagerArgs, Metrics, Readiness};
 use serde_json::json;
 use test_support::{TestNamespace, wait_for};
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use controlplane_provider::certs;
@@ -52,14 +51,18 @@ struct Args {
     manager: ManagerArgs,
 }
 
-/// A provider running in this process, watching one namespace.
+/// A provider running in this process, watching one namespace. It runs as the binary does: on
+/// its own runtime (`provider_runtime::runtime::build`, whose workers have the binary's stack
+/// size) with its own client from `KUBECONFIG`, in a thread of its own. On the test's
+/// current-thread runtime it ran on the 2 MiB stack of the test thread, which a debug build's
+/// reconcile futures outgrew (issue #11, 2026-12-06).
 struct Provider {
     token: CancellationToken,
-    handle: JoinHandle<()>,
+    done: tokio::sync::oneshot::Receiver<()>,
 }
 
 impl Provider {
-    fn start(client: Client, namespace: &str) -> Self {
+    fn start(namespace: &str) -> Self {
         let args = Args::parse_from([
             "controlplane-provider",
             "--namespace",
@@ -72,22 +75,28 @@ impl Provider {
         .manager;
         let token = CancellationToken::new();
         let child = token.clone();
-        let handle = tokio::spawn(async move {
-            let metrics = Metrics::register(&mut Registry::default());
-            let readiness = Readiness::new();
-            let settings = Settings {
-                probe_timeout: Duration::from_secs(3),
-                resync: Duration::from_secs(300),
-                ..Settings::default()
-            };
-            controller::run(client, &args, settings, metrics, &readiness, child).await;
+        let (tx, done) = tokio::sync::oneshot::channel();
+        std::thread::spawn(move || {
+            let runtime = provider_runtime::runtime::build().unwrap();
+            runtime.block_on(async move {
+                let client = test_support::client().await.unwrap();
+                let metrics = Metrics::register(&mut Registry::default());
+                let readiness = Readiness::new();
+                let settings = Settings {
+                    probe_timeout: Duration::from_secs(3),
+                    resync: Duration::from_secs(300),
+                    ..Settings::default()
+                };
+                controller::run(client, &args, settings, metrics, &readiness, child).await;
+            });
+            let _ = tx.send(());
         });
-        Self { token, handle }
+        Self { token, done }
     }
 
     async fn stop(self) {
         self.token.cancel();
-        let _ = tokio::time::timeout(Duration::from_secs(30), self.handle).await;
+        let _ = tokio::time::timeout(Duration::from_secs(30), self.done).await;
     }
 }
 
@@ -224,8 +233,8 @@ async fn revisions(ns: &TestNamespace, sts: &str) -> Vec<String> {
 #[tokio::test]
 #[ignore = "needs test/harness"]
 async fn create_makes_every_object_with_upstream_names_labels_and_owners() {
-    let (ns, client) = setup("cp-create").await;
-    let provider = Provider::start(client.clone(), ns.name());
+    let (ns, _) = setup("cp-create").await;
+    let provider = Provider::start(ns.name());
     let kcp = create(&ns, K0smotronControlPlaneSpec::default()).await;
     let uid = kcp.uid().unwrap();
     let kcp = wait_ready(&ns, 1).await;
@@ -406,8 +415,8 @@ async fn create_makes_every_object_with_upstream_names_labels_and_owners() {
 #[tokio::test]
 #[ignore = "needs test/harness"]
 async fn etcd_grows_one_member_at_a_time_never_shrinks_and_claims_go_with_auto_delete() {
-    let (ns, client) = setup("cp-etcd").await;
-    let provider = Provider::start(client.clone(), ns.name());
+    let (ns, _) = setup("cp-etcd").await;
+    let provider = Provider::start(ns.name());
     let mut spec = K0smotronControlPlaneSpec::default();
     spec.storage.etcd.auto_delete_pvcs = true;
     create(&ns, spec).await;
@@ -493,8 +502,8 @@ async fn etcd_grows_one_member_at_a_time_never_shrinks_and_claims_go_with_auto_d
 #[tokio::test]
 #[ignore = "needs test/harness"]
 async fn node_port_then_load_balancer_exposure() {
-    let (ns, client) = setup("cp-expose").await;
-    let provider = Provider::start(client.clone(), ns.name());
+    let (ns, _) = setup("cp-expose").await;
+    let provider = Provider::start(ns.name());
     let mut spec = K0smotronControlPlaneSpec::default();
     spec.service.type_ = ServiceType::NodePort;
     // NodePorts are cluster-wide; keep clear of other tests.
@@ -606,8 +615,8 @@ async fn node_port_then_load_balancer_exposure() {
 #[tokio::test]
 #[ignore = "needs test/harness"]
 async fn kine_from_a_secret_scales_through_the_scale_subresource() {
-    let (ns, client) = setup("cp-scale").await;
-    let provider = Provider::start(client.clone(), ns.name());
+    let (ns, _) = setup("cp-scale").await;
+    let provider = Provider::start(ns.name());
     let secrets: Api<Secret> = ns.api();
     secrets
         .create(
@@ -678,8 +687,8 @@ async fn kine_from_a_secret_scales_through_the_scale_subresource() {
 #[tokio::test]
 #[ignore = "needs test/harness"]
 async fn restart_creates_no_revision_and_a_version_change_rolls_the_pods() {
-    let (ns, client) = setup("cp-upgrade").await;
-    let provider = Provider::start(client.clone(), ns.name());
+    let (ns, _) = setup("cp-upgrade").await;
+    let provider = Provider::start(ns.name());
     let mut spec = K0smotronControlPlaneSpec::default();
     spec.replicas = 2;
     spec.version = "v1.34.3+k0s.0".into();
@@ -692,7 +701,7 @@ async fn restart_creates_no_revision_and_a_version_change_rolls_the_pods() {
 
     // Restart the provider: a new process with empty caches reconciles the same spec.
     provider.stop().await;
-    let provider = Provider::start(client.clone(), ns.name());
+    let provider = Provider::start(ns.name());
     // Wake it with an unrelated label change (metadata only) and give it time to act.
     ns.api::<K0smotronControlPlane>()
         .patch(
@@ -883,8 +892,8 @@ async fn defrag_job_gets_its_own_certificate_and_keeps_it(ns: &TestNamespace, ui
 #[tokio::test]
 #[ignore = "needs test/harness"]
 async fn delete_removes_children_and_keeps_claims() {
-    let (ns, client) = setup("cp-delete").await;
-    let provider = Provider::start(client.clone(), ns.name());
+    let (ns, _) = setup("cp-delete").await;
+    let provider = Provider::start(ns.name());
     let mut spec = K0smotronControlPlaneSpec::default();
     spec.storage.etcd.defrag_job = Some(serde_json::from_value(json!({"enabled": true})).unwrap());
     spec.persistence.type_ = PersistenceType::Pvc;
@@ -955,7 +964,7 @@ async fn a_larger_claim_size_grows_existing_claims_where_the_class_allows() {
         )
         .await
         .unwrap();
-    let provider = Provider::start(client.clone(), ns.name());
+    let provider = Provider::start(ns.name());
     let claim = |size: &str| PersistentVolumeClaimTemplate {
         spec: Some(PersistentVolumeClaimSpec {
             access_modes: Some(vec!["ReadWriteOnce".into()]),
@@ -1066,8 +1075,8 @@ async fn a_larger_claim_size_grows_existing_claims_where_the_class_allows() {
 #[tokio::test]
 #[ignore = "needs test/harness"]
 async fn paused_changes_nothing() {
-    let (ns, client) = setup("cp-paused").await;
-    let provider = Provider::start(client.clone(), ns.name());
+    let (ns, _) = setup("cp-paused").await;
+    let provider = Provider::start(ns.name());
     create(&ns, K0smotronControlPlaneSpec::default()).await;
     wait_ready(&ns, 1).await;
     let stss: Api<StatefulSet> = ns.api();
@@ -1121,7 +1130,7 @@ async fn paused_changes_nothing() {
 #[tokio::test]
 #[ignore = "needs test/harness"]
 async fn a_user_ca_is_used_as_is_and_the_workload_api_makes_it_initialized() {
-    let (ns, client) = setup("cp-userca").await;
+    let (ns, _) = setup("cp-userca").await;
     // The user's CA, created before the control plane (no owner, PKCS#1 not needed).
     let now = jiff::Timestamp::now();
     let ca = certs::generate_ca("user-ca", now).unwrap();
@@ -1162,7 +1171,7 @@ async fn a_user_ca_is_used_as_is_and_the_workload_api_makes_it_initialized() {
             .await
             .unwrap();
 
-    let provider = Provider::start(client.clone(), ns.name());
+    let provider = Provider::start(ns.name());
     let mut spec = K0smotronControlPlaneSpec::default();
     spec.external_address = Some("127.0.0.1".into());
     spec.service.api_port = i32::from(port);
@@ -1275,7 +1284,7 @@ async fn a_user_ca_is_used_as_is_and_the_workload_api_makes_it_initialized() {
 #[tokio::test]
 #[ignore = "needs test/harness"]
 async fn bad_specs_are_refused_or_reported_and_nothing_is_deleted() {
-    let (ns, client) = setup("cp-bad").await;
+    let (ns, _) = setup("cp-bad").await;
     let kcps: Api<K0smotronControlPlane> = ns.api();
     // Refused at admission: pvc persistence without a claim.
     let mut bad = K0smotronControlPlane::new("refused", K0smotronControlPlaneSpec::default());
@@ -1283,7 +1292,7 @@ async fn bad_specs_are_refused_or_reported_and_nothing_is_deleted() {
     let err = kcps.create(&PostParams::default(), &bad).await.unwrap_err();
     assert!(err.to_string().contains("persistentVolumeClaim"), "{err}");
 
-    let provider = Provider::start(client.clone(), ns.name());
+    let provider = Provider::start(ns.name());
     let mut spec = K0smotronControlPlaneSpec::default();
     spec.storage.type_ = StorageType::Kine;
     spec.storage.kine = Some(KineSpec {
@@ -1395,7 +1404,7 @@ async fn generated_k0s_configs_are_accepted_by_the_k0s_schema() {
         test_support::apply_crd_dir(&client, &PathBuf::from(&dir))
             .await
             .unwrap();
-        let provider = Provider::start(client.clone(), ns.name());
+        let provider = Provider::start(ns.name());
         create(&ns, spec).await;
         let cm = wait_for(
             &ns.api::<ConfigMap>(),
@@ -1540,9 +1549,9 @@ async fn assert_nothing_written(ns: &TestNamespace) {
 #[tokio::test]
 #[ignore = "needs test/harness (KUBECONFIG)"]
 async fn a_kubeconfig_someone_else_wrote_is_replaced_and_its_proxy_never_contacted() {
-    let (ns, client) = setup("cp-kcfg").await;
+    let (ns, _) = setup("cp-kcfg").await;
     let (workload, port) = workload_behind_user_ca(&ns).await;
-    let provider = Provider::start(client.clone(), ns.name());
+    let provider = Provider::start(ns.name());
     let kcp = create(
         &ns,
         workload_spec(port, "sqlite:///var/lib/k0s/db/state.db"),
@@ -1579,7 +1588,7 @@ async fn a_kubeconfig_someone_else_wrote_is_replaced_and_its_proxy_never_contact
         )
         .await
         .unwrap();
-    let provider = Provider::start(client.clone(), ns.name());
+    let provider = Provider::start(ns.name());
     wait_for(
         &secrets,
         "demo-kubeconfig",
@@ -1611,8 +1620,8 @@ async fn a_kubeconfig_someone_else_wrote_is_replaced_and_its_proxy_never_contact
 #[tokio::test]
 #[ignore = "needs test/harness (KUBECONFIG)"]
 async fn a_control_plane_acts_only_for_its_cluster_and_takes_over_no_child() {
-    let (ns, client) = setup("cp-owner").await;
-    let provider = Provider::start(client.clone(), ns.name());
+    let (ns, _) = setup("cp-owner").await;
+    let provider = Provider::start(ns.name());
     let spec = sqlite_spec();
     // Cluster demo refers to the control plane "demo"; "intruder" claims it by owner reference.
     let cluster = ns
@@ -1739,8 +1748,8 @@ async fn a_control_plane_acts_only_for_its_cluster_and_takes_over_no_child() {
 #[tokio::test]
 #[ignore = "needs test/harness (KUBECONFIG)"]
 async fn a_lost_ca_is_refused_once_initialized_and_generated_before() {
-    let (ns, client) = setup("cp-caloss").await;
-    let provider = Provider::start(client.clone(), ns.name());
+    let (ns, _) = setup("cp-caloss").await;
+    let provider = Provider::start(ns.name());
     let spec = sqlite_spec();
     let kcp = create(&ns, spec).await;
     wait_ready(&ns, 1).await;
@@ -1841,9 +1850,9 @@ async fn dynamic_config_is_pushed_into_the_hosted_cluster_and_rolls_nothing() {
         eprintln!("SKIPPED: K0S_CRD_DIR is not set; dynamic config NOT tested");
         return;
     };
-    let (ns, client) = setup("cp-dyncfg").await;
+    let (ns, _) = setup("cp-dyncfg").await;
     let (_workload, port) = workload_behind_user_ca(&ns).await;
-    let provider = Provider::start(client.clone(), ns.name());
+    let provider = Provider::start(ns.name());
     let mut spec = workload_spec(port, "postgres://k0s:hunter2@db:5432/k0s");
     let k0s_config = |spec: serde_json::Value| {
         json!({"spec": {"k0sConfig": {"apiVersion": "k0s.k0sproject.io/v1beta1",
@@ -1905,7 +1914,7 @@ async fn dynamic_config_is_pushed_into_the_hosted_cluster_and_rolls_nothing() {
         )
         .await
         .unwrap();
-    let provider = Provider::start(client.clone(), ns.name());
+    let provider = Provider::start(ns.name());
     poke(&kcps, "1").await;
     let kcp = wait_for(
         &kcps,
@@ -2132,8 +2141,8 @@ async fn merge(kcps: &Api<K0smotronControlPlane>, patch: serde_json::Value) {
 #[tokio::test]
 #[ignore = "needs test/harness"]
 async fn nats_storage_gets_its_service_token_and_claims_and_keeps_its_replicas() {
-    let (ns, client) = setup("cp-nats").await;
-    let provider = Provider::start(client.clone(), ns.name());
+    let (ns, _) = setup("cp-nats").await;
+    let provider = Provider::start(ns.name());
     let mut spec = K0smotronControlPlaneSpec::default();
     spec.replicas = 3;
     spec.storage.type_ = StorageType::Nats;
@@ -2175,7 +2184,7 @@ async fn nats_storage_gets_its_service_token_and_claims_and_keeps_its_replicas()
     // A restart keeps the token (it is never regenerated) and makes no new revision.
     let before = revisions(&ns, "kmc-demo").await;
     provider.stop().await;
-    let provider = Provider::start(client.clone(), ns.name());
+    let provider = Provider::start(ns.name());
     let kcps: Api<K0smotronControlPlane> = ns.api();
     // The Service deleted and made again proves a reconcile after the restart.
     let services: Api<Service> = ns.api();
@@ -2228,8 +2237,8 @@ async fn nats_storage_gets_its_service_token_and_claims_and_keeps_its_replicas()
 #[tokio::test]
 #[ignore = "needs test/harness"]
 async fn monitoring_adds_its_config_service_and_sidecars_and_goes_when_disabled() {
-    let (ns, client) = setup("cp-mon").await;
-    let provider = Provider::start(client.clone(), ns.name());
+    let (ns, _) = setup("cp-mon").await;
+    let provider = Provider::start(ns.name());
     let mut spec = sqlite_spec();
     spec.monitoring = Some(serde_json::from_value(json!({"enabled": true})).unwrap());
     let kcp = create(&ns, spec).await;
@@ -2364,8 +2373,8 @@ async fn wait_ingress(ns: &TestNamespace, present: bool) -> Option<Ingress> {
 #[tokio::test]
 #[ignore = "needs test/harness"]
 async fn ingress_routes_the_api_and_konnectivity_hosts_to_the_service() {
-    let (ns, client) = setup("cp-ingress").await;
-    let provider = Provider::start(client.clone(), ns.name());
+    let (ns, _) = setup("cp-ingress").await;
+    let provider = Provider::start(ns.name());
     let kcp = create(&ns, ingress_spec(true)).await;
     let uid = kcp.uid().unwrap();
     let kcp = wait_ready(&ns, 1).await;

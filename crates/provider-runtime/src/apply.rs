@@ -141,12 +141,44 @@ impl AppliedMemo {
                 return Ok(false);
             }
         }
+        self.write(api, obj, field_manager, key, hash).await?;
+        Ok(true)
+    }
+
+    /// [`apply`] always, remembering the write like [`Self::apply`] does, and returns the object as
+    /// stored (for a caller that needs what the API server filled in, e.g. a Service's cluster
+    /// IP).
+    pub async fn apply_stored<K>(
+        &self,
+        api: &Api<K>,
+        obj: &K,
+        field_manager: &str,
+    ) -> Result<K, ApplyError>
+    where
+        K: Resource<DynamicType = ()> + Clone + Serialize + DeserializeOwned + Debug,
+    {
+        let hash = body_hash(obj, field_manager);
+        self.write(api, obj, field_manager, memo_key(obj), hash)
+            .await
+    }
+
+    async fn write<K>(
+        &self,
+        api: &Api<K>,
+        obj: &K,
+        field_manager: &str,
+        key: Option<String>,
+        hash: u64,
+    ) -> Result<K, ApplyError>
+    where
+        K: Resource<DynamicType = ()> + Clone + Serialize + DeserializeOwned + Debug,
+    {
         let stored = apply(api, obj, field_manager).await?;
         if let (Some(key), Some(version)) = (key, stored.meta().resource_version.clone()) {
             let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
             entries.insert(key, (hash, version));
         }
-        Ok(true)
+        Ok(stored)
     }
 
     /// How many objects are remembered.

@@ -40,15 +40,8 @@ pub(super) fn plan_exposure(
 ) -> Result<Exposure, BuildError> {
     let spec = &facts.cp.spec;
     let cluster = facts.cluster_name.as_str();
-    let svc_inputs = ServiceInputs {
-        cluster: cluster.to_string(),
-        namespace: facts.cp.namespace.clone(),
-        type_: spec.service.type_,
-        api_port: spec.service.api_port,
-        konnectivity_port: spec.service.konnectivity_port,
-    };
     let service_name = services::service_name(cluster, spec.service.type_);
-    let service = with_type_meta(services::service(&svc_inputs, &facts.cp.owner), patches)?;
+    let service = exposure_service(facts, patches)?;
     let ingress = IngressAddresses::of(spec.ingress.as_ref());
     // Behind an Ingress, clients use the API host whatever the Service type: nothing to discover
     // (upstream too takes the host and port from the ingress then).
@@ -108,6 +101,22 @@ pub(super) fn plan_exposure(
         ingress,
         ingress_object,
     })
+}
+
+/// The exposure Service of `spec.service` (patched).
+pub(super) fn exposure_service(
+    facts: &Facts,
+    patches: &[ComponentPatch],
+) -> Result<Service, BuildError> {
+    let spec = &facts.cp.spec;
+    let svc_inputs = ServiceInputs {
+        cluster: facts.cluster_name.clone(),
+        namespace: facts.cp.namespace.clone(),
+        type_: spec.service.type_,
+        api_port: spec.service.api_port,
+        konnectivity_port: spec.service.konnectivity_port,
+    };
+    with_type_meta(services::service(&svc_inputs, &facts.cp.owner), patches)
 }
 
 /// The user's endpoint, else the external address, else the Service's DNS name; `None` while

@@ -54,6 +54,24 @@ pub fn secret_names(spec: &ClusterSpec, cluster: &str) -> Vec<String> {
     out
 }
 
+/// The exposure Service alone, as [`build`] makes it, for a control plane whose Service does not
+/// exist yet; `None` when the spec would not build (the build reports why). Its cluster IP goes
+/// into the API server certificate and the k0s config, so the reconciler creates it before the
+/// build: the rest is then built once, in the same reconcile, instead of being written without
+/// the address and again once the Service has one.
+pub fn exposure_service_first(facts: &Facts) -> Option<k8s_openapi::api::core::v1::Service> {
+    if facts.exposure_service.is_some() {
+        return None;
+    }
+    catch_panic(|| {
+        validate::validate(&facts.cp.spec, &facts.policy)?;
+        config::check_kine_secret(facts)?;
+        let patches = patch::component_patches(&facts.cp.spec);
+        exposure::exposure_service(facts, &patches)
+    })
+    .ok()
+}
+
 /// [`build`], with a panic turned into [`BuildError::Panicked`]: the spec is a tenant's, and a
 /// bug that one spec reaches must fail that control plane's reconcile (a condition), not take the
 /// provider and every other tenant's reconciles down with it. The property tests look for such
