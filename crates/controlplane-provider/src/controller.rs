@@ -139,6 +139,7 @@ pub async fn run(
         applied: Arc::default(),
         backoff: Arc::default(),
         waits: Arc::new(Waits::new(Duration::from_secs(10), settings.resync)),
+        hosts: Arc::default(),
     });
     if settings.kinds.capi && !capi {
         tracing::info!(

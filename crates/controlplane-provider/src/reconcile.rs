@@ -22,7 +22,7 @@ use k8s_openapi::api::core::v1::{
     ConfigMap, Namespace, Node, PersistentVolumeClaim, Pod, Secret, Service,
 };
 use k8s_openapi::api::networking::v1::Ingress;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::runtime::controller::Action;
 use kube::{Api, Client, Resource, ResourceExt};
@@ -41,6 +41,7 @@ use tracing::{debug, info, instrument, warn};
 use crate::build::{self, DesiredState, Facts, StatefulSetPlan};
 use crate::control_plane::{ControlPlane, ControlPlaneError, ControlPlaneObject};
 use crate::dynamic_config::{self, Outcome, Plan};
+use crate::hosting::{self, HostingError, Scope};
 use crate::infra;
 use crate::labels;
 use crate::statefulset::INPUTS_HASH_ANNOTATION;
@@ -81,6 +82,8 @@ pub struct Context {
     pub waits: Arc<Waits>,
     /// What the watches keep: children, pods, Nodes and CAPI Clusters read without a round trip.
     pub stores: Stores,
+    /// Clients of the hosting clusters of control planes with `spec.remoteHostCluster`.
+    pub hosts: Arc<crate::hosting::Clients>,
 }
 
 impl std::fmt::Debug for Context {
@@ -136,6 +139,10 @@ pub enum Error {
     /// The finalizer helper failed.
     #[error("finalizer: {0}")]
     Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
+    /// The hosting cluster of a remote control plane failed (deletion only; a reconcile reports
+    /// it in status).
+    #[error(transparent)]
+    Hosting(#[from] HostingError),
 }
 
 impl ReconcileError for Error {
@@ -148,6 +155,7 @@ impl ReconcileError for Error {
             Self::NoNamespace => "no_namespace",
             Self::Object(_) => "incomplete_object",
             Self::Finalizer(_) => "finalizer",
+            Self::Hosting(_) => "hosting",
         }
     }
 }
@@ -157,6 +165,7 @@ impl Error {
     pub fn reason(&self) -> &'static str {
         match self {
             Self::OwnedByOther { .. } => k0smotron_api::conditions::OBJECT_OWNED_BY_OTHER_REASON,
+            Self::Hosting(e) => e.reason(),
             _ => cond::INTERNAL_ERROR_REASON,
         }
     }
@@ -406,11 +415,17 @@ pub(crate) fn requeue<K: Resource<DynamicType = ()>>(
     also_settled: bool,
 ) -> Action {
     let key = object_key(obj);
-    if done.settled && also_settled {
+    let delay = if done.settled && also_settled {
         ctx.waits.done(&key);
-        Action::requeue(ctx.resync)
+        ctx.resync
     } else {
-        Action::requeue(ctx.waits.still_waiting(&key, done.observed))
+        ctx.waits.still_waiting(&key, done.observed)
+    };
+    if done.remote {
+        // No watch sees the hosting cluster: look again at least this often.
+        Action::requeue(delay.min(hosting::REMOTE_RESYNC))
+    } else {
+        Action::requeue(delay)
     }
 }
 
@@ -433,6 +448,8 @@ pub(crate) struct Done {
     /// A hash of what this run observed (generation, the StatefulSets' and the Service's
     /// resource versions, the probe's answer): equal in two runs when nothing moved.
     pub(crate) observed: u64,
+    /// The children live in a hosting cluster (`spec.remoteHostCluster`).
+    pub(crate) remote: bool,
 }
 
 /// See [`Done::observed`].
@@ -464,12 +481,27 @@ where
     K: ControlPlaneObject,
 {
     let (_, now_t) = now_time();
-    let facts = fetch(ctx, cp, cluster_name, capi, now).await?;
+    let (cp, scope) = match scope_of(ctx, &cp, &cluster_name).await {
+        Ok((scope, None)) => (cp, scope),
+        Ok((scope, Some(root_owner))) => (cp.hosted_by(root_owner), scope),
+        Err(HostingError::ReadSecret { what, source }) => {
+            return Err(Error::Read {
+                what: format!("Secret {what}"),
+                source,
+            });
+        }
+        Err(e) => {
+            info!(reason = e.reason(), error = %e, "the hosting cluster cannot be used");
+            report_hosting_failure(ctx, obj, &cp.spec, &e, now_t).await?;
+            return Ok(Ran::Stopped(Action::requeue(hosting::REMOTE_RESYNC)));
+        }
+    };
+    let facts = fetch(ctx, &scope, cp, cluster_name, capi, now).await?;
     let desired = match build::build_guarded(&facts) {
         Ok(d) => d,
         Err(e) => {
             info!(reason = e.reason(), error = %e, "the spec cannot be reconciled");
-            report_failure(ctx, obj, &facts, e.reason(), e.to_string(), now_t).await?;
+            report_failure(ctx, &scope, obj, &facts, e.reason(), e.to_string(), now_t).await?;
             // A missing reference may appear without an event reaching us.
             return Ok(Ran::Stopped(Action::requeue(Duration::from_secs(30))));
         }
@@ -478,13 +510,13 @@ where
         debug!(paths = ?desired.overridden, "user k0s config values overridden by the provider");
     }
 
-    let applied = match apply_or_report(ctx, obj, &facts, &desired, &now_t).await? {
+    let applied = match apply_or_report(ctx, &scope, obj, &facts, &desired, &now_t).await? {
         Ok(a) => a,
         Err(stopped) => return Ok(stopped),
     };
 
     let ns = &facts.cp.namespace;
-    let pods = list_pods(ctx, ns, &facts.cluster_name).await?;
+    let pods = list_pods(&scope, ns, &facts.cluster_name).await?;
     let counts_ready = pods.iter().any(pod_ready);
     let was_initialized = facts.cp.initialized;
     let (probe, kube_system_uid, hosted) = match (
@@ -534,13 +566,76 @@ where
         settled,
         kube_system_uid,
         observed,
+        remote: scope.remote,
     })))
+}
+
+/// Where `cp`'s children live: the management cluster, or (`spec.remoteHostCluster`) the
+/// hosting cluster, with the owner reference of the root owner there that controls its
+/// children. No request for a control plane in the management cluster.
+async fn scope_of(
+    ctx: &Context,
+    cp: &ControlPlane,
+    cluster_name: &str,
+) -> Result<(Scope, Option<OwnerReference>), HostingError> {
+    let Some(reference) = hosting::kubeconfig_ref(&cp.spec, &cp.namespace)? else {
+        return Ok((Scope::local(&ctx.client, &ctx.stores), None));
+    };
+    let mut host = hosting::host(&ctx.client, &ctx.hosts, reference, ctx.probe_timeout).await?;
+    let root_owner =
+        hosting::ensure_root_owner(&mut host, cp, cluster_name, ctx.probe_timeout).await?;
+    let scope = Scope {
+        client: host.client,
+        stores: hosting::no_stores(),
+        remote: true,
+    };
+    Ok((scope, Some(root_owner)))
+}
+
+/// Writes the status of a remote control plane whose hosting cluster cannot be used: the
+/// failure on `Available`; the replica counts stay as last seen (the pods cannot be read).
+async fn report_hosting_failure<K>(
+    ctx: &Context,
+    obj: &K,
+    spec: &ClusterSpec,
+    error: &HostingError,
+    now: Time,
+) -> Result<(), Error>
+where
+    K: ControlPlaneObject,
+{
+    let old = obj.common_status();
+    let (mut st, transitions) = status::compute(StatusInputs {
+        old: old.clone(),
+        generation: obj.meta().generation,
+        spec,
+        cluster: "",
+        desired: None,
+        failure: Some(Failure {
+            reason: error.reason().into(),
+            message: error.to_string(),
+        }),
+        pods: &[],
+        statefulset: None,
+        etcd_statefulset: None,
+        probe: Probe::NotRun,
+        dynamic_config: Outcome::NotRun,
+        now,
+    });
+    st.replicas = old.replicas;
+    st.ready_replicas = old.ready_replicas;
+    st.up_to_date_replicas = old.up_to_date_replicas;
+    st.selector = old.selector;
+    write_status(ctx, obj, &st).await?;
+    report(ctx, obj, &transitions).await;
+    Ok(())
 }
 
 /// The apply stage of [`run`]; a child controlled by someone else, or one the API server
 /// refuses, is reported in `obj`'s status and stops the run (the inner `Err`).
 async fn apply_or_report<K>(
     ctx: &Context,
+    scope: &Scope,
     obj: &K,
     facts: &Facts,
     desired: &DesiredState,
@@ -549,10 +644,19 @@ async fn apply_or_report<K>(
 where
     K: ControlPlaneObject,
 {
-    match apply_desired(ctx, obj, facts, desired).await {
+    match apply_desired(ctx, scope, obj, facts, desired).await {
         Ok(a) => Ok(Ok(a)),
         Err(e @ Error::OwnedByOther { .. }) => {
-            report_failure(ctx, obj, facts, e.reason(), e.to_string(), now.clone()).await?;
+            report_failure(
+                ctx,
+                scope,
+                obj,
+                facts,
+                e.reason(),
+                e.to_string(),
+                now.clone(),
+            )
+            .await?;
             Ok(Err(Ran::Stopped(Action::requeue(Duration::from_secs(60)))))
         }
         // A child the API server refuses (a NodePort outside the node-port range, a quota, an
@@ -562,6 +666,7 @@ where
             info!(error = %message, "a generated object was refused");
             report_failure(
                 ctx,
+                scope,
                 obj,
                 facts,
                 cond::OBJECT_REJECTED_REASON,
@@ -730,6 +835,7 @@ async fn provision_self_managed_infrastructure(
 /// `Available`, counts from the pods, nothing else changed.
 async fn report_failure<K>(
     ctx: &Context,
+    scope: &Scope,
     obj: &K,
     facts: &Facts,
     reason: &str,
@@ -739,7 +845,7 @@ async fn report_failure<K>(
 where
     K: ControlPlaneObject,
 {
-    let pods = list_pods(ctx, &facts.cp.namespace, &facts.cluster_name).await?;
+    let pods = list_pods(scope, &facts.cp.namespace, &facts.cluster_name).await?;
     let (st, transitions) = status::compute(StatusInputs {
         old: obj.common_status(),
         generation: obj.meta().generation,
@@ -785,15 +891,15 @@ fn pod_ready(pod: &Pod) -> bool {
         .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
 }
 
-async fn list_pods(ctx: &Context, ns: &str, cluster: &str) -> Result<Vec<Pod>, Error> {
+async fn list_pods(scope: &Scope, ns: &str, cluster: &str) -> Result<Vec<Pod>, Error> {
     if cluster.is_empty() {
         return Ok(Vec::new());
     }
     let selector = labels::control_plane_selector(cluster);
-    if let Some(pods) = ctx.stores.pods(ns, &selector) {
+    if let Some(pods) = scope.stores.pods(ns, &selector) {
         return Ok(pods);
     }
-    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
+    let pods: Api<Pod> = Api::namespaced(scope.client.clone(), ns);
     let selector = labels::selector_string(&selector);
     Ok(pods
         .list(&ListParams::default().labels(&selector))
@@ -829,28 +935,43 @@ pub fn endpoint_owned_by_provider(meta: &ObjectMeta) -> bool {
 /// only).
 pub(crate) async fn fetch(
     ctx: &Context,
+    scope: &Scope,
     cp: ControlPlane,
     cluster_name: String,
     capi: Option<&Cluster>,
     now: Timestamp,
 ) -> Result<Facts, Error> {
     let ns = cp.namespace.clone();
-    let secrets_api: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
+    let secrets_api: Api<Secret> = Api::namespaced(scope.client.clone(), &ns);
+    // The kubeconfig Secret is always the management cluster's.
+    let kubeconfig_api: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
+    let kubeconfig_name = names::kubeconfig_secret(&cluster_name);
     // One GET after another: reading them at once was tried (3f051d8) and did not shorten the
     // burst at N = 1,000, while churn took longer (bench/README.md, issue #11).
     let mut secrets = BTreeMap::new();
     for name in build::secret_names(&cp.spec, &cluster_name) {
-        if let Some(s) = get_opt(&secrets_api, &name).await? {
+        let api = if name == kubeconfig_name {
+            &kubeconfig_api
+        } else {
+            &secrets_api
+        };
+        if let Some(s) = get_opt(api, &name).await? {
             secrets.insert(name, s);
         }
     }
-    let services: Api<Service> = Api::namespaced(ctx.client.clone(), &ns);
+    let services: Api<Service> = Api::namespaced(scope.client.clone(), &ns);
     let svc_name = crate::services::service_name(&cluster_name, cp.spec.service.type_);
-    let exposure_service =
-        cached(&ctx.stores.services, &services, &ns, &svc_name, OnMiss::Get).await?;
-    let nodes = fetch_nodes(ctx, &cp).await?;
-    let sts_api: Api<StatefulSet> = Api::namespaced(ctx.client.clone(), &ns);
-    let sts_store = &ctx.stores.statefulsets;
+    let exposure_service = cached(
+        &scope.stores.services,
+        &services,
+        &ns,
+        &svc_name,
+        OnMiss::Get,
+    )
+    .await?;
+    let nodes = fetch_nodes(scope, &cp).await?;
+    let sts_api: Api<StatefulSet> = Api::namespaced(scope.client.clone(), &ns);
+    let sts_store = &scope.stores.statefulsets;
     let statefulset = cached(
         sts_store,
         &sts_api,
@@ -868,7 +989,7 @@ pub(crate) async fn fetch(
     let etcd_statefulset = cached(sts_store, &sts_api, &ns, &etcd_name, etcd_on_miss).await?;
     let statefulset = whole_if_edited(statefulset, &sts_api).await?;
     let etcd_statefulset = whole_if_edited(etcd_statefulset, &sts_api).await?;
-    let claims = fetch_claims(ctx, &ns, [&statefulset, &etcd_statefulset]).await?;
+    let claims = fetch_claims(scope, &ns, [&statefulset, &etcd_statefulset]).await?;
 
     Ok(Facts {
         cp,
@@ -888,7 +1009,7 @@ pub(crate) async fn fetch(
 
 /// The Nodes whose addresses a NodePort control plane without `externalAddress` publishes
 /// (none for other control planes).
-async fn fetch_nodes(ctx: &Context, cp: &ControlPlane) -> Result<Vec<Node>, Error> {
+async fn fetch_nodes(scope: &Scope, cp: &ControlPlane) -> Result<Vec<Node>, Error> {
     let needed = cp.spec.service.type_ == ServiceType::NodePort
         && cp
             .spec
@@ -898,10 +1019,10 @@ async fn fetch_nodes(ctx: &Context, cp: &ControlPlane) -> Result<Vec<Node>, Erro
     if !needed {
         return Ok(Vec::new());
     }
-    if let Some(nodes) = ctx.stores.nodes() {
+    if let Some(nodes) = scope.stores.nodes() {
         return Ok(nodes);
     }
-    let nodes: Api<Node> = Api::all(ctx.client.clone());
+    let nodes: Api<Node> = Api::all(scope.client.clone());
     Ok(nodes
         .list(&ListParams::default())
         .await
@@ -912,7 +1033,7 @@ async fn fetch_nodes(ctx: &Context, cp: &ControlPlane) -> Result<Vec<Node>, Erro
 /// The namespace's volume claims, read only when one of `statefulsets` has claim templates
 /// (claims exist only once a StatefulSet with claim templates made them).
 async fn fetch_claims(
-    ctx: &Context,
+    scope: &Scope,
     ns: &str,
     statefulsets: [&Option<StatefulSet>; 2],
 ) -> Result<Vec<PersistentVolumeClaim>, Error> {
@@ -925,7 +1046,7 @@ async fn fetch_claims(
     if !has_claims {
         return Ok(Vec::new());
     }
-    let claims: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), ns);
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(scope.client.clone(), ns);
     Ok(claims
         .list(&ListParams::default())
         .await
@@ -979,6 +1100,7 @@ fn live_version<'a, K: Resource<DynamicType = ()>>(
 /// are read now. Returns the `resourceVersion` of each child found.
 async fn check_children(
     ctx: &Context,
+    scope: &Scope,
     ns: &str,
     facts: &Facts,
     desired: &DesiredState,
@@ -994,14 +1116,14 @@ async fn check_children(
     if let Some(svc) = &facts.exposure_service {
         check_owner("Service", &svc.metadata, uid)?;
     }
-    check_secrets(ctx, ns, facts, desired, uid, &mut live).await?;
+    check_secrets(ctx, scope, ns, facts, desired, uid, &mut live).await?;
     let names_of = |metas: Vec<&ObjectMeta>| -> Vec<String> {
         metas.into_iter().filter_map(|m| m.name.clone()).collect()
     };
-    let config_maps: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), ns);
+    let config_maps: Api<ConfigMap> = Api::namespaced(scope.client.clone(), ns);
     for name in names_of(desired.config_maps.iter().map(|c| &c.metadata).collect()) {
         check_live(
-            Some(&ctx.stores.config_maps),
+            Some(&scope.stores.config_maps),
             &config_maps,
             ns,
             &name,
@@ -1010,7 +1132,7 @@ async fn check_children(
         )
         .await?;
     }
-    let services: Api<Service> = Api::namespaced(ctx.client.clone(), ns);
+    let services: Api<Service> = Api::namespaced(scope.client.clone(), ns);
     let exposure = facts
         .exposure_service
         .as_ref()
@@ -1018,7 +1140,7 @@ async fn check_children(
     for name in names_of(desired.services.iter().map(|s| &s.metadata).collect()) {
         if Some(&name) != exposure.as_ref() {
             check_live(
-                Some(&ctx.stores.services),
+                Some(&scope.stores.services),
                 &services,
                 ns,
                 &name,
@@ -1028,10 +1150,10 @@ async fn check_children(
             .await?;
         }
     }
-    let cron_jobs: Api<CronJob> = Api::namespaced(ctx.client.clone(), ns);
+    let cron_jobs: Api<CronJob> = Api::namespaced(scope.client.clone(), ns);
     for name in names_of(desired.cron_jobs.iter().map(|c| &c.metadata).collect()) {
         check_live(
-            Some(&ctx.stores.cron_jobs),
+            Some(&scope.stores.cron_jobs),
             &cron_jobs,
             ns,
             &name,
@@ -1041,7 +1163,7 @@ async fn check_children(
         .await?;
     }
     if let Some(ingress) = &desired.ingress {
-        check_ingress(ctx, ns, &ingress.name_any(), uid, &mut live).await?;
+        check_ingress(scope, ns, &ingress.name_any(), uid, &mut live).await?;
     }
     if let Some(svc) = &facts.exposure_service {
         record::<Service>(&mut live, &svc.metadata);
@@ -1052,19 +1174,19 @@ async fn check_children(
 /// [`check_live`] for the Ingress, whose store keeps metadata only: a hit is checked as kept, a
 /// miss read by GET.
 async fn check_ingress(
-    ctx: &Context,
+    scope: &Scope,
     ns: &str,
     name: &str,
     uid: &str,
     live: &mut LiveVersions,
 ) -> Result<(), Error> {
-    match ctx.stores.ingresses.get(ns, name) {
+    match scope.stores.ingresses.get(ns, name) {
         Lookup::Found(meta) => {
             record::<Ingress>(live, &meta.metadata);
             check_owner("Ingress", &meta.metadata, uid)
         }
         Lookup::Missing | Lookup::Unknown => {
-            let api: Api<Ingress> = Api::namespaced(ctx.client.clone(), ns);
+            let api: Api<Ingress> = Api::namespaced(scope.client.clone(), ns);
             check_live(None, &api, ns, name, uid, live).await
         }
     }
@@ -1074,13 +1196,13 @@ async fn check_ingress(
 /// `deploy: false`): looked up in the metadata store (a miss once listed is absence, as for
 /// [`delete_obsolete`]), so control planes without an Ingress cost no request.
 async fn delete_obsolete_ingress(
-    ctx: &Context,
+    scope: &Scope,
     ns: &str,
     name: &str,
     uid: &str,
 ) -> Result<(), Error> {
-    let api: Api<Ingress> = Api::namespaced(ctx.client.clone(), ns);
-    match ctx.stores.ingresses.get(ns, name) {
+    let api: Api<Ingress> = Api::namespaced(scope.client.clone(), ns);
+    match scope.stores.ingresses.get(ns, name) {
         Lookup::Missing => Ok(()),
         Lookup::Found(meta) if !controlled_by(&meta.metadata, uid) => Ok(()),
         Lookup::Found(_) | Lookup::Unknown => delete_if_ours(&api, name, uid).await,
@@ -1088,30 +1210,41 @@ async fn delete_obsolete_ingress(
 }
 
 /// [`check_children`] for the Secrets we write: the kubeconfig, renewed leaves, generated
-/// certificates (from the fetched Secrets, else by GET).
+/// certificates (from the fetched Secrets, else by GET). The kubeconfig is the management
+/// cluster's and controlled by the control-plane object itself (the others by `uid`, the root
+/// owner's for a remote control plane).
 async fn check_secrets(
     ctx: &Context,
+    scope: &Scope,
     ns: &str,
     facts: &Facts,
     desired: &DesiredState,
     uid: &str,
     live: &mut LiveVersions,
 ) -> Result<(), Error> {
-    let secret_names: Vec<String> = desired
-        .kubeconfig
+    let kubeconfig = desired.kubeconfig.iter().map(|s| (s, true));
+    let others = desired
+        .renew_secrets
         .iter()
-        .chain(&desired.renew_secrets)
         .chain(&desired.create_secrets)
-        .filter_map(|s| s.metadata.name.clone())
-        .collect();
-    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
-    for name in &secret_names {
+        .map(|s| (s, false));
+    let secrets: Api<Secret> = Api::namespaced(scope.client.clone(), ns);
+    let management: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
+    for (secret, is_kubeconfig) in kubeconfig.chain(others) {
+        let Some(name) = &secret.metadata.name else {
+            continue;
+        };
+        let (api, uid) = if is_kubeconfig {
+            (&management, facts.cp.object_owner.uid.as_str())
+        } else {
+            (&secrets, uid)
+        };
         match facts.secrets.get(name) {
             Some(s) => {
                 check_owner("Secret", &s.metadata, uid)?;
                 record::<Secret>(live, &s.metadata);
             }
-            None => check_live(None, &secrets, ns, name, uid, live).await?,
+            None => check_live(None, api, ns, name, uid, live).await?,
         }
     }
     Ok(())
@@ -1272,6 +1405,7 @@ async fn apply_statefulset(
 /// The apply stage of both kinds: writes every child of `desired` (events go to `obj`).
 pub(crate) async fn apply_desired<K>(
     ctx: &Context,
+    scope: &Scope,
     obj: &K,
     facts: &Facts,
     desired: &DesiredState,
@@ -1281,7 +1415,7 @@ where
 {
     let ns = facts.cp.namespace.clone();
     let uid = desired.owner.uid.clone();
-    let client = ctx.client.clone();
+    let client = scope.client.clone();
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
     let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
     let services: Api<Service> = Api::namespaced(client.clone(), &ns);
@@ -1290,7 +1424,7 @@ where
 
     // Never take over what another object controls (another control plane, upstream's
     // k0smotron.io Cluster): every child is checked before anything is written.
-    let live = check_children(ctx, &ns, facts, desired, &uid).await?;
+    let live = check_children(ctx, scope, &ns, facts, desired, &uid).await?;
     let memo = ctx.applied.as_ref();
 
     create_secrets(&secrets, &desired.create_secrets).await?;
@@ -1301,7 +1435,7 @@ where
     apply_all(memo, &config_maps, &desired.config_maps, &live).await?;
     apply_all(memo, &services, &desired.services, &live).await?;
     for name in &desired.obsolete_services {
-        delete_obsolete(&ctx.stores.services, &services, &ns, name, &uid).await?;
+        delete_obsolete(&scope.stores.services, &services, &ns, name, &uid).await?;
     }
     if let Some(ingress) = &desired.ingress {
         let api: Api<Ingress> = Api::namespaced(client.clone(), &ns);
@@ -1309,11 +1443,13 @@ where
             .await?;
     }
     if let Some(name) = &desired.obsolete_ingress {
-        delete_obsolete_ingress(ctx, &ns, name, &uid).await?;
+        delete_obsolete_ingress(scope, &ns, name, &uid).await?;
     }
     if let Some(kubeconfig) = &desired.kubeconfig {
+        // Always in the management cluster: CAPI reads it there.
+        let management: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
         memo.apply(
-            &secrets,
+            &management,
             kubeconfig,
             MANAGER,
             live_version(&live, kubeconfig),
@@ -1336,7 +1472,7 @@ where
     }
     apply_all(memo, &cron_jobs, &desired.cron_jobs, &live).await?;
     for name in &desired.obsolete_cron_jobs {
-        delete_obsolete(&ctx.stores.cron_jobs, &cron_jobs, &ns, name, &uid).await?;
+        delete_obsolete(&scope.stores.cron_jobs, &cron_jobs, &ns, name, &uid).await?;
     }
     let mut statefulset = facts.statefulset.clone();
     if let Some(plan) = &desired.statefulset {
@@ -1345,7 +1481,7 @@ where
         statefulset = sts;
         settled &= ok;
     }
-    grow_claims(ctx, obj, &ns, &desired.claim_expansions).await;
+    grow_claims(ctx, scope, obj, &ns, &desired.claim_expansions).await;
     Ok(Applied {
         statefulset,
         etcd_statefulset,
@@ -1373,13 +1509,14 @@ async fn create_secrets(api: &Api<Secret>, secrets: &[Secret]) -> Result<(), Err
 /// and tried again on the next reconcile; it never stops the control plane.
 async fn grow_claims<K>(
     ctx: &Context,
+    scope: &Scope,
     obj: &K,
     ns: &str,
     expansions: &[crate::claims::ClaimExpansion],
 ) where
     K: Resource<DynamicType = ()>,
 {
-    let api: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), ns);
+    let api: Api<PersistentVolumeClaim> = Api::namespaced(scope.client.clone(), ns);
     for e in expansions {
         let patch = serde_json::json!({"spec": {"resources": {"requests": {"storage": e.to}}}});
         let params = PatchParams {
@@ -1767,6 +1904,9 @@ pub(crate) async fn delete_children(
     cluster: &str,
     uid: &str,
 ) -> Result<(), Error> {
+    if let Ok(Some(reference)) = hosting::kubeconfig_ref(spec, ns) {
+        return delete_remote_children(ctx, reference, ns, cluster, uid).await;
+    }
     let client = ctx.client.clone();
     let sts: Api<StatefulSet> = Api::namespaced(client.clone(), ns);
     let svc: Api<Service> = Api::namespaced(client.clone(), ns);
@@ -1808,6 +1948,38 @@ pub(crate) async fn delete_children(
         delete_if_ours(&secrets, &name, uid).await?;
     }
     Ok(())
+}
+
+/// [`delete_children`] of a control plane whose children live in a hosting cluster: its root
+/// owner there is deleted (the hosting cluster's garbage collector removes every child it
+/// controls), and the `<cluster>-kubeconfig` Secret here. A hosting cluster that does not answer
+/// keeps the finalizer (retried with backoff); a kubeconfig Secret that is gone or refused
+/// cannot reach it anymore, so the children there are left and the deletion goes on (logged).
+async fn delete_remote_children(
+    ctx: &Context,
+    reference: &k0smotron_api::controlplane::v1beta2::KubeconfigRef,
+    ns: &str,
+    cluster: &str,
+    uid: &str,
+) -> Result<(), Error> {
+    match hosting::host(&ctx.client, &ctx.hosts, reference, ctx.probe_timeout).await {
+        Ok(host) => {
+            if hosting::release(&host, ns, cluster, uid, ctx.probe_timeout).await? {
+                info!(server = %host.server, "deleted the root owner in the hosting cluster");
+            }
+        }
+        Err(HostingError::ReadSecret { what, source }) => {
+            return Err(Error::Read {
+                what: format!("Secret {what}"),
+                source,
+            });
+        }
+        Err(e) => {
+            warn!(error = %e, "the hosting cluster cannot be reached to delete the control plane's objects there; they are left");
+        }
+    }
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
+    delete_if_ours(&secrets, &names::kubeconfig_secret(cluster), uid).await
 }
 
 #[cfg(test)]

@@ -147,11 +147,6 @@ fn check_monitoring(spec: &ClusterSpec) -> Result<(), SpecError> {
 /// Checks a spec against the installation's policy, then on its own; the first problem wins.
 pub fn validate(spec: &ClusterSpec, policy: &FieldPolicy) -> Result<(), SpecError> {
     check_policy(spec, policy)?;
-    if spec.remote_host_cluster.is_some() {
-        return Err(SpecError::Unsupported(
-            "spec.remoteHostCluster (hosting the control plane in another cluster)",
-        ));
-    }
     if let Some(ingress) = &spec.ingress {
         crate::ingress::check(ingress)?;
     }
@@ -507,12 +502,13 @@ mod tests {
         ));
     }
 
+    /// `spec.remoteHostCluster` is implemented (issue #13 part 2): its reference is checked
+    /// where the control plane's namespace is known (`hosting::kubeconfig_ref`), not here.
     #[test]
-    fn unsupported_features_are_named() {
+    fn a_remote_host_is_not_refused_by_the_spec_checks() {
         let mut spec = K0smotronControlPlaneSpec::default();
         spec.remote_host_cluster = Some(Default::default());
-        let err = validate(&spec, &FieldPolicy::default()).unwrap_err();
-        assert!(err.to_string().contains("spec.remoteHostCluster"), "{err}");
+        assert_eq!(validate(&spec, &FieldPolicy::default()), Ok(()));
     }
 
     /// `spec.ingress` is implemented (issue #13 part 3): a plain one passes, and its hosts are
