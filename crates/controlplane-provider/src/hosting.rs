@@ -26,6 +26,7 @@ use provider_runtime::kubeconfig::{self, Refusal, Timeouts};
 
 use crate::control_plane::ControlPlane;
 use crate::stores::Stores;
+use crate::validate::{FieldPolicy, SpecError};
 
 /// How often a remote control plane is looked at again at the latest: the children live in the
 /// hosting cluster, whose changes no watch of ours sees (yet).
@@ -60,6 +61,9 @@ pub enum HostingError {
     /// The spec names no Secret, or one of another namespace.
     #[error("{0}")]
     Spec(String),
+    /// The installation does not allow `spec.remoteHostCluster` (`--allow-remote-host-cluster`).
+    #[error(transparent)]
+    NotAllowed(SpecError),
     /// The Secret does not exist.
     #[error(
         "Secret {namespace}/{name} (spec.remoteHostCluster.kubeconfigRef) does not exist in the management cluster"
@@ -132,6 +136,7 @@ impl HostingError {
     pub fn reason(&self) -> &'static str {
         match self {
             Self::Spec(_) => cond::INVALID_SPEC_REASON,
+            Self::NotAllowed(_) => cond::FIELD_NOT_ALLOWED_REASON,
             Self::SecretMissing { .. } | Self::KeyMissing { .. } => {
                 cond::REFERENCE_NOT_FOUND_REASON
             }
@@ -151,10 +156,12 @@ impl HostingError {
 pub(crate) fn kubeconfig_ref<'a>(
     spec: &'a ClusterSpec,
     namespace: &str,
+    policy: &FieldPolicy,
 ) -> Result<Option<&'a KubeconfigRef>, HostingError> {
     let Some(remote) = &spec.remote_host_cluster else {
         return Ok(None);
     };
+    crate::validate::check_remote_host(spec, policy).map_err(HostingError::NotAllowed)?;
     let Some(r) = &remote.kubeconfig_ref else {
         return Err(HostingError::Spec(
             "spec.remoteHostCluster needs kubeconfigRef (the Secret holding the hosting cluster's kubeconfig)"
@@ -507,24 +514,35 @@ mod tests {
     #[test]
     fn only_a_secret_of_the_control_planes_namespace_may_be_named() {
         assert!(
-            kubeconfig_ref(&ClusterSpec::default(), "team-a")
+            kubeconfig_ref(&ClusterSpec::default(), "team-a", &FieldPolicy::default())
                 .unwrap()
                 .is_none()
         );
         let ok = spec(Some(reference("team-a")));
         assert_eq!(
-            kubeconfig_ref(&ok, "team-a")
+            kubeconfig_ref(&ok, "team-a", &FieldPolicy::default())
                 .unwrap()
                 .map(|r| r.name.as_str()),
             Some("hosting")
         );
         let other = spec(Some(reference("team-b")));
-        let err = kubeconfig_ref(&other, "team-a").unwrap_err();
+        let err = kubeconfig_ref(&other, "team-a", &FieldPolicy::default()).unwrap_err();
         assert_eq!(err.reason(), cond::INVALID_SPEC_REASON);
         assert!(err.to_string().contains("\"team-b\""), "{err}");
+        let off = FieldPolicy {
+            remote_host_cluster: false,
+            ..FieldPolicy::default()
+        };
+        assert_eq!(
+            kubeconfig_ref(&ok, "team-a", &off).unwrap_err().reason(),
+            cond::FIELD_NOT_ALLOWED_REASON,
+            "refused before anything is read"
+        );
         let none = spec(None);
         assert_eq!(
-            kubeconfig_ref(&none, "team-a").unwrap_err().reason(),
+            kubeconfig_ref(&none, "team-a", &FieldPolicy::default())
+                .unwrap_err()
+                .reason(),
             cond::INVALID_SPEC_REASON
         );
     }

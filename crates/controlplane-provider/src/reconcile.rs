@@ -578,7 +578,7 @@ async fn scope_of(
     cp: &ControlPlane,
     cluster_name: &str,
 ) -> Result<(Scope, Option<OwnerReference>), HostingError> {
-    let Some(reference) = hosting::kubeconfig_ref(&cp.spec, &cp.namespace)? else {
+    let Some(reference) = hosting::kubeconfig_ref(&cp.spec, &cp.namespace, &ctx.policy)? else {
         return Ok((Scope::local(&ctx.client, &ctx.stores), None));
     };
     let mut host = hosting::host(&ctx.client, &ctx.hosts, reference, ctx.probe_timeout).await?;
@@ -1904,7 +1904,12 @@ pub(crate) async fn delete_children(
     cluster: &str,
     uid: &str,
 ) -> Result<(), Error> {
-    if let Ok(Some(reference)) = hosting::kubeconfig_ref(spec, ns) {
+    // What was created before the installation stopped allowing it is still deleted.
+    let policy = FieldPolicy {
+        remote_host_cluster: true,
+        ..FieldPolicy::default()
+    };
+    if let Ok(Some(reference)) = hosting::kubeconfig_ref(spec, ns, &policy) {
         return delete_remote_children(ctx, reference, ns, cluster, uid).await;
     }
     let client = ctx.client.clone();
