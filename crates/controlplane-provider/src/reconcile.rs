@@ -481,7 +481,9 @@ where
     K: ControlPlaneObject,
 {
     let (_, now_t) = now_time();
-    let (cp, scope) = match scope_of(ctx, &cp, &cluster_name).await {
+    // The stages are boxed: inline, their futures made this one too large for a 2 MiB stack in
+    // debug builds (the harness tests poll the provider on the test's thread).
+    let (cp, scope) = match Box::pin(scope_of(ctx, &cp, &cluster_name)).await {
         Ok((scope, None)) => (cp, scope),
         Ok((scope, Some(root_owner))) => (cp.hosted_by(root_owner), scope),
         Err(HostingError::ReadSecret { what, source }) => {
@@ -496,7 +498,7 @@ where
             return Ok(Ran::Stopped(Action::requeue(hosting::REMOTE_RESYNC)));
         }
     };
-    let facts = fetch(ctx, &scope, cp, cluster_name, capi, now).await?;
+    let facts = Box::pin(fetch(ctx, &scope, cp, cluster_name, capi, now)).await?;
     let desired = match build::build_guarded(&facts) {
         Ok(d) => d,
         Err(e) => {
@@ -510,10 +512,11 @@ where
         debug!(paths = ?desired.overridden, "user k0s config values overridden by the provider");
     }
 
-    let applied = match apply_or_report(ctx, &scope, obj, &facts, &desired, &now_t).await? {
-        Ok(a) => a,
-        Err(stopped) => return Ok(stopped),
-    };
+    let applied =
+        match Box::pin(apply_or_report(ctx, &scope, obj, &facts, &desired, &now_t)).await? {
+            Ok(a) => a,
+            Err(stopped) => return Ok(stopped),
+        };
 
     let ns = &facts.cp.namespace;
     let pods = list_pods(&scope, ns, &facts.cluster_name).await?;
