@@ -21,7 +21,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 /// Which kind of object a [`ControlPlane`] was read from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Kind {
     /// `K0smotronControlPlane` (`controlplane.cluster.x-k8s.io`), driven by a CAPI Cluster.
     Capi,

@@ -267,8 +267,12 @@ pub(crate) fn root_owner_ref(cm: &ConfigMap) -> OwnerReference {
 /// client (and its connections) of the last one, and a changed Secret gets a new client.
 #[derive(Default)]
 pub struct Clients {
-    entries: Mutex<HashMap<String, (String, Client, String)>>,
+    entries: Mutex<HashMap<String, (String, Host)>>,
 }
+
+/// How long a watch of a hosting cluster may go without a byte (its server ends a watch after
+/// at most 5 minutes, kube's watcher asks for 290 s).
+const WATCH_IO_TIMEOUT: Duration = Duration::from_secs(330);
 
 impl std::fmt::Debug for Clients {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -277,13 +281,13 @@ impl std::fmt::Debug for Clients {
 }
 
 impl Clients {
-    /// The client of `secret` (a checked kubeconfig) and its server URL.
-    fn client(
+    /// The clients of `secret` (a checked kubeconfig).
+    fn host(
         &self,
         secret: &Secret,
         reference: &KubeconfigRef,
         timeout: Duration,
-    ) -> Result<(Client, String), HostingError> {
+    ) -> Result<Host, HostingError> {
         let key = format!(
             "{}/{}/{}/{}",
             reference.namespace,
@@ -293,29 +297,43 @@ impl Clients {
         );
         let version = secret.resource_version().unwrap_or_default();
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((v, client, server)) = entries.get(&key)
+        if let Some((v, host)) = entries.get(&key)
             && *v == version
         {
-            return Ok((client.clone(), server.clone()));
+            return Ok(host.clone());
         }
         let trusted = hosting_kubeconfig(secret, reference)?;
-        let client = trusted
-            .client(Timeouts {
-                connect: timeout,
-                io: timeout,
-            })
-            .map_err(|e| HostingError::Client(e.to_string()))?;
-        let server = trusted.server().to_string();
-        entries.insert(key, (version, client.clone(), server.clone()));
-        Ok((client, server))
+        let client_with = |io| {
+            trusted
+                .client(Timeouts {
+                    connect: timeout,
+                    io,
+                })
+                .map_err(|e| HostingError::Client(e.to_string()))
+        };
+        let host = Host {
+            client: client_with(timeout)?,
+            watch_client: client_with(WATCH_IO_TIMEOUT)?,
+            server: trusted.server().to_string(),
+            key: format!("{key}/{version}"),
+        };
+        entries.insert(key, (version, host.clone()));
+        Ok(host)
     }
 }
 
-/// What [`connect`] found: the client of the hosting cluster, its server and the root owner.
+/// A hosting cluster: its clients and server.
+#[derive(Clone)]
 pub(crate) struct Host {
+    /// For requests: every one bounded by the probe timeout.
     pub(crate) client: Client,
+    /// For watches: a long read timeout.
+    pub(crate) watch_client: Client,
+    /// Its server URL.
     pub(crate) server: String,
-    pub(crate) root_owner: Option<ConfigMap>,
+    /// Identifies the hosting cluster and the credentials: the Secret's namespace, name, key,
+    /// uid and resourceVersion.
+    pub(crate) key: String,
 }
 
 /// The hosting cluster of a control plane that has one (`reference`): the Secret read from the
@@ -339,12 +357,7 @@ pub(crate) async fn host(
             namespace: reference.namespace.clone(),
             name: reference.name.clone(),
         })?;
-    let (client, server) = clients.client(&secret, reference, timeout)?;
-    Ok(Host {
-        client,
-        server,
-        root_owner: None,
-    })
+    clients.host(&secret, reference, timeout)
 }
 
 fn unavailable(server: &str, what: String) -> impl FnOnce(kube::Error) -> HostingError + '_ {
@@ -373,7 +386,7 @@ async fn bounded<T>(
 /// Makes sure the namespace `cp.namespace` and the root owner of `cluster` exist in the hosting
 /// cluster; returns the root owner. One GET when both exist.
 pub(crate) async fn ensure_root_owner(
-    host: &mut Host,
+    host: &Host,
     cp: &ControlPlane,
     cluster: &str,
     timeout: Duration,
@@ -435,9 +448,7 @@ pub(crate) async fn ensure_root_owner(
         }
     };
     check_root_owner(&cm, &cp.object_owner.uid)?;
-    let owner = root_owner_ref(&cm);
-    host.root_owner = Some(cm);
-    Ok(owner)
+    Ok(root_owner_ref(&cm))
 }
 
 /// Deletion of a remote control plane: deletes its root owner in the hosting cluster (with a uid

@@ -84,6 +84,8 @@ pub struct Context {
     pub stores: Stores,
     /// Clients of the hosting clusters of control planes with `spec.remoteHostCluster`.
     pub hosts: Arc<crate::hosting::Clients>,
+    /// Watches of those hosting clusters.
+    pub host_watches: Arc<crate::host_watches::HostWatches>,
 }
 
 impl std::fmt::Debug for Context {
@@ -582,11 +584,17 @@ async fn scope_of(
     cluster_name: &str,
 ) -> Result<(Scope, Option<OwnerReference>), HostingError> {
     let Some(reference) = hosting::kubeconfig_ref(&cp.spec, &cp.namespace, &ctx.policy)? else {
+        ctx.host_watches.forget(cp.kind, &cp.namespace, &cp.name);
         return Ok((Scope::local(&ctx.client, &ctx.stores), None));
     };
-    let mut host = hosting::host(&ctx.client, &ctx.hosts, reference, ctx.probe_timeout).await?;
-    let root_owner =
-        hosting::ensure_root_owner(&mut host, cp, cluster_name, ctx.probe_timeout).await?;
+    let host = hosting::host(&ctx.client, &ctx.hosts, reference, ctx.probe_timeout).await?;
+    let root_owner = hosting::ensure_root_owner(&host, cp, cluster_name, ctx.probe_timeout).await?;
+    ctx.host_watches.register(
+        &host.key,
+        &host.watch_client,
+        (cp.kind, &cp.namespace, &cp.name),
+        cluster_name,
+    );
     let scope = Scope {
         client: host.client,
         stores: hosting::no_stores(),
@@ -1886,6 +1894,8 @@ async fn cleanup(kcp: Arc<K0smotronControlPlane>, ctx: &Context) -> Result<Actio
         return Ok(Action::await_change());
     };
     delete_children(ctx, &ns, &kcp.spec, &cluster, &uid).await?;
+    ctx.host_watches
+        .forget(crate::control_plane::Kind::Capi, &ns, &kcp.name_any());
     info!("children deleted; releasing the finalizer");
     ctx.events
         .report(

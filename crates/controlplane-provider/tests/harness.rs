@@ -2552,7 +2552,8 @@ async fn kubeconfig_secret(ns: &TestNamespace, name: &str, kubeconfig: &str) {
 /// a Secret of another namespace and a kubeconfig that runs a command are refused with a
 /// condition and nothing is written anywhere; with a good kubeconfig every child is created in
 /// the hosting cluster, in a namespace of the same name, controlled by the `demo-root-owner`
-/// ConfigMap there, and only `demo-kubeconfig` in the management cluster; deleting the control
+/// ConfigMap there, and only `demo-kubeconfig` in the management cluster; the hosting cluster is
+/// watched (a StatefulSet deleted there comes back at once); deleting the control
 /// plane deletes the root owner (the hosting cluster's garbage collector takes the children; the
 /// harness's workload servers run none, so they are not checked).
 #[tokio::test]
@@ -2727,6 +2728,25 @@ users:
     )
     .await
     .unwrap();
+
+    // The hosting cluster is watched: a StatefulSet deleted there is written again at once (the
+    // periodic requeue of remote control planes is 10 to 30 s away).
+    for round in 0..2 {
+        let before = host_sts.get("kmc-demo").await.unwrap().uid().unwrap();
+        host_sts
+            .delete("kmc-demo", &DeleteParams::default())
+            .await
+            .unwrap();
+        wait_for(
+            &host_sts,
+            "kmc-demo",
+            |s| s.uid().as_deref() != Some(before.as_str()),
+            Duration::from_secs(6),
+            &format!("kmc-demo written again in the hosting cluster (round {round})"),
+        )
+        .await
+        .unwrap();
+    }
 
     // Deleting the control plane deletes the root owner there and releases the finalizer.
     kcps.delete(CLUSTER, &DeleteParams::default())
