@@ -497,7 +497,17 @@ where
         Err(e) => {
             info!(reason = e.reason(), error = %e, "the hosting cluster cannot be used");
             report_hosting_failure(ctx, obj, &cp.spec, &e, now_t).await?;
-            return Ok(Ran::Stopped(Action::requeue(hosting::REMOTE_RESYNC)));
+            // 10 s, doubling while the failure stays the same, up to the resync period: a
+            // hosting cluster that does not answer holds a reconcile worker for up to the
+            // probe timeout each time, and must not take the workers from the others.
+            let failure = {
+                use std::hash::{Hash, Hasher};
+                let mut h = std::collections::hash_map::DefaultHasher::new();
+                e.to_string().hash(&mut h);
+                h.finish()
+            };
+            let delay = ctx.waits.still_waiting(&object_key(obj), failure);
+            return Ok(Ran::Stopped(Action::requeue(delay)));
         }
     };
     let facts = Box::pin(fetch(ctx, &scope, cp, cluster_name, capi, now)).await?;

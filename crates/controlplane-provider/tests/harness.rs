@@ -2553,8 +2553,9 @@ async fn kubeconfig_secret(ns: &TestNamespace, name: &str, kubeconfig: &str) {
 /// condition and nothing is written anywhere; with a good kubeconfig every child is created in
 /// the hosting cluster, in a namespace of the same name, controlled by the `demo-root-owner`
 /// ConfigMap there, and only `demo-kubeconfig` in the management cluster; the hosting cluster is
-/// watched (a StatefulSet deleted there comes back at once); deleting the control
-/// plane deletes the root owner (the hosting cluster's garbage collector takes the children; the
+/// watched (a StatefulSet deleted there comes back at once); a hosting cluster that stops
+/// answering is `RemoteHostUnavailable`, and deleting the control plane waits for it; deleting
+/// the control plane deletes the root owner (the hosting cluster's garbage collector takes the children; the
 /// harness's workload servers run none, so they are not checked).
 #[tokio::test]
 #[ignore = "needs test/harness"]
@@ -2748,10 +2749,35 @@ users:
         .unwrap();
     }
 
-    // Deleting the control plane deletes the root owner there and releases the finalizer.
+    // A hosting cluster that does not answer: a condition naming it.
+    let hosting_name = hosting.name().to_owned();
+    hosting.stop().unwrap();
+    let unavailable = wait_for(
+        &kcps,
+        CLUSTER,
+        |k| condition_is(k, "Available", "False", "RemoteHostUnavailable"),
+        TIMEOUT,
+        "Available False RemoteHostUnavailable",
+    )
+    .await
+    .unwrap();
+    let message = &condition(&unavailable, "Available").unwrap().message;
+    assert!(message.contains(&format!("127.0.0.1:{port}")), "{message}");
+
+    // Deleting the control plane waits for the hosting cluster (its objects there would be
+    // left otherwise), then deletes the root owner there and releases the finalizer. The same
+    // server comes back (same name: same etcd prefix, same CA, same port).
     kcps.delete(CLUSTER, &DeleteParams::default())
         .await
         .unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(kcps.get_opt(CLUSTER).await.unwrap().is_some(), "waits");
+    let hosting =
+        test_support::WorkloadServer::start(&hosting_name, &ca.cert_pem, &ca.key_pem, port)
+            .await
+            .unwrap();
+    let host = hosting.client().await.unwrap();
+    let host_cms: Api<ConfigMap> = Api::namespaced(host, ns.name());
     wait_gone(&host_cms, "demo-root-owner").await;
     wait_gone(&kcps, CLUSTER).await;
     wait_gone(&ns.api::<Secret>(), "demo-kubeconfig").await;
