@@ -497,16 +497,21 @@ where
         Err(e) => {
             info!(reason = e.reason(), error = %e, "the hosting cluster cannot be used");
             report_hosting_failure(ctx, obj, &cp.spec, &e, now_t).await?;
-            // 10 s, doubling while the failure stays the same, up to the resync period: a
-            // hosting cluster that does not answer holds a reconcile worker for up to the
-            // probe timeout each time, and must not take the workers from the others.
-            let failure = {
-                use std::hash::{Hash, Hasher};
-                let mut h = std::collections::hash_map::DefaultHasher::new();
-                e.to_string().hash(&mut h);
-                h.finish()
+            // A hosting cluster that does not answer holds a reconcile worker for up to the
+            // probe timeout each time, and must not take the workers from the others: 10 s,
+            // doubling while the failure stays the same, up to the resync period. The other
+            // failures cost no request there; the Secret they are about is not watched.
+            let delay = if matches!(e, HostingError::Unavailable { .. }) {
+                let failure = {
+                    use std::hash::{Hash, Hasher};
+                    let mut h = std::collections::hash_map::DefaultHasher::new();
+                    e.to_string().hash(&mut h);
+                    h.finish()
+                };
+                ctx.waits.still_waiting(&object_key(obj), failure)
+            } else {
+                hosting::REMOTE_RESYNC
             };
-            let delay = ctx.waits.still_waiting(&object_key(obj), failure);
             return Ok(Ran::Stopped(Action::requeue(delay)));
         }
     };
