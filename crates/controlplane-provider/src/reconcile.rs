@@ -631,23 +631,11 @@ where
     K: ControlPlaneObject,
 {
     let old = obj.common_status();
-    let (mut st, transitions) = status::compute(StatusInputs {
-        old: old.clone(),
-        generation: obj.meta().generation,
-        spec,
-        cluster: "",
-        desired: None,
-        failure: Some(Failure {
-            reason: error.reason().into(),
-            message: error.to_string(),
-        }),
-        pods: &[],
-        statefulset: None,
-        etcd_statefulset: None,
-        probe: Probe::NotRun,
-        dynamic_config: Outcome::NotRun,
-        now,
-    });
+    let failure = Failure {
+        reason: error.reason().into(),
+        message: error.to_string(),
+    };
+    let (mut st, transitions) = status_without_children(obj, spec, failure, now);
     st.replicas = old.replicas;
     st.ready_replicas = old.ready_replicas;
     st.up_to_date_replicas = old.up_to_date_replicas;
@@ -750,10 +738,28 @@ async fn report_without_cluster(
     failure: Failure,
     now: Time,
 ) -> Result<(), Error> {
-    let (mut st, transitions) = status::compute(StatusInputs {
-        old: kcp.common_status(),
-        generation: kcp.metadata.generation,
-        spec: &kcp.spec,
+    let (mut st, transitions) = status_without_children(kcp, &kcp.spec, failure, now);
+    // Without a Cluster there is no selector or replica count to report yet.
+    st.selector = kcp.status.as_ref().and_then(|s| s.selector.clone());
+    write_status(ctx, kcp, &st).await?;
+    report(ctx, kcp, &transitions).await;
+    Ok(())
+}
+
+/// The status of a reconcile stopped before any child was read: `failure` on `Available`.
+fn status_without_children<K>(
+    obj: &K,
+    spec: &ClusterSpec,
+    failure: Failure,
+    now: Time,
+) -> (K0smotronControlPlaneStatus, Vec<status::Transition>)
+where
+    K: ControlPlaneObject,
+{
+    status::compute(StatusInputs {
+        old: obj.common_status(),
+        generation: obj.meta().generation,
+        spec,
         cluster: "",
         desired: None,
         failure: Some(failure),
@@ -763,12 +769,7 @@ async fn report_without_cluster(
         probe: Probe::NotRun,
         dynamic_config: Outcome::NotRun,
         now,
-    });
-    // Without a Cluster there is no selector or replica count to report yet.
-    st.selector = kcp.status.as_ref().and_then(|s| s.selector.clone());
-    write_status(ctx, kcp, &st).await?;
-    report(ctx, kcp, &transitions).await;
-    Ok(())
+    })
 }
 
 /// Sets `k0sproject.io/cluster-id: kube-system:<uid>` on the CAPI Cluster, by server-side apply
