@@ -1,7 +1,7 @@
 //! Watches of hosting clusters (`spec.remoteHostCluster`): the management cluster's watches do
 //! not see the children a remote control plane has there, so each hosting cluster in use gets
-//! its own watch of the control-plane StatefulSets and pods in the one namespace our children use,
-//! started when the first control plane reconciles against it and stopped when the last one
+//! its own watch of the control-plane StatefulSets, Services and pods in the one namespace our
+//! children use, started when the first control plane reconciles against it and stopped when the last one
 //! leaves it (deleted, or moved to another Secret or back to the management cluster).
 //!
 //! A hosting cluster is identified by its kubeconfig Secret's version: a changed Secret is a new
@@ -20,7 +20,7 @@ use k0smotron_api::controlplane::v1beta2::K0smotronControlPlane;
 use k0smotron_api::k0smotron::v1beta2::Cluster as StandaloneCluster;
 use k0smotron_api::names;
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, ResourceExt};
@@ -201,7 +201,8 @@ fn wake(
     }
 }
 
-/// The watch of one hosting cluster: its control-plane StatefulSets and pods in `namespace`.
+/// The watch of one hosting cluster: its control-plane StatefulSets, Services and pods in
+/// `namespace`.
 async fn watch(
     client: Client,
     namespace: String,
@@ -225,12 +226,26 @@ async fn watch(
     .default_backoff()
     .touched_objects()
     .map(|r| r.map(|s| s.labels().get(names::CLUSTER_NAME_LABEL).cloned()));
+    // Services for a LoadBalancer's address, which the hosting cluster's controller writes.
+    let services = watcher(
+        Api::<Service>::namespaced(client.clone(), &namespace),
+        watcher::Config::default()
+            .any_semantic()
+            .labels(names::CLUSTER_NAME_LABEL),
+    )
+    .default_backoff()
+    .touched_objects()
+    .map(|r| r.map(|s| s.labels().get(names::CLUSTER_NAME_LABEL).cloned()));
     let pods = watcher(Api::<Pod>::namespaced(client, &namespace), pods_config)
         .default_backoff()
         .touched_objects()
         .predicate_filter(crate::stores::pod_state, Default::default())
         .map(|r| r.map(|p| p.labels().get(names::CLUSTER_NAME_LABEL).cloned()));
-    let mut events = std::pin::pin!(futures::stream::select(statefulsets, pods));
+    let mut events = std::pin::pin!(futures::stream::select_all([
+        statefulsets.boxed(),
+        services.boxed(),
+        pods.boxed(),
+    ]));
     while let Some(event) = events.next().await {
         match event {
             Ok(cluster) => wake(

@@ -2553,7 +2553,7 @@ async fn kubeconfig_secret(ns: &TestNamespace, name: &str, kubeconfig: &str) {
 /// condition and nothing is written anywhere; with a good kubeconfig every child is created in
 /// the hosting cluster, in a namespace of the same name, controlled by the `demo-root-owner`
 /// ConfigMap there, and only `demo-kubeconfig` in the management cluster; the hosting cluster is
-/// watched (a StatefulSet deleted there comes back at once); a hosting cluster that stops
+/// watched (a StatefulSet or Service deleted there comes back at once); a hosting cluster that stops
 /// answering is `RemoteHostUnavailable`, and deleting the control plane waits for it; deleting
 /// the control plane deletes the root owner (the hosting cluster's garbage collector takes the children; the
 /// harness's workload servers run none, so they are not checked).
@@ -2748,6 +2748,21 @@ users:
         .await
         .unwrap();
     }
+
+    let before = host_svcs.get("kmc-demo").await.unwrap().uid().unwrap();
+    host_svcs
+        .delete("kmc-demo", &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_for(
+        &host_svcs,
+        "kmc-demo",
+        |s| s.uid().as_deref() != Some(before.as_str()),
+        Duration::from_secs(6),
+        "Service kmc-demo written again in the hosting cluster",
+    )
+    .await
+    .unwrap();
 
     // A hosting cluster that does not answer: a condition naming it.
     let hosting_name = hosting.name().to_owned();
