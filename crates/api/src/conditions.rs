@@ -113,6 +113,9 @@ pub const NOT_DELETING_REASON: &str = "NotDeleting";
 /// a file path, a proxy, disabled TLS verification, or a server other than the control plane's
 /// endpoint); see docs/security.md.
 pub const KUBECONFIG_REFUSED_REASON: &str = "KubeconfigRefused";
+/// The hosting cluster of a control plane with `spec.remoteHostCluster` did not answer or refused
+/// a request (the message says which); tried again soon.
+pub const REMOTE_HOST_UNAVAILABLE_REASON: &str = "RemoteHostUnavailable";
 /// The CAPI Cluster this control plane belongs to does not refer to it in `spec.controlPlaneRef`.
 pub const NOT_REFERENCED_BY_CLUSTER_REASON: &str = "NotReferencedByCluster";
 /// A CA Secret of an initialized control plane is missing; a new CA is not generated.

@@ -339,6 +339,19 @@ pub fn etcd_ca_secret(cluster: &str) -> String {
     format!("{cluster}-etcd")
 }
 
+/// The ConfigMap `<cluster>-root-owner` in the hosting cluster of a control plane with
+/// `spec.remoteHostCluster` (upstream's name): the controller owner of every child there, so the
+/// hosting cluster's garbage collector removes them when it is deleted. Never shortened
+/// (upstream does not shorten it either).
+pub fn root_owner_config_map(cluster: &str) -> String {
+    format!("{cluster}-root-owner")
+}
+
+/// Annotation on the root-owner ConfigMap naming the uid of the control-plane object it stands
+/// for: another management cluster's control plane of the same namespace and name is not taken
+/// over.
+pub const ROOT_OWNER_UID_ANNOTATION: &str = "k0smotron.io/control-plane-uid";
+
 /// Kubeconfig Secret: `<cluster>-kubeconfig`. CAPI reads it by this exact name, so it is never
 /// shortened.
 pub fn kubeconfig_secret(cluster: &str) -> String {

@@ -99,6 +99,8 @@ impl WorkloadError {
 #[derive(Clone)]
 pub struct Workload {
     secrets: Api<Secret>,
+    /// The CA the kubeconfig trusts, PEM (`None` for a client handed in by a test).
+    ca_pem: Option<String>,
 }
 
 impl Workload {
@@ -134,13 +136,23 @@ impl Workload {
                 secret: secret_name,
                 source,
             })?;
-        Ok(Self::new(client))
+        Ok(Self {
+            ca_pem: Some(trusted.ca_pem()),
+            ..Self::new(client)
+        })
+    }
+
+    /// The CA certificates the kubeconfig trusts (PEM): the workload cluster's CA, which the
+    /// control-plane provider put there from `<cluster>-ca`.
+    pub fn ca_pem(&self) -> Option<&str> {
+        self.ca_pem.as_deref()
     }
 
     /// Wraps an existing client (tests).
     pub fn new(client: Client) -> Self {
         Self {
             secrets: Api::namespaced(client, token::TOKEN_NAMESPACE),
+            ca_pem: None,
         }
     }
 

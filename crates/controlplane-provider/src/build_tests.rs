@@ -924,13 +924,7 @@ fn a_user_set_endpoint_is_used_as_is() {
 }
 
 #[test]
-fn unsupported_and_invalid_specs_are_refused_before_anything_is_built() {
-    let mut spec = K0smotronControlPlaneSpec::default();
-    spec.remote_host_cluster = Some(serde_json::from_value(json!({})).unwrap());
-    assert_eq!(
-        build(&facts(spec)).unwrap_err().reason(),
-        "UnsupportedFeature"
-    );
+fn invalid_specs_are_refused_before_anything_is_built() {
     let mut spec = K0smotronControlPlaneSpec::default();
     spec.k0s_config = Some(json!({"apiVersion": "v1", "kind": "ConfigMap"}));
     assert_eq!(
@@ -1973,4 +1967,42 @@ fn an_ingress_host_that_is_not_a_dns_name_is_an_invalid_spec() {
         err.to_string().contains("spec.ingress.konnectivityHost"),
         "{err}"
     );
+}
+
+/// `spec.remoteHostCluster`: every child is controlled by the root owner in the hosting cluster,
+/// except the `<cluster>-kubeconfig` Secret, which stays with the control-plane object in the
+/// management cluster.
+#[test]
+fn a_hosted_control_planes_children_are_the_root_owners_but_its_kubeconfig() {
+    let root = OwnerReference {
+        api_version: "v1".into(),
+        kind: "ConfigMap".into(),
+        name: "demo-root-owner".into(),
+        uid: "root-uid".into(),
+        controller: Some(true),
+        block_owner_deletion: Some(true),
+    };
+    let mut f = facts_with(with_defrag(K0smotronControlPlaneSpec::default()));
+    let object_owner = f.cp.owner.clone();
+    f.cp = f.cp.hosted_by(root.clone());
+    let d = build(&f).unwrap();
+    let owners = |meta: &ObjectMeta| meta.owner_references.clone().unwrap_or_default();
+    let mut children: Vec<&ObjectMeta> = Vec::new();
+    children.extend(d.create_secrets.iter().map(|s| &s.metadata));
+    children.extend(d.config_maps.iter().map(|s| &s.metadata));
+    children.extend(d.services.iter().map(|s| &s.metadata));
+    children.extend(d.cron_jobs.iter().map(|s| &s.metadata));
+    for plan in [&d.statefulset, &d.etcd_statefulset] {
+        match plan {
+            Some(StatefulSetPlan::Apply(sts)) => children.push(&sts.metadata),
+            other => panic!("expected a full apply, got {other:?}"),
+        }
+    }
+    assert!(children.len() > 10, "{}", children.len());
+    for meta in children {
+        assert_eq!(owners(meta), vec![root.clone()], "{:?}", meta.name);
+    }
+    assert_eq!(d.owner, root);
+    let kubeconfig = d.kubeconfig.unwrap();
+    assert_eq!(owners(&kubeconfig.metadata), vec![object_owner]);
 }

@@ -21,7 +21,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 /// Which kind of object a [`ControlPlane`] was read from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Kind {
     /// `K0smotronControlPlane` (`controlplane.cluster.x-k8s.io`), driven by a CAPI Cluster.
     Capi,
@@ -38,10 +38,14 @@ pub struct ControlPlane {
     pub name: String,
     /// `metadata.namespace`.
     pub namespace: String,
-    /// `metadata.uid`: every child's controller owner reference names it.
+    /// The uid of every child's controller: `metadata.uid`, or the root owner's in the hosting
+    /// cluster (see [`ControlPlane::hosted_by`]).
     pub uid: String,
     /// The controller owner reference every child carries.
     pub owner: OwnerReference,
+    /// The owner reference to the object itself: what stays in the management cluster (the
+    /// `<cluster>-kubeconfig` Secret) carries it. Equal to `owner` unless remote.
+    pub object_owner: OwnerReference,
     /// The shared spec.
     pub spec: ClusterSpec,
     /// `spec.controlPlaneEndpoint` as the user set it (CAPI kind only): `None` when empty or when
@@ -90,6 +94,7 @@ impl ControlPlane {
             name,
             namespace,
             uid,
+            object_owner: owner.clone(),
             owner,
             spec: kcp.spec.cluster.clone(),
             user_endpoint: if endpoint_is_ours {
@@ -117,12 +122,23 @@ impl ControlPlane {
             name,
             namespace,
             uid,
+            object_owner: owner.clone(),
             owner,
             spec: cluster.spec.clone(),
             user_endpoint: None,
             previous_address: status.and_then(|s| s.external_address.clone()),
             initialized: status.and_then(|s| s.control_plane_initialized) == Some(true),
         })
+    }
+}
+
+impl ControlPlane {
+    /// The control plane with its children hosted in another cluster (`spec.remoteHostCluster`),
+    /// controlled there by `root_owner` (the `<cluster>-root-owner` ConfigMap).
+    pub(crate) fn hosted_by(mut self, root_owner: OwnerReference) -> Self {
+        self.uid = root_owner.uid.clone();
+        self.owner = root_owner;
+        self
     }
 }
 

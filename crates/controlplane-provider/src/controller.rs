@@ -18,6 +18,7 @@ use provider_runtime::events::EventPublisher;
 use provider_runtime::{ManagerArgs, Metrics, Readiness};
 use tokio_util::sync::CancellationToken;
 
+use crate::host_watches::{self, HostWatches};
 use crate::reconcile::{Context, error_policy, reconcile};
 use crate::stores::{self, Feed, Stores, Triggers};
 use crate::validate::FieldPolicy;
@@ -128,6 +129,10 @@ pub async fn run(
         && served::<K0smotronControlPlane>(&client, args).await;
     let standalone = settings.kinds.standalone && served::<StandaloneCluster>(&client, args).await;
     let watches = stores::watches(&client, args, capi, standalone);
+    // Hosting clusters' watches wake the controllers through these.
+    let (capi_remote, capi_woken) = futures::channel::mpsc::channel(host_watches::BUFFER);
+    let (standalone_remote, standalone_woken) =
+        futures::channel::mpsc::channel(host_watches::BUFFER);
     let ctx = Arc::new(Context {
         stores: watches.stores.clone(),
         events: EventPublisher::new(client.clone(), REPORTER),
@@ -139,6 +144,11 @@ pub async fn run(
         applied: Arc::default(),
         backoff: Arc::default(),
         waits: Arc::new(Waits::new(Duration::from_secs(10), settings.resync)),
+        hosts: Arc::default(),
+        host_watches: Arc::new(HostWatches::new(
+            capi.then_some(capi_remote),
+            standalone.then_some(standalone_remote),
+        )),
     });
     if settings.kinds.capi && !capi {
         tracing::info!(
@@ -156,7 +166,8 @@ pub async fn run(
         let Some((triggers, clusters)) = watches.capi else {
             return;
         };
-        let controller = build(&client, args, triggers, clusters, &stores, config.clone());
+        let controller = build(&client, args, triggers, clusters, &stores, config.clone())
+            .reconcile_on(capi_woken);
         readiness.gate_on_store("k0smotroncontrolplanes", controller.store());
         drive(
             controller
@@ -169,7 +180,8 @@ pub async fn run(
         let Some(triggers) = watches.standalone else {
             return;
         };
-        let controller = crate::standalone::build(&client, args, triggers, &stores, config.clone());
+        let controller = crate::standalone::build(&client, args, triggers, &stores, config.clone())
+            .reconcile_on(standalone_woken);
         readiness.gate_on_store("clusters.k0smotron.io", controller.store());
         drive(
             controller

@@ -11,6 +11,8 @@ pub mod dynamic_config;
 pub(crate) mod entrypoint;
 pub(crate) mod etcd;
 pub(crate) mod hash;
+pub mod host_watches;
+pub mod hosting;
 pub mod infra;
 pub(crate) mod ingress;
 pub(crate) mod join_token_request;

@@ -54,6 +54,11 @@ struct Cli {
     /// Accept `spec.serviceAccount` (the ServiceAccount the k0s and etcd pods run as).
     #[arg(long, env = "ALLOW_SERVICE_ACCOUNT", default_value_t = true, action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     allow_service_account: bool,
+    /// Accept `spec.remoteHostCluster` (the control plane's objects in another cluster, reached
+    /// through a kubeconfig Secret of the control plane's namespace: the provider then connects
+    /// to a server the tenant chooses).
+    #[arg(long, env = "ALLOW_REMOTE_HOST_CLUSTER", default_value_t = true, action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    allow_remote_host_cluster: bool,
     /// The control-plane kinds to serve, comma-separated: `capi` (K0smotronControlPlane) and
     /// `standalone` (the k0smotron.io Cluster). A kind whose CRDs are not installed is skipped.
     #[arg(
@@ -92,6 +97,7 @@ impl Cli {
             mounts: self.allow_mounts,
             manifests: self.allow_manifests,
             service_account: self.allow_service_account,
+            remote_host_cluster: self.allow_remote_host_cluster,
         }
     }
 }
@@ -182,6 +188,7 @@ mod tests {
             "--allow-mounts=false",
             "--allow-manifests=false",
             "--allow-service-account=false",
+            "--allow-remote-host-cluster=false",
         ]);
         assert_eq!(
             off,
@@ -191,6 +198,7 @@ mod tests {
                 mounts: false,
                 manifests: false,
                 service_account: false,
+                remote_host_cluster: false,
             }
         );
         assert!(Cli::try_parse_from(["controlplane-provider", "--allow-patches=maybe"]).is_err());

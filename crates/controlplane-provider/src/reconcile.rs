@@ -22,7 +22,7 @@ use k8s_openapi::api::core::v1::{
     ConfigMap, Namespace, Node, PersistentVolumeClaim, Pod, Secret, Service,
 };
 use k8s_openapi::api::networking::v1::Ingress;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::runtime::controller::Action;
 use kube::{Api, Client, Resource, ResourceExt};
@@ -41,6 +41,7 @@ use tracing::{debug, info, instrument, warn};
 use crate::build::{self, DesiredState, Facts, StatefulSetPlan};
 use crate::control_plane::{ControlPlane, ControlPlaneError, ControlPlaneObject};
 use crate::dynamic_config::{self, Outcome, Plan};
+use crate::hosting::{self, HostingError, Scope};
 use crate::infra;
 use crate::labels;
 use crate::statefulset::INPUTS_HASH_ANNOTATION;
@@ -81,6 +82,10 @@ pub struct Context {
     pub waits: Arc<Waits>,
     /// What the watches keep: children, pods, Nodes and CAPI Clusters read without a round trip.
     pub stores: Stores,
+    /// Clients of the hosting clusters of control planes with `spec.remoteHostCluster`.
+    pub hosts: Arc<crate::hosting::Clients>,
+    /// Watches of those hosting clusters.
+    pub host_watches: Arc<crate::host_watches::HostWatches>,
 }
 
 impl std::fmt::Debug for Context {
@@ -136,6 +141,10 @@ pub enum Error {
     /// The finalizer helper failed.
     #[error("finalizer: {0}")]
     Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
+    /// The hosting cluster of a remote control plane failed (deletion only; a reconcile reports
+    /// it in status).
+    #[error(transparent)]
+    Hosting(#[from] HostingError),
 }
 
 impl ReconcileError for Error {
@@ -148,6 +157,7 @@ impl ReconcileError for Error {
             Self::NoNamespace => "no_namespace",
             Self::Object(_) => "incomplete_object",
             Self::Finalizer(_) => "finalizer",
+            Self::Hosting(_) => "hosting",
         }
     }
 }
@@ -157,6 +167,7 @@ impl Error {
     pub fn reason(&self) -> &'static str {
         match self {
             Self::OwnedByOther { .. } => k0smotron_api::conditions::OBJECT_OWNED_BY_OTHER_REASON,
+            Self::Hosting(e) => e.reason(),
             _ => cond::INTERNAL_ERROR_REASON,
         }
     }
@@ -406,11 +417,17 @@ pub(crate) fn requeue<K: Resource<DynamicType = ()>>(
     also_settled: bool,
 ) -> Action {
     let key = object_key(obj);
-    if done.settled && also_settled {
+    let delay = if done.settled && also_settled {
         ctx.waits.done(&key);
-        Action::requeue(ctx.resync)
+        ctx.resync
     } else {
-        Action::requeue(ctx.waits.still_waiting(&key, done.observed))
+        ctx.waits.still_waiting(&key, done.observed)
+    };
+    if done.remote {
+        // No watch sees the hosting cluster: look again at least this often.
+        Action::requeue(delay.min(hosting::REMOTE_RESYNC))
+    } else {
+        Action::requeue(delay)
     }
 }
 
@@ -433,6 +450,8 @@ pub(crate) struct Done {
     /// A hash of what this run observed (generation, the StatefulSets' and the Service's
     /// resource versions, the probe's answer): equal in two runs when nothing moved.
     pub(crate) observed: u64,
+    /// The children live in a hosting cluster (`spec.remoteHostCluster`).
+    pub(crate) remote: bool,
 }
 
 /// See [`Done::observed`].
@@ -464,13 +483,45 @@ where
     K: ControlPlaneObject,
 {
     let (_, now_t) = now_time();
-    let mut facts = fetch(ctx, cp, cluster_name, capi, now).await?;
-    create_exposure_service_first(ctx, &mut facts).await;
+    // The stages are boxed: inline, their futures made this one too large for a 2 MiB stack in
+    // debug builds (the harness tests poll the provider on the test's thread).
+    let (cp, scope) = match Box::pin(scope_of(ctx, &cp, &cluster_name)).await {
+        Ok((scope, None)) => (cp, scope),
+        Ok((scope, Some(root_owner))) => (cp.hosted_by(root_owner), scope),
+        Err(HostingError::ReadSecret { what, source }) => {
+            return Err(Error::Read {
+                what: format!("Secret {what}"),
+                source,
+            });
+        }
+        Err(e) => {
+            info!(reason = e.reason(), error = %e, "the hosting cluster cannot be used");
+            report_hosting_failure(ctx, obj, &cp.spec, &e, now_t).await?;
+            // A hosting cluster that does not answer holds a reconcile worker for up to the
+            // probe timeout each time, and must not take the workers from the others: 10 s,
+            // doubling while the failure stays the same, up to the resync period. The other
+            // failures cost no request there; the Secret they are about is not watched.
+            let delay = if matches!(e, HostingError::Unavailable { .. }) {
+                let failure = {
+                    use std::hash::{Hash, Hasher};
+                    let mut h = std::collections::hash_map::DefaultHasher::new();
+                    e.to_string().hash(&mut h);
+                    h.finish()
+                };
+                ctx.waits.still_waiting(&object_key(obj), failure)
+            } else {
+                hosting::REMOTE_RESYNC
+            };
+            return Ok(Ran::Stopped(Action::requeue(delay)));
+        }
+    };
+    let mut facts = Box::pin(fetch(ctx, &scope, cp, cluster_name, capi, now)).await?;
+    Box::pin(create_exposure_service_first(ctx, &scope, &mut facts)).await;
     let desired = match build::build_guarded(&facts) {
         Ok(d) => d,
         Err(e) => {
             info!(reason = e.reason(), error = %e, "the spec cannot be reconciled");
-            report_failure(ctx, obj, &facts, e.reason(), e.to_string(), now_t).await?;
+            report_failure(ctx, &scope, obj, &facts, e.reason(), e.to_string(), now_t).await?;
             // A missing reference may appear without an event reaching us.
             return Ok(Ran::Stopped(Action::requeue(Duration::from_secs(30))));
         }
@@ -479,13 +530,14 @@ where
         debug!(paths = ?desired.overridden, "user k0s config values overridden by the provider");
     }
 
-    let applied = match apply_or_report(ctx, obj, &facts, &desired, &now_t).await? {
-        Ok(a) => a,
-        Err(stopped) => return Ok(stopped),
-    };
+    let applied =
+        match Box::pin(apply_or_report(ctx, &scope, obj, &facts, &desired, &now_t)).await? {
+            Ok(a) => a,
+            Err(stopped) => return Ok(stopped),
+        };
 
     let ns = &facts.cp.namespace;
-    let pods = list_pods(ctx, ns, &facts.cluster_name).await?;
+    let pods = list_pods(&scope, ns, &facts.cluster_name).await?;
     let counts_ready = pods.iter().any(pod_ready);
     let was_initialized = facts.cp.initialized;
     let (probe, kube_system_uid, hosted) = match (
@@ -535,6 +587,7 @@ where
         settled,
         kube_system_uid,
         observed,
+        remote: scope.remote,
     })))
 }
 
@@ -543,23 +596,79 @@ where
 /// written once, in this reconcile, instead of the config being written without the address and
 /// again a reconcile later (at 1,000 new control planes that was 1,000 ConfigMap writes, a status
 /// write and a whole reconcile each; bench/README.md). The Service did not exist a moment ago
-/// (`fetch` read it), so there is nothing of another owner to check. A failure changes nothing:
+/// (`fetch` read it, in the hosting cluster for a remote one), so there is nothing of another owner to check. A failure changes nothing:
 /// the apply stage writes the Service again and reports what the API server said.
-async fn create_exposure_service_first(ctx: &Context, facts: &mut Facts) {
+async fn create_exposure_service_first(ctx: &Context, scope: &Scope, facts: &mut Facts) {
     let Some(service) = build::exposure_service_first(facts) else {
         return;
     };
-    let api: Api<Service> = Api::namespaced(ctx.client.clone(), &facts.cp.namespace);
+    let api: Api<Service> = Api::namespaced(scope.client.clone(), &facts.cp.namespace);
     match ctx.applied.apply_stored(&api, &service, MANAGER).await {
         Ok(stored) => facts.exposure_service = Some(stored),
         Err(e) => debug!(error = %e, "creating the exposure Service first failed"),
     }
 }
 
+/// Where `cp`'s children live: the management cluster, or (`spec.remoteHostCluster`) the
+/// hosting cluster, with the owner reference of the root owner there that controls its
+/// children. No request for a control plane in the management cluster.
+async fn scope_of(
+    ctx: &Context,
+    cp: &ControlPlane,
+    cluster_name: &str,
+) -> Result<(Scope, Option<OwnerReference>), HostingError> {
+    let Some(reference) = hosting::kubeconfig_ref(&cp.spec, &cp.namespace, &ctx.policy)? else {
+        ctx.host_watches.forget(cp.kind, &cp.namespace, &cp.name);
+        return Ok((Scope::local(&ctx.client, &ctx.stores), None));
+    };
+    let host = hosting::host(&ctx.client, &ctx.hosts, reference, ctx.probe_timeout).await?;
+    let root_owner = hosting::ensure_root_owner(&host, cp, cluster_name, ctx.probe_timeout).await?;
+    ctx.host_watches.register(
+        &host.key,
+        &host.watch_client,
+        (cp.kind, &cp.namespace, &cp.name),
+        cluster_name,
+    );
+    let scope = Scope {
+        client: host.client,
+        stores: hosting::no_stores(),
+        remote: true,
+    };
+    Ok((scope, Some(root_owner)))
+}
+
+/// Writes the status of a remote control plane whose hosting cluster cannot be used: the
+/// failure on `Available`; the replica counts stay as last seen (the pods cannot be read).
+async fn report_hosting_failure<K>(
+    ctx: &Context,
+    obj: &K,
+    spec: &ClusterSpec,
+    error: &HostingError,
+    now: Time,
+) -> Result<(), Error>
+where
+    K: ControlPlaneObject,
+{
+    let old = obj.common_status();
+    let failure = Failure {
+        reason: error.reason().into(),
+        message: error.to_string(),
+    };
+    let (mut st, transitions) = status_without_children(obj, spec, failure, now);
+    st.replicas = old.replicas;
+    st.ready_replicas = old.ready_replicas;
+    st.up_to_date_replicas = old.up_to_date_replicas;
+    st.selector = old.selector;
+    write_status(ctx, obj, &st).await?;
+    report(ctx, obj, &transitions).await;
+    Ok(())
+}
+
 /// The apply stage of [`run`]; a child controlled by someone else, or one the API server
 /// refuses, is reported in `obj`'s status and stops the run (the inner `Err`).
 async fn apply_or_report<K>(
     ctx: &Context,
+    scope: &Scope,
     obj: &K,
     facts: &Facts,
     desired: &DesiredState,
@@ -568,10 +677,19 @@ async fn apply_or_report<K>(
 where
     K: ControlPlaneObject,
 {
-    match apply_desired(ctx, obj, facts, desired).await {
+    match apply_desired(ctx, scope, obj, facts, desired).await {
         Ok(a) => Ok(Ok(a)),
         Err(e @ Error::OwnedByOther { .. }) => {
-            report_failure(ctx, obj, facts, e.reason(), e.to_string(), now.clone()).await?;
+            report_failure(
+                ctx,
+                scope,
+                obj,
+                facts,
+                e.reason(),
+                e.to_string(),
+                now.clone(),
+            )
+            .await?;
             Ok(Err(Ran::Stopped(Action::requeue(Duration::from_secs(60)))))
         }
         // A child the API server refuses (a NodePort outside the node-port range, a quota, an
@@ -581,6 +699,7 @@ where
             info!(error = %message, "a generated object was refused");
             report_failure(
                 ctx,
+                scope,
                 obj,
                 facts,
                 cond::OBJECT_REJECTED_REASON,
@@ -638,10 +757,28 @@ async fn report_without_cluster(
     failure: Failure,
     now: Time,
 ) -> Result<(), Error> {
-    let (mut st, transitions) = status::compute(StatusInputs {
-        old: kcp.common_status(),
-        generation: kcp.metadata.generation,
-        spec: &kcp.spec,
+    let (mut st, transitions) = status_without_children(kcp, &kcp.spec, failure, now);
+    // Without a Cluster there is no selector or replica count to report yet.
+    st.selector = kcp.status.as_ref().and_then(|s| s.selector.clone());
+    write_status(ctx, kcp, &st).await?;
+    report(ctx, kcp, &transitions).await;
+    Ok(())
+}
+
+/// The status of a reconcile stopped before any child was read: `failure` on `Available`.
+fn status_without_children<K>(
+    obj: &K,
+    spec: &ClusterSpec,
+    failure: Failure,
+    now: Time,
+) -> (K0smotronControlPlaneStatus, Vec<status::Transition>)
+where
+    K: ControlPlaneObject,
+{
+    status::compute(StatusInputs {
+        old: obj.common_status(),
+        generation: obj.meta().generation,
+        spec,
         cluster: "",
         desired: None,
         failure: Some(failure),
@@ -651,12 +788,7 @@ async fn report_without_cluster(
         probe: Probe::NotRun,
         dynamic_config: Outcome::NotRun,
         now,
-    });
-    // Without a Cluster there is no selector or replica count to report yet.
-    st.selector = kcp.status.as_ref().and_then(|s| s.selector.clone());
-    write_status(ctx, kcp, &st).await?;
-    report(ctx, kcp, &transitions).await;
-    Ok(())
+    })
 }
 
 /// Sets `k0sproject.io/cluster-id: kube-system:<uid>` on the CAPI Cluster, by server-side apply
@@ -749,6 +881,7 @@ async fn provision_self_managed_infrastructure(
 /// `Available`, counts from the pods, nothing else changed.
 async fn report_failure<K>(
     ctx: &Context,
+    scope: &Scope,
     obj: &K,
     facts: &Facts,
     reason: &str,
@@ -758,7 +891,7 @@ async fn report_failure<K>(
 where
     K: ControlPlaneObject,
 {
-    let pods = list_pods(ctx, &facts.cp.namespace, &facts.cluster_name).await?;
+    let pods = list_pods(scope, &facts.cp.namespace, &facts.cluster_name).await?;
     let (st, transitions) = status::compute(StatusInputs {
         old: obj.common_status(),
         generation: obj.meta().generation,
@@ -804,15 +937,15 @@ fn pod_ready(pod: &Pod) -> bool {
         .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
 }
 
-async fn list_pods(ctx: &Context, ns: &str, cluster: &str) -> Result<Vec<Pod>, Error> {
+async fn list_pods(scope: &Scope, ns: &str, cluster: &str) -> Result<Vec<Pod>, Error> {
     if cluster.is_empty() {
         return Ok(Vec::new());
     }
     let selector = labels::control_plane_selector(cluster);
-    if let Some(pods) = ctx.stores.pods(ns, &selector) {
+    if let Some(pods) = scope.stores.pods(ns, &selector) {
         return Ok(pods);
     }
-    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
+    let pods: Api<Pod> = Api::namespaced(scope.client.clone(), ns);
     let selector = labels::selector_string(&selector);
     Ok(pods
         .list(&ListParams::default().labels(&selector))
@@ -848,28 +981,43 @@ pub fn endpoint_owned_by_provider(meta: &ObjectMeta) -> bool {
 /// only).
 pub(crate) async fn fetch(
     ctx: &Context,
+    scope: &Scope,
     cp: ControlPlane,
     cluster_name: String,
     capi: Option<&Cluster>,
     now: Timestamp,
 ) -> Result<Facts, Error> {
     let ns = cp.namespace.clone();
-    let secrets_api: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
+    let secrets_api: Api<Secret> = Api::namespaced(scope.client.clone(), &ns);
+    // The kubeconfig Secret is always the management cluster's.
+    let kubeconfig_api: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
+    let kubeconfig_name = names::kubeconfig_secret(&cluster_name);
     // One GET after another: reading them at once was tried (3f051d8) and did not shorten the
     // burst at N = 1,000, while churn took longer (bench/README.md, issue #11).
     let mut secrets = BTreeMap::new();
     for name in build::secret_names(&cp.spec, &cluster_name) {
-        if let Some(s) = get_opt(&secrets_api, &name).await? {
+        let api = if name == kubeconfig_name {
+            &kubeconfig_api
+        } else {
+            &secrets_api
+        };
+        if let Some(s) = get_opt(api, &name).await? {
             secrets.insert(name, s);
         }
     }
-    let services: Api<Service> = Api::namespaced(ctx.client.clone(), &ns);
+    let services: Api<Service> = Api::namespaced(scope.client.clone(), &ns);
     let svc_name = crate::services::service_name(&cluster_name, cp.spec.service.type_);
-    let exposure_service =
-        cached(&ctx.stores.services, &services, &ns, &svc_name, OnMiss::Get).await?;
-    let nodes = fetch_nodes(ctx, &cp).await?;
-    let sts_api: Api<StatefulSet> = Api::namespaced(ctx.client.clone(), &ns);
-    let sts_store = &ctx.stores.statefulsets;
+    let exposure_service = cached(
+        &scope.stores.services,
+        &services,
+        &ns,
+        &svc_name,
+        OnMiss::Get,
+    )
+    .await?;
+    let nodes = fetch_nodes(scope, &cp).await?;
+    let sts_api: Api<StatefulSet> = Api::namespaced(scope.client.clone(), &ns);
+    let sts_store = &scope.stores.statefulsets;
     let statefulset = cached(
         sts_store,
         &sts_api,
@@ -887,7 +1035,7 @@ pub(crate) async fn fetch(
     let etcd_statefulset = cached(sts_store, &sts_api, &ns, &etcd_name, etcd_on_miss).await?;
     let statefulset = whole_if_edited(statefulset, &sts_api).await?;
     let etcd_statefulset = whole_if_edited(etcd_statefulset, &sts_api).await?;
-    let claims = fetch_claims(ctx, &ns, [&statefulset, &etcd_statefulset]).await?;
+    let claims = fetch_claims(scope, &ns, [&statefulset, &etcd_statefulset]).await?;
 
     Ok(Facts {
         cp,
@@ -907,7 +1055,7 @@ pub(crate) async fn fetch(
 
 /// The Nodes whose addresses a NodePort control plane without `externalAddress` publishes
 /// (none for other control planes).
-async fn fetch_nodes(ctx: &Context, cp: &ControlPlane) -> Result<Vec<Node>, Error> {
+async fn fetch_nodes(scope: &Scope, cp: &ControlPlane) -> Result<Vec<Node>, Error> {
     let needed = cp.spec.service.type_ == ServiceType::NodePort
         && cp
             .spec
@@ -917,10 +1065,10 @@ async fn fetch_nodes(ctx: &Context, cp: &ControlPlane) -> Result<Vec<Node>, Erro
     if !needed {
         return Ok(Vec::new());
     }
-    if let Some(nodes) = ctx.stores.nodes() {
+    if let Some(nodes) = scope.stores.nodes() {
         return Ok(nodes);
     }
-    let nodes: Api<Node> = Api::all(ctx.client.clone());
+    let nodes: Api<Node> = Api::all(scope.client.clone());
     Ok(nodes
         .list(&ListParams::default())
         .await
@@ -931,7 +1079,7 @@ async fn fetch_nodes(ctx: &Context, cp: &ControlPlane) -> Result<Vec<Node>, Erro
 /// The namespace's volume claims, read only when one of `statefulsets` has claim templates
 /// (claims exist only once a StatefulSet with claim templates made them).
 async fn fetch_claims(
-    ctx: &Context,
+    scope: &Scope,
     ns: &str,
     statefulsets: [&Option<StatefulSet>; 2],
 ) -> Result<Vec<PersistentVolumeClaim>, Error> {
@@ -944,7 +1092,7 @@ async fn fetch_claims(
     if !has_claims {
         return Ok(Vec::new());
     }
-    let claims: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), ns);
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(scope.client.clone(), ns);
     Ok(claims
         .list(&ListParams::default())
         .await
@@ -998,6 +1146,7 @@ fn live_version<'a, K: Resource<DynamicType = ()>>(
 /// are read now. Returns the `resourceVersion` of each child found.
 async fn check_children(
     ctx: &Context,
+    scope: &Scope,
     ns: &str,
     facts: &Facts,
     desired: &DesiredState,
@@ -1013,14 +1162,14 @@ async fn check_children(
     if let Some(svc) = &facts.exposure_service {
         check_owner("Service", &svc.metadata, uid)?;
     }
-    check_secrets(ctx, ns, facts, desired, uid, &mut live).await?;
+    check_secrets(ctx, scope, ns, facts, desired, uid, &mut live).await?;
     let names_of = |metas: Vec<&ObjectMeta>| -> Vec<String> {
         metas.into_iter().filter_map(|m| m.name.clone()).collect()
     };
-    let config_maps: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), ns);
+    let config_maps: Api<ConfigMap> = Api::namespaced(scope.client.clone(), ns);
     for name in names_of(desired.config_maps.iter().map(|c| &c.metadata).collect()) {
         check_live(
-            Some(&ctx.stores.config_maps),
+            Some(&scope.stores.config_maps),
             &config_maps,
             ns,
             &name,
@@ -1029,7 +1178,7 @@ async fn check_children(
         )
         .await?;
     }
-    let services: Api<Service> = Api::namespaced(ctx.client.clone(), ns);
+    let services: Api<Service> = Api::namespaced(scope.client.clone(), ns);
     let exposure = facts
         .exposure_service
         .as_ref()
@@ -1037,7 +1186,7 @@ async fn check_children(
     for name in names_of(desired.services.iter().map(|s| &s.metadata).collect()) {
         if Some(&name) != exposure.as_ref() {
             check_live(
-                Some(&ctx.stores.services),
+                Some(&scope.stores.services),
                 &services,
                 ns,
                 &name,
@@ -1047,10 +1196,10 @@ async fn check_children(
             .await?;
         }
     }
-    let cron_jobs: Api<CronJob> = Api::namespaced(ctx.client.clone(), ns);
+    let cron_jobs: Api<CronJob> = Api::namespaced(scope.client.clone(), ns);
     for name in names_of(desired.cron_jobs.iter().map(|c| &c.metadata).collect()) {
         check_live(
-            Some(&ctx.stores.cron_jobs),
+            Some(&scope.stores.cron_jobs),
             &cron_jobs,
             ns,
             &name,
@@ -1060,7 +1209,7 @@ async fn check_children(
         .await?;
     }
     if let Some(ingress) = &desired.ingress {
-        check_ingress(ctx, ns, &ingress.name_any(), uid, &mut live).await?;
+        check_ingress(scope, ns, &ingress.name_any(), uid, &mut live).await?;
     }
     if let Some(svc) = &facts.exposure_service {
         record::<Service>(&mut live, &svc.metadata);
@@ -1071,19 +1220,19 @@ async fn check_children(
 /// [`check_live`] for the Ingress, whose store keeps metadata only: a hit is checked as kept, a
 /// miss read by GET.
 async fn check_ingress(
-    ctx: &Context,
+    scope: &Scope,
     ns: &str,
     name: &str,
     uid: &str,
     live: &mut LiveVersions,
 ) -> Result<(), Error> {
-    match ctx.stores.ingresses.get(ns, name) {
+    match scope.stores.ingresses.get(ns, name) {
         Lookup::Found(meta) => {
             record::<Ingress>(live, &meta.metadata);
             check_owner("Ingress", &meta.metadata, uid)
         }
         Lookup::Missing | Lookup::Unknown => {
-            let api: Api<Ingress> = Api::namespaced(ctx.client.clone(), ns);
+            let api: Api<Ingress> = Api::namespaced(scope.client.clone(), ns);
             check_live(None, &api, ns, name, uid, live).await
         }
     }
@@ -1093,13 +1242,13 @@ async fn check_ingress(
 /// `deploy: false`): looked up in the metadata store (a miss once listed is absence, as for
 /// [`delete_obsolete`]), so control planes without an Ingress cost no request.
 async fn delete_obsolete_ingress(
-    ctx: &Context,
+    scope: &Scope,
     ns: &str,
     name: &str,
     uid: &str,
 ) -> Result<(), Error> {
-    let api: Api<Ingress> = Api::namespaced(ctx.client.clone(), ns);
-    match ctx.stores.ingresses.get(ns, name) {
+    let api: Api<Ingress> = Api::namespaced(scope.client.clone(), ns);
+    match scope.stores.ingresses.get(ns, name) {
         Lookup::Missing => Ok(()),
         Lookup::Found(meta) if !controlled_by(&meta.metadata, uid) => Ok(()),
         Lookup::Found(_) | Lookup::Unknown => delete_if_ours(&api, name, uid).await,
@@ -1107,30 +1256,41 @@ async fn delete_obsolete_ingress(
 }
 
 /// [`check_children`] for the Secrets we write: the kubeconfig, renewed leaves, generated
-/// certificates (from the fetched Secrets, else by GET).
+/// certificates (from the fetched Secrets, else by GET). The kubeconfig is the management
+/// cluster's and controlled by the control-plane object itself (the others by `uid`, the root
+/// owner's for a remote control plane).
 async fn check_secrets(
     ctx: &Context,
+    scope: &Scope,
     ns: &str,
     facts: &Facts,
     desired: &DesiredState,
     uid: &str,
     live: &mut LiveVersions,
 ) -> Result<(), Error> {
-    let secret_names: Vec<String> = desired
-        .kubeconfig
+    let kubeconfig = desired.kubeconfig.iter().map(|s| (s, true));
+    let others = desired
+        .renew_secrets
         .iter()
-        .chain(&desired.renew_secrets)
         .chain(&desired.create_secrets)
-        .filter_map(|s| s.metadata.name.clone())
-        .collect();
-    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
-    for name in &secret_names {
+        .map(|s| (s, false));
+    let secrets: Api<Secret> = Api::namespaced(scope.client.clone(), ns);
+    let management: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
+    for (secret, is_kubeconfig) in kubeconfig.chain(others) {
+        let Some(name) = &secret.metadata.name else {
+            continue;
+        };
+        let (api, uid) = if is_kubeconfig {
+            (&management, facts.cp.object_owner.uid.as_str())
+        } else {
+            (&secrets, uid)
+        };
         match facts.secrets.get(name) {
             Some(s) => {
                 check_owner("Secret", &s.metadata, uid)?;
                 record::<Secret>(live, &s.metadata);
             }
-            None => check_live(None, &secrets, ns, name, uid, live).await?,
+            None => check_live(None, api, ns, name, uid, live).await?,
         }
     }
     Ok(())
@@ -1291,6 +1451,7 @@ async fn apply_statefulset(
 /// The apply stage of both kinds: writes every child of `desired` (events go to `obj`).
 pub(crate) async fn apply_desired<K>(
     ctx: &Context,
+    scope: &Scope,
     obj: &K,
     facts: &Facts,
     desired: &DesiredState,
@@ -1300,7 +1461,7 @@ where
 {
     let ns = facts.cp.namespace.clone();
     let uid = desired.owner.uid.clone();
-    let client = ctx.client.clone();
+    let client = scope.client.clone();
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
     let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
     let services: Api<Service> = Api::namespaced(client.clone(), &ns);
@@ -1309,7 +1470,7 @@ where
 
     // Never take over what another object controls (another control plane, upstream's
     // k0smotron.io Cluster): every child is checked before anything is written.
-    let live = check_children(ctx, &ns, facts, desired, &uid).await?;
+    let live = check_children(ctx, scope, &ns, facts, desired, &uid).await?;
     let memo = ctx.applied.as_ref();
 
     create_secrets(&secrets, &desired.create_secrets).await?;
@@ -1320,7 +1481,7 @@ where
     apply_all(memo, &config_maps, &desired.config_maps, &live).await?;
     apply_all(memo, &services, &desired.services, &live).await?;
     for name in &desired.obsolete_services {
-        delete_obsolete(&ctx.stores.services, &services, &ns, name, &uid).await?;
+        delete_obsolete(&scope.stores.services, &services, &ns, name, &uid).await?;
     }
     if let Some(ingress) = &desired.ingress {
         let api: Api<Ingress> = Api::namespaced(client.clone(), &ns);
@@ -1328,11 +1489,13 @@ where
             .await?;
     }
     if let Some(name) = &desired.obsolete_ingress {
-        delete_obsolete_ingress(ctx, &ns, name, &uid).await?;
+        delete_obsolete_ingress(scope, &ns, name, &uid).await?;
     }
     if let Some(kubeconfig) = &desired.kubeconfig {
+        // Always in the management cluster: CAPI reads it there.
+        let management: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
         memo.apply(
-            &secrets,
+            &management,
             kubeconfig,
             MANAGER,
             live_version(&live, kubeconfig),
@@ -1355,7 +1518,7 @@ where
     }
     apply_all(memo, &cron_jobs, &desired.cron_jobs, &live).await?;
     for name in &desired.obsolete_cron_jobs {
-        delete_obsolete(&ctx.stores.cron_jobs, &cron_jobs, &ns, name, &uid).await?;
+        delete_obsolete(&scope.stores.cron_jobs, &cron_jobs, &ns, name, &uid).await?;
     }
     let mut statefulset = facts.statefulset.clone();
     if let Some(plan) = &desired.statefulset {
@@ -1364,7 +1527,7 @@ where
         statefulset = sts;
         settled &= ok;
     }
-    grow_claims(ctx, obj, &ns, &desired.claim_expansions).await;
+    grow_claims(ctx, scope, obj, &ns, &desired.claim_expansions).await;
     Ok(Applied {
         statefulset,
         etcd_statefulset,
@@ -1392,13 +1555,14 @@ async fn create_secrets(api: &Api<Secret>, secrets: &[Secret]) -> Result<(), Err
 /// and tried again on the next reconcile; it never stops the control plane.
 async fn grow_claims<K>(
     ctx: &Context,
+    scope: &Scope,
     obj: &K,
     ns: &str,
     expansions: &[crate::claims::ClaimExpansion],
 ) where
     K: Resource<DynamicType = ()>,
 {
-    let api: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), ns);
+    let api: Api<PersistentVolumeClaim> = Api::namespaced(scope.client.clone(), ns);
     for e in expansions {
         let patch = serde_json::json!({"spec": {"resources": {"requests": {"storage": e.to}}}});
         let params = PatchParams {
@@ -1765,6 +1929,8 @@ async fn cleanup(kcp: Arc<K0smotronControlPlane>, ctx: &Context) -> Result<Actio
         return Ok(Action::await_change());
     };
     delete_children(ctx, &ns, &kcp.spec, &cluster, &uid).await?;
+    ctx.host_watches
+        .forget(crate::control_plane::Kind::Capi, &ns, &kcp.name_any());
     info!("children deleted; releasing the finalizer");
     ctx.events
         .report(
@@ -1786,6 +1952,14 @@ pub(crate) async fn delete_children(
     cluster: &str,
     uid: &str,
 ) -> Result<(), Error> {
+    // What was created before the installation stopped allowing it is still deleted.
+    let policy = FieldPolicy {
+        remote_host_cluster: true,
+        ..FieldPolicy::default()
+    };
+    if let Ok(Some(reference)) = hosting::kubeconfig_ref(spec, ns, &policy) {
+        return delete_remote_children(ctx, reference, ns, cluster, uid).await;
+    }
     let client = ctx.client.clone();
     let sts: Api<StatefulSet> = Api::namespaced(client.clone(), ns);
     let svc: Api<Service> = Api::namespaced(client.clone(), ns);
@@ -1827,6 +2001,38 @@ pub(crate) async fn delete_children(
         delete_if_ours(&secrets, &name, uid).await?;
     }
     Ok(())
+}
+
+/// [`delete_children`] of a control plane whose children live in a hosting cluster: its root
+/// owner there is deleted (the hosting cluster's garbage collector removes every child it
+/// controls), and the `<cluster>-kubeconfig` Secret here. A hosting cluster that does not answer
+/// keeps the finalizer (retried with backoff); a kubeconfig Secret that is gone or refused
+/// cannot reach it anymore, so the children there are left and the deletion goes on (logged).
+async fn delete_remote_children(
+    ctx: &Context,
+    reference: &k0smotron_api::controlplane::v1beta2::KubeconfigRef,
+    ns: &str,
+    cluster: &str,
+    uid: &str,
+) -> Result<(), Error> {
+    match hosting::host(&ctx.client, &ctx.hosts, reference, ctx.probe_timeout).await {
+        Ok(host) => {
+            if hosting::release(&host, ns, cluster, uid, ctx.probe_timeout).await? {
+                info!(server = %host.server, "deleted the root owner in the hosting cluster");
+            }
+        }
+        Err(HostingError::ReadSecret { what, source }) => {
+            return Err(Error::Read {
+                what: format!("Secret {what}"),
+                source,
+            });
+        }
+        Err(e) => {
+            warn!(error = %e, "the hosting cluster cannot be reached to delete the control plane's objects there; they are left");
+        }
+    }
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
+    delete_if_ours(&secrets, &names::kubeconfig_secret(cluster), uid).await
 }
 
 #[cfg(test)]

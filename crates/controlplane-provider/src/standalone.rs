@@ -77,6 +77,11 @@ async fn apply(cluster: &Cluster, ctx: &Context) -> Result<Action, Error> {
 async fn cleanup(cluster: &Cluster, ctx: &Context) -> Result<Action, Error> {
     let cp = ControlPlane::from_cluster(cluster)?;
     delete_children(ctx, &cp.namespace, &cp.spec, &cp.name, &cp.uid).await?;
+    ctx.host_watches.forget(
+        crate::control_plane::Kind::Standalone,
+        &cp.namespace,
+        &cp.name,
+    );
     info!("children deleted; releasing the finalizer");
     ctx.events
         .report(

@@ -28,6 +28,9 @@ pub struct FieldPolicy {
     pub manifests: bool,
     /// `--allow-service-account`: `spec.serviceAccount`.
     pub service_account: bool,
+    /// `--allow-remote-host-cluster`: `spec.remoteHostCluster`, which makes the provider connect
+    /// to a server the tenant chooses, with the tenant's credentials.
+    pub remote_host_cluster: bool,
 }
 
 impl Default for FieldPolicy {
@@ -39,6 +42,7 @@ impl Default for FieldPolicy {
             mounts: true,
             manifests: true,
             service_account: true,
+            remote_host_cluster: true,
         }
     }
 }
@@ -88,6 +92,20 @@ const ALLOW_PATCHES: (&str, &str) = ("--allow-patches", "ALLOW_PATCHES");
 const ALLOW_MOUNTS: (&str, &str) = ("--allow-mounts", "ALLOW_MOUNTS");
 const ALLOW_MANIFESTS: (&str, &str) = ("--allow-manifests", "ALLOW_MANIFESTS");
 const ALLOW_SERVICE_ACCOUNT: (&str, &str) = ("--allow-service-account", "ALLOW_SERVICE_ACCOUNT");
+const ALLOW_REMOTE_HOST_CLUSTER: (&str, &str) =
+    ("--allow-remote-host-cluster", "ALLOW_REMOTE_HOST_CLUSTER");
+
+/// Refuses `spec.remoteHostCluster` when `policy` does not allow it. Also run before the
+/// hosting cluster is contacted (`hosting::kubeconfig_ref`), which happens before the build.
+pub fn check_remote_host(spec: &ClusterSpec, policy: &FieldPolicy) -> Result<(), SpecError> {
+    if !policy.remote_host_cluster && spec.remote_host_cluster.is_some() {
+        return Err(not_allowed(
+            "spec.remoteHostCluster",
+            ALLOW_REMOTE_HOST_CLUSTER,
+        ));
+    }
+    Ok(())
+}
 
 fn not_allowed(field: impl Into<String>, (flag, env): (&'static str, &'static str)) -> SpecError {
     SpecError::NotAllowed {
@@ -147,11 +165,6 @@ fn check_monitoring(spec: &ClusterSpec) -> Result<(), SpecError> {
 /// Checks a spec against the installation's policy, then on its own; the first problem wins.
 pub fn validate(spec: &ClusterSpec, policy: &FieldPolicy) -> Result<(), SpecError> {
     check_policy(spec, policy)?;
-    if spec.remote_host_cluster.is_some() {
-        return Err(SpecError::Unsupported(
-            "spec.remoteHostCluster (hosting the control plane in another cluster)",
-        ));
-    }
     if let Some(ingress) = &spec.ingress {
         crate::ingress::check(ingress)?;
     }
@@ -323,6 +336,7 @@ fn check_policy(spec: &ClusterSpec, policy: &FieldPolicy) -> Result<(), SpecErro
     {
         return Err(not_allowed("spec.serviceAccount", ALLOW_SERVICE_ACCOUNT));
     }
+    check_remote_host(spec, policy)?;
     if policy.host_path {
         return Ok(());
     }
@@ -507,12 +521,13 @@ mod tests {
         ));
     }
 
+    /// `spec.remoteHostCluster` is implemented (issue #13 part 2): its reference is checked
+    /// where the control plane's namespace is known (`hosting::kubeconfig_ref`), not here.
     #[test]
-    fn unsupported_features_are_named() {
+    fn a_remote_host_is_not_refused_by_the_spec_checks() {
         let mut spec = K0smotronControlPlaneSpec::default();
         spec.remote_host_cluster = Some(Default::default());
-        let err = validate(&spec, &FieldPolicy::default()).unwrap_err();
-        assert!(err.to_string().contains("spec.remoteHostCluster"), "{err}");
+        assert_eq!(validate(&spec, &FieldPolicy::default()), Ok(()));
     }
 
     /// `spec.ingress` is implemented (issue #13 part 3): a plain one passes, and its hosts are
@@ -681,6 +696,7 @@ mod tests {
             ..Default::default()
         }];
         spec.service_account = Some("k0s".into());
+        spec.remote_host_cluster = Some(Default::default());
         // On by default (upstream's behaviour).
         assert_eq!(validate(&spec, &FieldPolicy::default()), Ok(()));
 
@@ -718,6 +734,14 @@ mod tests {
                 "spec.serviceAccount",
                 "--allow-service-account",
             ),
+            (
+                FieldPolicy {
+                    remote_host_cluster: false,
+                    ..on
+                },
+                "spec.remoteHostCluster",
+                "--allow-remote-host-cluster",
+            ),
         ];
         for (policy, field, flag) in cases {
             assert_eq!(refusal(&spec, policy), (field.to_string(), flag));
@@ -735,6 +759,7 @@ mod tests {
             mounts: false,
             manifests: false,
             service_account: false,
+            remote_host_cluster: false,
         };
         let mut unused = K0smotronControlPlaneSpec::default();
         assert_eq!(validate(&unused, &off), Ok(()));

@@ -2535,3 +2535,276 @@ async fn wait_invalid_spec(kcps: &Api<K0smotronControlPlane>) -> K0smotronContro
     .await
     .unwrap()
 }
+
+/// A Secret `name` in `ns` holding `kubeconfig` under `value`.
+async fn kubeconfig_secret(ns: &TestNamespace, name: &str, kubeconfig: &str) {
+    ns.api::<Secret>()
+        .create(
+            &PostParams::default(),
+            &Secret {
+                metadata: ObjectMeta {
+                    name: Some(name.into()),
+                    ..Default::default()
+                },
+                string_data: Some(BTreeMap::from([(
+                    "value".to_string(),
+                    kubeconfig.to_string(),
+                )])),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+}
+
+/// `spec.remoteHostCluster` (issue #13 part 2) with a second API server as the hosting cluster:
+/// a Secret of another namespace and a kubeconfig that runs a command are refused with a
+/// condition and nothing is written anywhere; with a good kubeconfig every child is created in
+/// the hosting cluster, in a namespace of the same name, controlled by the `demo-root-owner`
+/// ConfigMap there, and only `demo-kubeconfig` in the management cluster; the hosting cluster is
+/// watched (a StatefulSet or Service deleted there comes back at once); a hosting cluster that stops
+/// answering is `RemoteHostUnavailable`, and deleting the control plane waits for it; deleting
+/// the control plane deletes the root owner (the hosting cluster's garbage collector takes the children; the
+/// harness's workload servers run none, so they are not checked).
+#[tokio::test]
+#[ignore = "needs test/harness"]
+async fn a_remote_host_cluster_gets_every_child_but_the_kubeconfig() {
+    let (ns, _) = setup("cp-remote").await;
+    let ca = certs::generate_ca("hosting-ca", jiff::Timestamp::now()).unwrap();
+    let port = test_support::free_port().unwrap();
+    let hosting = test_support::WorkloadServer::start(
+        &test_support::unique_name("host"),
+        &ca.cert_pem,
+        &ca.key_pem,
+        port,
+    )
+    .await
+    .unwrap();
+    let good = std::fs::read_to_string(hosting.kubeconfig_path()).unwrap();
+    kubeconfig_secret(&ns, "hosting", &good).await;
+    let exec = format!(
+        "apiVersion: v1
+kind: Config
+current-context: c
+clusters:
+- name: h
+  cluster:
+    server: {}
+contexts:
+- name: c
+  context:
+    cluster: h
+    user: u
+users:
+- name: u
+  user:
+    exec:
+      apiVersion: client.authentication.k8s.io/v1
+      command: /bin/sh
+      args: [-c, 'touch /tmp/pwned']
+",
+        hosting.url()
+    );
+    kubeconfig_secret(&ns, "exec", &exec).await;
+    let host = hosting.client().await.unwrap();
+    let provider = Provider::start(ns.name());
+
+    // Another namespace's Secret may not be named.
+    let mut spec = K0smotronControlPlaneSpec::default();
+    spec.external_address = Some("127.0.0.1".into());
+    spec.remote_host_cluster = Some(
+        serde_json::from_value(json!({"kubeconfigRef": {
+            "name": "hosting", "namespace": "kube-system", "key": "value"}}))
+        .unwrap(),
+    );
+    let kcp = create(&ns, spec).await;
+    let kcps: Api<K0smotronControlPlane> = ns.api();
+    let refused = wait_invalid_spec(&kcps).await;
+    let message = &condition(&refused, "Available").unwrap().message;
+    assert!(message.contains("own namespace"), "{message}");
+    assert_nothing_written(&ns).await;
+
+    // A kubeconfig that runs a command is refused; nothing is written there either.
+    let reference = |name: &str| {
+        json!({"spec": {"remoteHostCluster": {"kubeconfigRef": {
+            "name": name, "namespace": ns.name(), "key": "value"}}}})
+    };
+    merge(&kcps, reference("exec")).await;
+    let refused = wait_for(
+        &kcps,
+        CLUSTER,
+        |k| condition_is(k, "Available", "False", "KubeconfigRefused"),
+        TIMEOUT,
+        "Available False KubeconfigRefused",
+    )
+    .await
+    .unwrap();
+    let message = &condition(&refused, "Available").unwrap().message;
+    assert!(message.contains("exec"), "{message}");
+    assert!(!message.contains("pwned"), "no value quoted: {message}");
+    assert!(!std::path::Path::new("/tmp/pwned").exists());
+    let host_namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(host.clone());
+    assert!(host_namespaces.get_opt(ns.name()).await.unwrap().is_none());
+    assert_nothing_written(&ns).await;
+
+    // The good one: everything but the kubeconfig goes to the hosting cluster.
+    merge(&kcps, reference("hosting")).await;
+    let host_cms: Api<ConfigMap> = Api::namespaced(host.clone(), ns.name());
+    let root = wait_for(
+        &host_cms,
+        "demo-root-owner",
+        |_| true,
+        TIMEOUT,
+        "the root owner in the hosting cluster",
+    )
+    .await
+    .unwrap();
+    let root_uid = root.uid().unwrap();
+    assert_eq!(
+        root.annotations()
+            .get("k0smotron.io/control-plane-uid")
+            .map(String::as_str),
+        kcp.uid().as_deref()
+    );
+    let host_sts: Api<StatefulSet> = Api::namespaced(host.clone(), ns.name());
+    for name in ["kmc-demo", "kmc-demo-etcd"] {
+        let sts = wait_for(&host_sts, name, |_| true, TIMEOUT, name)
+            .await
+            .unwrap();
+        assert!(controlled_by(&sts.metadata, &root_uid), "{name}");
+        assert!(
+            ns.api::<StatefulSet>()
+                .get_opt(name)
+                .await
+                .unwrap()
+                .is_none()
+        );
+    }
+    let host_svcs: Api<Service> = Api::namespaced(host.clone(), ns.name());
+    for name in ["kmc-demo", "kmc-demo-etcd"] {
+        let svc = host_svcs.get(name).await.unwrap();
+        assert!(controlled_by(&svc.metadata, &root_uid), "{name}");
+        assert!(ns.api::<Service>().get_opt(name).await.unwrap().is_none());
+    }
+    for name in ["kmc-demo-config", "kmc-entrypoint-demo-config"] {
+        let cm = host_cms.get(name).await.unwrap();
+        assert!(controlled_by(&cm.metadata, &root_uid), "{name}");
+        assert!(ns.api::<ConfigMap>().get_opt(name).await.unwrap().is_none());
+    }
+    let host_secrets: Api<Secret> = Api::namespaced(host.clone(), ns.name());
+    for name in [
+        "demo-ca",
+        "demo-proxy",
+        "demo-sa",
+        "demo-etcd",
+        "demo-etcd-server",
+        "demo-etcd-peer",
+        "demo-apiserver-etcd-client",
+    ] {
+        let secret = host_secrets.get(name).await.unwrap();
+        assert!(controlled_by(&secret.metadata, &root_uid), "{name}");
+        assert!(ns.api::<Secret>().get_opt(name).await.unwrap().is_none());
+    }
+    let kubeconfig = wait_for(
+        &ns.api::<Secret>(),
+        "demo-kubeconfig",
+        |_| true,
+        TIMEOUT,
+        "the kubeconfig in the management cluster",
+    )
+    .await
+    .unwrap();
+    assert!(controlled_by(&kubeconfig.metadata, &kcp.uid().unwrap()));
+    assert!(
+        host_secrets
+            .get_opt("demo-kubeconfig")
+            .await
+            .unwrap()
+            .is_none(),
+        "the kubeconfig stays in the management cluster"
+    );
+    wait_for(
+        &kcps,
+        CLUSTER,
+        |k| {
+            condition(k, "Available").is_some_and(|c| c.reason != "KubeconfigRefused")
+                && k.status
+                    .as_ref()
+                    .and_then(|s| s.selector.as_deref())
+                    .is_some()
+        },
+        TIMEOUT,
+        "the refusal cleared",
+    )
+    .await
+    .unwrap();
+
+    // The hosting cluster is watched: a StatefulSet deleted there is written again at once (the
+    // periodic requeue of remote control planes is 10 to 30 s away).
+    for round in 0..2 {
+        let before = host_sts.get("kmc-demo").await.unwrap().uid().unwrap();
+        host_sts
+            .delete("kmc-demo", &DeleteParams::default())
+            .await
+            .unwrap();
+        wait_for(
+            &host_sts,
+            "kmc-demo",
+            |s| s.uid().as_deref() != Some(before.as_str()),
+            Duration::from_secs(6),
+            &format!("kmc-demo written again in the hosting cluster (round {round})"),
+        )
+        .await
+        .unwrap();
+    }
+
+    let before = host_svcs.get("kmc-demo").await.unwrap().uid().unwrap();
+    host_svcs
+        .delete("kmc-demo", &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_for(
+        &host_svcs,
+        "kmc-demo",
+        |s| s.uid().as_deref() != Some(before.as_str()),
+        Duration::from_secs(6),
+        "Service kmc-demo written again in the hosting cluster",
+    )
+    .await
+    .unwrap();
+
+    // A hosting cluster that does not answer: a condition naming it.
+    let hosting_name = hosting.name().to_owned();
+    hosting.stop().unwrap();
+    let unavailable = wait_for(
+        &kcps,
+        CLUSTER,
+        |k| condition_is(k, "Available", "False", "RemoteHostUnavailable"),
+        TIMEOUT,
+        "Available False RemoteHostUnavailable",
+    )
+    .await
+    .unwrap();
+    let message = &condition(&unavailable, "Available").unwrap().message;
+    assert!(message.contains(&format!("127.0.0.1:{port}")), "{message}");
+
+    // Deleting the control plane waits for the hosting cluster (its objects there would be
+    // left otherwise), then deletes the root owner there and releases the finalizer. The same
+    // server comes back (same name: same etcd prefix, same CA, same port).
+    kcps.delete(CLUSTER, &DeleteParams::default())
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(kcps.get_opt(CLUSTER).await.unwrap().is_some(), "waits");
+    let hosting =
+        test_support::WorkloadServer::start(&hosting_name, &ca.cert_pem, &ca.key_pem, port)
+            .await
+            .unwrap();
+    let host = hosting.client().await.unwrap();
+    let host_cms: Api<ConfigMap> = Api::namespaced(host, ns.name());
+    wait_gone(&host_cms, "demo-root-owner").await;
+    wait_gone(&kcps, CLUSTER).await;
+    wait_gone(&ns.api::<Secret>(), "demo-kubeconfig").await;
+    provider.stop().await;
+    hosting.stop().unwrap();
+}

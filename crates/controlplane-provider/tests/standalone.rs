@@ -513,3 +513,124 @@ fn the_standalone_spec_defaults_like_the_control_plane_spec() {
         serde_json::from_value(json!({})).unwrap();
     assert_eq!(standalone, kcp.cluster);
 }
+
+/// A standalone Cluster with `spec.remoteHostCluster` (the pipeline is the Cluster API kind's):
+/// its StatefulSet and certificate Secrets are created in the hosting cluster (a second API
+/// server), controlled by `solo-root-owner` there, its kubeconfig in the management cluster;
+/// deleting the Cluster deletes the root owner.
+#[tokio::test]
+#[ignore = "needs test/harness"]
+async fn a_standalone_cluster_can_live_in_a_remote_host_cluster() {
+    use std::collections::BTreeMap;
+
+    let (ns, client) = setup("solo-remote").await;
+    let ca = controlplane_provider::certs::generate_ca("hosting", jiff::Timestamp::now()).unwrap();
+    let port = test_support::free_port().unwrap();
+    let hosting = test_support::WorkloadServer::start(
+        &test_support::unique_name("solo-host"),
+        &ca.cert_pem,
+        &ca.key_pem,
+        port,
+    )
+    .await
+    .unwrap();
+    let kubeconfig = std::fs::read_to_string(hosting.kubeconfig_path()).unwrap();
+    ns.api::<Secret>()
+        .create(
+            &PostParams::default(),
+            &Secret {
+                metadata: ObjectMeta {
+                    name: Some("hosting".into()),
+                    ..Default::default()
+                },
+                string_data: Some(BTreeMap::from([("value".to_string(), kubeconfig)])),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let host = hosting.client().await.unwrap();
+    let (token, provider) = start_provider(client.clone(), ns.name());
+    let cluster: Cluster = serde_json::from_value(json!({
+        "apiVersion": "k0smotron.io/v1beta2",
+        "kind": "Cluster",
+        "metadata": {"name": NAME},
+        "spec": {
+            "externalAddress": "127.0.0.1",
+            "storage": {"type": "kine", "kine": {"dataSourceURL": "sqlite:///var/lib/k0s/db/state.db"}},
+            "remoteHostCluster": {"kubeconfigRef": {"name": "hosting", "namespace": ns.name()}}
+        }
+    }))
+    .unwrap();
+    let clusters: Api<Cluster> = ns.api();
+    let cluster = clusters
+        .create(&PostParams::default(), &cluster)
+        .await
+        .unwrap();
+
+    let host_cms: Api<ConfigMap> = Api::namespaced(host.clone(), ns.name());
+    let root = wait_for(
+        &host_cms,
+        "solo-root-owner",
+        |_| true,
+        TIMEOUT,
+        "root owner",
+    )
+    .await
+    .unwrap();
+    let root_uid = root.uid().unwrap();
+    let controlled = |meta: &ObjectMeta| {
+        meta.owner_references.as_ref().is_some_and(|r| {
+            r.iter()
+                .any(|o| o.uid == root_uid && o.controller == Some(true))
+        })
+    };
+    let host_sts: Api<StatefulSet> = Api::namespaced(host.clone(), ns.name());
+    let sts = wait_for(&host_sts, "kmc-solo", |_| true, TIMEOUT, "kmc-solo")
+        .await
+        .unwrap();
+    assert!(controlled(&sts.metadata));
+    let host_secrets: Api<Secret> = Api::namespaced(host.clone(), ns.name());
+    assert!(controlled(
+        &host_secrets.get("solo-ca").await.unwrap().metadata
+    ));
+    assert!(
+        ns.api::<StatefulSet>()
+            .get_opt("kmc-solo")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        ns.api::<Secret>()
+            .get_opt("solo-ca")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let kubeconfig = wait_for(
+        &ns.api::<Secret>(),
+        "solo-kubeconfig",
+        |_| true,
+        TIMEOUT,
+        "solo-kubeconfig in the management cluster",
+    )
+    .await
+    .unwrap();
+    assert!(owned_by(&kubeconfig.metadata, &cluster.uid().unwrap()));
+
+    clusters
+        .delete(NAME, &DeleteParams::default())
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    while host_cms.get_opt("solo-root-owner").await.unwrap().is_some()
+        || clusters.get_opt(NAME).await.unwrap().is_some()
+    {
+        assert!(tokio::time::Instant::now() < deadline, "not deleted");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    token.cancel();
+    let _ = provider.await;
+    hosting.stop().unwrap();
+}

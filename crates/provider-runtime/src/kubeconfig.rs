@@ -70,6 +70,12 @@ pub enum Refusal {
         /// `https://host:port` of the endpoint.
         expected: String,
     },
+    /// The server is not an `https://host[:port]` URL (hosting-cluster kubeconfigs).
+    #[error("the kubeconfig's server {server:?} is not an https://host[:port] URL")]
+    NotHttps {
+        /// What the kubeconfig says (cut to 200 bytes).
+        server: String,
+    },
     /// No inline CA: the system's trust store would be used.
     #[error("the kubeconfig has no certificate-authority-data")]
     NoCa,
@@ -221,17 +227,48 @@ fn check_server(server: &str, expected: &Endpoint<'_>) -> Result<http::Uri, Refu
     if ok { Ok(uri) } else { Err(mismatch()) }
 }
 
+/// A hosting cluster's server (`spec.remoteHostCluster`): any host, but `https://host[:port]`
+/// only (no user info, path or query).
+fn check_any_server(server: &str) -> Result<http::Uri, Refusal> {
+    let refused = || Refusal::NotHttps {
+        server: crate::truncate_utf8(server, 200).to_string(),
+    };
+    let uri: http::Uri = server.parse().map_err(|_| refused())?;
+    let authority = uri.authority().ok_or_else(refused)?;
+    let ok = uri.scheme_str() == Some("https")
+        && !authority.as_str().contains('@')
+        && !authority.host().is_empty()
+        && matches!(uri.path(), "" | "/")
+        && uri.query().is_none();
+    if ok { Ok(uri) } else { Err(refused()) }
+}
+
 /// Checks `yaml` (the Secret's `value`) and keeps only what a client needs; see the module
 /// documentation for what is refused. Only the current context's cluster and user are used, so
 /// only they are checked.
 pub fn validate(yaml: &str, expected: &Endpoint<'_>) -> Result<Trusted, Refusal> {
+    validate_with(yaml, |server| check_server(server, expected))
+}
+
+/// [`validate`] for the kubeconfig of a cluster that is not one of ours: the hosting cluster of
+/// a control plane with `spec.remoteHostCluster`. Everything is checked as for [`validate`]
+/// except that the server may be any `https://host[:port]` (there is no endpoint of ours to pin
+/// it to).
+pub fn validate_hosting(yaml: &str) -> Result<Trusted, Refusal> {
+    validate_with(yaml, check_any_server)
+}
+
+fn validate_with(
+    yaml: &str,
+    check: impl FnOnce(&str) -> Result<http::Uri, Refusal>,
+) -> Result<Trusted, Refusal> {
     let config = Kubeconfig::from_yaml(yaml).map_err(|_| Refusal::Unparseable)?;
     let (cluster, user) = current_entries(&config)?;
     refuse_unsafe(cluster, user)?;
 
     let server = non_empty(cluster.server.as_deref())
         .ok_or(Refusal::Incomplete("the cluster has no server"))?;
-    let server = check_server(server, expected)?;
+    let server = check(server)?;
 
     let ca_data = non_empty(cluster.certificate_authority_data.as_deref()).ok_or(Refusal::NoCa)?;
     let ca = pem_blocks(ca_data, "certificate-authority-data", |t| {
@@ -414,6 +451,47 @@ users:
 
     fn good(cluster_extra: &str, user_extra: &str) -> String {
         kubeconfig("https://10.0.0.1:30443", cluster_extra, user_extra)
+    }
+
+    #[test]
+    fn a_hosting_cluster_may_be_any_https_server_but_nothing_else_is_relaxed() {
+        for server in [
+            "https://hosting.example.com:6443",
+            "https://10.1.2.3",
+            "https://[fd00::1]:443/",
+        ] {
+            let t = validate_hosting(&kubeconfig(server, "", "")).unwrap();
+            assert_eq!(t.server().scheme_str(), Some("https"), "{server}");
+        }
+        for server in [
+            "http://hosting.example.com",
+            "https://user@hosting.example.com",
+            "https://hosting.example.com/api",
+            "https://hosting.example.com/?a=b",
+            "hosting.example.com:6443",
+        ] {
+            assert!(
+                matches!(
+                    validate_hosting(&kubeconfig(server, "", "")),
+                    Err(Refusal::NotHttps { .. })
+                ),
+                "{server}"
+            );
+        }
+        let exec =
+            "    exec:\n      command: /bin/sh\n      apiVersion: client.authentication.k8s.io/v1";
+        assert_eq!(
+            validate_hosting(&good("", exec)).unwrap_err(),
+            Refusal::Exec
+        );
+        assert_eq!(
+            validate_hosting(&good("    insecure-skip-tls-verify: true", "")).unwrap_err(),
+            Refusal::InsecureSkipTlsVerify
+        );
+        assert_eq!(
+            validate_hosting(&good("", "    tokenFile: /var/run/secrets/token")).unwrap_err(),
+            Refusal::FilePath("tokenFile")
+        );
     }
 
     #[test]

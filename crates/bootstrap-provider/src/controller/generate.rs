@@ -101,7 +101,16 @@ async fn gather(
         );
     };
     let ca_name = names::ca_secret(&cluster_name);
-    let Some(ca) = fetch::fetch_ca(ctx, ns, &ca_name).await? else {
+    let ca = match fetch::fetch_ca(ctx, ns, &ca_name).await? {
+        Some(ca) => Some(ca),
+        // A control plane with `spec.remoteHostCluster` keeps `<cluster>-ca` in its hosting
+        // cluster; the kubeconfig in this one (validated against the endpoint) trusts that CA.
+        None => match fetch::workload_access(ctx, ns, cluster).await? {
+            WorkloadAccess::Ready(w) => w.ca_pem().map(|pem| pem.as_bytes().to_vec()),
+            _ => None,
+        },
+    };
+    let Some(ca) = ca else {
         return waiting(
             cond::REFERENCE_NOT_FOUND_REASON,
             &format!("Waiting for Secret {ca_name} with key tls.crt (the cluster CA)"),

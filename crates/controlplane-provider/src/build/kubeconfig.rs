@@ -53,7 +53,9 @@ pub(super) fn plan_kubeconfig(
     Ok((Some(kubeconfig_secret(facts, name, value)), reason))
 }
 
-/// The Secret holding `value`, with the user's metadata and the CAPI labels.
+/// The Secret holding `value`, with the user's metadata and the CAPI labels. It is always written
+/// to the management cluster (CAPI reads it there), owned by the control-plane object itself even
+/// when the other children live in a hosting cluster.
 fn kubeconfig_secret(facts: &Facts, name: String, value: String) -> Secret {
     let cluster = facts.cluster_name.as_str();
     let meta = facts
@@ -75,7 +77,7 @@ fn kubeconfig_secret(facts: &Facts, name: String, value: String) -> Secret {
             namespace: Some(facts.cp.namespace.clone()),
             labels: Some(secret_labels),
             annotations: (!meta.annotations.is_empty()).then_some(meta.annotations),
-            owner_references: Some(vec![facts.cp.owner.clone()]),
+            owner_references: Some(vec![facts.cp.object_owner.clone()]),
             ..Default::default()
         },
         type_: Some(names::CAPI_SECRET_TYPE.to_string()),

@@ -1074,13 +1074,14 @@ fn policy() -> impl Strategy<Value = FieldPolicy> {
     prop_oneof![
         8 => Just(FieldPolicy { host_path: true, ..FieldPolicy::default() }),
         1 => Just(FieldPolicy::default()),
-        1 => (any::<bool>(), any::<bool>(), any::<bool>(), any::<bool>(), any::<bool>()).prop_map(
-            |(host_path, patches, mounts, manifests, service_account)| FieldPolicy {
+        1 => (any::<bool>(), any::<bool>(), any::<bool>(), any::<bool>(), any::<bool>(), any::<bool>()).prop_map(
+            |(host_path, patches, mounts, manifests, service_account, remote_host_cluster)| FieldPolicy {
                 host_path,
                 patches,
                 mounts,
                 manifests,
                 service_account,
+                remote_host_cluster,
             }
         ),
     ]
