@@ -15,7 +15,7 @@ use k0smotron_api::bootstrap::v1beta2 as bootstrap;
 use k0smotron_api::capi::ApiEndpoint;
 use k0smotron_api::common::ObjectLabels;
 use k0smotron_api::controlplane::v1beta2 as controlplane;
-use k0smotron_api::conversion::convert;
+use k0smotron_api::conversion::{CONVERSION_DATA_ANNOTATION, convert};
 use k0smotron_api::k0smotron::{v1beta1 as standalone_v1, v1beta2 as standalone};
 use k8s_openapi::api::core::v1::{ConfigMapVolumeSource, ResourceRequirements, Volume};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
@@ -154,7 +154,9 @@ fn resources() -> impl Strategy<Value = Option<ResourceRequirements>> {
     )
 }
 
-fn cluster_spec() -> impl Strategy<Value = standalone::ClusterSpec> {
+// Boxed throughout: the nested strategy types are deep enough to overflow a debug test thread's
+// stack otherwise.
+fn cluster_spec() -> BoxedStrategy<standalone::ClusterSpec> {
     let remote = option::of(option::of(
         ("[a-z]{1,8}", "[a-z]{1,8}", "[a-z]{1,8}").prop_map(|(name, namespace, key)| {
             standalone::KubeconfigRef {
@@ -164,7 +166,8 @@ fn cluster_spec() -> impl Strategy<Value = standalone::ClusterSpec> {
             }
         }),
     ))
-    .prop_map(|r| r.map(|kubeconfig_ref| standalone::RemoteHostClusterSpec { kubeconfig_ref }));
+    .prop_map(|r| r.map(|kubeconfig_ref| standalone::RemoteHostClusterSpec { kubeconfig_ref }))
+    .boxed();
     let ingress = option::of(
         (
             any::<bool>(),
@@ -348,12 +351,12 @@ fn cluster_spec() -> impl Strategy<Value = standalone::ClusterSpec> {
     );
     (
         remote,
-        ingress,
-        service,
-        persistence,
-        storage,
-        lists,
-        scalars,
+        ingress.boxed(),
+        service.boxed(),
+        persistence.boxed(),
+        storage.boxed(),
+        lists.boxed(),
+        scalars.boxed(),
     )
         .prop_map(
             |(
@@ -397,6 +400,7 @@ fn cluster_spec() -> impl Strategy<Value = standalone::ClusterSpec> {
                 patches,
             },
         )
+        .boxed()
 }
 
 fn opt_i32() -> impl Strategy<Value = Option<i32>> {
@@ -863,6 +867,53 @@ fn v1beta1_cluster() -> impl Strategy<Value = Value> {
 // Properties
 // ---------------------------------------------------------------------------------------------
 
+/// The v1beta1 object a v1beta1 client sees for `object`, without our conversion-data
+/// annotation (a client creating a v1beta1 object has none).
+fn v1beta1_view(object: &Value) -> Result<Value, TestCaseError> {
+    let api_version = object["apiVersion"].as_str().expect("apiVersion");
+    let group = api_version.split_once('/').expect("group").0;
+    let mut v1 = convert(object.clone(), &format!("{group}/v1beta1"))
+        .map_err(|e| TestCaseError::fail(format!("to v1beta1: {e}")))?;
+    if let Some(annotations) = v1["metadata"]
+        .get_mut("annotations")
+        .and_then(Value::as_object_mut)
+    {
+        annotations.remove(CONVERSION_DATA_ANNOTATION);
+        if annotations.is_empty() {
+            v1["metadata"]
+                .as_object_mut()
+                .expect("metadata")
+                .remove("annotations");
+        }
+    }
+    Ok(v1)
+}
+
+/// v1beta1 → v1beta2 → v1beta1 is the identity on what v1beta1 clients see, except where
+/// upstream's design derives a field (K0smotronControlPlane's status) or v1beta2 defaults one
+/// (an empty `version`): the mapping itself, without the conversion-data annotation, must be
+/// right for this to hold.
+fn v1beta1_round_trips(object: &Value, compare_status: bool) -> Result<(), TestCaseError> {
+    let v1 = v1beta1_view(object)?;
+    prop_assume!(
+        v1["spec"].get("version") != Some(&json!(""))
+            && v1["spec"]["template"]["spec"].get("version") != Some(&json!(""))
+    );
+    let api_version = v1["apiVersion"].as_str().expect("apiVersion").to_owned();
+    let group = api_version.split_once('/').expect("group").0;
+    let v2 = convert(v1.clone(), &format!("{group}/v1beta2"))
+        .map_err(|e| TestCaseError::fail(format!("to v1beta2: {e}")))?;
+    let mut back =
+        convert(v2, &api_version).map_err(|e| TestCaseError::fail(format!("back: {e}")))?;
+    let mut expected = v1;
+    if !compare_status {
+        back.as_object_mut().expect("object").remove("status");
+        expected.as_object_mut().expect("object").remove("status");
+    }
+    prop_assert_eq!(back, expected);
+    Ok(())
+}
+
 /// v1beta2 → v1beta1 → v1beta2 is the identity on the JSON.
 fn round_trips(object: &Value) -> Result<(), TestCaseError> {
     let api_version = object["apiVersion"].as_str().expect("apiVersion");
@@ -908,6 +959,38 @@ proptest! {
     #[test]
     fn worker_config_template_v1beta2_round_trips(object in worker_config_template()) {
         round_trips(&object)?;
+    }
+
+    /// The other way, for every kind: what a v1beta1 client reads converts back to itself.
+    #[test]
+    fn cluster_v1beta1_view_round_trips(object in cluster()) {
+        v1beta1_round_trips(&object, true)?;
+    }
+
+    #[test]
+    fn join_token_request_v1beta1_view_round_trips(object in join_token_request()) {
+        v1beta1_round_trips(&object, true)?;
+    }
+
+    /// Status left out: ready, initialized and unavailableReplicas are derived (upstream's design).
+    #[test]
+    fn control_plane_v1beta1_view_round_trips(object in control_plane()) {
+        v1beta1_round_trips(&object, false)?;
+    }
+
+    #[test]
+    fn control_plane_template_v1beta1_view_round_trips(object in control_plane_template()) {
+        v1beta1_round_trips(&object, true)?;
+    }
+
+    #[test]
+    fn worker_config_v1beta1_view_round_trips(object in worker_config()) {
+        v1beta1_round_trips(&object, true)?;
+    }
+
+    #[test]
+    fn worker_config_template_v1beta1_view_round_trips(object in worker_config_template()) {
+        v1beta1_round_trips(&object, true)?;
     }
 
     /// The other way: a v1beta1 spec (no status, where upstream's design derives fields) comes

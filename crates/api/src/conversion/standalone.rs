@@ -61,11 +61,18 @@ pub(crate) fn cluster_spec_to_spoke(
         // No v1beta1 field (upstream drops them): carried by the conversion-data annotation.
         patches: _,
     } = hub;
-    // Upstream copies the kine fields only for kine storage; NATS has no v1beta1 form.
+    // Upstream copies the kine fields only for kine storage, and an empty one is no field (Go's
+    // omitempty); NATS has no v1beta1 form.
+    let non_empty = |value: Option<String>| value.filter(|v| !v.is_empty());
     let (kine_data_source_url, kine_data_source_secret_name) = match storage.type_ {
         v1beta2::StorageType::Kine => storage
             .kine
-            .map(|kine| (kine.data_source_url, kine.data_source_secret_name))
+            .map(|kine| {
+                (
+                    non_empty(kine.data_source_url),
+                    non_empty(kine.data_source_secret_name),
+                )
+            })
             .unwrap_or_default(),
         v1beta2::StorageType::Etcd | v1beta2::StorageType::Nats => (None, None),
     };
