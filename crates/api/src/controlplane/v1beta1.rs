@@ -15,6 +15,8 @@ use crate::common::ObjectLabels;
 pub use crate::k0smotron::v1beta1::{ClusterSpec, ServiceSpec};
 
 /// Desired state of a hosted k0s control plane (v1beta1): the v1beta1 `ClusterSpec`.
+// Clippy reads the printer columns' repeated `type_` as duplicated attributes.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[kube(
     group = "controlplane.cluster.x-k8s.io",
@@ -91,6 +93,7 @@ pub use crate::k0smotron::v1beta1::{ClusterSpec, ServiceSpec};
     label("cluster.x-k8s.io/v1beta1", "v1beta1"),
     label("cluster.x-k8s.io/provider", "control-plane-k0smotron")
 )]
+#[serde(rename_all = "camelCase")]
 pub struct K0smotronControlPlaneSpec {
     /// Every field of the v1beta1 control-plane spec, at the top level of `spec`.
     #[serde(flatten)]

@@ -149,6 +149,7 @@ fn set(object: &mut Value, path: &[String], value: Option<Value>) {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use serde_json::json;
 
