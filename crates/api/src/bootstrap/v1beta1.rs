@@ -13,9 +13,8 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::bootstrap::v1beta2::{ContentSource, File, IgnitionSpec};
+use crate::bootstrap::v1beta2::{ContentSource, File, IgnitionSpec, default_install_dir};
 use crate::common::ObjectLabels;
-use crate::names;
 
 /// How to install k0s on a worker Machine (v1beta1 layout).
 #[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -81,10 +80,6 @@ pub struct K0sWorkerConfigSpec {
     /// Directory for the join token and k0s files on the node.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub working_dir: Option<String>,
-}
-
-fn default_install_dir() -> String {
-    names::DEFAULT_K0S_INSTALL_DIR.to_owned()
 }
 
 /// The spec the API server produces from `spec: {}` (upstream's v1beta1 defaults applied).

@@ -18,11 +18,12 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::common::ObjectLabels;
+// The defaults are v1beta2's: upstream's v1beta1 CRD has the same ones.
 use crate::k0smotron::v1beta2::{
     CertificateRef, EtcdSpec, IngressSpec, JoinTokenRole, KubeconfigRef, MonitoringSpec, Mount,
-    PersistenceSpec, ServiceType,
+    PersistenceSpec, ServiceType, default_api_port, default_expiry, default_image,
+    default_konnectivity_port, default_replicas,
 };
-use crate::names;
 
 // ---------------------------------------------------------------------------------------------
 // Cluster
@@ -132,14 +133,6 @@ pub struct ClusterSpec {
     pub kubeconfig_secret_metadata: Option<ObjectLabels>,
 }
 
-fn default_replicas() -> i32 {
-    1
-}
-
-fn default_image() -> String {
-    names::DEFAULT_K0S_IMAGE.to_owned()
-}
-
 /// The spec the API server produces from `spec: {}` (upstream's v1beta1 defaults applied).
 impl Default for ClusterSpec {
     fn default() -> Self {
@@ -197,14 +190,6 @@ pub struct ServiceSpec {
     /// `k0smotron.io/conversion-dropped-service.externalTrafficPolicy`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub external_traffic_policy: Option<String>,
-}
-
-fn default_api_port() -> i32 {
-    names::DEFAULT_API_PORT
-}
-
-fn default_konnectivity_port() -> i32 {
-    names::DEFAULT_KONNECTIVITY_PORT
 }
 
 impl Default for ServiceSpec {
@@ -276,10 +261,6 @@ pub struct JoinTokenRequestSpec {
     /// Role of the node that joins with the token.
     #[serde(default)]
     pub role: JoinTokenRole,
-}
-
-fn default_expiry() -> String {
-    "0s".to_owned()
 }
 
 impl Default for JoinTokenRequestSpec {
