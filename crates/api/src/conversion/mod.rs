@@ -235,7 +235,10 @@ fn to_v1beta1<K: Versions>(original: Value) -> Result<Value, ConversionError> {
         None => None,
     };
     let hub: K::Hub = parse(K::KIND, V1BETA2, &original)?;
-    let spoke = K::to_spoke(hub, deprecated)?;
+    let mut spoke = K::to_spoke(hub, deprecated)?;
+    // Only this function writes the annotation: one found on a v1beta2 object was set by hand
+    // (or copied from a v1beta1 object) and describes some other object.
+    take_annotation_raw(spoke.meta_mut(), CONVERSION_DATA_ANNOTATION);
     let mut spoke_json = write(K::KIND, V1BETA1, &name, &spoke)?;
 
     let restored = hub_json::<K>(spoke, &name)?;
@@ -432,6 +435,20 @@ mod tests {
         let err = convert(bad, "k0smotron.io/v1beta1").unwrap_err();
         assert!(matches!(err, ConversionError::Parse { .. }));
         assert_eq!(err.to_string(), "Cluster ns/a: not a valid v1beta2 object");
+    }
+
+    #[test]
+    fn a_conversion_data_annotation_on_a_v1beta2_object_is_not_applied() {
+        let stale = r#"[{"path":["spec","replicas"],"from":1,"to":5}]"#;
+        let v2 = json!({
+            "apiVersion": "k0smotron.io/v1beta2", "kind": "Cluster",
+            "metadata": {"name": "a", "namespace": "ns", "annotations": {CONVERSION_DATA_ANNOTATION: stale}},
+            "spec": {"replicas": 1}
+        });
+        let v1 = convert(v2, "k0smotron.io/v1beta1").unwrap();
+        let back = convert(v1, "k0smotron.io/v1beta2").unwrap();
+        assert_eq!(back["spec"]["replicas"], 1);
+        assert_eq!(back["metadata"].get("annotations"), None);
     }
 
     #[test]
