@@ -415,3 +415,108 @@ fn windows_worker_config_survives_v1beta1_which_has_no_platform() {
     );
     assert_eq!(to(&v1, "bootstrap.cluster.x-k8s.io/v1beta2"), v2);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Upstream's own v1beta1 manifests (e2e data, placeholders filled in)
+// ---------------------------------------------------------------------------------------------
+
+fn yaml(text: &str) -> Value {
+    serde_saphyr::from_str(text).expect("valid YAML")
+}
+
+/// e2e/data/infrastructure-docker/main/cluster-template-ingress/cluster-with-ingress.yaml.
+const UPSTREAM_INGRESS_CONTROL_PLANE: &str = r#"
+apiVersion: controlplane.cluster.x-k8s.io/v1beta1
+kind: K0smotronControlPlane
+metadata:
+  name: e2e-cp
+  namespace: e2e
+spec:
+  version: v1.36.2-k0s.0
+  service:
+    type: NodePort
+  ingress:
+    apiHost: kube-api.172.18.0.2.nip.io
+    konnectivityHost: konnectivity.172.18.0.2.nip.io
+    port: 31443
+    annotations:
+      haproxy.org/ssl-passthrough: "true"
+  k0sConfig:
+    apiVersion: k0s.k0sproject.io/v1beta1
+    kind: ClusterConfig
+    spec:
+      api:
+        extraArgs:
+          anonymous-auth: "true"
+      telemetry:
+        enabled: false
+"#;
+
+#[test]
+fn upstream_e2e_ingress_control_plane_converts_and_comes_back() {
+    let v1 = yaml(UPSTREAM_INGRESS_CONTROL_PLANE);
+    let v2 = to(&v1, "controlplane.cluster.x-k8s.io/v1beta2");
+    assert_eq!(v2["spec"]["version"], "v1.36.2-k0s.0");
+    assert_eq!(v2["spec"]["service"]["type"], "NodePort");
+    assert_eq!(v2["spec"]["ingress"]["port"], 31443);
+    assert_eq!(v2["spec"]["ingress"]["deploy"], true);
+    assert_eq!(v2["spec"]["k0sConfig"], v1["spec"]["k0sConfig"]);
+    assert_eq!(v2["spec"]["storage"]["type"], "etcd");
+    assert_eq!(v2["metadata"].get("annotations"), None);
+    assert_eq!(
+        to(&v2, "controlplane.cluster.x-k8s.io/v1beta1"),
+        normalized::<k0smotron_api::controlplane::v1beta1::K0smotronControlPlane>(&v1)
+    );
+}
+
+/// e2e/data/infrastructure-docker/main/cluster-template-remote-hcp/machine-with-hostname-override.yaml.
+const UPSTREAM_WORKER_CONFIG: &str = r#"
+apiVersion: bootstrap.cluster.x-k8s.io/v1beta1
+kind: K0sWorkerConfig
+metadata:
+  name: docker-test-worker-0
+  namespace: e2e
+spec:
+  version: v1.30.1+k0s.0
+  args:
+    - --labels=k0sproject.io/foo=bar
+    - --kubelet-extra-args="--hostname-override=e2e-docker-test-worker-0"
+  preStartCommands:
+    - echo -n "pre-start" > /tmp/pre-start
+  postStartCommands:
+    - echo -n "post-start" > /tmp/post-start
+  files:
+    - path: /tmp/test-file
+      content: test-file
+    - path: /tmp/test-file-secret
+      contentFrom:
+        secretRef:
+          name: test-file-secret
+          key: value
+"#;
+
+#[test]
+fn upstream_e2e_worker_config_converts_and_comes_back() {
+    let v1 = yaml(UPSTREAM_WORKER_CONFIG);
+    let v2 = to(&v1, "bootstrap.cluster.x-k8s.io/v1beta2");
+    let spec = &v2["spec"];
+    assert_eq!(
+        spec["provisioner"],
+        json!({"type": "cloud-config", "platform": "linux"})
+    );
+    assert_eq!(
+        spec["preK0sCommands"],
+        json!(["echo -n \"pre-start\" > /tmp/pre-start"])
+    );
+    assert_eq!(
+        spec["postK0sCommands"],
+        json!(["echo -n \"post-start\" > /tmp/post-start"])
+    );
+    assert_eq!(spec["files"], v1["spec"]["files"]);
+    assert_eq!(spec["args"], v1["spec"]["args"]);
+    assert_eq!(spec.get("preStartCommands"), None);
+    assert_eq!(
+        to(&v2, "bootstrap.cluster.x-k8s.io/v1beta1"),
+        normalized::<k0smotron_api::bootstrap::v1beta1::K0sWorkerConfig>(&v1)
+    );
+}
