@@ -894,11 +894,14 @@ fn v1beta1_view(object: &Value) -> Result<Value, TestCaseError> {
 /// (an empty `version`): the mapping itself, without the conversion-data annotation, must be
 /// right for this to hold.
 fn v1beta1_round_trips(object: &Value, compare_status: bool) -> Result<(), TestCaseError> {
-    let v1 = v1beta1_view(object)?;
-    prop_assume!(
-        v1["spec"].get("version") != Some(&json!(""))
-            && v1["spec"]["template"]["spec"].get("version") != Some(&json!(""))
-    );
+    let mut v1 = v1beta1_view(object)?;
+    // An empty control-plane version comes back as the v1beta2 default (documented); a v1beta1
+    // client writing one here would see that. Set one instead of rejecting the case.
+    for pointer in ["/spec/version", "/spec/template/spec/version"] {
+        if let Some(version) = v1.pointer_mut(pointer).filter(|v| **v == json!("")) {
+            *version = json!("v1.30.1+k0s.0");
+        }
+    }
     let api_version = v1["apiVersion"].as_str().expect("apiVersion").to_owned();
     let group = api_version.split_once('/').expect("group").0;
     let v2 = convert(v1.clone(), &format!("{group}/v1beta2"))
