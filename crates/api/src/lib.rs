@@ -9,12 +9,15 @@
 //! - [`names`], [`conditions`]: well-known names, labels, finalizers, condition types, reasons.
 //! - [`version`]: k0s version parsing and the upgrade-skew rule.
 //! - [`crds`]: the CRDs we install, labelled for the CAPI contract.
+//! - `v1beta1` modules and [`conversion`]: the deprecated v1beta1 form of every kind and the
+//!   lossless conversion to and from v1beta2 (not served yet: the CRDs list v1beta2 only).
 
 pub mod bootstrap;
 pub mod capi;
 pub mod common;
 pub mod conditions;
 pub mod controlplane;
+pub mod conversion;
 pub mod crds;
 pub mod k0smotron;
 pub mod names;

@@ -137,7 +137,7 @@ pub struct K0sWorkerConfigSpec {
     pub working_dir: Option<String>,
 }
 
-fn default_install_dir() -> String {
+pub(crate) fn default_install_dir() -> String {
     names::DEFAULT_K0S_INSTALL_DIR.to_owned()
 }
 

@@ -233,11 +233,11 @@ pub struct ClusterSpec {
     pub patches: Vec<ComponentPatch>,
 }
 
-fn default_replicas() -> i32 {
+pub(crate) fn default_replicas() -> i32 {
     1
 }
 
-fn default_image() -> String {
+pub(crate) fn default_image() -> String {
     names::DEFAULT_K0S_IMAGE.to_owned()
 }
 
@@ -363,11 +363,11 @@ pub struct ServiceSpec {
     pub konnectivity_port: i32,
 }
 
-fn default_api_port() -> i32 {
+pub(crate) fn default_api_port() -> i32 {
     names::DEFAULT_API_PORT
 }
 
-fn default_konnectivity_port() -> i32 {
+pub(crate) fn default_konnectivity_port() -> i32 {
     names::DEFAULT_KONNECTIVITY_PORT
 }
 
@@ -952,7 +952,7 @@ pub struct JoinTokenRequestSpec {
     pub role: JoinTokenRole,
 }
 
-fn default_expiry() -> String {
+pub(crate) fn default_expiry() -> String {
     "0s".to_owned()
 }
 
