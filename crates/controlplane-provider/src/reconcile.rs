@@ -483,8 +483,8 @@ where
     K: ControlPlaneObject,
 {
     let (_, now_t) = now_time();
-    // The stages are boxed: inline, their futures made this one too large for a 2 MiB stack in
-    // debug builds (the harness tests poll the provider on the test's thread).
+    // The stages are boxed: inline, their futures made this one large enough to overflow a
+    // 2 MiB stack in debug builds (tokio's default; the binary's workers have 8 MiB).
     let (cp, scope) = match Box::pin(scope_of(ctx, &cp, &cluster_name)).await {
         Ok((scope, None)) => (cp, scope),
         Ok((scope, Some(root_owner))) => (cp.hosted_by(root_owner), scope),
@@ -497,22 +497,7 @@ where
         Err(e) => {
             info!(reason = e.reason(), error = %e, "the hosting cluster cannot be used");
             report_hosting_failure(ctx, obj, &cp.spec, &e, now_t).await?;
-            // A hosting cluster that does not answer holds a reconcile worker for up to the
-            // probe timeout each time, and must not take the workers from the others: 10 s,
-            // doubling while the failure stays the same, up to the resync period. The other
-            // failures cost no request there; the Secret they are about is not watched.
-            let delay = if matches!(e, HostingError::Unavailable { .. }) {
-                let failure = {
-                    use std::hash::{Hash, Hasher};
-                    let mut h = std::collections::hash_map::DefaultHasher::new();
-                    e.to_string().hash(&mut h);
-                    h.finish()
-                };
-                ctx.waits.still_waiting(&object_key(obj), failure)
-            } else {
-                hosting::REMOTE_RESYNC
-            };
-            return Ok(Ran::Stopped(Action::requeue(delay)));
+            return Ok(Ran::Stopped(Action::requeue(hosting_retry(ctx, obj, &e))));
         }
     };
     let mut facts = Box::pin(fetch(ctx, &scope, cp, cluster_name, capi, now)).await?;
@@ -607,6 +592,24 @@ async fn create_exposure_service_first(ctx: &Context, scope: &Scope, facts: &mut
         Ok(stored) => facts.exposure_service = Some(stored),
         Err(e) => debug!(error = %e, "creating the exposure Service first failed"),
     }
+}
+
+/// When to try a hosting cluster that cannot be used again. One that does not answer holds a
+/// reconcile worker for up to the probe timeout each time, and must not take the workers from
+/// the others: 10 s, doubling while the failure stays the same, up to the resync period. The
+/// other failures cost no request there; the Secret they are about is not watched.
+fn hosting_retry<K: Resource<DynamicType = ()>>(
+    ctx: &Context,
+    obj: &K,
+    e: &HostingError,
+) -> Duration {
+    if !matches!(e, HostingError::Unavailable { .. }) {
+        return hosting::REMOTE_RESYNC;
+    }
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    e.to_string().hash(&mut h);
+    ctx.waits.still_waiting(&object_key(obj), h.finish())
 }
 
 /// Where `cp`'s children live: the management cluster, or (`spec.remoteHostCluster`) the
