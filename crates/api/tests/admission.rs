@@ -557,6 +557,21 @@ fn cases() -> Vec<Case> {
             expect: &["spec.version", "v1.34.2"],
         },
         Case {
+            name: "powershell for a linux node",
+            fixture: KWC,
+            mutate: |v| v["spec"]["provisioner"] = json!({"type": "powershell"}),
+            expect: &["spec.provisioner.platform", "need platform windows"],
+        },
+        Case {
+            name: "ignition for a windows node",
+            fixture: KWC,
+            mutate: |v| {
+                v["spec"]["provisioner"]["platform"] = json!("windows");
+                v["spec"]["version"] = json!("v1.34.2+k0s.0");
+            },
+            expect: &["spec.provisioner.type", "not ignition"],
+        },
+        Case {
             name: "download URL with an unsupported scheme",
             fixture: KWC,
             mutate: |v| v["spec"]["downloadURL"] = json!("ftp://example.com/k0s"),

@@ -263,6 +263,9 @@ impl CloudConfig {
         if let Some(files) = crate::ignition::files(text) {
             return Ok(files);
         }
+        if let Some(files) = crate::windows::files(text) {
+            return Ok(files);
+        }
         let body = text
             .strip_prefix(CLOUD_CONFIG_HEADER)
             .ok_or(CloudInitError::MissingHeader)?;

@@ -3,6 +3,7 @@
 //! Pipeline of one reconcile: fetch (config, owner Machine, Cluster, CA, `contentFrom` objects,
 //! workload client) → [`validate`] (pure) → [`render`] (pure) → apply (workload token Secret,
 //! data Secret) → status. Pure building blocks: [`shell`], [`cloudinit`], [`commands`],
+//! [`powershell`], [`windows`],
 //! [`token`], [`join_token`].
 
 /// Bootstrap tokens and k0s join tokens live in `provider-runtime`, shared with the
@@ -17,7 +18,9 @@ pub mod features;
 pub mod ignition;
 pub mod jinja;
 pub mod offline;
+pub mod powershell;
 pub mod render;
 pub mod shell;
 pub mod validate;
+pub mod windows;
 pub(crate) mod workload;

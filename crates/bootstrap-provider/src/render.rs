@@ -1,5 +1,6 @@
 //! The pure bootstrap-data renderer: a validated [`WorkerBootstrap`] plus a join token become the
-//! cloud-config user data, in upstream's file and command order.
+//! user data (cloud-config, Ignition, PowerShell or PowerShell in XML), in upstream's file and
+//! command order.
 //!
 //! No I/O and no randomness: the same input always renders the same bytes, which is what makes
 //! snapshot tests and the `render` subcommand meaningful.
@@ -9,6 +10,8 @@ use crate::commands::{
     self, Download, InstallArgs, InstallCommand, SENTINEL_COMMAND, START_COMMAND,
 };
 use crate::jinja;
+use crate::windows;
+use k0smotron_api::bootstrap::v1beta2::Platform;
 
 /// Mode of the join-token file.
 pub const TOKEN_FILE_PERMISSIONS: &str = "0600";
@@ -69,6 +72,8 @@ pub struct WorkerBootstrap {
     pub custom_user_data: Option<CustomUserData>,
     /// The output format.
     pub format: Format,
+    /// The node's operating system: Windows gets the install script of [`crate::windows`].
+    pub platform: Platform,
 }
 
 /// The bootstrap data's format (`provisioner.type`), with what it needs.
@@ -83,6 +88,10 @@ pub enum Format {
         /// `additionalConfig`, translated to Ignition.
         additional: Option<serde_json::Value>,
     },
+    /// A PowerShell script (Windows).
+    PowerShell,
+    /// The PowerShell script between `<powershell>` tags (Windows: EC2Launch, cloudbase-init).
+    PowerShellXml,
 }
 
 /// What `provisioner.customUserDataRef` holds, by the installation's feature gates.
@@ -92,6 +101,8 @@ pub enum CustomUserData {
     CloudConfig(UserCloudConfig),
     /// A Jinja template that gets our commands and files as variables (`CloudInitVars`).
     Template(String),
+    /// PowerShell, run by the Windows install script after `postK0sCommands`.
+    PowerShell(String),
 }
 
 impl WorkerBootstrap {
@@ -121,18 +132,49 @@ impl WorkerBootstrap {
         .render()
     }
 
+    /// The Windows install script ([`crate::windows`]).
+    pub fn windows_install_script(&self) -> String {
+        windows::InstallScript {
+            install_dir: &self.install_dir,
+            token_path: &self.token_path,
+            download: &self.download,
+            machine_name: &self.machine_name,
+            use_system_hostname: self.use_system_hostname,
+            args: &self.install_args,
+            pre: &self.pre_k0s_commands,
+            post: &self.post_k0s_commands,
+            custom: match &self.custom_user_data {
+                Some(CustomUserData::PowerShell(text)) => Some(text),
+                _ => None,
+            },
+        }
+        .render()
+    }
+
     /// The document: the join token first (mode 0600), then `spec.files`, then the commands.
+    /// On Windows: the token, `spec.files` and the install script, and one command running it.
     pub fn cloud_config(&self, join_token: &str) -> CloudConfig {
+        let spec_files = self
+            .files
+            .iter()
+            .map(|f| WriteFile::new(f.path.clone(), &f.content, f.permissions.clone()));
+        if self.platform == Platform::Windows {
+            return CloudConfig {
+                write_files: windows::machine_files(
+                    &self.token_path,
+                    join_token,
+                    spec_files,
+                    &self.windows_install_script(),
+                ),
+                runcmd: vec![windows::RUN_COMMAND.to_string()],
+            };
+        }
         let mut write_files = vec![WriteFile::new(
             self.token_path.clone(),
             join_token.as_bytes(),
             Some(TOKEN_FILE_PERMISSIONS.to_string()),
         )];
-        write_files.extend(
-            self.files
-                .iter()
-                .map(|f| WriteFile::new(f.path.clone(), &f.content, f.permissions.clone())),
-        );
+        write_files.extend(spec_files);
         CloudConfig {
             write_files,
             runcmd: self.commands(),
@@ -143,20 +185,31 @@ impl WorkerBootstrap {
     /// user's template with our commands and files as its variables.
     pub fn render(&self, join_token: &str) -> Result<String, RenderError> {
         let doc = self.cloud_config(join_token);
-        if let Format::Ignition {
-            spec_version,
-            additional,
-        } = &self.format
-        {
-            return Ok(crate::ignition::render(&crate::ignition::IgnitionInput {
+        match &self.format {
+            Format::CloudConfig => {}
+            Format::Ignition {
                 spec_version,
-                files: &doc.write_files,
-                commands: &doc.runcmd,
-                additional: additional.as_ref(),
-            }));
+                additional,
+            } => {
+                return Ok(crate::ignition::render(&crate::ignition::IgnitionInput {
+                    spec_version,
+                    files: &doc.write_files,
+                    commands: &doc.runcmd,
+                    additional: additional.as_ref(),
+                }));
+            }
+            Format::PowerShell => return Ok(windows::script(&doc.write_files, &doc.runcmd)),
+            Format::PowerShellXml => {
+                return Ok(windows::xml(&windows::script(
+                    &doc.write_files,
+                    &doc.runcmd,
+                )));
+            }
         }
         Ok(match &self.custom_user_data {
-            None => doc.to_user_data()?,
+            // PowerShell custom user data is in the install script (validation allows it with
+            // the PowerShell formats only).
+            None | Some(CustomUserData::PowerShell(_)) => doc.to_user_data()?,
             Some(CustomUserData::CloudConfig(user)) => doc.to_user_data_with(user)?,
             Some(CustomUserData::Template(template)) => {
                 let vars = jinja::Variables {
@@ -209,6 +262,7 @@ mod tests {
             files: vec![],
             custom_user_data: None,
             format: Format::CloudConfig,
+            platform: Platform::Linux,
         }
     }
 

@@ -79,12 +79,39 @@ pub enum Resolved {
 /// [`ValidationError::reason`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ValidationError {
-    /// A bootstrap format other than cloud-config.
-    #[error("provisioner type {0:?} is not supported yet; cloud-config and ignition are")]
-    UnsupportedFormat(String),
-    /// The Windows platform.
-    #[error("platform windows is not supported yet; only linux is")]
-    UnsupportedPlatform,
+    /// A format the platform cannot run (the CRD refuses these too; `render` reads files the API
+    /// server never saw).
+    #[error(
+        "provisioner.type {format} is not for platform {platform}: linux takes cloud-config or ignition, windows takes powershell, powershell-xml or cloud-config"
+    )]
+    PlatformFormat {
+        /// `provisioner.platform`.
+        platform: &'static str,
+        /// `provisioner.type`.
+        format: &'static str,
+    },
+    /// A Windows worker without a k0s version new enough, when k0s is to be downloaded by
+    /// version.
+    #[error(
+        "Windows workers need k0s {WINDOWS_MIN_VERSION} or newer in spec.version or the Machine's spec.version (or downloadURL / preInstalledK0s); found {found}"
+    )]
+    WindowsVersion {
+        /// The version found, or `none`.
+        found: String,
+    },
+    /// `oci://` downloads need `oras`, which Windows images do not have.
+    #[error("downloadURL oci:// is not supported on Windows; use an http(s):// URL of k0s.exe")]
+    WindowsOciDownload,
+    /// Windows PowerShell 5.1 passes a `"` inside an argument to a program broken.
+    #[error(
+        "args: {0:?} contains a double quote, which Windows PowerShell cannot pass to k0s.exe intact"
+    )]
+    WindowsArgQuote(String),
+    /// `CloudInitVars` templates get Linux commands.
+    #[error(
+        "provisioner.customUserDataRef as a CloudInitVars template is not supported on Windows; turn the gate off or use provisioner.type powershell"
+    )]
+    CloudInitVarsOnWindows,
     /// `provisioner.customUserDataRef` names an object or key that does not exist.
     #[error("provisioner.customUserDataRef: {reference} not found ({what})")]
     CustomUserDataNotFound {
@@ -169,8 +196,7 @@ impl ValidationError {
     /// Reason for the `DataSecretAvailable` condition.
     pub fn reason(&self) -> &'static str {
         match self {
-            Self::UnsupportedFormat(_)
-            | Self::UnsupportedPlatform
+            Self::PlatformFormat { .. }
             | Self::CustomUserDataInvalid { .. }
             | Self::Ignition(_)
             | Self::IgnitionSettingsMissing
@@ -208,8 +234,26 @@ pub struct OwnerInfo<'a> {
     pub is_pool: bool,
 }
 
-fn check_path(field: &'static str, path: &str) -> Result<(), ValidationError> {
-    if path.starts_with('/') && !path.chars().any(char::is_control) {
+/// The oldest k0s with Windows workers (upstream's minimum).
+pub const WINDOWS_MIN_VERSION: &str = "v1.34.2+k0s.0";
+
+/// True for a Windows absolute path: `C:\x`, `C:/x`, or one from the root of the system drive
+/// (`\x`, `/x`, as upstream's default `/usr/local/bin`).
+fn is_windows_absolute(path: &str) -> bool {
+    let b = path.as_bytes();
+    path.starts_with(['/', '\\'])
+        || (b.len() >= 3
+            && b[0].is_ascii_alphabetic()
+            && b[1] == b':'
+            && matches!(b[2], b'/' | b'\\'))
+}
+
+fn check_path(field: &'static str, path: &str, platform: Platform) -> Result<(), ValidationError> {
+    let absolute = match platform {
+        Platform::Linux => path.starts_with('/'),
+        Platform::Windows => is_windows_absolute(path),
+    };
+    if absolute && !path.chars().any(char::is_control) {
         Ok(())
     } else {
         Err(ValidationError::BadPath {
@@ -277,16 +321,23 @@ pub fn validate_with(
     mut resolve: impl FnMut(&ContentRef) -> Resolved,
 ) -> Result<WorkerBootstrap, ValidationError> {
     let format = check_provisioner(spec)?;
+    let platform = spec.provisioner.platform;
     let install_dir = if spec.k0s_install_dir.is_empty() {
         names::DEFAULT_K0S_INSTALL_DIR.to_string()
     } else {
         spec.k0s_install_dir.clone()
     };
-    check_path("k0sInstallDir", &install_dir)?;
+    check_path("k0sInstallDir", &install_dir, platform)?;
     if let Some(dir) = spec.working_dir.as_deref().filter(|d| !d.is_empty()) {
-        check_path("workingDir", dir)?;
+        check_path("workingDir", dir, platform)?;
     }
-    let token_path = token_path(spec.working_dir.as_deref());
+    let token_path = match platform {
+        Platform::Linux => token_path(spec.working_dir.as_deref()),
+        Platform::Windows => match spec.working_dir.as_deref().filter(|d| !d.is_empty()) {
+            Some(dir) => crate::windows::join_path(dir, "k0s.token"),
+            None => names::DEFAULT_JOIN_TOKEN_PATH.to_string(),
+        },
+    };
 
     let version = effective_version(spec.version.as_deref(), owner.version)?;
     let download = Download::from_spec(
@@ -295,18 +346,32 @@ pub fn validate_with(
         version,
     )?;
     let install_args = commands::split_install_args(&spec.args)?;
+    if platform == Platform::Windows {
+        check_windows(&download, &install_args)?;
+    }
 
     // Paths written so far: two entries for one path would leave the winner to cloud-init.
     let mut seen = BTreeSet::from([token_path.clone()]);
-    let files = validate_files(&spec.files, &mut seen, &mut resolve)?;
+    if platform == Platform::Windows {
+        seen.insert(crate::windows::INSTALL_SCRIPT_PATH.to_string());
+    }
+    let files = validate_files(&spec.files, platform, &mut seen, &mut resolve)?;
     let custom_user_data = match &spec.provisioner.custom_user_data_ref {
         None => None,
         Some(_) if matches!(format, Format::Ignition { .. }) => {
             return Err(ValidationError::CustomUserDataWithIgnition);
         }
+        Some(_)
+            if platform == Platform::Windows
+                && gates.cloud_init_vars
+                && format == Format::CloudConfig =>
+        {
+            return Err(ValidationError::CloudInitVarsOnWindows);
+        }
         Some(source) => Some(validate_custom_user_data(
             source,
             gates,
+            &format,
             &mut seen,
             &mut resolve,
         )?),
@@ -326,18 +391,59 @@ pub fn validate_with(
         files,
         custom_user_data,
         format,
+        platform,
     })
 }
 
-/// cloud-config and Ignition for Linux are rendered; an Ignition spec version and the
-/// translated `additionalConfig` are worked out here, so rendering cannot fail on them.
-fn check_provisioner(spec: &K0sWorkerConfigSpec) -> Result<Format, ValidationError> {
-    if spec.provisioner.platform == Platform::Windows {
-        return Err(ValidationError::UnsupportedPlatform);
+/// What only Windows needs: a k0s download it can do (by version: one new enough), and
+/// arguments PowerShell passes intact.
+fn check_windows(download: &Download, args: &commands::InstallArgs) -> Result<(), ValidationError> {
+    match download {
+        Download::Oci { .. } => return Err(ValidationError::WindowsOciDownload),
+        Download::Script { version } => {
+            let min = version::K0sVersion::parse(WINDOWS_MIN_VERSION);
+            let found = version.as_deref().map(version::K0sVersion::parse);
+            match (found, min) {
+                (Some(Ok(found)), Ok(min)) if found >= min => {}
+                _ => {
+                    return Err(ValidationError::WindowsVersion {
+                        found: version.clone().unwrap_or_else(|| "none".into()),
+                    });
+                }
+            }
+        }
+        Download::PreInstalled | Download::Http { .. } => {}
     }
-    match spec.provisioner.type_ {
-        ProvisionerType::CloudConfig => Ok(Format::CloudConfig),
-        ProvisionerType::Ignition => {
+    match args
+        .args
+        .iter()
+        .chain(&args.kubelet_extra_args)
+        .find(|a| a.contains('"'))
+    {
+        Some(arg) => Err(ValidationError::WindowsArgQuote(arg.clone())),
+        None => Ok(()),
+    }
+}
+
+/// cloud-config and Ignition for Linux, PowerShell (plain or in XML) and cloud-config for
+/// Windows; an Ignition spec version and the translated `additionalConfig` are worked out here,
+/// so rendering cannot fail on them.
+fn check_provisioner(spec: &K0sWorkerConfigSpec) -> Result<Format, ValidationError> {
+    let platform = spec.provisioner.platform;
+    let mismatch = || ValidationError::PlatformFormat {
+        platform: match platform {
+            Platform::Linux => "linux",
+            Platform::Windows => "windows",
+        },
+        format: spec.provisioner.type_.as_str(),
+    };
+    match (spec.provisioner.type_, platform) {
+        (ProvisionerType::CloudConfig, _) => Ok(Format::CloudConfig),
+        (ProvisionerType::Powershell, Platform::Windows) => Ok(Format::PowerShell),
+        (ProvisionerType::PowershellXml, Platform::Windows) => Ok(Format::PowerShellXml),
+        (ProvisionerType::Powershell | ProvisionerType::PowershellXml, Platform::Linux)
+        | (ProvisionerType::Ignition, Platform::Windows) => Err(mismatch()),
+        (ProvisionerType::Ignition, Platform::Linux) => {
             let settings = spec
                 .provisioner
                 .ignition
@@ -362,9 +468,6 @@ fn check_provisioner(spec: &K0sWorkerConfigSpec) -> Result<Format, ValidationErr
                 additional,
             })
         }
-        other => Err(ValidationError::UnsupportedFormat(
-            other.as_str().to_string(),
-        )),
     }
 }
 
@@ -372,12 +475,13 @@ fn check_provisioner(spec: &K0sWorkerConfigSpec) -> Result<Format, ValidationErr
 /// permissions octal, content inline or from a resolved `contentFrom`.
 fn validate_files(
     spec_files: &[File],
+    platform: Platform,
     seen: &mut BTreeSet<String>,
     resolve: &mut impl FnMut(&ContentRef) -> Resolved,
 ) -> Result<Vec<BootstrapFile>, ValidationError> {
     let mut files = Vec::with_capacity(spec_files.len());
     for file in spec_files {
-        check_path("files[].path", &file.path)?;
+        check_path("files[].path", &file.path, platform)?;
         if !seen.insert(file.path.clone()) {
             return Err(ValidationError::DuplicatePath(file.path.clone()));
         }
@@ -428,6 +532,7 @@ fn file_content(
 fn validate_custom_user_data(
     source: &ContentSource,
     gates: Gates,
+    format: &Format,
     seen: &mut BTreeSet<String>,
     resolve: &mut impl FnMut(&ContentRef) -> Resolved,
 ) -> Result<CustomUserData, ValidationError> {
@@ -448,6 +553,11 @@ fn validate_custom_user_data(
     };
     let text =
         String::from_utf8(bytes).map_err(|_| invalid("the content is not UTF-8 text".into()))?;
+    if matches!(format, Format::PowerShell | Format::PowerShellXml) {
+        // NB: upstream appends it to the user data, after the install script has run (and
+        // written the sentinel); we run it in the install script before the sentinel.
+        return Ok(CustomUserData::PowerShell(text));
+    }
     if gates.cloud_init_vars {
         return Ok(CustomUserData::Template(text));
     }
@@ -755,15 +865,143 @@ mod tests {
     }
 
     #[test]
-    fn unsupported_formats_say_so() {
+    fn formats_must_suit_the_platform() {
         let mut spec = K0sWorkerConfigSpec::default();
         spec.provisioner.type_ = ProvisionerType::Powershell;
         let err = validate(&spec, &owner(), no_refs).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "provisioner type \"powershell\" is not supported yet; cloud-config and ignition are"
+            "provisioner.type powershell is not for platform linux: linux takes cloud-config or ignition, windows takes powershell, powershell-xml or cloud-config"
         );
         assert_eq!(err.reason(), "DataSecretGenerationFailed");
+        spec.provisioner.type_ = ProvisionerType::Ignition;
+        spec.provisioner.platform = Platform::Windows;
+        assert!(matches!(
+            validate(&spec, &owner(), no_refs),
+            Err(ValidationError::PlatformFormat {
+                platform: "windows",
+                format: "ignition"
+            })
+        ));
+    }
+
+    fn windows_spec() -> K0sWorkerConfigSpec {
+        let mut spec = K0sWorkerConfigSpec::default();
+        spec.provisioner.type_ = ProvisionerType::Powershell;
+        spec.provisioner.platform = Platform::Windows;
+        spec
+    }
+
+    #[test]
+    fn windows_takes_windows_paths_and_a_recent_k0s() {
+        let mut spec = windows_spec();
+        spec.version = Some("v1.34.2".into());
+        spec.k0s_install_dir = r"C:\k0s".into();
+        spec.working_dir = Some(r"D:\k0s-work".into());
+        spec.files = vec![File {
+            path: "C:/etc/app.conf".into(),
+            content: Some("x".into()),
+            permissions: None,
+            content_from: None,
+        }];
+        let b = validate(&spec, &owner(), no_refs).unwrap();
+        assert_eq!(b.format, Format::PowerShell);
+        assert_eq!(b.platform, Platform::Windows);
+        assert_eq!(b.token_path, r"D:\k0s-work\k0s.token");
+        assert_eq!(b.install_dir, r"C:\k0s");
+        // The owner's version v1.34.1 is too old; none at all is refused too (no "latest").
+        spec.version = Some("v1.34.1+k0s.0".into());
+        assert_eq!(
+            validate(&spec, &owner(), no_refs).unwrap_err(),
+            ValidationError::WindowsVersion {
+                found: "v1.34.1+k0s.0".into()
+            }
+        );
+        let nobody = OwnerInfo {
+            version: None,
+            ..owner()
+        };
+        spec.version = None;
+        assert!(matches!(
+            validate(&spec, &nobody, no_refs),
+            Err(ValidationError::WindowsVersion { .. })
+        ));
+        spec.version = Some("v1.35.0+k0s.0".into());
+        assert!(validate(&spec, &nobody, no_refs).is_ok());
+        // A relative path is refused, as on Linux.
+        spec.k0s_install_dir = "k0s".into();
+        assert!(matches!(
+            validate(&spec, &owner(), no_refs),
+            Err(ValidationError::BadPath {
+                field: "k0sInstallDir",
+                ..
+            })
+        ));
+        // Linux keeps refusing drive paths.
+        let mut linux = K0sWorkerConfigSpec::default();
+        linux.k0s_install_dir = r"C:\k0s".into();
+        assert!(validate(&linux, &owner(), no_refs).is_err());
+    }
+
+    #[test]
+    fn windows_refuses_what_it_cannot_run() {
+        let mut spec = windows_spec();
+        spec.version = Some("v1.34.2+k0s.0".into());
+        spec.download_url = Some("oci://registry.example/k0s@sha256:abc".into());
+        assert_eq!(
+            validate(&spec, &owner(), no_refs).unwrap_err(),
+            ValidationError::WindowsOciDownload
+        );
+        spec.download_url = Some("https://mirror.example/k0s.exe".into());
+        assert!(validate(&spec, &owner(), no_refs).is_ok());
+        spec.args = vec![r#"--kubelet-extra-args="--a=\"b\"""#.into()];
+        assert!(matches!(
+            validate(&spec, &owner(), no_refs),
+            Err(ValidationError::WindowsArgQuote(_))
+        ));
+        spec.args = vec![];
+        spec.files = vec![File {
+            path: crate::windows::INSTALL_SCRIPT_PATH.into(),
+            content: Some("x".into()),
+            permissions: None,
+            content_from: None,
+        }];
+        assert!(matches!(
+            validate(&spec, &owner(), no_refs),
+            Err(ValidationError::DuplicatePath(_))
+        ));
+    }
+
+    #[test]
+    fn windows_custom_user_data_is_powershell_text() {
+        let mut spec = windows_spec();
+        spec.version = Some("v1.34.2+k0s.0".into());
+        spec.provisioner.custom_user_data_ref = Some(ContentSource {
+            secret_ref: Some(ContentSourceRef {
+                name: "s".into(),
+                key: "k".into(),
+            }),
+            config_map_ref: None,
+        });
+        let found = |_: &ContentRef| Resolved::Found(b"Write-Host 'not yaml: ['".to_vec());
+        let b = validate(&spec, &owner(), found).unwrap();
+        assert_eq!(
+            b.custom_user_data,
+            Some(CustomUserData::PowerShell(
+                "Write-Host 'not yaml: ['".into()
+            ))
+        );
+        // cloud-config on Windows merges cloud-config, but takes no CloudInitVars template.
+        spec.provisioner.type_ = ProvisionerType::CloudConfig;
+        assert!(matches!(
+            validate(&spec, &owner(), found),
+            Err(ValidationError::CustomUserDataInvalid { .. })
+        ));
+        let gates = "CloudInitVars=true".parse().unwrap();
+        assert_eq!(
+            validate_with(&spec, &owner(), gates, found).unwrap_err(),
+            ValidationError::CloudInitVarsOnWindows
+        );
     }
 
     #[test]

@@ -206,8 +206,23 @@ pub enum Platform {
 /// Format of the bootstrap data and target platform.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+// NB: upstream accepts every pair; a Linux node cannot run PowerShell nor a Windows node Ignition.
+#[schemars(extend("x-kubernetes-validations" = [
+    {
+        "rule": "!has(self.type) || !(self.type in ['powershell', 'powershell-xml']) || (has(self.platform) && self.platform == 'windows')",
+        "message": "provisioner.type powershell and powershell-xml need platform windows",
+        "fieldPath": ".platform"
+    },
+    {
+        "rule": "!has(self.platform) || self.platform != 'windows' || !has(self.type) || self.type != 'ignition'",
+        "message": "platform windows takes provisioner.type powershell, powershell-xml or cloud-config, not ignition",
+        "fieldPath": ".type"
+    }
+]))]
 pub struct ProvisionerSpec {
-    /// Bootstrap data format: `cloud-config`, `ignition`, `powershell` or `powershell-xml`.
+    /// Bootstrap data format: `cloud-config` or `ignition` (Linux); `powershell`,
+    /// `powershell-xml` (the script between `<powershell>` tags, e.g. for AWS) or `cloud-config`
+    /// (e.g. for RemoteMachine) on Windows.
     #[serde(rename = "type", default)]
     pub type_: ProvisionerType,
     /// Target platform: `linux` or `windows`.

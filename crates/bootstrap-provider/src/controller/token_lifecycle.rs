@@ -316,6 +316,7 @@ mod tests {
             files: vec![],
             custom_user_data: None,
             format: crate::render::Format::CloudConfig,
+            platform: k0smotron_api::bootstrap::v1beta2::Platform::Linux,
         };
         let mut config = K0sWorkerConfig::new("m", Default::default());
         config.metadata.namespace = Some("ns".into());
@@ -361,6 +362,22 @@ mod tests {
         };
         let secret =
             data_secret::build(&config, "demo", &b.render(&join).unwrap(), token.id()).unwrap();
-        assert_eq!(token_of_data_secret(&secret), Some(token));
+        assert_eq!(token_of_data_secret(&secret), Some(token.clone()));
+
+        // Windows, each of its formats: from the token file the script (or document) writes.
+        for format in [
+            crate::render::Format::PowerShell,
+            crate::render::Format::PowerShellXml,
+            crate::render::Format::CloudConfig,
+        ] {
+            let b = WorkerBootstrap {
+                format,
+                platform: k0smotron_api::bootstrap::v1beta2::Platform::Windows,
+                ..b.clone()
+            };
+            let secret =
+                data_secret::build(&config, "demo", &b.render(&join).unwrap(), token.id()).unwrap();
+            assert_eq!(token_of_data_secret(&secret), Some(token.clone()));
+        }
     }
 }
