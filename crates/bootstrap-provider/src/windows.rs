@@ -293,16 +293,17 @@ pub fn script(files: &[WriteFile], commands: &[String]) -> String {
 }
 
 /// The `powershell-xml` user data: `script` between `<powershell>` tags (EC2Launch's and
-/// cloudbase-init's form). `script` needs no escaping: it has no `<`, `&` or `]]>`.
+/// cloudbase-init's form), so that the element's text is exactly `script`. It needs no
+/// escaping: it has no `<`, `&` or `]]>`.
 pub fn xml(script: &str) -> String {
-    format!("<powershell>\n{script}</powershell>\n")
+    format!("<powershell>{script}</powershell>\n")
 }
 
 /// The files a `powershell` or `powershell-xml` user data writes (to recover the join token);
 /// `None` when `text` is not one. Reads the file commands one after the other from the first,
 /// so text inside a file's content is never taken for a command.
 pub fn files(text: &str) -> Option<Vec<WriteFile>> {
-    let body = text.strip_prefix("<powershell>\n").unwrap_or(text);
+    let body = text.strip_prefix("<powershell>").unwrap_or(text);
     if !body.starts_with(SCRIPT_HEADER) {
         return None;
     }

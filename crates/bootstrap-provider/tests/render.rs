@@ -125,7 +125,7 @@ fn binary_render_reports_invalid_configs() {
     assert!(!out.status.success());
     assert!(
         String::from_utf8_lossy(&out.stderr)
-            .contains("provisioner type \"powershell\" is not supported yet")
+            .contains("provisioner.type powershell is not for platform linux")
     );
 }
 

@@ -32,3 +32,41 @@ pub fn temp_file(name: &str, content: &str) -> std::path::PathBuf {
     std::fs::write(&path, content).unwrap();
     path
 }
+
+/// PowerShell's syntax tree of `script` (Airbus CERT's grammar for tree-sitter).
+pub fn parse_powershell(script: &str) -> tree_sitter::Tree {
+    let mut parser = tree_sitter::Parser::new();
+    parser
+        .set_language(&tree_sitter_powershell::LANGUAGE.into())
+        .unwrap();
+    parser.parse(script, None).unwrap()
+}
+
+/// The first PowerShell syntax error in `script`, with its line, if any.
+pub fn powershell_syntax_error(script: &str) -> Option<String> {
+    let tree = parse_powershell(script);
+    let mut cursor = tree.walk();
+    let mut stack = vec![tree.root_node()];
+    while let Some(node) = stack.pop() {
+        if node.is_error() || node.is_missing() {
+            let line = node.start_position().row;
+            return Some(format!(
+                "{} at line {}: {:?}",
+                node.kind(),
+                line + 1,
+                script.lines().nth(line).unwrap_or_default()
+            ));
+        }
+        if node.has_error() {
+            stack.extend(node.children(&mut cursor));
+        }
+    }
+    None
+}
+
+/// Fails the test when `script` is not valid PowerShell syntax.
+pub fn assert_powershell_parses(name: &str, script: &str) {
+    if let Some(error) = powershell_syntax_error(script) {
+        panic!("{name}: PowerShell syntax error: {error}\n---\n{script}");
+    }
+}
