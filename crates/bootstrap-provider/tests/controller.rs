@@ -900,6 +900,79 @@ async fn an_ignition_config_gets_ignition_data_and_one_token() -> anyhow::Result
     restart_keeps_data_and_one_token(&mut w, &config, &data).await
 }
 
+/// Windows workers (`platform: windows`): the data Secret of a `powershell` and of a
+/// `powershell-xml` config has that `format`, a script that writes the join token minted in the
+/// workload cluster, runs the custom user data from a Secret (PowerShell, not cloud-config) and
+/// writes the CAPI sentinel for Windows; a restart mints no other token.
+#[tokio::test]
+#[ignore = "needs test/harness"]
+async fn windows_configs_get_powershell_data_with_the_token_and_the_sentinel() -> anyhow::Result<()>
+{
+    let mut w = World::new(Settings::default()).await?;
+    w.set_control_plane_initialized().await?;
+    w.ns.api::<Secret>()
+        .create(
+            &PostParams::default(),
+            &secret(
+                "win-extra",
+                json!({"ps1": "Write-Host 'custom: [not yaml'"}),
+            )?,
+        )
+        .await?;
+    w.start_controller();
+    for format in ["powershell", "powershell-xml"] {
+        let name = format!("win-{format}");
+        let config = w
+            .machine_and_config(
+                &name,
+                json!({
+                    "version": "v1.34.2+k0s.0",
+                    "k0sInstallDir": "C:\\k0s",
+                    "provisioner": {"platform": "windows", "type": format,
+                                    "customUserDataRef": {"secretRef": {"name": "win-extra", "key": "ps1"}}},
+                    "postK0sCommands": ["Write-Host 'it''s done'"],
+                }),
+            )
+            .await?;
+        let data = w.wait_data_secret(&name).await?;
+        let format_key = data
+            .data
+            .as_ref()
+            .and_then(|d| d.get("format"))
+            .map(|v| String::from_utf8_lossy(&v.0).into_owned());
+        ensure!(format_key.as_deref() == Some(format), "{format_key:?}");
+        let text = user_data(&data);
+        let script = match format {
+            "powershell" => text.as_str(),
+            _ => text
+                .strip_prefix("<powershell>")
+                .and_then(|t| t.strip_suffix("</powershell>\n"))
+                .context("not between <powershell> tags")?,
+        };
+        ensure!(script.starts_with("#ps1_sysnative\n"), "{text}");
+        let join = render::recover_join_token(&text, "/etc/k0s.token")?;
+        let token = join_token::decode(&join)?.worker_token()?;
+        ensure!(data_secret::token_id(&data) == Some(token.id()));
+        let files = bootstrap_provider::cloudinit::CloudConfig::files_in_user_data(&text)?;
+        let install = files
+            .iter()
+            .find(|f| f.path == bootstrap_provider::windows::INSTALL_SCRIPT_PATH)
+            .context("no install script")?;
+        let install = String::from_utf8(install.decoded_content()?)?;
+        for needle in [
+            r"$sentinel = 'C:\run\cluster-api\bootstrap-success.complete'",
+            "New-Item -ItemType File -Force -Path $sentinel",
+            r"$k0s = 'C:\k0s\k0s.exe'",
+            ". ([scriptblock]::Create('Write-Host ''it''''s done'''))",
+            ". ([scriptblock]::Create('Write-Host ''custom: [not yaml'''))",
+        ] {
+            ensure!(install.contains(needle), "{needle:?} not in\n{install}");
+        }
+        restart_keeps_data_and_one_token(&mut w, &config, &data).await?;
+    }
+    Ok(())
+}
+
 /// A restarted controller, woken for `config`, leaves its data Secret as it was and the
 /// workload cluster with one token for it.
 async fn restart_keeps_data_and_one_token(
