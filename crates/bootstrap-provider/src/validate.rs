@@ -197,6 +197,7 @@ impl ValidationError {
     pub fn reason(&self) -> &'static str {
         match self {
             Self::PlatformFormat { .. }
+            | Self::CloudInitVarsOnWindows
             | Self::CustomUserDataInvalid { .. }
             | Self::Ignition(_)
             | Self::IgnitionSettingsMissing

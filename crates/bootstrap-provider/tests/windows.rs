@@ -301,3 +301,19 @@ fn binary_render_prints_windows_formats() {
         assert_eq!(String::from_utf8(out.stdout).unwrap(), render_fixture(name));
     }
 }
+
+/// `examples/windows-workers.yaml` renders, and its script and install script parse.
+#[test]
+fn the_windows_example_renders() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/windows-workers.yaml");
+    let text = std::fs::read_to_string(path).unwrap();
+    let data = offline::render_text(&text, &OfflineOptions::default()).unwrap();
+    let script = data
+        .strip_prefix("<powershell>")
+        .and_then(|d| d.strip_suffix("</powershell>\n"))
+        .unwrap();
+    assert_powershell_parses("example", script);
+    let install = install_script(&files_of(&data));
+    assert_powershell_parses("example install script", &install);
+    assert!(install.contains(". ([scriptblock]::Create('Set-TimeZone -Id ''UTC'''))"));
+}
