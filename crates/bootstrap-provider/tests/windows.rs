@@ -154,7 +154,8 @@ fn powershell_form() {
     };
     assert!(index(". ([scriptblock]::Create('Write-Host ''pre") < index("Invoke-WebRequest"));
     assert!(index("Invoke-WebRequest") < index(". $k0s 'install' 'worker'"));
-    assert!(index(". $k0s start") < index(". ([scriptblock]::Create('Write-Host \"post"));
+    assert!(index(". $k0s start") < index("# postK0sCommands"));
+    assert!(index("# postK0sCommands") < index("New-Item -ItemType File -Force -Path $sentinel"));
     assert_eq!(
         lines[index(". $k0s 'install'")],
         ". $k0s 'install' 'worker' '--token-file' '/etc/k0s.token' '--labels=k0smotron.io/machine-name=win-0' '--debug' '--kubelet-extra-args=--hostname-override=win-0 --v=2'"
