@@ -939,8 +939,10 @@ mod tests {
             })
         ));
         // Linux keeps refusing drive paths.
-        let mut linux = K0sWorkerConfigSpec::default();
-        linux.k0s_install_dir = r"C:\k0s".into();
+        let linux = K0sWorkerConfigSpec {
+            k0s_install_dir: r"C:\k0s".into(),
+            ..K0sWorkerConfigSpec::default()
+        };
         assert!(validate(&linux, &owner(), no_refs).is_err());
     }
 
