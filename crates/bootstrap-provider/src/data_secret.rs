@@ -155,6 +155,22 @@ mod tests {
     }
 
     #[test]
+    fn format_is_the_provisioner_type() {
+        use k0smotron_api::bootstrap::v1beta2::{Platform, ProvisionerType};
+        for (type_, format) in [
+            (ProvisionerType::Powershell, "powershell"),
+            (ProvisionerType::PowershellXml, "powershell-xml"),
+            (ProvisionerType::Ignition, "ignition"),
+        ] {
+            let mut c = config();
+            c.spec.provisioner.type_ = type_;
+            c.spec.provisioner.platform = Platform::Windows;
+            let s = build(&c, "demo", "#ps1_sysnative\n", "abcdef").unwrap();
+            assert_eq!(s.data.as_ref().unwrap()["format"].0, format.as_bytes());
+        }
+    }
+
+    #[test]
     fn foreign_secrets_are_not_ours() {
         let mut s = build(&config(), "demo", "", "abcdef").unwrap();
         s.metadata.owner_references.as_mut().unwrap()[0].name = "other".into();
