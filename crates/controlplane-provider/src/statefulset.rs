@@ -126,6 +126,9 @@ pub struct ControllerInputs {
     /// Mount the endpoint manifest ConfigMap `kmc-<name>-endpoint`.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub endpoint_manifest: bool,
+    /// Mount the ingress manifests ConfigMap `kmc-<name>-ingress` (behind an Ingress).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub ingress_manifests: bool,
     /// `spec.topologySpreadConstraints`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub topology_spread_constraints: Vec<TopologySpreadConstraint>,
@@ -544,8 +547,8 @@ fn data_dir_volume(data: &DataVolume, name: &str) -> Option<Volume> {
     }
 }
 
-/// The user's manifests, the endpoint manifest, the user's mounts and the telemetry manifest,
-/// in that order.
+/// The user's manifests, the endpoint manifest, the ingress manifests, the user's mounts and the
+/// telemetry manifest, in that order.
 fn add_manifests_and_mounts(
     inputs: &ControllerInputs,
     volumes: &mut Vec<Volume>,
@@ -559,8 +562,17 @@ fn add_manifests_and_mounts(
             true,
         ));
     }
-    if inputs.endpoint_manifest {
-        let name = names::endpoint_config_map_name(&inputs.cluster);
+    let generated = [
+        (
+            inputs.endpoint_manifest,
+            names::endpoint_config_map_name(&inputs.cluster),
+        ),
+        (
+            inputs.ingress_manifests,
+            names::ingress_manifests_config_map_name(&inputs.cluster),
+        ),
+    ];
+    for name in generated.into_iter().filter(|(on, _)| *on).map(|(_, n)| n) {
         volumes.push(config_map_volume(&name, None, None));
         mounts.push(mount(
             &name,
@@ -740,6 +752,7 @@ pub(crate) mod tests {
             manifests: vec![],
             mounts: vec![],
             endpoint_manifest: false,
+            ingress_manifests: false,
             topology_spread_constraints: vec![],
             resources: None,
             config_checksum: "abc".into(),
@@ -782,6 +795,7 @@ pub(crate) mod tests {
         assert!(json.get("kineSecret").is_none());
         assert!(json.get("manifests").is_none());
         assert!(json.get("endpointManifest").is_none());
+        assert!(json.get("ingressManifests").is_none());
     }
 
     #[test]
