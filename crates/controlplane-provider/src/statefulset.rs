@@ -572,7 +572,13 @@ fn add_manifests_and_mounts(
             names::ingress_manifests_config_map_name(&inputs.cluster),
         ),
     ];
-    for name in generated.into_iter().filter(|(on, _)| *on).map(|(_, n)| n) {
+    // A `spec.manifests` volume of the same name (a spec carried over from upstream, which
+    // appends its ingress volume to the spec's manifests) is that ConfigMap already: not twice.
+    let generated = generated
+        .into_iter()
+        .filter(|(on, name)| *on && inputs.manifests.iter().all(|m| &m.name != name))
+        .map(|(_, n)| n);
+    for name in generated {
         volumes.push(config_map_volume(&name, None, None));
         mounts.push(mount(
             &name,
@@ -863,5 +869,41 @@ pub(crate) mod tests {
             serde_json::to_string(&a.spec.template).unwrap(),
             serde_json::to_string(&b.spec.template).unwrap()
         );
+    }
+
+    #[test]
+    fn the_ingress_manifests_are_mounted_once() {
+        let owner = OwnerReference::default();
+        let mut i = inputs();
+        i.ingress_manifests = true;
+        let count = |i: &ControllerInputs| {
+            let sts = statefulset(i, 1, &owner).unwrap();
+            let pod = sts.spec.template.spec.unwrap();
+            let volumes = pod.volumes.unwrap_or_default();
+            let mounts = pod.containers[0].volume_mounts.clone().unwrap_or_default();
+            (
+                volumes
+                    .iter()
+                    .filter(|v| v.name == "kmc-demo-ingress")
+                    .count(),
+                mounts
+                    .iter()
+                    .filter(|m| m.mount_path == "/var/lib/k0s/manifests/kmc-demo-ingress")
+                    .count(),
+            )
+        };
+        assert_eq!(count(&i), (1, 1));
+        i.manifests = vec![Volume {
+            name: "kmc-demo-ingress".into(),
+            config_map: Some(k8s_openapi::api::core::v1::ConfigMapVolumeSource {
+                name: "kmc-demo-ingress".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }];
+        assert_eq!(count(&i), (1, 1));
+        i.ingress_manifests = false;
+        i.manifests.clear();
+        assert_eq!(count(&i), (0, 0));
     }
 }
