@@ -2852,7 +2852,7 @@ fn harness_service_cidr() -> String {
 /// API server already has (the `default/kubernetes` Service and Endpoints), a forced apply over
 /// it (k0s's applier patches existing objects). Either way the real API server validates it
 /// (schema, immutable fields such as the Service's cluster IP, admission) and stores nothing.
-async fn dry_run_manifest(client: &Client, file: &str, yaml: &str) {
+async fn dry_run_manifest(client: &Client, file: &str, yaml: &str) -> Result<(), String> {
     use kube::api::{DynamicObject, GroupVersionKind};
     let object: DynamicObject = serde_saphyr::from_str(yaml).unwrap();
     let types = object.types.clone().unwrap();
@@ -2865,15 +2865,17 @@ async fn dry_run_manifest(client: &Client, file: &str, yaml: &str) {
         dry_run: true,
         ..PostParams::default()
     };
+    let refused = |e: kube::Error| format!("{file}: the API server refused {name}: {e}");
     match api.create(&create, &object).await {
-        Ok(_) => {}
+        Ok(_) => Ok(()),
         Err(kube::Error::Api(e)) if e.code == 409 => {
             let params = PatchParams::apply("k0s-applier-dry-run").force().dry_run();
             api.patch(&name, &params, &Patch::Apply(&object))
                 .await
-                .unwrap_or_else(|e| panic!("{file}: the API server refused {name}: {e}"));
+                .map(|_| ())
+                .map_err(refused)
         }
-        Err(e) => panic!("{file}: the API server refused {name}: {e}"),
+        Err(e) => Err(refused(e)),
     }
 }
 
@@ -2945,8 +2947,16 @@ async fn ingress_ships_haproxy_manifests_and_certificate() {
         data["1_haproxy-configmap.yaml"]
     );
     for (file, yaml) in &data {
-        dry_run_manifest(&client, file, yaml).await;
+        dry_run_manifest(&client, file, yaml).await.unwrap();
     }
+    // The dry run can fail: another cluster IP for `kubernetes` is refused (immutable field).
+    let wrong_ip = data["3_kube-service.yaml"].replace(&real_ip, "10.0.0.99");
+    assert_ne!(wrong_ip, data["3_kube-service.yaml"]);
+    assert!(
+        dry_run_manifest(&client, "wrong ip", &wrong_ip)
+            .await
+            .is_err()
+    );
 
     // The certificate: ours, CAPI format, signed by the cluster CA, for the Service's names.
     let secrets: Api<Secret> = ns.api();
