@@ -268,6 +268,25 @@ pub fn ingress_manifests_config_map_name(cluster: &str) -> String {
     short_name(&format!("kmc-{cluster}-ingress"))
 }
 
+/// The HAProxy serving certificate of a control plane behind an Ingress (signed by the cluster
+/// CA; `tls.crt`/`tls.key`): `<cluster>-ingress-haproxy`, CAPI's `<cluster>-<purpose>` (not
+/// shortened, as upstream).
+pub fn ingress_haproxy_secret(cluster: &str) -> String {
+    format!("{cluster}-ingress-haproxy")
+}
+
+/// Directory on workers of a control plane behind an Ingress holding the HAProxy files: the
+/// bootstrap provider writes them, the HAProxy DaemonSet in the hosted cluster mounts it.
+pub const HAPROXY_CERT_DIR: &str = "/etc/haproxy/certs";
+/// The cluster CA certificate HAProxy verifies the API server with.
+pub const HAPROXY_CA_FILE: &str = "/etc/haproxy/certs/ca.crt";
+/// HAProxy's serving certificate.
+pub const HAPROXY_CERT_FILE: &str = "/etc/haproxy/certs/server.crt";
+/// HAProxy's serving key.
+pub const HAPROXY_KEY_FILE: &str = "/etc/haproxy/certs/server.key";
+/// Certificate and key in one file, as HAProxy's `crt` wants them.
+pub const HAPROXY_PEM_FILE: &str = "/etc/haproxy/certs/server.pem";
+
 /// konnectivity-agent manifest ConfigMap for ingress mode: `kmc-<cluster>-ingress-konnectivity`
 /// (shortened).
 pub fn ingress_konnectivity_config_map_name(cluster: &str) -> String {

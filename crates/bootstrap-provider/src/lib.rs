@@ -15,6 +15,7 @@ pub mod commands;
 pub mod controller;
 pub mod data_secret;
 pub mod features;
+pub mod haproxy;
 pub mod ignition;
 pub mod jinja;
 pub mod offline;

@@ -1357,3 +1357,103 @@ async fn a_kubeconfig_pointing_elsewhere_is_refused_and_never_contacted() -> any
     ensure!(wire.contacts() == 0, "{} connections", wire.contacts());
     Ok(())
 }
+
+/// A Cluster whose control plane is a K0smotronControlPlane with `spec.ingress`: the data waits
+/// for the HAProxy certificate Secret `<cluster>-ingress-haproxy` (`ReferenceNotFound`, named),
+/// then carries HAProxy's four files (the key and `server.pem` 0600) with the Secret's content and
+/// the cluster CA; once the control plane has no ingress, a new worker gets none of them.
+#[tokio::test]
+#[ignore = "needs test/harness"]
+async fn workers_of_a_control_plane_behind_an_ingress_get_the_haproxy_files() -> anyhow::Result<()>
+{
+    let mut w = World::new(Settings::default()).await?;
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/crd/bases");
+    test_support::apply_crd_file(
+        &w.client,
+        &dir.join("k0smotroncontrolplanes.controlplane.cluster.x-k8s.io.yaml"),
+    )
+    .await?;
+    let kcps: Api<kube::api::DynamicObject> = Api::namespaced_with(
+        w.client.clone(),
+        w.ns.name(),
+        &kube::discovery::ApiResource {
+            group: "controlplane.cluster.x-k8s.io".into(),
+            version: "v1beta2".into(),
+            api_version: "controlplane.cluster.x-k8s.io/v1beta2".into(),
+            kind: "K0smotronControlPlane".into(),
+            plural: "k0smotroncontrolplanes".into(),
+        },
+    );
+    let kcp: kube::api::DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "controlplane.cluster.x-k8s.io/v1beta2", "kind": "K0smotronControlPlane",
+        "metadata": {"name": w.cluster},
+        "spec": {"ingress": {
+            "apiHost": "api.demo.example.com",
+            "konnectivityHost": "konnectivity.demo.example.com",
+        }},
+    }))?;
+    kcps.create(&PostParams::default(), &kcp).await?;
+    w.ns.api::<Cluster>()
+        .patch(
+            &w.cluster,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"controlPlaneRef": {
+                "apiGroup": "controlplane.cluster.x-k8s.io",
+                "kind": "K0smotronControlPlane",
+                "name": w.cluster,
+            }}})),
+        )
+        .await?;
+    w.set_control_plane_initialized().await?;
+    w.start_controller();
+    w.machine_and_config("worker-1", json!({})).await?;
+    let message = w
+        .wait_data_secret_failure("worker-1", cond::REFERENCE_NOT_FOUND_REASON)
+        .await?;
+    ensure!(message.contains("demo-ingress-haproxy"), "{message}");
+
+    let (cert, key) = (
+        "-----BEGIN CERTIFICATE-----\nLEAF\n-----END CERTIFICATE-----\n",
+        "-----BEGIN PRIVATE KEY-----\nKEY\n-----END PRIVATE KEY-----\n",
+    );
+    w.ns.api::<Secret>()
+        .create(
+            &PostParams::default(),
+            &secret(
+                "demo-ingress-haproxy",
+                json!({"tls.crt": cert, "tls.key": key}),
+            )?,
+        )
+        .await?;
+    poke(&w.ns.api::<K0sWorkerConfig>(), "worker-1").await?;
+    let data = user_data(&w.wait_data_secret("worker-1").await?);
+    let doc: serde_json::Value = serde_saphyr::from_str(&data)?;
+    let files = doc["write_files"].as_array().context("write_files")?;
+    let file = |path: &str| {
+        files
+            .iter()
+            .find(|f| f["path"] == path)
+            .cloned()
+            .with_context(|| format!("{path} missing:\n{data}"))
+    };
+    let ca = file("/etc/haproxy/certs/ca.crt")?;
+    ensure!(ca["content"] == w.ca_pem.as_str() && ca["permissions"] == "0644");
+    let crt = file("/etc/haproxy/certs/server.crt")?;
+    ensure!(crt["content"] == cert && crt["permissions"] == "0644");
+    let k = file("/etc/haproxy/certs/server.key")?;
+    ensure!(k["content"] == key && k["permissions"] == "0600");
+    let pem = file("/etc/haproxy/certs/server.pem")?;
+    ensure!(pem["content"] == format!("{cert}{key}") && pem["permissions"] == "0600");
+
+    // Without the ingress: nothing of HAProxy.
+    kcps.patch(
+        &w.cluster,
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"ingress": null}})),
+    )
+    .await?;
+    w.machine_and_config("worker-2", json!({})).await?;
+    let plain = user_data(&w.wait_data_secret("worker-2").await?);
+    ensure!(!plain.contains("/etc/haproxy"), "{plain}");
+    Ok(())
+}

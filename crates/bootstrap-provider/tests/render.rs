@@ -475,3 +475,95 @@ fn read_by_pyyaml(text: &str) -> serde_json::Value {
     std::io::Write::write_all(&mut child.stdin.take().unwrap(), text.as_bytes()).unwrap();
     serde_json::from_slice(&child.wait_with_output().unwrap().stdout).unwrap()
 }
+
+/// A fixture's data for a worker of a control plane behind an ingress (`with_haproxy`), or not.
+fn render_ingress_worker(name: &str, with_haproxy: bool) -> String {
+    use bootstrap_provider::haproxy::{self, HaproxyMaterial};
+    use bootstrap_provider::validate::{self, OwnerInfo, Resolved};
+    let input = offline::parse_input(&std::fs::read_to_string(fixture(name)).unwrap()).unwrap();
+    let owner = OwnerInfo {
+        name: "worker-0",
+        version: Some("v1.34.1"),
+        is_pool: false,
+    };
+    let mut bootstrap = validate::validate(&input.spec, &owner, |_| {
+        Resolved::Found(b"from contentFrom\n".to_vec())
+    })
+    .unwrap();
+    if with_haproxy {
+        let material = HaproxyMaterial {
+            ca: b"-----BEGIN CERTIFICATE-----\nCA\n-----END CERTIFICATE-----\n".to_vec(),
+            cert: b"-----BEGIN CERTIFICATE-----\nLEAF\n-----END CERTIFICATE-----\n".to_vec(),
+            key: b"-----BEGIN PRIVATE KEY-----\nKEY\n-----END PRIVATE KEY-----\n".to_vec(),
+        };
+        haproxy::add_files(&mut bootstrap, &material).unwrap();
+    }
+    bootstrap.render("H4sIAAAAAAAC/join").unwrap()
+}
+
+const HAPROXY_FILES: [(&str, &str); 4] = [
+    ("/etc/haproxy/certs/ca.crt", "0644"),
+    ("/etc/haproxy/certs/server.crt", "0644"),
+    ("/etc/haproxy/certs/server.key", "0600"),
+    ("/etc/haproxy/certs/server.pem", "0600"),
+];
+
+/// Behind an ingress, cloud-init writes HAProxy's four files with the key only root's (0600),
+/// `server.pem` being the certificate then the key; nothing is `chmod`ed afterwards; and the
+/// document is valid for `cloud-init schema`. Without an ingress none of it is there.
+#[test]
+fn ingress_workers_get_the_haproxy_files_in_cloud_init() {
+    let data = render_ingress_worker("full.yaml", true);
+    insta::assert_snapshot!("ingress_haproxy_cloud_init", data);
+    assert_cloud_init_accepts("ingress_haproxy", &data);
+    let doc = read_by_pyyaml(&data);
+    let files = doc["write_files"].as_array().unwrap();
+    for (path, mode) in HAPROXY_FILES {
+        let file = files
+            .iter()
+            .find(|f| f["path"] == path)
+            .unwrap_or_else(|| panic!("{path} missing: {data}"));
+        assert_eq!(file["permissions"], mode, "{path}");
+    }
+    let pem = files
+        .iter()
+        .find(|f| f["path"] == "/etc/haproxy/certs/server.pem")
+        .unwrap();
+    assert_eq!(
+        pem["content"],
+        "-----BEGIN CERTIFICATE-----\nLEAF\n-----END CERTIFICATE-----\n-----BEGIN PRIVATE KEY-----\nKEY\n-----END PRIVATE KEY-----\n"
+    );
+    assert!(!data.contains("chmod"), "{data}");
+
+    let plain = render_ingress_worker("full.yaml", false);
+    assert!(!plain.contains("/etc/haproxy"), "{plain}");
+}
+
+/// The same files in an Ignition config, with modes 0644 and 0600, accepted by Ignition's own
+/// validator; and none without an ingress.
+#[test]
+fn ingress_workers_get_the_haproxy_files_in_ignition() {
+    use base64::Engine as _;
+    let data = render_ingress_worker("ignition.yaml", true);
+    let config: serde_json::Value = serde_json::from_str(&data).unwrap();
+    let files = config["storage"]["files"].as_array().unwrap();
+    for (path, mode) in HAPROXY_FILES {
+        let file = files
+            .iter()
+            .find(|f| f["path"] == path)
+            .unwrap_or_else(|| panic!("{path} missing: {data}"));
+        assert_eq!(
+            file["mode"],
+            i64::from_str_radix(mode, 8).unwrap(),
+            "{path}"
+        );
+        let source = file["contents"]["source"].as_str().unwrap();
+        let text = base64::prelude::BASE64_STANDARD
+            .decode(source.strip_prefix("data:;base64,").unwrap())
+            .unwrap();
+        assert!(text.starts_with(b"-----BEGIN"), "{path}");
+    }
+    let plain = render_ingress_worker("ignition.yaml", false);
+    assert!(!plain.contains("haproxy"), "{plain}");
+    assert_ignition_accepts("ingress_haproxy_ignition", &data);
+}

@@ -1969,6 +1969,175 @@ fn an_ingress_host_that_is_not_a_dns_name_is_an_invalid_spec() {
     );
 }
 
+fn haproxy_secret(d: &DesiredState) -> Option<&Secret> {
+    d.create_secrets
+        .iter()
+        .chain(&d.renew_secrets)
+        .find(|s| s.metadata.name.as_deref() == Some("demo-ingress-haproxy"))
+}
+
+fn secret_text(s: &Secret, key: &str) -> String {
+    String::from_utf8(s.data.as_ref().unwrap()[key].0.clone()).unwrap()
+}
+
+fn controller_pod(d: &DesiredState) -> PodSpec {
+    match &d.statefulset {
+        Some(StatefulSetPlan::Apply(sts)) => sts.spec.clone().template.spec.unwrap(),
+        other => panic!("expected a full apply, got {other:?}"),
+    }
+}
+
+/// Behind an Ingress (issue #13 part 3, workload side): the manifests ConfigMap
+/// `kmc-demo-ingress`, mounted where k0s reads manifests, and HAProxy's certificate, signed by
+/// the cluster CA for the `kubernetes` Service's names, for server authentication only.
+#[test]
+fn ingress_ships_the_haproxy_manifests_and_a_certificate_of_the_cluster_ca() {
+    let f = facts(ingress_spec(true));
+    let d = build(&f).unwrap();
+    let cm = d
+        .config_maps
+        .iter()
+        .find(|c| c.metadata.name.as_deref() == Some("kmc-demo-ingress"))
+        .unwrap();
+    assert_eq!(
+        cm.metadata.labels.as_ref().unwrap()[names::APP_COMPONENT_LABEL],
+        "ingress"
+    );
+    assert_eq!(cm.metadata.owner_references, Some(vec![f.cp.owner.clone()]));
+    let data = cm.data.as_ref().unwrap();
+    assert_eq!(data.len(), 4);
+    let service: serde_json::Value = serde_saphyr::from_str(&data["3_kube-service.yaml"]).unwrap();
+    assert_eq!(service["spec"]["clusterIP"], "10.96.0.1");
+    assert!(
+        data["1_haproxy-configmap.yaml"].contains("api.demo.example.com:443 ssl verify required")
+    );
+
+    let pod = controller_pod(&d);
+    assert!(pod.volumes.unwrap().iter().any(|v| {
+        v.config_map
+            .as_ref()
+            .is_some_and(|c| c.name == "kmc-demo-ingress")
+    }));
+    assert!(
+        pod.containers[0]
+            .volume_mounts
+            .as_ref()
+            .unwrap()
+            .iter()
+            .any(|m| m.name == "kmc-demo-ingress"
+                && m.mount_path == "/var/lib/k0s/manifests/kmc-demo-ingress")
+    );
+
+    let secret = haproxy_secret(&d).unwrap();
+    assert!(d.create_secrets.iter().any(|s| std::ptr::eq(s, secret)));
+    assert_eq!(secret.type_.as_deref(), Some(names::CAPI_SECRET_TYPE));
+    assert_eq!(
+        secret.metadata.owner_references,
+        Some(vec![f.cp.owner.clone()])
+    );
+    let cert = secret_text(secret, "tls.crt");
+    let ca = secret_text(&f.secrets["demo-ca"], "tls.crt");
+    assert!(certs::is_signed_by(&cert, &ca));
+    certs::check_key(&secret_text(secret, "tls.key"), "haproxy").unwrap();
+    let info = certs::cert_info(&cert, "haproxy").unwrap();
+    let mut sans = info.sans.clone();
+    sans.sort();
+    assert_eq!(
+        sans,
+        [
+            "10.96.0.1",
+            "127.0.0.1",
+            "kubernetes",
+            "kubernetes.default",
+            "kubernetes.default.svc",
+            "kubernetes.default.svc.cluster.local",
+            "localhost"
+        ]
+    );
+    use rustls_pki_types::pem::PemObject as _;
+    let der = rustls_pki_types::CertificateDer::pem_slice_iter(cert.as_bytes())
+        .next()
+        .unwrap()
+        .unwrap();
+    let (_, x509) = x509_parser::parse_x509_certificate(der.as_ref()).unwrap();
+    let eku = x509.extended_key_usage().unwrap().unwrap().value;
+    assert!(eku.server_auth && !eku.client_auth);
+    let ku = x509.key_usage().unwrap().unwrap().value;
+    assert!(ku.digital_signature() && !ku.key_cert_sign());
+    assert!(!x509.is_ca());
+}
+
+/// HAProxy's certificate is kept while it fits; renewed (its Secret replaced) at half-life or when
+/// the names change (another service CIDR); a Secret of that name that is not ours is only read.
+#[test]
+fn the_haproxy_certificate_is_kept_renewed_or_left_alone() {
+    let mut f = facts(ingress_spec(true));
+    let first = build(&f).unwrap();
+    let secret = haproxy_secret(&first).unwrap().clone();
+    f.secrets
+        .insert("demo-ingress-haproxy".into(), secret.clone());
+    let kept = build(&f).unwrap();
+    assert!(haproxy_secret(&kept).is_none());
+
+    let mut later = f.clone();
+    later.now = f
+        .now
+        .checked_add(jiff::SignedDuration::from_hours(24 * 200))
+        .unwrap();
+    let renewed = build(&later).unwrap();
+    assert!(
+        renewed
+            .renew_secrets
+            .iter()
+            .any(|s| s.metadata.name.as_deref() == Some("demo-ingress-haproxy"))
+    );
+
+    let mut moved = f.clone();
+    let mut spec = ingress_spec(true);
+    spec.k0s_config = Some(json!({"spec": {"network": {"serviceCIDR": "10.100.0.0/16"}}}));
+    moved.cp = ControlPlane::from_kcp(&kcp(spec), false).unwrap();
+    let d = build(&moved).unwrap();
+    let fresh = haproxy_secret(&d).unwrap();
+    let info = certs::cert_info(&secret_text(fresh, "tls.crt"), "haproxy").unwrap();
+    assert!(
+        info.sans.contains(&"10.100.0.1".to_string()),
+        "{:?}",
+        info.sans
+    );
+
+    let mut users = secret;
+    users.metadata.owner_references = None;
+    later.secrets.insert("demo-ingress-haproxy".into(), users);
+    assert!(haproxy_secret(&build(&later).unwrap()).is_none());
+}
+
+/// Without `spec.ingress`: no HAProxy certificate, no ingress manifests, nothing mounted.
+#[test]
+fn no_ingress_no_haproxy() {
+    let d = build(&facts(K0smotronControlPlaneSpec::default())).unwrap();
+    assert!(haproxy_secret(&d).is_none());
+    assert!(
+        d.config_maps
+            .iter()
+            .all(|c| c.metadata.name.as_deref() != Some("kmc-demo-ingress"))
+    );
+    assert!(
+        controller_pod(&d)
+            .volumes
+            .unwrap()
+            .iter()
+            .all(|v| v.name != "kmc-demo-ingress")
+    );
+    assert!(
+        !crate::build::secret_names(&K0smotronControlPlaneSpec::default(), "demo")
+            .contains(&"demo-ingress-haproxy".to_string())
+    );
+    assert!(
+        crate::build::secret_names(&ingress_spec(true), "demo")
+            .contains(&"demo-ingress-haproxy".to_string())
+    );
+}
+
 /// `spec.remoteHostCluster`: every child is controlled by the root owner in the hosting cluster,
 /// except the `<cluster>-kubeconfig` Secret, which stays with the control-plane object in the
 /// management cluster.

@@ -10,6 +10,7 @@ pub mod controller;
 pub mod dynamic_config;
 pub(crate) mod entrypoint;
 pub(crate) mod etcd;
+pub(crate) mod haproxy;
 pub(crate) mod hash;
 pub mod host_watches;
 pub mod hosting;

@@ -126,6 +126,9 @@ pub struct ControllerInputs {
     /// Mount the endpoint manifest ConfigMap `kmc-<name>-endpoint`.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub endpoint_manifest: bool,
+    /// Mount the ingress manifests ConfigMap `kmc-<name>-ingress` (behind an Ingress).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub ingress_manifests: bool,
     /// `spec.topologySpreadConstraints`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub topology_spread_constraints: Vec<TopologySpreadConstraint>,
@@ -544,8 +547,8 @@ fn data_dir_volume(data: &DataVolume, name: &str) -> Option<Volume> {
     }
 }
 
-/// The user's manifests, the endpoint manifest, the user's mounts and the telemetry manifest,
-/// in that order.
+/// The user's manifests, the endpoint manifest, the ingress manifests, the user's mounts and the
+/// telemetry manifest, in that order.
 fn add_manifests_and_mounts(
     inputs: &ControllerInputs,
     volumes: &mut Vec<Volume>,
@@ -559,8 +562,23 @@ fn add_manifests_and_mounts(
             true,
         ));
     }
-    if inputs.endpoint_manifest {
-        let name = names::endpoint_config_map_name(&inputs.cluster);
+    let generated = [
+        (
+            inputs.endpoint_manifest,
+            names::endpoint_config_map_name(&inputs.cluster),
+        ),
+        (
+            inputs.ingress_manifests,
+            names::ingress_manifests_config_map_name(&inputs.cluster),
+        ),
+    ];
+    // A `spec.manifests` volume of the same name (a spec carried over from upstream, which
+    // appends its ingress volume to the spec's manifests) is that ConfigMap already: not twice.
+    let generated = generated
+        .into_iter()
+        .filter(|(on, name)| *on && inputs.manifests.iter().all(|m| &m.name != name))
+        .map(|(_, n)| n);
+    for name in generated {
         volumes.push(config_map_volume(&name, None, None));
         mounts.push(mount(
             &name,
@@ -740,6 +758,7 @@ pub(crate) mod tests {
             manifests: vec![],
             mounts: vec![],
             endpoint_manifest: false,
+            ingress_manifests: false,
             topology_spread_constraints: vec![],
             resources: None,
             config_checksum: "abc".into(),
@@ -782,6 +801,7 @@ pub(crate) mod tests {
         assert!(json.get("kineSecret").is_none());
         assert!(json.get("manifests").is_none());
         assert!(json.get("endpointManifest").is_none());
+        assert!(json.get("ingressManifests").is_none());
     }
 
     #[test]
@@ -849,5 +869,41 @@ pub(crate) mod tests {
             serde_json::to_string(&a.spec.template).unwrap(),
             serde_json::to_string(&b.spec.template).unwrap()
         );
+    }
+
+    #[test]
+    fn the_ingress_manifests_are_mounted_once() {
+        let owner = OwnerReference::default();
+        let mut i = inputs();
+        i.ingress_manifests = true;
+        let count = |i: &ControllerInputs| {
+            let sts = statefulset(i, 1, &owner).unwrap();
+            let pod = sts.spec.template.spec.unwrap();
+            let volumes = pod.volumes.unwrap_or_default();
+            let mounts = pod.containers[0].volume_mounts.clone().unwrap_or_default();
+            (
+                volumes
+                    .iter()
+                    .filter(|v| v.name == "kmc-demo-ingress")
+                    .count(),
+                mounts
+                    .iter()
+                    .filter(|m| m.mount_path == "/var/lib/k0s/manifests/kmc-demo-ingress")
+                    .count(),
+            )
+        };
+        assert_eq!(count(&i), (1, 1));
+        i.manifests = vec![Volume {
+            name: "kmc-demo-ingress".into(),
+            config_map: Some(k8s_openapi::api::core::v1::ConfigMapVolumeSource {
+                name: "kmc-demo-ingress".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }];
+        assert_eq!(count(&i), (1, 1));
+        i.ingress_manifests = false;
+        i.manifests.clear();
+        assert_eq!(count(&i), (0, 0));
     }
 }

@@ -294,6 +294,9 @@ async fn create_makes_every_object_with_upstream_names_labels_and_owners() {
         format!("https://kmc-demo.{}.svc:30443", ns.name())
     );
 
+    // Without `spec.ingress`: no HAProxy certificate and no ingress manifests.
+    assert_no_ingress_workload_side(&ns).await;
+
     // ConfigMaps, Services, StatefulSets.
     let cms: Api<ConfigMap> = ns.api();
     for (name, component) in [
@@ -2813,4 +2816,186 @@ users:
     wait_gone(&ns.api::<Secret>(), "demo-kubeconfig").await;
     provider.stop().await;
     hosting.stop().unwrap();
+}
+
+/// Neither the HAProxy certificate nor the ingress manifests ConfigMap exist, and the k0s pods
+/// mount no such ConfigMap.
+async fn assert_no_ingress_workload_side(ns: &TestNamespace) {
+    assert!(
+        ns.api::<Secret>()
+            .get_opt("demo-ingress-haproxy")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        ns.api::<ConfigMap>()
+            .get_opt("kmc-demo-ingress")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let sts = ns.api::<StatefulSet>().get("kmc-demo").await.unwrap();
+    let volumes = sts.spec.template.spec.unwrap().volumes.unwrap();
+    assert!(
+        volumes.iter().all(|v| v.name != "kmc-demo-ingress"),
+        "{volumes:?}"
+    );
+}
+
+/// The hosted cluster's `kubernetes` Service IP in this harness (`HARNESS_SERVICE_CIDR`).
+fn harness_service_cidr() -> String {
+    std::env::var("HARNESS_SERVICE_CIDR").unwrap_or_else(|_| "10.0.0.0/24".to_string())
+}
+
+/// Server-side dry run of one manifest as k0s would apply it: a create, or, for an object the
+/// API server already has (the `default/kubernetes` Service and Endpoints), a forced apply over
+/// it (k0s's applier patches existing objects). Either way the real API server validates it
+/// (schema, immutable fields such as the Service's cluster IP, admission) and stores nothing.
+async fn dry_run_manifest(client: &Client, file: &str, yaml: &str) -> Result<(), String> {
+    use kube::api::{DynamicObject, GroupVersionKind};
+    let object: DynamicObject = serde_saphyr::from_str(yaml).unwrap();
+    let types = object.types.clone().unwrap();
+    let gvk = GroupVersionKind::try_from(&types).unwrap();
+    let (resource, _) = kube::discovery::pinned_kind(client, &gvk).await.unwrap();
+    let namespace = object.metadata.namespace.clone().unwrap();
+    let name = object.metadata.name.clone().unwrap();
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &namespace, &resource);
+    let create = PostParams {
+        dry_run: true,
+        ..PostParams::default()
+    };
+    let refused = |e: kube::Error| format!("{file}: the API server refused {name}: {e}");
+    match api.create(&create, &object).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(e)) if e.code == 409 => {
+            let params = PatchParams::apply("k0s-applier-dry-run").force().dry_run();
+            api.patch(&name, &params, &Patch::Apply(&object))
+                .await
+                .map(|_| ())
+                .map_err(refused)
+        }
+        Err(e) => Err(refused(e)),
+    }
+}
+
+/// The workload side behind an ingress on kwok: the ingress manifests ConfigMap mounted as k0s
+/// manifests, each of its manifests accepted by the real API server (dry run), and the HAProxy
+/// certificate signed by the cluster CA for the `kubernetes` Service's names. That HAProxy
+/// forwards pod traffic through a real ingress is a real-node matter (see the report).
+#[tokio::test]
+#[ignore = "needs test/harness"]
+async fn ingress_ships_haproxy_manifests_and_certificate() {
+    let (ns, client) = setup("cp-ingress-haproxy").await;
+    let provider = Provider::start(ns.name());
+    let mut spec = ingress_spec(true);
+    spec.k0s_config = Some(json!({"spec": {"network": {"serviceCIDR": harness_service_cidr()}}}));
+    let kcp = create(&ns, spec).await;
+    let uid = kcp.uid().unwrap();
+    wait_ready(&ns, 1).await;
+
+    // The ConfigMap, ours, mounted where k0s reads manifests.
+    let cm = ns.api::<ConfigMap>().get("kmc-demo-ingress").await.unwrap();
+    assert!(controlled_by(&cm.metadata, &uid));
+    assert_eq!(
+        label(&cm.metadata, "app.kubernetes.io/component"),
+        Some("ingress")
+    );
+    let data = cm.data.unwrap();
+    assert_eq!(
+        data.keys().map(String::as_str).collect::<Vec<_>>(),
+        [
+            "0_temp-kubernetes-ep.yaml",
+            "1_haproxy-configmap.yaml",
+            "2_haproxy-ds.yaml",
+            "3_kube-service.yaml"
+        ]
+    );
+    let sts = ns.api::<StatefulSet>().get("kmc-demo").await.unwrap();
+    let pod = sts.spec.template.spec.unwrap();
+    let volume = pod
+        .volumes
+        .unwrap()
+        .into_iter()
+        .find(|v| v.name == "kmc-demo-ingress")
+        .unwrap();
+    assert_eq!(volume.config_map.unwrap().name, "kmc-demo-ingress");
+    let mount = pod.containers[0]
+        .volume_mounts
+        .clone()
+        .unwrap()
+        .into_iter()
+        .find(|m| m.name == "kmc-demo-ingress")
+        .unwrap();
+    assert_eq!(mount.mount_path, "/var/lib/k0s/manifests/kmc-demo-ingress");
+    assert_eq!(mount.read_only, Some(true));
+
+    // The Service keeps the cluster IP the API server gave `kubernetes`, or its dry run fails.
+    let real_ip = Api::<Service>::namespaced(client.clone(), "default")
+        .get("kubernetes")
+        .await
+        .unwrap()
+        .spec
+        .unwrap()
+        .cluster_ip
+        .unwrap();
+    let service: serde_json::Value = serde_saphyr::from_str(&data["3_kube-service.yaml"]).unwrap();
+    assert_eq!(service["spec"]["clusterIP"], real_ip.as_str());
+    assert!(
+        data["1_haproxy-configmap.yaml"].contains("sni str(api.demo.example.com)"),
+        "{}",
+        data["1_haproxy-configmap.yaml"]
+    );
+    for (file, yaml) in &data {
+        dry_run_manifest(&client, file, yaml).await.unwrap();
+    }
+    // The dry run can fail: another cluster IP for `kubernetes` is refused (immutable field).
+    let wrong_ip = data["3_kube-service.yaml"].replace(&real_ip, "10.0.0.99");
+    assert_ne!(wrong_ip, data["3_kube-service.yaml"]);
+    assert!(
+        dry_run_manifest(&client, "wrong ip", &wrong_ip)
+            .await
+            .is_err()
+    );
+
+    // The certificate: ours, CAPI format, signed by the cluster CA, for the Service's names.
+    let secrets: Api<Secret> = ns.api();
+    let cert = secrets.get("demo-ingress-haproxy").await.unwrap();
+    assert!(controlled_by(&cert.metadata, &uid));
+    assert_eq!(cert.type_.as_deref(), Some("cluster.x-k8s.io/secret"));
+    let pem =
+        |s: &Secret, key: &str| String::from_utf8(s.data.as_ref().unwrap()[key].0.clone()).unwrap();
+    let ca = secrets.get("demo-ca").await.unwrap();
+    assert!(certs::is_signed_by(
+        &pem(&cert, "tls.crt"),
+        &pem(&ca, "tls.crt")
+    ));
+    certs::check_key(&pem(&cert, "tls.key"), "haproxy key").unwrap();
+    let info = certs::cert_info(&pem(&cert, "tls.crt"), "haproxy").unwrap();
+    for san in [
+        "kubernetes",
+        "kubernetes.default",
+        "kubernetes.default.svc",
+        "kubernetes.default.svc.cluster.local",
+        "localhost",
+        "127.0.0.1",
+        real_ip.as_str(),
+    ] {
+        assert!(
+            info.sans.contains(&san.to_string()),
+            "{san}: {:?}",
+            info.sans
+        );
+    }
+
+    // Kept as it is on the next reconciles (not re-signed each time).
+    let kcps: Api<K0smotronControlPlane> = ns.api();
+    poke(&kcps, "1").await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let again = secrets.get("demo-ingress-haproxy").await.unwrap();
+    assert_eq!(
+        again.metadata.resource_version,
+        cert.metadata.resource_version
+    );
+    provider.stop().await;
 }

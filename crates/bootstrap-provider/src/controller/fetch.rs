@@ -280,3 +280,82 @@ pub(super) async fn fetch_owner_and_cluster(
         ),
     }
 }
+
+/// Whether the workers of `cluster` need the HAProxy files of a control plane behind an Ingress,
+/// and their material.
+pub(super) enum Haproxy {
+    /// The control plane is not a K0smotronControlPlane with `spec.ingress`.
+    NotBehindIngress,
+    /// It is, and its certificate Secret holds what the files are made of.
+    Ready(crate::haproxy::HaproxyMaterial),
+    /// It is (or its object is gone), and this is missing: the message names it.
+    Missing(String),
+}
+
+/// Reads the Cluster's control plane, if it is a `K0smotronControlPlane`, and with
+/// `spec.ingress` its HAProxy certificate Secret `<cluster>-ingress-haproxy` (`ca` is the
+/// cluster CA already read). The control plane is read as a dynamic object: only whether
+/// `spec.ingress` is set matters, and no other field of it may fail the read.
+pub(super) async fn haproxy_material(
+    ctx: &Context,
+    ns: &str,
+    cluster: &Cluster,
+    ca: &[u8],
+) -> Result<Haproxy, Error> {
+    let Some(cp) =
+        cluster.spec.control_plane_ref.as_ref().filter(|r| {
+            r.kind == "K0smotronControlPlane" && r.api_group == names::CONTROLPLANE_GROUP
+        })
+    else {
+        return Ok(Haproxy::NotBehindIngress);
+    };
+    let resource = kube::discovery::ApiResource {
+        group: names::CONTROLPLANE_GROUP.to_string(),
+        version: "v1beta2".to_string(),
+        api_version: format!("{}/v1beta2", names::CONTROLPLANE_GROUP),
+        kind: "K0smotronControlPlane".to_string(),
+        plural: "k0smotroncontrolplanes".to_string(),
+    };
+    let api: Api<kube::api::DynamicObject> =
+        Api::namespaced_with(ctx.client.clone(), ns, &resource);
+    let Some(object) = api.get_opt(&cp.name).await.map_err(kube_err(format!(
+        "reading K0smotronControlPlane {ns}/{}",
+        cp.name
+    )))?
+    else {
+        return Ok(Haproxy::Missing(format!(
+            "Waiting for K0smotronControlPlane {} (the Cluster's control plane)",
+            cp.name
+        )));
+    };
+    let behind_ingress = object
+        .data
+        .pointer("/spec/ingress")
+        .is_some_and(serde_json::Value::is_object);
+    if !behind_ingress {
+        return Ok(Haproxy::NotBehindIngress);
+    }
+    let name = names::ingress_haproxy_secret(&cluster.name_any());
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
+    let data = secrets
+        .get_opt(&name)
+        .await
+        .map_err(kube_err(format!("reading Secret {ns}/{name}")))?
+        .and_then(|s| s.data);
+    let field = |key: &str| {
+        data.as_ref()
+            .and_then(|d| d.get(key))
+            .map(|v| v.0.clone())
+            .filter(|v| !v.is_empty())
+    };
+    match (field(names::TLS_CRT_KEY), field(names::TLS_KEY_KEY)) {
+        (Some(cert), Some(key)) => Ok(Haproxy::Ready(crate::haproxy::HaproxyMaterial {
+            ca: ca.to_vec(),
+            cert,
+            key,
+        })),
+        _ => Ok(Haproxy::Missing(format!(
+            "Waiting for Secret {name} with keys tls.crt and tls.key (the HAProxy certificate of a control plane behind an ingress)"
+        ))),
+    }
+}

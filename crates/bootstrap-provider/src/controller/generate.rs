@@ -118,7 +118,7 @@ async fn gather(
         );
     };
     let contents = fetch::fetch_contents(config, ctx, ns).await?;
-    let bootstrap =
+    let mut bootstrap =
         match validate::validate_with(&config.spec, &owner.info(), ctx.settings.gates, |r| {
             contents.get(r).cloned().unwrap_or(Resolved::ObjectMissing)
         }) {
@@ -132,6 +132,34 @@ async fn gather(
                 return waiting(err.reason(), &err.to_string(), action);
             }
         };
+    // The HAProxy DaemonSet runs on Linux workers only (its image and host directory are
+    // Linux's); a Windows worker gets no HAProxy files.
+    let haproxy = if bootstrap.platform == k0smotron_api::bootstrap::v1beta2::Platform::Windows {
+        fetch::Haproxy::NotBehindIngress
+    } else {
+        fetch::haproxy_material(ctx, ns, cluster, &ca).await?
+    };
+    match haproxy {
+        fetch::Haproxy::NotBehindIngress => {}
+        fetch::Haproxy::Ready(material) => {
+            if let Err(path) = crate::haproxy::add_files(&mut bootstrap, &material) {
+                return waiting(
+                    cond::INVALID_SPEC_REASON,
+                    &format!(
+                        "spec.files writes {path}, which the control plane's ingress mode needs for HAProxy"
+                    ),
+                    Action::await_change(),
+                );
+            }
+        }
+        fetch::Haproxy::Missing(message) => {
+            return waiting(
+                cond::REFERENCE_NOT_FOUND_REASON,
+                &message,
+                Action::requeue(RETRY),
+            );
+        }
+    }
     let workload = match fetch::workload_access(ctx, ns, cluster).await? {
         WorkloadAccess::Ready(workload) => *workload,
         // The Secret is not watched; look again later.

@@ -406,3 +406,54 @@ fn sign_with_etcd_ca(
         now,
     )?)
 }
+
+/// Behind an Ingress, HAProxy's serving certificate `<cluster>-ingress-haproxy`, signed by the
+/// cluster CA (the bootstrap provider copies it onto each worker): generated when missing;
+/// renewed when ours and at half-life, signed by another CA or made for other names (a changed
+/// service CIDR or cluster domain); a Secret that is not ours is only read. Upstream generates
+/// it once and never renews it.
+pub(super) fn plan_haproxy_certificate(
+    plan: &mut CertPlan,
+    facts: &Facts,
+    cluster: &str,
+    inputs: &crate::haproxy::Inputs,
+) -> Result<(), BuildError> {
+    let site = Site {
+        facts,
+        cluster,
+        namespace: &facts.cp.namespace,
+        uid: &facts.cp.uid,
+        owner: &facts.cp.owner,
+    };
+    let name = names::ingress_haproxy_secret(cluster);
+    let spec = crate::haproxy::certificate_spec(inputs);
+    let ca = plan.ca()?;
+    let existing = facts.secrets.get(&name);
+    if let Some(secret) = existing {
+        if !controlled_by(&secret.metadata, site.uid) {
+            return Ok(());
+        }
+        let current = KeyMaterial::from_secret_data(&secret_data(secret));
+        let fits = current.is_some_and(|m| {
+            !certs::needs_renewal(&m.cert_pem, &ca.cert_pem, facts.now)
+                && certs::cert_info(&m.cert_pem, &name).is_ok_and(|info| {
+                    let mut have = info.sans;
+                    let mut want = spec.sans.clone();
+                    have.sort();
+                    want.sort();
+                    have == want
+                })
+        });
+        if fits {
+            return Ok(());
+        }
+    }
+    let fresh = certs::sign_leaf(&ca, &names::ca_secret(cluster), &spec, facts.now)?;
+    let secret = site.secret(&name, &fresh);
+    if existing.is_some() {
+        plan.renew.push(secret);
+    } else {
+        plan.create.push(secret);
+    }
+    Ok(())
+}

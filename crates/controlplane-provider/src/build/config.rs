@@ -16,6 +16,7 @@ use super::exposure::Exposure;
 use super::model::{DynamicConfig, Facts};
 use super::patch::with_type_meta;
 use crate::entrypoint;
+use crate::haproxy;
 use crate::hash;
 use crate::k0s_config::{self, IngressOwned, Merged, NetworkDefaults, Owned};
 use crate::labels;
@@ -32,6 +33,9 @@ pub(super) struct ConfigPlan {
     pub(super) checksum: String,
     /// Whether the endpoint manifest is among the ConfigMaps.
     pub(super) endpoint_manifest: bool,
+    /// Behind an Ingress: what the HAProxy side is made of (its manifests ConfigMap is among the
+    /// ConfigMaps; its certificate is planned from it).
+    pub(super) haproxy: Option<haproxy::Inputs>,
     /// User k0s config values the provider overrode.
     pub(super) overridden: Vec<String>,
     /// The cluster-wide part of the config, to push into the hosted cluster.
@@ -111,6 +115,23 @@ pub(super) fn plan_config(
             services::endpoint_manifest(host, *port).map_err(BuildError::Yaml)?,
         ));
     }
+    let haproxy = match &exposure.ingress {
+        Some(ingress) => {
+            let inputs = haproxy::Inputs::new(&ingress.api_host, ingress.port, &merged.config)
+                .map_err(|e| {
+                    BuildError::Spec(crate::validate::SpecError::Invalid(e.to_string()))
+                })?;
+            config_maps.push(maps.make(
+                names::ingress_manifests_config_map_name(maps.cluster),
+                names::component::INGRESS,
+                haproxy::manifests(&inputs).map_err(|e| {
+                    BuildError::Spec(crate::validate::SpecError::Invalid(e.to_string()))
+                })?,
+            ));
+            Some(inputs)
+        }
+        None => None,
+    };
     let config_maps = config_maps
         .into_iter()
         .map(|cm| with_type_meta(cm, patches))
@@ -124,6 +145,7 @@ pub(super) fn plan_config(
         config_maps,
         checksum,
         endpoint_manifest: endpoint_manifest.is_some(),
+        haproxy,
         overridden: merged.overridden,
         dynamic_config,
     })

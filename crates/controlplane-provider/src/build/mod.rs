@@ -43,6 +43,9 @@ pub fn secret_names(spec: &ClusterSpec, cluster: &str) -> Vec<String> {
         out.push(crate::etcd::defrag_client_secret(cluster));
     }
     out.push(names::kubeconfig_secret(cluster));
+    if spec.ingress.is_some() {
+        out.push(names::ingress_haproxy_secret(cluster));
+    }
     if let Some(s) = config::kine_secret(spec) {
         out.push(s);
     }
@@ -98,7 +101,7 @@ pub fn build(facts: &Facts) -> Result<DesiredState, BuildError> {
     let cluster = facts.cluster_name.as_str();
     let patches = patch::component_patches(spec);
     // Certificates first: nothing else is useful without them.
-    let certs = certificates::plan_certificates(
+    let mut certs = certificates::plan_certificates(
         facts,
         cluster,
         &facts.cp.namespace,
@@ -112,6 +115,9 @@ pub fn build(facts: &Facts) -> Result<DesiredState, BuildError> {
     let (kubeconfig, kubeconfig_regenerated) =
         kubeconfig::plan_kubeconfig(facts, exposure.endpoint.as_ref(), &ca)?;
     let config = config::plan_config(facts, &exposure, &patches)?;
+    if let Some(inputs) = &config.haproxy {
+        certificates::plan_haproxy_certificate(&mut certs, facts, cluster, inputs)?;
+    }
     let waiting = exposure.waiting.is_some();
     let controller = statefulset::plan_controller(facts, &certs.refs, &config, waiting, &patches)?;
     let etcd = etcd::plan_etcd(facts, &controller.image, &patches)?;

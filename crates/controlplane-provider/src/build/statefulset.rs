@@ -121,6 +121,7 @@ fn controller_inputs(
         manifests: spec.manifests.clone(),
         mounts: spec.mounts.clone(),
         endpoint_manifest: config.endpoint_manifest,
+        ingress_manifests: config.haproxy.is_some(),
         topology_spread_constraints: spec.topology_spread_constraints.clone(),
         resources: spec.resources.clone(),
         config_checksum: config.checksum.clone(),

@@ -1197,6 +1197,17 @@ fn secrets_for(
             }
         }
     }
+    // Behind an ingress: HAProxy's certificate Secret, present (not ours, so only read).
+    if kcp.spec.ingress.is_some() {
+        let n = names::ingress_haproxy_secret(cluster);
+        let mut s = template_secrets()
+            .get(&names::ca_secret(TEMPLATE_CLUSTER))
+            .cloned()
+            .unwrap_or_default();
+        s.metadata.name = Some(n.clone());
+        s.metadata.owner_references = None;
+        out.insert(n, s);
+    }
     // NATS storage: its token Secret, as a previous reconcile made it.
     if kcp.spec.storage.type_ == k0smotron_api::controlplane::v1beta2::StorageType::Nats {
         let n = names::nats_token_secret_name(cluster);
