@@ -11,9 +11,9 @@ use std::sync::Arc;
 
 use k0smotron_api::k0smotron::v1beta2::Cluster;
 use k0smotron_api::names;
+use kube::api::{Patch, PatchParams};
 use kube::runtime::Controller;
 use kube::runtime::controller::Action;
-use kube::api::{Patch, PatchParams};
 use kube::{Api, Client, ResourceExt};
 use provider_runtime::ManagerArgs;
 use provider_runtime::events::EventType;
@@ -200,9 +200,10 @@ mod tests {
         }))
         .unwrap();
         if deleting {
-            c.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
-                "2026-12-06T20:00:00Z".parse().unwrap(),
-            ));
+            c.metadata.deletion_timestamp =
+                Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                    "2026-12-06T20:00:00Z".parse().unwrap(),
+                ));
         }
         c.metadata.finalizers = Some(finalizers.iter().map(|f| f.to_string()).collect());
         c

@@ -2849,10 +2849,19 @@ fn upstream_fixture(values: &BTreeMap<&str, String>) -> Vec<(String, bool, serde
 
 /// Writes one fixture document as upstream did: a POST or a forced server-side apply, with
 /// upstream's field manager.
-async fn write_as_upstream(ns: &TestNamespace, manager: &str, create: bool, doc: serde_json::Value) {
+async fn write_as_upstream(
+    ns: &TestNamespace,
+    manager: &str,
+    create: bool,
+    doc: serde_json::Value,
+) {
     async fn write<K>(api: Api<K>, manager: &str, create: bool, doc: serde_json::Value)
     where
-        K: kube::Resource + Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
+        K: kube::Resource
+            + Clone
+            + serde::de::DeserializeOwned
+            + serde::Serialize
+            + std::fmt::Debug,
     {
         let obj: K = serde_json::from_value(doc).unwrap();
         let name = obj.meta().name.clone().unwrap();
@@ -2863,13 +2872,25 @@ async fn write_as_upstream(ns: &TestNamespace, manager: &str, create: bool, doc:
             };
             api.create(&pp, &obj).await.unwrap();
         } else {
-            api.patch(&name, &PatchParams::apply(manager).force(), &Patch::Apply(&obj))
-                .await
-                .unwrap();
+            api.patch(
+                &name,
+                &PatchParams::apply(manager).force(),
+                &Patch::Apply(&obj),
+            )
+            .await
+            .unwrap();
         }
     }
     match doc["kind"].as_str().unwrap() {
-        "Cluster" => write(ns.api::<k0smotron_api::k0smotron::v1beta2::Cluster>(), manager, create, doc).await,
+        "Cluster" => {
+            write(
+                ns.api::<k0smotron_api::k0smotron::v1beta2::Cluster>(),
+                manager,
+                create,
+                doc,
+            )
+            .await
+        }
         "Secret" => write(ns.api::<Secret>(), manager, create, doc).await,
         "ConfigMap" => write(ns.api::<ConfigMap>(), manager, create, doc).await,
         "Service" => write(ns.api::<Service>(), manager, create, doc).await,
@@ -2913,7 +2934,9 @@ async fn token_authenticates(server: &str, ca_pem: &str, token: &str) -> bool {
         "apiVersion: v1\nkind: Config\nclusters:\n- name: wl\n  cluster:\n    server: {server}\n    certificate-authority-data: {}\ncontexts:\n- name: wl\n  context:\n    cluster: wl\n    user: token\ncurrent-context: wl\nusers:\n- name: token\n  user:\n    token: {token}\n",
         b64(ca_pem)
     );
-    let client = test_support::client_from_kubeconfig_yaml(&yaml).await.unwrap();
+    let client = test_support::client_from_kubeconfig_yaml(&yaml)
+        .await
+        .unwrap();
     match Api::<k8s_openapi::api::core::v1::Namespace>::all(client)
         .get("kube-system")
         .await
@@ -2926,7 +2949,9 @@ async fn token_authenticates(server: &str, ca_pem: &str, token: &str) -> bool {
 
 /// Whether a kubeconfig reaches the workload API server as a cluster admin.
 async fn kubeconfig_works(yaml: &str) -> bool {
-    let client = test_support::client_from_kubeconfig_yaml(yaml).await.unwrap();
+    let client = test_support::client_from_kubeconfig_yaml(yaml)
+        .await
+        .unwrap();
     Api::<k8s_openapi::api::core::v1::Namespace>::all(client)
         .get("kube-system")
         .await
@@ -2966,7 +2991,10 @@ async fn an_upstream_control_plane_is_taken_over_without_a_restart() {
 
     // What the user applied (a CAPI Cluster and its K0smotronControlPlane), then what upstream
     // wrote into the KCP: its finalizer and the certificate references in the spec.
-    let mut spec = workload_spec(port, "sqlite:///var/lib/k0s/db/state.db?mode=rwc&_journal=WAL&cache=shared");
+    let mut spec = workload_spec(
+        port,
+        "sqlite:///var/lib/k0s/db/state.db?mode=rwc&_journal=WAL&cache=shared",
+    );
     spec.version = "v1.35.4+k0s.0".into();
     let kcp = create(&ns, spec).await;
     let kcps: Api<K0smotronControlPlane> = ns.api();
@@ -3073,7 +3101,10 @@ async fn an_upstream_control_plane_is_taken_over_without_a_restart() {
                 string_data: Some(BTreeMap::from([
                     ("token-id".to_string(), "mig123".to_string()),
                     ("token-secret".to_string(), "0123456789abcdef".to_string()),
-                    ("usage-bootstrap-authentication".to_string(), "true".to_string()),
+                    (
+                        "usage-bootstrap-authentication".to_string(),
+                        "true".to_string(),
+                    ),
                     ("usage-bootstrap-signing".to_string(), "true".to_string()),
                 ])),
                 ..Default::default()
@@ -3112,8 +3143,14 @@ async fn an_upstream_control_plane_is_taken_over_without_a_restart() {
             .any(|o| o.uid == kmc_uid)
     };
     let sts = statefulsets.get("kmc-demo").await.unwrap();
-    assert!(released(&sts.metadata), "{:?}", sts.metadata.owner_references);
-    assert!(released(&secrets.get("demo-kubeconfig").await.unwrap().metadata));
+    assert!(
+        released(&sts.metadata),
+        "{:?}",
+        sts.metadata.owner_references
+    );
+    assert!(released(
+        &secrets.get("demo-kubeconfig").await.unwrap().metadata
+    ));
 
     // docs/migration.md, step "Install k0smotron-rs": the provider starts.
     let provider = Provider::start(ns.name());
@@ -3142,7 +3179,10 @@ async fn an_upstream_control_plane_is_taken_over_without_a_restart() {
     // was not recreated.
     let sts_after = statefulsets.get("kmc-demo").await.unwrap();
     assert_eq!(sts_after.metadata.uid, sts_before.metadata.uid);
-    assert_eq!(sts_after.metadata.generation, sts_before.metadata.generation);
+    assert_eq!(
+        sts_after.metadata.generation,
+        sts_before.metadata.generation
+    );
     assert_eq!(sts_after.spec, sts_before.spec);
     assert!(controlled_by(&sts_after.metadata, &kcp_uid));
     assert_eq!(revisions(&ns, "kmc-demo").await, revisions_before);
@@ -3166,7 +3206,10 @@ async fn an_upstream_control_plane_is_taken_over_without_a_restart() {
     for before in &secrets_before {
         let after = secrets.get(&before.name_any()).await.unwrap();
         assert_eq!(after.metadata.uid, before.metadata.uid);
-        assert_eq!(after.metadata.resource_version, before.metadata.resource_version);
+        assert_eq!(
+            after.metadata.resource_version,
+            before.metadata.resource_version
+        );
         assert_eq!(after.data, before.data);
     }
 
@@ -3176,7 +3219,10 @@ async fn an_upstream_control_plane_is_taken_over_without_a_restart() {
         &secrets,
         "demo-kubeconfig",
         |s| {
-            s.data.as_ref().and_then(|d| d.get("value")).map(|v| v.0.as_slice())
+            s.data
+                .as_ref()
+                .and_then(|d| d.get("value"))
+                .map(|v| v.0.as_slice())
                 != Some(upstream_kubeconfig_value.as_bytes())
         },
         TIMEOUT,
@@ -3206,7 +3252,10 @@ async fn an_upstream_control_plane_is_taken_over_without_a_restart() {
     poke(&kcps, "after-restart").await;
     tokio::time::sleep(Duration::from_secs(5)).await;
     let sts_final = statefulsets.get("kmc-demo").await.unwrap();
-    assert_eq!(sts_final.metadata.generation, sts_before.metadata.generation);
+    assert_eq!(
+        sts_final.metadata.generation,
+        sts_before.metadata.generation
+    );
     assert_eq!(revisions(&ns, "kmc-demo").await, revisions_before);
     assert_eq!(
         pods.get("kmc-demo-0").await.unwrap().metadata.uid,
