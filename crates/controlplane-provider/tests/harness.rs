@@ -2947,6 +2947,23 @@ async fn token_authenticates(server: &str, ca_pem: &str, token: &str) -> bool {
     }
 }
 
+/// Removes upstream's finalizer from its intermediate Cluster, as docs/migration.md says.
+async fn remove_upstream_finalizer(kmcs: &Api<k0smotron_api::k0smotron::v1beta2::Cluster>) {
+    kmcs.patch(
+        CLUSTER,
+        &PatchParams::default(),
+        &Patch::Json::<()>(
+            serde_json::from_value(json!([
+                {"op": "test", "path": "/metadata/finalizers", "value": ["k0smotron.io/finalizer"]},
+                {"op": "remove", "path": "/metadata/finalizers"},
+            ]))
+            .unwrap(),
+        ),
+    )
+    .await
+    .unwrap();
+}
+
 /// Whether a kubeconfig reaches the workload API server as a cluster admin.
 async fn kubeconfig_works(yaml: &str) -> bool {
     let client = test_support::client_from_kubeconfig_yaml(yaml)
@@ -2968,7 +2985,21 @@ async fn kubeconfig_works(yaml: &str) -> bool {
 #[tokio::test]
 #[ignore = "needs test/harness"]
 async fn an_upstream_control_plane_is_taken_over_without_a_restart() {
-    let (ns, _) = setup("cp-migrate").await;
+    take_over_upstream("cp-migrate", false).await;
+}
+
+/// The same with our provider installed before the intermediate Cluster is deleted (step 3
+/// before step 2): the control plane reports `ObjectOwnedByOther` meanwhile, the standalone
+/// controller leaves the intermediate Cluster alone, and it is our provider that removes
+/// upstream's finalizer when the Cluster is deleted with `--cascade=orphan`.
+#[tokio::test]
+#[ignore = "needs test/harness"]
+async fn an_upstream_control_plane_is_taken_over_when_we_are_installed_first() {
+    take_over_upstream("cp-migrate-early", true).await;
+}
+
+async fn take_over_upstream(prefix: &str, provider_first: bool) {
+    let (ns, _) = setup(prefix).await;
     let now = jiff::Timestamp::now();
     // Upstream's keys are RSA 2048 (CAPI's secret package); the cluster CA is, as the one
     // that signs the kubeconfig and serves the hosted API. The others are ECDSA to keep the
@@ -3116,21 +3147,34 @@ async fn an_upstream_control_plane_is_taken_over_without_a_restart() {
     assert!(token_authenticates(&server, &ca.cert_pem, token).await);
     assert!(!token_authenticates(&server, &ca.cert_pem, "mig123.fedcba9876543210").await);
 
-    // docs/migration.md, step "Remove the intermediate Clusters": upstream is stopped, so its
-    // finalizer is removed by hand, then the Cluster is deleted orphaning its children.
-    kmcs.patch(
-        CLUSTER,
-        &PatchParams::default(),
-        &Patch::Json::<()>(
-            serde_json::from_value(json!([
-                {"op": "test", "path": "/metadata/finalizers", "value": ["k0smotron.io/finalizer"]},
-                {"op": "remove", "path": "/metadata/finalizers"},
-            ]))
-            .unwrap(),
-        ),
-    )
-    .await
-    .unwrap();
+    let early = if provider_first {
+        let before = kmcs.get(CLUSTER).await.unwrap();
+        let provider = Provider::start(ns.name());
+        wait_for(
+            &kcps,
+            CLUSTER,
+            |k| condition_is(k, "Available", "False", "ObjectOwnedByOther"),
+            TIMEOUT,
+            "Available False ObjectOwnedByOther while the intermediate Cluster exists",
+        )
+        .await
+        .unwrap();
+        // The standalone controller wrote nothing to the intermediate Cluster.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let after = kmcs.get(CLUSTER).await.unwrap();
+        assert_eq!(
+            after.metadata.resource_version,
+            before.metadata.resource_version
+        );
+        Some(provider)
+    } else {
+        None
+    };
+    if !provider_first {
+        // docs/migration.md, step "Remove the intermediate Clusters": upstream is stopped, so its
+        // finalizer is removed by hand, then the Cluster is deleted orphaning its children.
+        remove_upstream_finalizer(&kmcs).await;
+    }
     kmcs.delete(CLUSTER, &DeleteParams::orphan()).await.unwrap();
     wait_gone(&kmcs, CLUSTER).await;
     // The garbage collector released the children: nothing refers to the intermediate Cluster.
@@ -3152,8 +3196,11 @@ async fn an_upstream_control_plane_is_taken_over_without_a_restart() {
         &secrets.get("demo-kubeconfig").await.unwrap().metadata
     ));
 
-    // docs/migration.md, step "Install k0smotron-rs": the provider starts.
-    let provider = Provider::start(ns.name());
+    // docs/migration.md, step "Install our providers": the provider starts (or runs already).
+    let provider = match early {
+        Some(provider) => provider,
+        None => Provider::start(ns.name()),
+    };
     let kcp = wait_for(
         &kcps,
         CLUSTER,
