@@ -2060,6 +2060,19 @@ fn the_objects_of_an_upstream_control_plane_are_ours_by_name_label_and_selector(
         ),
         data_source_secret_name: None,
     });
+    // Upstream wrote the certificate references into the KCP's spec.
+    spec.certificate_refs = [
+        (CertificateType::Ca, "demo-ca"),
+        (CertificateType::Proxy, "demo-proxy"),
+        (CertificateType::Sa, "demo-sa"),
+        (CertificateType::Etcd, "demo-etcd"),
+    ]
+    .into_iter()
+    .map(|(type_, name)| CertificateRef {
+        type_,
+        name: Some(name.into()),
+    })
+    .collect();
     let desired = build(&facts(spec.clone())).unwrap();
     let Some(StatefulSetPlan::Apply(ours)) = &desired.statefulset else {
         panic!("expected a StatefulSet to apply");
