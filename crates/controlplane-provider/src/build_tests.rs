@@ -2105,6 +2105,21 @@ fn the_objects_of_an_upstream_control_plane_are_ours_by_name_label_and_selector(
                     .unwrap_or_else(|| panic!("no Service {name}"));
                 assert_eq!(labels_of(&svc["metadata"]["labels"]), labels);
                 assert_eq!(svc["spec"]["selector"], obj["spec"]["selector"]);
+                // Ports are merged by (port, protocol): another port under one of our names
+                // would make the apply a duplicate name, refused by the API server.
+                let ports = |v: &serde_json::Value| -> BTreeSet<(String, i64)> {
+                    v.as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(|p| {
+                            (
+                                p["name"].as_str().unwrap_or_default().to_string(),
+                                p["port"].as_i64().unwrap_or_default(),
+                            )
+                        })
+                        .collect()
+                };
+                assert_eq!(ports(&svc["spec"]["ports"]), ports(&obj["spec"]["ports"]));
             }
             "ConfigMap" => {
                 let cm = desired
