@@ -3215,7 +3215,9 @@ async fn take_over_upstream(prefix: &str, provider_first: bool) {
                 && s.up_to_date_replicas == Some(1)
                 && s.observed_generation == k.metadata.generation
         },
-        TIMEOUT,
+        // Installed first, the control plane waits out the 60 s retry of `ObjectOwnedByOther`
+        // unless a change of a child wakes it earlier.
+        TIMEOUT * 2,
         "taken over: initialized, Available, one ready up-to-date replica",
     )
     .await
