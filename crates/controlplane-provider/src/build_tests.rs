@@ -2175,3 +2175,174 @@ fn a_hosted_control_planes_children_are_the_root_owners_but_its_kubeconfig() {
     let kubeconfig = d.kubeconfig.unwrap();
     assert_eq!(owners(&kubeconfig.metadata), vec![object_owner]);
 }
+
+/// The objects of `tests/fixtures/upstream-v2/control-plane.yaml` (a control plane as upstream
+/// k0smotron v2.1.0 makes it, used by the migration harness test), placeholders filled with
+/// dummies.
+fn upstream_fixture() -> Vec<serde_json::Value> {
+    let mut text = include_str!("../tests/fixtures/upstream-v2/control-plane.yaml").to_string();
+    for (key, value) in [
+        ("NAMESPACE", NS),
+        ("KCP_UID", UID),
+        ("KMC_UID", "4f0c2a8e-0000-4000-8000-000000000002"),
+        ("API_PORT", "30443"),
+    ] {
+        text = text.replace(&format!("${{{key}}}"), value);
+    }
+    for key in [
+        "CA_CRT",
+        "CA_KEY",
+        "PROXY_CRT",
+        "PROXY_KEY",
+        "SA_PUB",
+        "SA_KEY",
+        "ETCD_CRT",
+        "ETCD_KEY",
+        "KUBECONFIG",
+    ] {
+        text = text.replace(&format!("${{{key}}}"), "eA==");
+    }
+    assert!(!text.contains("${"));
+    serde_saphyr::from_multiple(&text).unwrap()
+}
+
+fn labels_of(value: &serde_json::Value) -> BTreeMap<String, String> {
+    serde_json::from_value(value.clone()).unwrap_or_default()
+}
+
+/// What the migration relies on (docs/migration.md): for the spec of the fixture, we build
+/// every object upstream made under the same name, with the same labels, the same immutable
+/// StatefulSet selector and the same Service selector, and we adopt upstream's StatefulSet
+/// without touching its template. If upstream's shapes and ours drift apart, this fails before
+/// the harness test does.
+#[test]
+fn the_objects_of_an_upstream_control_plane_are_ours_by_name_label_and_selector() {
+    let fixture = upstream_fixture();
+    let mut spec = K0smotronControlPlaneSpec::default();
+    spec.version = "v1.35.4+k0s.0".into();
+    spec.external_address = Some("127.0.0.1".into());
+    spec.service.api_port = 30443;
+    spec.storage.type_ = StorageType::Kine;
+    spec.storage.kine = Some(KineSpec {
+        data_source_url: Some(
+            "sqlite:///var/lib/k0s/db/state.db?mode=rwc&_journal=WAL&cache=shared".into(),
+        ),
+        data_source_secret_name: None,
+    });
+    // Upstream wrote the certificate references into the KCP's spec.
+    spec.certificate_refs = [
+        (CertificateType::Ca, "demo-ca"),
+        (CertificateType::Proxy, "demo-proxy"),
+        (CertificateType::Sa, "demo-sa"),
+        (CertificateType::Etcd, "demo-etcd"),
+    ]
+    .into_iter()
+    .map(|(type_, name)| CertificateRef {
+        type_,
+        name: Some(name.into()),
+    })
+    .collect();
+    let desired = build(&facts(spec.clone())).unwrap();
+    let Some(StatefulSetPlan::Apply(ours)) = &desired.statefulset else {
+        panic!("expected a StatefulSet to apply");
+    };
+    let ours = to_json(ours);
+    let mut seen = BTreeSet::new();
+    for obj in &fixture {
+        let kind = obj["kind"].as_str().unwrap();
+        let name = obj["metadata"]["name"].as_str().unwrap().to_string();
+        let labels = labels_of(&obj["metadata"]["labels"]);
+        match kind {
+            "StatefulSet" => {
+                assert_eq!(ours["metadata"]["name"], obj["metadata"]["name"]);
+                assert_eq!(labels_of(&ours["metadata"]["labels"]), labels);
+                assert_eq!(
+                    ours["spec"]["selector"], obj["spec"]["selector"],
+                    "the selector is immutable: a different one would need a recreation"
+                );
+                assert_eq!(
+                    labels_of(&ours["spec"]["template"]["metadata"]["labels"]),
+                    labels_of(&obj["spec"]["template"]["metadata"]["labels"])
+                );
+            }
+            "Service" => {
+                let svc = desired
+                    .services
+                    .iter()
+                    .map(to_json)
+                    .find(|s| s["metadata"]["name"] == obj["metadata"]["name"])
+                    .unwrap_or_else(|| panic!("no Service {name}"));
+                assert_eq!(labels_of(&svc["metadata"]["labels"]), labels);
+                assert_eq!(svc["spec"]["selector"], obj["spec"]["selector"]);
+                // Ports are merged by (port, protocol): another port under one of our names
+                // would make the apply a duplicate name, refused by the API server.
+                let ports = |v: &serde_json::Value| -> BTreeSet<(String, i64)> {
+                    v.as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(|p| {
+                            (
+                                p["name"].as_str().unwrap_or_default().to_string(),
+                                p["port"].as_i64().unwrap_or_default(),
+                            )
+                        })
+                        .collect()
+                };
+                assert_eq!(ports(&svc["spec"]["ports"]), ports(&obj["spec"]["ports"]));
+            }
+            "ConfigMap" => {
+                let cm = desired
+                    .config_maps
+                    .iter()
+                    .map(to_json)
+                    .find(|c| c["metadata"]["name"] == obj["metadata"]["name"])
+                    .unwrap_or_else(|| panic!("no ConfigMap {name}"));
+                assert_eq!(labels_of(&cm["metadata"]["labels"]), labels, "{name}");
+            }
+            "Secret" if name.ends_with("-kubeconfig") => {
+                let secret = to_json(desired.kubeconfig.as_ref().unwrap());
+                assert_eq!(secret["metadata"]["name"], obj["metadata"]["name"]);
+                assert_eq!(secret["type"], obj["type"]);
+                assert_eq!(labels_of(&secret["metadata"]["labels"]), labels);
+            }
+            // The CA Secrets: the names we look up, CAPI's format, the KCP as controller.
+            "Secret" => {
+                assert!(cert_secrets().contains_key(&name), "{name}");
+                let made = to_json(&cert_secrets()[&name]);
+                assert_eq!(made["type"], obj["type"]);
+                assert_eq!(labels_of(&made["metadata"]["labels"]), labels);
+                assert_eq!(obj["metadata"]["ownerReferences"][0]["uid"], UID);
+                assert_eq!(obj["metadata"]["ownerReferences"][0]["controller"], true);
+            }
+            // Upstream's intermediate object: nothing of ours has its name and kind.
+            "Cluster" => {
+                assert_eq!(obj["apiVersion"], "k0smotron.io/v1beta2");
+                assert_eq!(
+                    obj["metadata"]["ownerReferences"][0]["kind"],
+                    "K0smotronControlPlane"
+                );
+            }
+            other => panic!("unexpected kind {other}"),
+        }
+        seen.insert(format!("{kind}/{name}"));
+    }
+    assert_eq!(
+        seen.len(),
+        fixture.len(),
+        "duplicate objects in the fixture"
+    );
+
+    // Upstream's StatefulSet, as the API server serves it, is adopted: replicas and the inputs
+    // hash only.
+    let upstream_sts = fixture.iter().find(|o| o["kind"] == "StatefulSet").unwrap();
+    let mut f = facts(spec);
+    f.statefulset = Some(serde_json::from_value(upstream_sts.clone()).unwrap());
+    match build(&f).unwrap().statefulset {
+        Some(StatefulSetPlan::ScaleOnly {
+            name,
+            replicas: 1,
+            record_inputs_hash: Some(_),
+        }) => assert_eq!(name, "kmc-demo"),
+        other => panic!("expected adoption, got {other:?}"),
+    }
+}

@@ -2999,3 +2999,502 @@ async fn ingress_ships_haproxy_manifests_and_certificate() {
     );
     provider.stop().await;
 }
+
+/// The fixture of a control plane as upstream k0smotron v2 leaves it
+/// (`tests/fixtures/upstream-v2/control-plane.yaml`), `${KEY}`s replaced: each document with
+/// the field manager and the kind of write upstream used (its `# manager:` and `# write:`
+/// comments).
+fn upstream_fixture(values: &BTreeMap<&str, String>) -> Vec<(String, bool, serde_json::Value)> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/upstream-v2/control-plane.yaml");
+    let mut text = std::fs::read_to_string(path).unwrap();
+    for (key, value) in values {
+        text = text.replace(&format!("${{{key}}}"), value);
+    }
+    assert!(!text.contains("${"), "a fixture value is missing");
+    text.split("\n---\n")
+        .map(|doc| {
+            let comment = |key: &str| {
+                doc.lines()
+                    .find_map(|l| l.strip_prefix(&format!("# {key}: ")))
+                    .unwrap_or_else(|| panic!("a fixture document without `# {key}:`"))
+                    .trim()
+                    .to_string()
+            };
+            let manager = comment("manager");
+            let create = match comment("write").as_str() {
+                "create" => true,
+                "apply" => false,
+                other => panic!("unknown write {other}"),
+            };
+            (manager, create, serde_saphyr::from_str(doc).unwrap())
+        })
+        .collect()
+}
+
+/// Writes one fixture document as upstream did: a POST or a forced server-side apply, with
+/// upstream's field manager.
+async fn write_as_upstream(
+    ns: &TestNamespace,
+    manager: &str,
+    create: bool,
+    doc: serde_json::Value,
+) {
+    async fn write<K>(api: Api<K>, manager: &str, create: bool, doc: serde_json::Value)
+    where
+        K: kube::Resource
+            + Clone
+            + serde::de::DeserializeOwned
+            + serde::Serialize
+            + std::fmt::Debug,
+    {
+        let obj: K = serde_json::from_value(doc).unwrap();
+        let name = obj.meta().name.clone().unwrap();
+        if create {
+            let pp = PostParams {
+                field_manager: Some(manager.into()),
+                ..Default::default()
+            };
+            api.create(&pp, &obj).await.unwrap();
+        } else {
+            api.patch(
+                &name,
+                &PatchParams::apply(manager).force(),
+                &Patch::Apply(&obj),
+            )
+            .await
+            .unwrap();
+        }
+    }
+    match doc["kind"].as_str().unwrap() {
+        "Cluster" => {
+            write(
+                ns.api::<k0smotron_api::k0smotron::v1beta2::Cluster>(),
+                manager,
+                create,
+                doc,
+            )
+            .await
+        }
+        "Secret" => write(ns.api::<Secret>(), manager, create, doc).await,
+        "ConfigMap" => write(ns.api::<ConfigMap>(), manager, create, doc).await,
+        "Service" => write(ns.api::<Service>(), manager, create, doc).await,
+        "StatefulSet" => write(ns.api::<StatefulSet>(), manager, create, doc).await,
+        other => panic!("no writer for {other}"),
+    }
+}
+
+fn b64(s: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(s)
+}
+
+/// Upstream's admin kubeconfig: `k0s kubeconfig create admin --groups system:masters` (CN
+/// `admin`), written by client-go with the entries upstream renames it to.
+fn upstream_kubeconfig(server: &str, ca: &certs::KeyMaterial) -> String {
+    let client = certs::sign_leaf(
+        ca,
+        "demo-ca",
+        &certs::LeafSpec {
+            common_name: "admin".into(),
+            organizations: vec!["system:masters".into()],
+            sans: Vec::new(),
+            usage: certs::Usage::Client,
+        },
+        jiff::Timestamp::now(),
+    )
+    .unwrap();
+    format!(
+        "apiVersion: v1\nclusters:\n- cluster:\n    certificate-authority-data: {}\n    server: {server}\n  name: demo-k0s\ncontexts:\n- context:\n    cluster: demo-k0s\n    user: demo-admin\n  name: demo-admin@demo-k0s\ncurrent-context: demo-admin@demo-k0s\nkind: Config\npreferences: {{}}\nusers:\n- name: demo-admin\n  user:\n    client-certificate-data: {}\n    client-key-data: {}\n",
+        b64(&ca.cert_pem),
+        b64(&client.cert_pem),
+        b64(&client.key_pem),
+    )
+}
+
+/// Whether the workload API server at `server` (trusting `ca_pem`) authenticates the bearer
+/// `token`: any answer but 401 (a bootstrap token's user may read nothing: 403).
+async fn token_authenticates(server: &str, ca_pem: &str, token: &str) -> bool {
+    let yaml = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: wl\n  cluster:\n    server: {server}\n    certificate-authority-data: {}\ncontexts:\n- name: wl\n  context:\n    cluster: wl\n    user: token\ncurrent-context: wl\nusers:\n- name: token\n  user:\n    token: {token}\n",
+        b64(ca_pem)
+    );
+    let client = test_support::client_from_kubeconfig_yaml(&yaml)
+        .await
+        .unwrap();
+    match Api::<k8s_openapi::api::core::v1::Namespace>::all(client)
+        .get("kube-system")
+        .await
+    {
+        Ok(_) => true,
+        Err(kube::Error::Api(e)) => e.code != 401,
+        Err(e) => panic!("workload API server unreachable: {e}"),
+    }
+}
+
+/// Removes upstream's finalizer from its intermediate Cluster, as docs/migration.md says.
+async fn remove_upstream_finalizer(kmcs: &Api<k0smotron_api::k0smotron::v1beta2::Cluster>) {
+    kmcs.patch(
+        CLUSTER,
+        &PatchParams::default(),
+        &Patch::Json::<()>(
+            serde_json::from_value(json!([
+                {"op": "test", "path": "/metadata/finalizers", "value": ["k0smotron.io/finalizer"]},
+                {"op": "remove", "path": "/metadata/finalizers"},
+            ]))
+            .unwrap(),
+        ),
+    )
+    .await
+    .unwrap();
+}
+
+/// Whether a kubeconfig reaches the workload API server as a cluster admin.
+async fn kubeconfig_works(yaml: &str) -> bool {
+    let client = test_support::client_from_kubeconfig_yaml(yaml)
+        .await
+        .unwrap();
+    Api::<k8s_openapi::api::core::v1::Namespace>::all(client)
+        .get("kube-system")
+        .await
+        .is_ok()
+}
+
+/// docs/migration.md, followed as written: a control plane made by upstream k0smotron v2
+/// (fixtures with upstream's names, labels, owners and field managers; its pod Running and Ready
+/// under kwok; a workload API server behind its CA plays the hosted cluster) is taken over by
+/// this provider after upstream is stopped and its intermediate Cluster deleted with
+/// `--cascade=orphan`: no new StatefulSet revision, the pod not recreated, the CA Secrets
+/// untouched, the kubeconfig re-minted from the same CA for the same server while upstream's
+/// still works, a join token made before still valid, and the control plane Ready.
+#[tokio::test]
+#[ignore = "needs test/harness"]
+async fn an_upstream_control_plane_is_taken_over_without_a_restart() {
+    take_over_upstream("cp-migrate", false).await;
+}
+
+/// The same with our provider installed before the intermediate Cluster is deleted (step 3
+/// before step 2): the control plane reports `ObjectOwnedByOther` meanwhile, the standalone
+/// controller leaves the intermediate Cluster alone, and it is our provider that removes
+/// upstream's finalizer when the Cluster is deleted with `--cascade=orphan`.
+#[tokio::test]
+#[ignore = "needs test/harness"]
+async fn an_upstream_control_plane_is_taken_over_when_we_are_installed_first() {
+    take_over_upstream("cp-migrate-early", true).await;
+}
+
+async fn take_over_upstream(prefix: &str, provider_first: bool) {
+    let (ns, _) = setup(prefix).await;
+    let now = jiff::Timestamp::now();
+    // Upstream's keys are RSA 2048 (CAPI's secret package); the cluster CA is, as the one
+    // that signs the kubeconfig and serves the hosted API. The others are ECDSA to keep the
+    // debug build quick; they are only read.
+    let ca = certs::generate_ca_with(certs::KeyAlgorithm::Rsa2048, "kubernetes", now).unwrap();
+    let proxy = certs::generate_ca("front-proxy-ca", now).unwrap();
+    let etcd = certs::generate_ca("etcd-ca", now).unwrap();
+    let sa = certs::generate_sa_key_pair().unwrap();
+    let port = test_support::free_port().unwrap();
+    let workload = test_support::WorkloadServer::start(
+        &test_support::unique_name("wl"),
+        &ca.cert_pem,
+        &ca.key_pem,
+        port,
+    )
+    .await
+    .unwrap();
+    let server = format!("https://127.0.0.1:{port}");
+    assert_eq!(workload.url(), server);
+
+    // What the user applied (a CAPI Cluster and its K0smotronControlPlane), then what upstream
+    // wrote into the KCP: its finalizer and the certificate references in the spec.
+    let mut spec = workload_spec(
+        port,
+        "sqlite:///var/lib/k0s/db/state.db?mode=rwc&_journal=WAL&cache=shared",
+    );
+    spec.version = "v1.35.4+k0s.0".into();
+    let kcp = create(&ns, spec).await;
+    let kcps: Api<K0smotronControlPlane> = ns.api();
+    kcps.patch(
+        CLUSTER,
+        &PatchParams {
+            field_manager: Some("manager".into()),
+            ..Default::default()
+        },
+        &Patch::Merge(json!({
+            "metadata": {"finalizers": ["k0smotron.controlplane.cluster.x-k8s.io"]},
+            "spec": {"certificateRefs": [
+                {"type": "ca", "name": "demo-ca"},
+                {"type": "proxy", "name": "demo-proxy"},
+                {"type": "sa", "name": "demo-sa"},
+                {"type": "etcd", "name": "demo-etcd"},
+            ]},
+        })),
+    )
+    .await
+    .unwrap();
+
+    // Upstream's children, in its order: the intermediate Cluster first (its uid owns the rest).
+    let mut values = BTreeMap::from([
+        ("NAMESPACE", ns.name().to_string()),
+        ("KCP_UID", kcp.uid().unwrap()),
+        ("API_PORT", port.to_string()),
+        ("CA_CRT", b64(&ca.cert_pem)),
+        ("CA_KEY", b64(&ca.key_pem)),
+        ("PROXY_CRT", b64(&proxy.cert_pem)),
+        ("PROXY_KEY", b64(&proxy.key_pem)),
+        ("SA_PUB", b64(&sa.cert_pem)),
+        ("SA_KEY", b64(&sa.key_pem)),
+        ("ETCD_CRT", b64(&etcd.cert_pem)),
+        ("ETCD_KEY", b64(&etcd.key_pem)),
+        ("KUBECONFIG", b64(&upstream_kubeconfig(&server, &ca))),
+        ("KMC_UID", "to be known".into()),
+    ]);
+    let kmcs: Api<k0smotron_api::k0smotron::v1beta2::Cluster> = ns.api();
+    let mut docs = upstream_fixture(&values).into_iter();
+    let (manager, create_it, doc) = docs.next().unwrap();
+    assert_eq!(doc["kind"], "Cluster");
+    write_as_upstream(&ns, &manager, create_it, doc).await;
+    values.insert("KMC_UID", kmcs.get(CLUSTER).await.unwrap().uid().unwrap());
+    for (manager, create_it, doc) in upstream_fixture(&values).into_iter().skip(1) {
+        write_as_upstream(&ns, &manager, create_it, doc).await;
+    }
+    let secrets: Api<Secret> = ns.api();
+    let upstream_kubeconfig_value = {
+        let s = secrets.get("demo-kubeconfig").await.unwrap();
+        String::from_utf8(s.data.unwrap()["value"].0.clone()).unwrap()
+    };
+    assert!(kubeconfig_works(&upstream_kubeconfig_value).await);
+
+    // Its pod runs (kwok) and the StatefulSet controller has recorded its revision.
+    let pods: Api<Pod> = ns.api();
+    let pod = wait_for(
+        &pods,
+        "kmc-demo-0",
+        |p| {
+            p.status.as_ref().is_some_and(|s| {
+                s.conditions
+                    .iter()
+                    .flatten()
+                    .any(|c| c.type_ == "Ready" && c.status == "True")
+            })
+        },
+        TIMEOUT,
+        "upstream's pod Ready",
+    )
+    .await
+    .unwrap();
+    let statefulsets: Api<StatefulSet> = ns.api();
+    let sts_before = wait_for(
+        &statefulsets,
+        "kmc-demo",
+        |s| s.status.as_ref().and_then(|s| s.ready_replicas) == Some(1),
+        TIMEOUT,
+        "upstream's StatefulSet ready",
+    )
+    .await
+    .unwrap();
+    let revisions_before = revisions(&ns, "kmc-demo").await;
+    assert_eq!(revisions_before.len(), 1, "{revisions_before:?}");
+    let ca_secrets = ["demo-ca", "demo-proxy", "demo-sa", "demo-etcd"];
+    let mut secrets_before = Vec::new();
+    for name in ca_secrets {
+        secrets_before.push(secrets.get(name).await.unwrap());
+    }
+
+    // A join token made before the switch (the bootstrap provider's kind of Secret in the
+    // hosted cluster's kube-system).
+    let workload_client = workload.client().await.unwrap();
+    let tokens: Api<Secret> = Api::namespaced(workload_client, "kube-system");
+    let token_secret = tokens
+        .create(
+            &PostParams::default(),
+            &Secret {
+                metadata: ObjectMeta {
+                    name: Some("bootstrap-token-mig123".into()),
+                    ..Default::default()
+                },
+                type_: Some("bootstrap.kubernetes.io/token".into()),
+                string_data: Some(BTreeMap::from([
+                    ("token-id".to_string(), "mig123".to_string()),
+                    ("token-secret".to_string(), "0123456789abcdef".to_string()),
+                    (
+                        "usage-bootstrap-authentication".to_string(),
+                        "true".to_string(),
+                    ),
+                    ("usage-bootstrap-signing".to_string(), "true".to_string()),
+                ])),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let token = "mig123.0123456789abcdef";
+    assert!(token_authenticates(&server, &ca.cert_pem, token).await);
+    assert!(!token_authenticates(&server, &ca.cert_pem, "mig123.fedcba9876543210").await);
+
+    let early = if provider_first {
+        let before = kmcs.get(CLUSTER).await.unwrap();
+        let provider = Provider::start(ns.name());
+        wait_for(
+            &kcps,
+            CLUSTER,
+            |k| condition_is(k, "Available", "False", "ObjectOwnedByOther"),
+            TIMEOUT,
+            "Available False ObjectOwnedByOther while the intermediate Cluster exists",
+        )
+        .await
+        .unwrap();
+        // The standalone controller wrote nothing to the intermediate Cluster.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let after = kmcs.get(CLUSTER).await.unwrap();
+        assert_eq!(
+            after.metadata.resource_version,
+            before.metadata.resource_version
+        );
+        Some(provider)
+    } else {
+        None
+    };
+    if !provider_first {
+        // docs/migration.md, step "Remove the intermediate Clusters": upstream is stopped, so its
+        // finalizer is removed by hand, then the Cluster is deleted orphaning its children.
+        remove_upstream_finalizer(&kmcs).await;
+    }
+    kmcs.delete(CLUSTER, &DeleteParams::orphan()).await.unwrap();
+    wait_gone(&kmcs, CLUSTER).await;
+    // The garbage collector released the children: nothing refers to the intermediate Cluster.
+    let kmc_uid = values["KMC_UID"].clone();
+    let released = |meta: &ObjectMeta| {
+        !meta
+            .owner_references
+            .iter()
+            .flatten()
+            .any(|o| o.uid == kmc_uid)
+    };
+    let sts = statefulsets.get("kmc-demo").await.unwrap();
+    assert!(
+        released(&sts.metadata),
+        "{:?}",
+        sts.metadata.owner_references
+    );
+    assert!(released(
+        &secrets.get("demo-kubeconfig").await.unwrap().metadata
+    ));
+
+    // docs/migration.md, step "Install our providers": the provider starts (or runs already).
+    let provider = match early {
+        Some(provider) => provider,
+        None => Provider::start(ns.name()),
+    };
+    let kcp = wait_for(
+        &kcps,
+        CLUSTER,
+        |k| {
+            let s = k.status.clone().unwrap_or_default();
+            s.initialization
+                .as_ref()
+                .and_then(|i| i.control_plane_initialized)
+                == Some(true)
+                && condition_is(k, "Available", "True", "Available")
+                && s.ready_replicas == Some(1)
+                && s.up_to_date_replicas == Some(1)
+                && s.observed_generation == k.metadata.generation
+        },
+        // Installed first, the control plane waits out the 60 s retry of `ObjectOwnedByOther`
+        // unless a change of a child wakes it earlier.
+        TIMEOUT * 2,
+        "taken over: initialized, Available, one ready up-to-date replica",
+    )
+    .await
+    .unwrap();
+    let kcp_uid = kcp.uid().unwrap();
+
+    // The StatefulSet: the same object, spec and template; now ours; no new revision; the pod
+    // was not recreated.
+    let sts_after = statefulsets.get("kmc-demo").await.unwrap();
+    assert_eq!(sts_after.metadata.uid, sts_before.metadata.uid);
+    assert_eq!(
+        sts_after.metadata.generation,
+        sts_before.metadata.generation
+    );
+    assert_eq!(sts_after.spec, sts_before.spec);
+    assert!(controlled_by(&sts_after.metadata, &kcp_uid));
+    assert_eq!(revisions(&ns, "kmc-demo").await, revisions_before);
+    assert_eq!(
+        pods.get("kmc-demo-0").await.unwrap().metadata.uid,
+        pod.metadata.uid
+    );
+    // The other children are adopted too.
+    assert!(controlled_by(
+        &ns.api::<Service>().get("kmc-demo").await.unwrap().metadata,
+        &kcp_uid
+    ));
+    for cm in ["kmc-demo-config", "kmc-entrypoint-demo-config"] {
+        assert!(controlled_by(
+            &ns.api::<ConfigMap>().get(cm).await.unwrap().metadata,
+            &kcp_uid
+        ));
+    }
+
+    // The CA Secrets: not written at all.
+    for before in &secrets_before {
+        let after = secrets.get(&before.name_any()).await.unwrap();
+        assert_eq!(after.metadata.uid, before.metadata.uid);
+        assert_eq!(
+            after.metadata.resource_version,
+            before.metadata.resource_version
+        );
+        assert_eq!(after.data, before.data);
+    }
+
+    // The kubeconfig: re-minted (upstream's layout is not ours), from the same CA, for the
+    // same server; upstream's still works (its certificate is signed by the same CA).
+    let minted = wait_for(
+        &secrets,
+        "demo-kubeconfig",
+        |s| {
+            s.data
+                .as_ref()
+                .and_then(|d| d.get("value"))
+                .map(|v| v.0.as_slice())
+                != Some(upstream_kubeconfig_value.as_bytes())
+        },
+        TIMEOUT,
+        "the kubeconfig re-minted",
+    )
+    .await
+    .unwrap();
+    let value = String::from_utf8(minted.data.unwrap()["value"].0.clone()).unwrap();
+    let parsed = controlplane_provider::kubeconfig::parse(&value).unwrap();
+    assert_eq!(parsed.ca_cert_pem, ca.cert_pem);
+    assert_eq!(parsed.server, server);
+    assert!(certs::is_signed_by(&parsed.client_cert_pem, &ca.cert_pem));
+    assert!(kubeconfig_works(&value).await);
+    assert!(kubeconfig_works(&upstream_kubeconfig_value).await);
+
+    // The join token: its Secret untouched, still accepted.
+    let token_after = tokens.get("bootstrap-token-mig123").await.unwrap();
+    assert_eq!(
+        token_after.metadata.resource_version,
+        token_secret.metadata.resource_version
+    );
+    assert!(token_authenticates(&server, &ca.cert_pem, token).await);
+
+    // A restart of the provider changes nothing either.
+    provider.stop().await;
+    let provider = Provider::start(ns.name());
+    poke(&kcps, "after-restart").await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let sts_final = statefulsets.get("kmc-demo").await.unwrap();
+    assert_eq!(
+        sts_final.metadata.generation,
+        sts_before.metadata.generation
+    );
+    assert_eq!(revisions(&ns, "kmc-demo").await, revisions_before);
+    assert_eq!(
+        pods.get("kmc-demo-0").await.unwrap().metadata.uid,
+        pod.metadata.uid
+    );
+    provider.stop().await;
+    workload.stop().unwrap();
+}
