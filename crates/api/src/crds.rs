@@ -50,10 +50,7 @@ pub fn standalone() -> Vec<CustomResourceDefinition> {
                     standalone::Cluster::crd(),
                     standalone_v1beta1::Cluster::crd(),
                 ),
-                &[
-                    ("reconciliationStatus", "string"),
-                    ("ready", "boolean"),
-                ],
+                &[("reconciliationStatus", "string"), ("ready", "boolean")],
             ),
             serde_json::json!({"service": {"type": "NodePort"}}),
         ),
@@ -142,14 +139,15 @@ fn deprecated_status(
     mut crd: CustomResourceDefinition,
     fields: &[(&str, &str)],
 ) -> CustomResourceDefinition {
-    let object = |description: &str, properties: std::collections::BTreeMap<String, JSONSchemaProps>| {
-        JSONSchemaProps {
-            type_: Some("object".to_owned()),
-            description: Some(description.to_owned()),
-            properties: Some(properties),
-            ..JSONSchemaProps::default()
-        }
-    };
+    let object =
+        |description: &str, properties: std::collections::BTreeMap<String, JSONSchemaProps>| {
+            JSONSchemaProps {
+                type_: Some("object".to_owned()),
+                description: Some(description.to_owned()),
+                properties: Some(properties),
+                ..JSONSchemaProps::default()
+            }
+        };
     let v1beta1_fields = fields
         .iter()
         .map(|(name, type_)| {

@@ -319,6 +319,7 @@ async fn helm_chart_lints_renders_and_installs() {
         ("Role", "leader-election-role"),
         ("ClusterRole", "metrics-auth-role"),
         ("ClusterRole", "metrics-reader"),
+        ("Role", "webhook-certs-role"),
     ] {
         let ours = by_kind_name(&chart_docs, kind, &format!("{full}-{suffix}"));
         let theirs = by_kind_name(&kustomized, kind, &format!("{PREFIX}{suffix}"));
