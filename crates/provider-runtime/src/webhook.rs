@@ -333,6 +333,96 @@ mod tests {
         assert!(review(&serde_json::to_vec(&no_request).unwrap()).is_err());
     }
 
+    /// POSTs `body` to `/convert` over TLS trusting only `ca_pem`: the status code, the body and
+    /// the certificate the server presented.
+    async fn post_tls(
+        addr: SocketAddr,
+        ca_pem: &str,
+        body: &[u8],
+    ) -> (u16, String, rustls::pki_types::CertificateDer<'static>) {
+        use rustls::pki_types::pem::PemObject as _;
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let mut roots = rustls::RootCertStore::empty();
+        for der in rustls::pki_types::CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+            roots.add(der.unwrap()).unwrap();
+        }
+        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+        let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+        let mut tls = connector.connect(name, stream).await.unwrap();
+        let presented = tls.get_ref().1.peer_certificates().unwrap()[0].clone();
+        let head = format!(
+            "POST {CONVERSION_PATH} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        );
+        tls.write_all(head.as_bytes()).await.unwrap();
+        tls.write_all(body).await.unwrap();
+        let mut response = Vec::new();
+        // A peer that closes without close_notify is fine here: the body is complete.
+        let _ = tls.read_to_end(&mut response).await;
+        let response = String::from_utf8(response).unwrap();
+        let status = response
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap();
+        let body = response
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_owned())
+            .unwrap();
+        (status, body, presented)
+    }
+
+    #[tokio::test]
+    async fn serves_reviews_over_tls_and_a_renewed_certificate_from_the_next_handshake() {
+        use crate::webhook_certs::{Plan, issue};
+        use rustls::pki_types::pem::PemObject as _;
+        let names = vec!["127.0.0.1".to_owned()];
+        let now = jiff::Timestamp::now();
+        let first = issue(None, Plan::NewCa, &names, now).unwrap();
+        let cert = Arc::new(ServingCert::default());
+        assert!(!cert.is_set());
+        cert.set(first.certified_key().unwrap());
+        let server = WebhookServer::bind("127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        let addr = server.local_addr().unwrap();
+        let token = CancellationToken::new();
+        let task = tokio::spawn(server.run(cert.clone(), token.clone()));
+
+        let request = body("k0smotron.io/v1beta2", json!([upstream_cluster()]));
+        let (status, answer, presented) = post_tls(addr, &first.ca_bundle, &request).await;
+        assert_eq!(status, 200, "{answer}");
+        let answer: Value = serde_json::from_str(&answer).unwrap();
+        assert_eq!(answer["response"]["result"]["status"], "Success");
+        let first_der =
+            rustls::pki_types::CertificateDer::from_pem_slice(first.cert.as_bytes()).unwrap();
+        assert_eq!(presented, first_der);
+
+        let renewed = issue(Some(&first), Plan::NewServing, &names, now).unwrap();
+        cert.set(renewed.certified_key().unwrap());
+        let (status, _, presented) = post_tls(addr, &renewed.ca_bundle, &request).await;
+        assert_eq!(status, 200);
+        let renewed_der =
+            rustls::pki_types::CertificateDer::from_pem_slice(renewed.cert.as_bytes()).unwrap();
+        assert_eq!(presented, renewed_der);
+        assert_ne!(renewed_der, first_der);
+
+        token.cancel();
+        tokio::time::timeout(std::time::Duration::from_secs(10), task)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+    }
+
     #[tokio::test]
     async fn the_route_enforces_the_body_limit() {
         use tower::ServiceExt as _;
