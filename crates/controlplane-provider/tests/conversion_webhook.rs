@@ -210,9 +210,8 @@ fn object(value: Value) -> DynamicObject {
 async fn v1beta1_objects_round_trip_through_the_providers_webhook() {
     let ns = TestNamespace::create("conversion").await.unwrap();
     let client = ns.client();
-    // A failed earlier run may have left the CRDs pointing at its URL, which an apply of the
-    // committed files (with their Service) would add to instead of replace.
-    restore_crds(&client).await;
+    // (A failed earlier run may have left the CRDs pointing at its URL: the apply puts the
+    // files' Service back, test_support::apply_crd_file.)
     test_support::apply_crd_dir(&client, &crd_dir())
         .await
         .unwrap();
