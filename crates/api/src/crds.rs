@@ -3,22 +3,34 @@
 //! among them.
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
-    CustomResourceDefinition, JSON, JSONSchemaProps,
+    CustomResourceConversion, CustomResourceDefinition, JSON, JSONSchemaProps, ServiceReference,
+    WebhookClientConfig, WebhookConversion,
 };
 use kube::CustomResourceExt;
 
+use crate::names;
 use crate::{
-    bootstrap::v1beta2 as bootstrap, controlplane::v1beta2 as controlplane,
-    k0smotron::v1beta2 as standalone,
+    bootstrap::v1beta1 as bootstrap_v1beta1, bootstrap::v1beta2 as bootstrap,
+    controlplane::v1beta1 as controlplane_v1beta1, controlplane::v1beta2 as controlplane,
+    k0smotron::v1beta1 as standalone_v1beta1, k0smotron::v1beta2 as standalone,
 };
 
 /// Every CRD of the control-plane provider: the Cluster API kinds and the standalone ones it
 /// also serves.
 pub fn controlplane() -> Vec<CustomResourceDefinition> {
     let mut crds = vec![
-        optional_spec(controlplane::K0smotronControlPlane::crd(), &[]),
         optional_spec(
-            controlplane::K0smotronControlPlaneTemplate::crd(),
+            versions(
+                controlplane::K0smotronControlPlane::crd(),
+                controlplane_v1beta1::K0smotronControlPlane::crd(),
+            ),
+            &[],
+        ),
+        optional_spec(
+            versions(
+                controlplane::K0smotronControlPlaneTemplate::crd(),
+                controlplane_v1beta1::K0smotronControlPlaneTemplate::crd(),
+            ),
             &["template"],
         ),
     ];
@@ -33,20 +45,44 @@ pub fn standalone() -> Vec<CustomResourceDefinition> {
         // Upstream's default for an absent spec, a NodePort Service (a given spec without
         // `service` still gets ClusterIP, as upstream's does).
         optional_spec_with(
-            standalone::Cluster::crd(),
+            deprecated_status(
+                versions(
+                    standalone::Cluster::crd(),
+                    standalone_v1beta1::Cluster::crd(),
+                ),
+                &[("reconciliationStatus", "string"), ("ready", "boolean")],
+            ),
             serde_json::json!({"service": {"type": "NodePort"}}),
         ),
         // Kept required: upstream admits a request without a spec and then fails on it, as
         // it names no cluster; refused here at once (docs/deviations.md).
-        standalone::JoinTokenRequest::crd(),
+        deprecated_status(
+            versions(
+                standalone::JoinTokenRequest::crd(),
+                standalone_v1beta1::JoinTokenRequest::crd(),
+            ),
+            &[("reconciliationStatus", "string"), ("clusterUID", "string")],
+        ),
     ]
 }
 
 /// Every CRD of the bootstrap provider.
 pub fn bootstrap() -> Vec<CustomResourceDefinition> {
     vec![
-        optional_spec(bootstrap::K0sWorkerConfig::crd(), &[]),
-        optional_spec(bootstrap::K0sWorkerConfigTemplate::crd(), &["template"]),
+        optional_spec(
+            versions(
+                bootstrap::K0sWorkerConfig::crd(),
+                bootstrap_v1beta1::K0sWorkerConfig::crd(),
+            ),
+            &[],
+        ),
+        optional_spec(
+            versions(
+                bootstrap::K0sWorkerConfigTemplate::crd(),
+                bootstrap_v1beta1::K0sWorkerConfigTemplate::crd(),
+            ),
+            &["template"],
+        ),
     ]
 }
 
@@ -55,6 +91,110 @@ pub fn all() -> Vec<CustomResourceDefinition> {
     let mut crds = controlplane();
     crds.extend(bootstrap());
     crds
+}
+
+/// One CRD serving `hub` (v1beta2, stored) and `spoke` (v1beta1, served, not stored), converted
+/// by the provider's webhook ([`conversion_webhook`]). Metadata (labels included: the CAPI
+/// contract label names v1beta2 only, so Cluster API never reads v1beta1) comes from `hub`.
+fn versions(
+    hub: CustomResourceDefinition,
+    spoke: CustomResourceDefinition,
+) -> CustomResourceDefinition {
+    // Both come from kube-derive with the same group, kind and scope, one version each: merging
+    // them cannot fail (the CRD tests would show it at once).
+    #[allow(clippy::expect_used)]
+    let mut crd = kube::core::crd::merge_crds(vec![hub, spoke], crate::conversion::V1BETA2)
+        .expect("the two versions of one kind merge");
+    crd.spec.conversion = Some(conversion_webhook());
+    crd
+}
+
+/// `spec.conversion` of every CRD we generate: the provider's webhook behind the Service
+/// [`names::WEBHOOK_SERVICE_NAME`] in the namespace `system`, both rewritten by kustomize (the
+/// provider's name prefix and namespace; config/crd/kustomizeconfig.yaml), and by clusterctl
+/// for `--target-namespace`. The provider overwrites the whole client config with its own
+/// Service (or URL) and the CA bundle when it starts (docs/packaging.md, "Conversion webhook").
+pub fn conversion_webhook() -> CustomResourceConversion {
+    CustomResourceConversion {
+        strategy: "Webhook".to_owned(),
+        webhook: Some(WebhookConversion {
+            client_config: Some(WebhookClientConfig {
+                service: Some(ServiceReference {
+                    name: names::WEBHOOK_SERVICE_NAME.to_owned(),
+                    namespace: "system".to_owned(),
+                    path: Some(names::CONVERSION_PATH.to_owned()),
+                    port: Some(443),
+                }),
+                ..WebhookClientConfig::default()
+            }),
+            conversion_review_versions: vec!["v1".to_owned()],
+        }),
+    }
+}
+
+/// Adds `status.deprecated.v1beta1` to the v1beta2 schema of `crd`: where the conversion keeps
+/// the v1beta1-only status `fields` (name, OpenAPI type), upstream's place. Without it the API
+/// server would prune them and a v1beta1 client would lose them on the round trip.
+fn deprecated_status(
+    mut crd: CustomResourceDefinition,
+    fields: &[(&str, &str)],
+) -> CustomResourceDefinition {
+    let object =
+        |description: &str, properties: std::collections::BTreeMap<String, JSONSchemaProps>| {
+            JSONSchemaProps {
+                type_: Some("object".to_owned()),
+                description: Some(description.to_owned()),
+                properties: Some(properties),
+                ..JSONSchemaProps::default()
+            }
+        };
+    let v1beta1_fields = fields
+        .iter()
+        .map(|(name, type_)| {
+            (
+                (*name).to_owned(),
+                JSONSchemaProps {
+                    type_: Some((*type_).to_owned()),
+                    description: Some(format!("The v1beta1 status field `{name}`.")),
+                    ..JSONSchemaProps::default()
+                },
+            )
+        })
+        .collect();
+    let deprecated = object(
+        "Status fields of older API versions that this version has no place for, kept by the \
+         conversion webhook so that clients of those versions read them back.",
+        [(
+            "v1beta1".to_owned(),
+            object("The v1beta1-only status fields.", v1beta1_fields),
+        )]
+        .into(),
+    );
+    for version in &mut crd.spec.versions {
+        if version.name != crate::conversion::V1BETA2 {
+            continue;
+        }
+        if let Some(status) = version
+            .schema
+            .as_mut()
+            .and_then(|s| s.open_api_v3_schema.as_mut())
+            .and_then(|root| root.properties.as_mut())
+            .and_then(|p| p.get_mut("status"))
+        {
+            status
+                .properties
+                .get_or_insert_with(Default::default)
+                .insert("deprecated".to_owned(), deprecated.clone());
+        }
+    }
+    crd
+}
+
+/// The names of `crds` (`<plural>.<group>`).
+pub fn names(crds: &[CustomResourceDefinition]) -> Vec<String> {
+    crds.iter()
+        .filter_map(|crd| crd.metadata.name.clone())
+        .collect()
 }
 
 /// Makes `spec` optional, as upstream's CRDs have it (Go's `json:"spec,omitempty"`): a manifest

@@ -13,6 +13,8 @@ use md5::{Digest, Md5};
 pub const CONTROLPLANE_GROUP: &str = "controlplane.cluster.x-k8s.io";
 /// API group of the bootstrap provider's kinds.
 pub const BOOTSTRAP_GROUP: &str = "bootstrap.cluster.x-k8s.io";
+/// API group of the standalone kinds (`Cluster`, `JoinTokenRequest`).
+pub const STANDALONE_GROUP: &str = "k0smotron.io";
 /// API group of the Cluster API core kinds (`Cluster`, `Machine`, `MachinePool`).
 pub const CAPI_GROUP: &str = "cluster.x-k8s.io";
 /// The version of our own API (for both providers).
@@ -64,6 +66,11 @@ pub const CAPI_SECRET_TYPE: &str = "cluster.x-k8s.io/secret";
 pub const CONTRACT_LABEL: &str = "cluster.x-k8s.io/v1beta2";
 /// Value of [`CONTRACT_LABEL`]: the API versions served (underscore-separated if several).
 pub const CONTRACT_LABEL_VALUE: &str = "v1beta2";
+/// Name of the Service in front of a provider's webhook server before the kustomize name prefix
+/// (the generated CRDs name it; each provider's kustomization prefixes it).
+pub const WEBHOOK_SERVICE_NAME: &str = "webhook-service";
+/// Path of the conversion webhook (`ConversionReview`) on the webhook server.
+pub const CONVERSION_PATH: &str = "/convert";
 /// Label key clusterctl uses to identify a provider's components.
 pub const PROVIDER_LABEL: &str = "cluster.x-k8s.io/provider";
 /// Provider label value of the control-plane provider.

@@ -17,6 +17,11 @@ use provider_runtime::{
 
 /// Lease name when `--leader-election-id` is not given.
 const LEASE_NAME: &str = "bootstrap.k0smotron.io";
+/// The webhook Service when `--webhook-service` is not given: its name in the clusterctl
+/// components (config/bootstrap).
+const WEBHOOK_SERVICE: &str = "k0smotron-bootstrap-webhook-service";
+/// The webhook certificate Secret when `--webhook-secret` is not given.
+const WEBHOOK_SECRET: &str = "k0smotron-bootstrap-webhook-server-cert";
 
 #[derive(Parser)]
 #[command(
@@ -35,7 +40,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the manager (the default).
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Print the bootstrap data a K0sWorkerConfig (or K0sWorkerConfigTemplate) yields, with a
     /// placeholder token and CA.
     Render(RenderArgs),
@@ -130,6 +135,15 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     )
     .await?;
     let server = tokio::spawn(server.run(shutdown.clone()));
+    let webhook = provider_runtime::webhook::start(
+        &manager,
+        client.clone(),
+        WEBHOOK_SERVICE,
+        WEBHOOK_SECRET,
+        k0smotron_api::crds::names(&k0smotron_api::crds::bootstrap()),
+        shutdown.clone(),
+    )
+    .await?;
 
     let settings = Settings {
         token_ttl: args.token_ttl,
@@ -153,6 +167,9 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     // Deployment restarts the pod clean.
     shutdown.cancel();
     server.await??;
+    if let Some(webhook) = webhook {
+        webhook.await??;
+    }
     Ok(result?)
 }
 
@@ -170,7 +187,7 @@ async fn manager() -> anyhow::Result<()> {
     let cli = Cli::from_arg_matches(&matches)?;
     match cli.command {
         Some(Command::Render(args)) => render(args),
-        Some(Command::Run(args)) => run(args).await,
+        Some(Command::Run(args)) => run(*args).await,
         None => run(cli.run).await,
     }
 }

@@ -16,6 +16,11 @@ use provider_runtime::{
 
 /// Lease name when `--leader-election-id` is not given.
 const LEASE_NAME: &str = "controlplane.k0smotron.io";
+/// The webhook Service when `--webhook-service` is not given: its name in the clusterctl
+/// components (config/controlplane).
+const WEBHOOK_SERVICE: &str = "k0smotron-control-plane-webhook-service";
+/// The webhook certificate Secret when `--webhook-secret` is not given.
+const WEBHOOK_SECRET: &str = "k0smotron-control-plane-webhook-server-cert";
 
 #[derive(Parser)]
 #[command(
@@ -102,6 +107,23 @@ impl Cli {
     }
 }
 
+/// The CRDs whose conversion webhook this provider serves: those of the kinds it serves (the
+/// standalone install's RBAC names only the k0smotron.io ones).
+fn webhook_crds(kinds: &[KindArg]) -> Vec<String> {
+    let groups: Vec<&str> = kinds
+        .iter()
+        .map(|kind| match kind {
+            KindArg::Capi => k0smotron_api::names::CONTROLPLANE_GROUP,
+            KindArg::Standalone => k0smotron_api::names::STANDALONE_GROUP,
+        })
+        .collect();
+    k0smotron_api::crds::controlplane()
+        .iter()
+        .filter(|crd| groups.contains(&crd.spec.group.as_str()))
+        .filter_map(|crd| crd.metadata.name.clone())
+        .collect()
+}
+
 fn main() -> anyhow::Result<()> {
     provider_runtime::runtime::build()?.block_on(manager())
 }
@@ -134,6 +156,15 @@ async fn manager() -> anyhow::Result<()> {
     )
     .await?;
     let server = tokio::spawn(server.run(shutdown.clone()));
+    let webhook = provider_runtime::webhook::start(
+        &manager,
+        client.clone(),
+        WEBHOOK_SERVICE,
+        WEBHOOK_SECRET,
+        webhook_crds(&cli.kinds),
+        shutdown.clone(),
+    )
+    .await?;
 
     let settings = Settings {
         probe_timeout: Duration::from_secs(cli.workload_probe_timeout),
@@ -162,6 +193,9 @@ async fn manager() -> anyhow::Result<()> {
     // Deployment restarts the pod clean.
     shutdown.cancel();
     server.await??;
+    if let Some(webhook) = webhook {
+        webhook.await??;
+    }
     Ok(result?)
 }
 
@@ -202,5 +236,22 @@ mod tests {
             }
         );
         assert!(Cli::try_parse_from(["controlplane-provider", "--allow-patches=maybe"]).is_err());
+    }
+
+    #[test]
+    fn the_webhook_patches_the_crds_of_the_kinds_served() {
+        assert_eq!(
+            webhook_crds(&[KindArg::Standalone]),
+            ["clusters.k0smotron.io", "jointokenrequests.k0smotron.io"]
+        );
+        assert_eq!(
+            webhook_crds(&[KindArg::Capi, KindArg::Standalone]),
+            [
+                "k0smotroncontrolplanes.controlplane.cluster.x-k8s.io",
+                "k0smotroncontrolplanetemplates.controlplane.cluster.x-k8s.io",
+                "clusters.k0smotron.io",
+                "jointokenrequests.k0smotron.io"
+            ]
+        );
     }
 }

@@ -112,6 +112,33 @@ pub struct ManagerArgs {
     #[arg(long, env = "METRICS_CERT_DIR", value_name = "DIR")]
     pub metrics_cert_dir: Option<PathBuf>,
 
+    /// Address of the conversion webhook (`host:port` or `:port`; HTTPS, `POST /convert`),
+    /// which serves our kinds' v1beta1 next to v1beta2. Unset: no webhook (v1beta2 works
+    /// without it; v1beta1 requests fail). The release manifests set `:9443`.
+    #[arg(long, env = "WEBHOOK_ADDR", value_name = "ADDR", value_parser = parse_addr)]
+    pub webhook_addr: Option<SocketAddr>,
+
+    /// Name of the Service in front of the webhook, in `--webhook-namespace`: the CRDs point at
+    /// it and the serving certificate is made for it (default: chosen by the binary, the name
+    /// the clusterctl components give it).
+    #[arg(long, env = "WEBHOOK_SERVICE", value_name = "NAME")]
+    pub webhook_service: Option<String>,
+
+    /// `https://` URL the API server calls instead of the Service (an API server that reaches
+    /// the provider directly: local runs and tests). The certificate is made for its host.
+    #[arg(long, env = "WEBHOOK_URL", value_name = "URL", value_parser = parse_https_url)]
+    pub webhook_url: Option<String>,
+
+    /// Name of the Secret holding the webhook's CA and serving certificate (default: chosen by
+    /// the binary).
+    #[arg(long, env = "WEBHOOK_SECRET", value_name = "NAME")]
+    pub webhook_secret: Option<String>,
+
+    /// Namespace of the webhook's Secret and Service (default: `$POD_NAMESPACE`, else
+    /// `default`).
+    #[arg(long, env = "WEBHOOK_NAMESPACE", value_name = "NAMESPACE")]
+    pub webhook_namespace: Option<String>,
+
     /// Log output format.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -197,6 +224,48 @@ impl ManagerArgs {
             lease_duration_seconds: self.leader_election_lease_duration,
             renew_deadline_seconds: self.leader_election_renew_deadline,
         })
+    }
+}
+
+impl ManagerArgs {
+    /// What the webhook's certificate keeper needs, or `None` without `--webhook-addr`.
+    /// `default_service` and `default_secret` stand in for the flags left unset; `crds` are the
+    /// CRDs whose conversion this binary serves.
+    pub fn webhook_cert_config(
+        &self,
+        default_service: &str,
+        default_secret: &str,
+        crds: Vec<String>,
+    ) -> Option<crate::webhook_certs::CertConfig> {
+        self.webhook_addr?;
+        let namespace = resolve_lease_namespace(
+            self.webhook_namespace.as_deref(),
+            std::env::var(POD_NAMESPACE_ENV).ok().as_deref(),
+        );
+        let non_empty = |v: &Option<String>| v.clone().filter(|v| !v.is_empty());
+        let target = match non_empty(&self.webhook_url) {
+            Some(url) => crate::webhook_certs::Target::Url(url),
+            None => crate::webhook_certs::Target::Service {
+                name: non_empty(&self.webhook_service)
+                    .unwrap_or_else(|| default_service.to_owned()),
+                namespace: namespace.clone(),
+            },
+        };
+        Some(crate::webhook_certs::CertConfig {
+            namespace,
+            secret: non_empty(&self.webhook_secret).unwrap_or_else(|| default_secret.to_owned()),
+            target,
+            crds,
+        })
+    }
+}
+
+/// An `https://` URL (empty: unset).
+fn parse_https_url(value: &str) -> Result<String, String> {
+    if value.is_empty() || value.starts_with("https://") && value.len() > "https://".len() {
+        Ok(value.to_owned())
+    } else {
+        Err(format!("{value:?} is not an https:// URL"))
     }
 }
 
@@ -364,6 +433,44 @@ mod tests {
         let args = parse(&["--insecure-metrics", "--metrics-cert-dir", "/certs"]).unwrap();
         assert!(args.insecure_metrics);
         assert_eq!(args.metrics_cert_dir, Some(PathBuf::from("/certs")));
+    }
+
+    #[test]
+    fn webhook_is_off_unless_given_an_address() {
+        let args = parse(&[]).unwrap();
+        assert_eq!(args.webhook_addr, None);
+        assert!(args.webhook_cert_config("svc", "secret", vec![]).is_none());
+
+        let args = parse(&["--webhook-addr=:9443", "--webhook-namespace", "k0smotron"]).unwrap();
+        assert_eq!(args.webhook_addr, Some("0.0.0.0:9443".parse().unwrap()));
+        let config = args
+            .webhook_cert_config("svc", "secret", vec!["a.b".into()])
+            .unwrap();
+        assert_eq!(config.namespace, "k0smotron");
+        assert_eq!(config.secret, "secret");
+        assert_eq!(config.crds, ["a.b"]);
+        assert_eq!(
+            config.target,
+            crate::webhook_certs::Target::Service {
+                name: "svc".into(),
+                namespace: "k0smotron".into()
+            }
+        );
+
+        let args = parse(&[
+            "--webhook-addr=127.0.0.1:0",
+            "--webhook-url=https://127.0.0.1:9443/convert",
+            "--webhook-secret=mine",
+            "--webhook-service=ignored",
+        ])
+        .unwrap();
+        let config = args.webhook_cert_config("svc", "secret", vec![]).unwrap();
+        assert_eq!(config.secret, "mine");
+        assert_eq!(
+            config.target,
+            crate::webhook_certs::Target::Url("https://127.0.0.1:9443/convert".into())
+        );
+        assert!(parse(&["--webhook-url=http://127.0.0.1/convert"]).is_err());
     }
 
     #[test]

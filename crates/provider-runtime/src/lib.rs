@@ -1,6 +1,6 @@
 //! What both provider managers share: command-line scoping flags, telemetry, the health and
-//! metrics server, leader election, graceful shutdown, the reconcile skeleton (finalizer, error
-//! policy, backoff), and the apply and condition helpers.
+//! metrics server, the conversion webhook, leader election, graceful shutdown, the reconcile
+//! skeleton (finalizer, error policy, backoff), and the apply and condition helpers.
 //!
 //! A manager's `main.rs` wires it like this (the controller here is a stand-in):
 //!
@@ -75,7 +75,8 @@
 //! [`server`] (`/healthz`, `/readyz`, `/metrics`), [`tls`] and [`metrics_auth`] (who may read
 //! `/metrics`), [`metrics`], [`leader`] (Lease election),
 //! [`apply`] (server-side apply, owner references), [`conditions`], [`pause`], [`events`],
-//! [`kubeconfig`] (untrusted workload kubeconfigs).
+//! [`kubeconfig`] (untrusted workload kubeconfigs), [`webhook`] and [`webhook_certs`] (the
+//! conversion webhook and the certificates it serves).
 
 pub mod apply;
 pub mod backoff;
@@ -96,6 +97,8 @@ pub mod shutdown;
 pub mod telemetry;
 pub mod tls;
 pub mod token;
+pub mod webhook;
+pub mod webhook_certs;
 
 pub use cli::{LogFormat, ManagerArgs};
 pub use leader::{LeaderElection, run_with_leader_election};

@@ -78,6 +78,13 @@ pub async fn apply_crd_file(
         let name = crd.metadata.name.clone().ok_or_else(|| CrdError::Unnamed {
             path: path.to_owned(),
         })?;
+        release_webhook_url(&api, &crd, &name)
+            .await
+            .map_err(|source| CrdError::Apply {
+                name: name.clone(),
+                path: path.to_owned(),
+                source,
+            })?;
         let crd = api
             .patch(&name, &params, &Patch::Apply(&crd))
             .await
@@ -100,6 +107,38 @@ pub async fn apply_crd_file(
         .await?;
     }
     Ok(applied)
+}
+
+/// A provider run with `--webhook-url` (a test's, perhaps one that did not finish) leaves the
+/// live CRD's conversion pointing at a URL; applying a file that names a Service would then ask
+/// for both, which the API server refuses. Put the file's Service back first (and drop the CA
+/// bundle that went with the URL).
+async fn release_webhook_url(
+    api: &Api<CustomResourceDefinition>,
+    crd: &CustomResourceDefinition,
+    name: &str,
+) -> Result<(), kube::Error> {
+    let client_config = |crd: &CustomResourceDefinition| {
+        crd.spec
+            .conversion
+            .as_ref()
+            .and_then(|c| c.webhook.as_ref())
+            .and_then(|w| w.client_config.clone())
+    };
+    let Some(service) = client_config(crd).and_then(|c| c.service) else {
+        return Ok(());
+    };
+    let Some(live) = api.get_opt(name).await? else {
+        return Ok(());
+    };
+    if client_config(&live).is_some_and(|c| c.url.is_some()) {
+        let patch = serde_json::json!({"spec": {"conversion": {"webhook": {"clientConfig": {
+            "url": null, "caBundle": null, "service": service,
+        }}}}});
+        api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await?;
+    }
+    Ok(())
 }
 
 /// [`apply_crd_file`] for every `*.yaml`/`*.yml` file in `dir` (sorted by name).

@@ -57,6 +57,20 @@ pub async fn apply_stored(client: &Client, objects: &[Value]) -> Result<DryRunRe
     apply_with(client, objects, &PatchParams::apply(INSTALL_FIELD_MANAGER)).await
 }
 
+/// [`apply_stored`], taking over fields other managers set to other values: an install over an
+/// earlier one, as `kubectl apply --server-side --force-conflicts` makes it.
+pub async fn apply_stored_forced(
+    client: &Client,
+    objects: &[Value],
+) -> Result<DryRunReport, DryRunError> {
+    apply_with(
+        client,
+        objects,
+        &PatchParams::apply(INSTALL_FIELD_MANAGER).force(),
+    )
+    .await
+}
+
 async fn apply_with(
     client: &Client,
     objects: &[Value],

@@ -251,7 +251,32 @@ fn check_components(case: &ProviderCase, docs: &[Value], namespace: &str, versio
         .iter()
         .filter_map(|p| p["name"].as_str())
         .collect();
-    assert_eq!(ports, BTreeSet::from(["healthz", "metrics"]));
+    assert_eq!(
+        ports,
+        BTreeSet::from(["healthz", "metrics", "webhook-server"])
+    );
+    // The conversion webhook: served on 9443 behind a Service in the target namespace, which
+    // every CRD's conversion names (kustomize's prefix, clusterctl's namespace).
+    assert!(
+        container_args(container).contains(&"--webhook-addr=:9443"),
+        "{container}"
+    );
+    let services: Vec<&Value> = docs.iter().filter(|d| yaml::kind(d) == "Service").collect();
+    assert_eq!(services.len(), 1, "one Service, the webhook's");
+    let service = services[0];
+    assert_eq!(service["spec"]["ports"][0]["port"], 443);
+    assert_eq!(service["spec"]["ports"][0]["targetPort"], "webhook-server");
+    for crd in docs
+        .iter()
+        .filter(|d| yaml::kind(d) == "CustomResourceDefinition")
+    {
+        let conversion = &crd["spec"]["conversion"];
+        assert_eq!(conversion["strategy"], "Webhook", "{}", yaml::name(crd));
+        let target = &conversion["webhook"]["clientConfig"]["service"];
+        assert_eq!(target["name"].as_str(), Some(yaml::name(service)));
+        assert_eq!(target["namespace"].as_str(), Some(namespace));
+        assert_eq!(target["path"], "/convert");
+    }
     // Metrics are served over HTTPS to reviewed tokens: the manager may make the reviews, and
     // scrapers get a role to bind.
     let args = container_args(container);

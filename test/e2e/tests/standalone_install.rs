@@ -30,6 +30,11 @@ const NAMESPACE: &str = "k0smotron";
 /// The name prefix config/standalone gives every object.
 const PREFIX: &str = "k0smotron-";
 
+/// Held by the tests that apply the standalone CRDs: the kubectl install takes their conversion
+/// webhook Service over for a while, which the chart's dry run (applying the chart's CRDs,
+/// without force) must not meet.
+static SHARED_CRDS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 async fn run(program: &Path, args: &[&str]) -> Output {
     command::run(program, args, std::iter::empty::<(&str, &str)>(), None)
         .await
@@ -212,6 +217,7 @@ fn chart_version_follows_the_workspace() {
 #[tokio::test]
 #[ignore = "needs the harness: eval \"$(test/harness/cluster up --workloads)\""]
 async fn standalone_manifest_applies_with_kubectl() {
+    let _crds = SHARED_CRDS.lock().await;
     let release = Release::build().await.unwrap();
     let text = std::fs::read_to_string(release.standalone()).unwrap();
     assert!(
@@ -268,7 +274,21 @@ async fn standalone_manifest_applies_with_kubectl() {
     );
 
     let client = test_support::client().await.unwrap();
-    let report = dry_run::apply_stored(&client, &docs).await.unwrap();
+    // The CRDs are this harness's shared ones, which other tests applied with the clusterctl
+    // components' conversion webhook Service: this install takes them over (its own Service,
+    // `k0smotron/k0smotron-webhook-service`), as an install over another one must
+    // (`--force-conflicts`). Everything else is applied as a fresh install, without force.
+    let (crd_docs, other_docs): (Vec<Value>, Vec<Value>) = docs
+        .iter()
+        .cloned()
+        .partition(|d| yaml::kind(d) == "CustomResourceDefinition");
+    let mut report = dry_run::apply_stored_forced(&client, &crd_docs)
+        .await
+        .unwrap();
+    let rest = dry_run::apply_stored(&client, &other_docs).await.unwrap();
+    report.accepted.extend(rest.accepted);
+    report.rejected.extend(rest.rejected);
+    report.unknown_kind.extend(rest.unknown_kind);
     assert!(
         report.rejected.is_empty() && report.unknown_kind.is_empty(),
         "rejected: {:#?}\nkinds not served: {:#?}",
@@ -276,12 +296,31 @@ async fn standalone_manifest_applies_with_kubectl() {
         report.unknown_kind
     );
     assert_eq!(report.accepted.len(), docs.len());
+    let crds_api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for name in STANDALONE_CRDS {
+        let crd = crds_api.get(name).await.unwrap();
+        let service = crd
+            .spec
+            .conversion
+            .and_then(|c| c.webhook)
+            .and_then(|w| w.client_config)
+            .and_then(|c| c.service)
+            .unwrap();
+        assert_eq!(
+            (service.namespace.as_str(), service.name.as_str()),
+            (NAMESPACE, "k0smotron-webhook-service"),
+            "{name}"
+        );
+    }
     wait_established(&client).await;
     let missing = presence(&client, &docs, true).await;
     assert!(missing.is_empty(), "applied but not stored: {missing:?}");
 
-    // Clean up all but the CRDs (other tests of this harness use them): the namespace takes the
-    // namespaced objects with it.
+    // Clean up all but the CRDs (other tests of this harness use them; their conversion goes
+    // back to the committed files' Service): the namespace takes the namespaced objects with it.
+    test_support::apply_crd_dir(&client, &tools::repo_root().join("config/crd/bases"))
+        .await
+        .unwrap();
     let discovery = discovery(&client).await;
     for doc in docs
         .iter()
@@ -300,6 +339,7 @@ async fn standalone_manifest_applies_with_kubectl() {
 #[tokio::test]
 #[ignore = "needs the harness: eval \"$(test/harness/cluster up --workloads)\""]
 async fn helm_chart_lints_renders_and_installs() {
+    let _crds = SHARED_CRDS.lock().await;
     let helm = Helm::new();
     let chart = tools::chart_dir();
     let chart_arg = chart.to_str().unwrap();
@@ -319,6 +359,7 @@ async fn helm_chart_lints_renders_and_installs() {
         ("Role", "leader-election-role"),
         ("ClusterRole", "metrics-auth-role"),
         ("ClusterRole", "metrics-reader"),
+        ("Role", "webhook-certs-role"),
     ] {
         let ours = by_kind_name(&chart_docs, kind, &format!("{full}-{suffix}"));
         let theirs = by_kind_name(&kustomized, kind, &format!("{PREFIX}{suffix}"));
