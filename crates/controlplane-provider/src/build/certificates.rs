@@ -129,6 +129,15 @@ pub(super) struct CertPlan {
 }
 
 impl CertPlan {
+    /// Writes `secret`: replacing the existing one (`renew`) or creating it.
+    fn write(&mut self, secret: Secret, replacing: bool) {
+        if replacing {
+            self.renew.push(secret);
+        } else {
+            self.create.push(secret);
+        }
+    }
+
     /// The cluster CA (signs the kubeconfig's client certificate).
     pub(super) fn ca(&self) -> Result<KeyMaterial, BuildError> {
         self.material
@@ -339,12 +348,7 @@ fn plan_defrag_client(plan: &mut CertPlan, site: &Site<'_>) -> Result<(), BuildE
         }
     }
     let fresh = sign_with_etcd_ca(plan, site.cluster, &etcd::defrag_client_spec(), now)?;
-    let secret = site.secret(&name, &fresh);
-    if existing.is_some() {
-        plan.renew.push(secret);
-    } else {
-        plan.create.push(secret);
-    }
+    plan.write(site.secret(&name, &fresh), existing.is_some());
     Ok(())
 }
 
@@ -449,11 +453,6 @@ pub(super) fn plan_haproxy_certificate(
         }
     }
     let fresh = certs::sign_leaf(&ca, &names::ca_secret(cluster), &spec, facts.now)?;
-    let secret = site.secret(&name, &fresh);
-    if existing.is_some() {
-        plan.renew.push(secret);
-    } else {
-        plan.create.push(secret);
-    }
+    plan.write(site.secret(&name, &fresh), existing.is_some());
     Ok(())
 }
