@@ -147,6 +147,7 @@ pub async fn run(
         applied: Arc::default(),
         backoff: Arc::default(),
         waits: Arc::new(Waits::new(Duration::from_secs(10), settings.resync)),
+        quiet: Arc::default(),
         hosts: Arc::default(),
         host_watches: Arc::new(HostWatches::new(
             capi.then_some(capi_remote),

@@ -24,6 +24,7 @@ pub(crate) mod monitoring;
 pub(crate) mod nats;
 pub(crate) mod ownership;
 pub(crate) mod patches;
+pub mod quiet;
 pub mod reconcile;
 pub mod services;
 pub(crate) mod standalone;

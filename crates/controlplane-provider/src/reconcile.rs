@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
 use k0smotron_api::capi::Cluster;
@@ -44,9 +44,10 @@ use crate::dynamic_config::{self, Outcome, Plan};
 use crate::hosting::{self, HostingError, Scope};
 use crate::infra;
 use crate::labels;
+use crate::quiet;
 use crate::statefulset::INPUTS_HASH_ANNOTATION;
 use crate::status::{self, Failure, Probe, StatusInputs};
-use crate::stores::{Kept, Lookup, Stores};
+use crate::stores::{self, Kept, Lookup, Stores};
 use crate::validate::FieldPolicy;
 
 use crate::ownership::controlled_by;
@@ -80,6 +81,9 @@ pub struct Context {
     /// Requeue delays of control planes waiting for their API to answer (per object, doubling
     /// while nothing changes).
     pub waits: Arc<Waits>,
+    /// What the last full reconcile of each waiting control plane read, so that a requeue that
+    /// finds none of it changed only probes again ([`crate::quiet`]).
+    pub quiet: Arc<crate::quiet::Quiet>,
     /// What the watches keep: children, pods, Nodes and CAPI Clusters read without a round trip.
     pub stores: Stores,
     /// Clients of the hosting clusters of control planes with `spec.remoteHostCluster`.
@@ -287,6 +291,7 @@ pub async fn reconcile(
 
     if kcp.metadata.deletion_timestamp.is_some() {
         ctx.waits.done(&object_key(kcp.as_ref()));
+        ctx.quiet.forget(&object_key(kcp.as_ref()));
     }
     with_finalizer(
         &api,
@@ -388,6 +393,10 @@ async fn apply_event(
     let cp = ControlPlane::from_kcp(&kcp, endpoint_owned_by_provider(&kcp.metadata))?;
     let done = match run(ctx, &*kcp, cp, cluster_name, Some(&cluster), now).await? {
         Ran::Stopped(action) => return Ok(action),
+        Ran::Unchanged(action) => {
+            ctx.metrics.reconcile_unchanged(CONTROLLER_NAME);
+            return Ok(action);
+        }
         Ran::Done(done) => done,
     };
 
@@ -401,6 +410,10 @@ async fn apply_event(
     }
     let infra_pending =
         provision_self_managed_infrastructure(ctx, &kcp, &ns, &cluster, &done.desired).await;
+    if infra_pending {
+        // Waiting for the infrastructure too: no watch says when it is done.
+        ctx.quiet.forget(&object_key(kcp.as_ref()));
+    }
     if let Some(uid) = &done.kube_system_uid {
         annotate_cluster_id(ctx, &ns, &cluster, uid).await;
     }
@@ -435,6 +448,9 @@ pub(crate) fn requeue<K: Resource<DynamicType = ()>>(
 pub(crate) enum Ran {
     /// A failure was reported in status; return this action.
     Stopped(Action),
+    /// Nothing the last full run read has changed and the probe answers as it did: nothing
+    /// else ran; return this action.
+    Unchanged(Action),
     /// Every stage ran.
     Done(Box<Done>),
 }
@@ -500,6 +516,26 @@ where
             return Ok(Ran::Stopped(Action::requeue(hosting_retry(ctx, obj, &e))));
         }
     };
+    let key = object_key(obj);
+    let object_version = obj.meta().resource_version.clone();
+    let cluster_version = capi.and_then(|c| c.metadata.resource_version.clone());
+    if !scope.remote
+        && let Some(unchanged) = ctx.quiet.unchanged(
+            &key,
+            object_version.as_deref(),
+            cluster_version.as_deref(),
+            &cp.namespace,
+            &ctx.stores,
+            Instant::now(),
+        )
+    {
+        if Box::pin(probes_the_same(ctx, &cp.namespace, &unchanged)).await {
+            debug!("nothing read has changed and the probe answers as before: waiting again");
+            let delay = ctx.waits.still_waiting(&key, unchanged.observed);
+            return Ok(Ran::Unchanged(Action::requeue(delay)));
+        }
+        ctx.quiet.forget(&key);
+    }
     let mut facts = Box::pin(fetch(ctx, &scope, cp, cluster_name, capi, now)).await?;
     Box::pin(create_exposure_service_first(ctx, &scope, &mut facts)).await;
     let desired = match build::build_guarded(&facts) {
@@ -566,7 +602,35 @@ where
         && st.ready_replicas == Some(replicas)
         && st.up_to_date_replicas == Some(replicas)
         && applied.settled;
-    let observed = observed_state(obj.meta().generation, &facts, &applied, probe);
+    let observed = observed_state(obj.meta().generation, &facts, &applied, probe.clone());
+    if scope.remote || settled || !facts.claims.is_empty() {
+        // Remote children are in no store; claims grow without a watch seeing it.
+        ctx.quiet.forget(&key);
+    } else {
+        let probed_with = match (&probe, &desired.kubeconfig, &desired.endpoint) {
+            (Probe::NotRun, _, _) => None,
+            (_, Some(secret), Some(endpoint)) => secret
+                .metadata
+                .name
+                .clone()
+                .map(|name| (name, endpoint.clone())),
+            _ => None,
+        };
+        ctx.quiet.remember(
+            &key,
+            object_version.as_deref(),
+            cluster_version.as_deref(),
+            ns,
+            reads_of(&facts, &desired, &applied, &pods),
+            quiet::Outcome {
+                probe,
+                probed_with,
+                observed,
+            },
+            &ctx.stores,
+            Instant::now() + ctx.resync,
+        );
+    }
     Ok(Ran::Done(Box::new(Done {
         desired,
         settled,
@@ -574,6 +638,112 @@ where
         observed,
         remote: scope.remote,
     })))
+}
+
+/// Whether probing the API of an unchanged control plane again answers as the last full run's
+/// probe did (no probe ran then: nothing to ask). The kubeconfig read must be the version the
+/// memo was made with.
+async fn probes_the_same(ctx: &Context, ns: &str, unchanged: &quiet::Unchanged) -> bool {
+    let Some((name, endpoint)) = &unchanged.probe_with else {
+        return true;
+    };
+    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
+    let Ok(Some(secret)) = get_opt(&api, name).await else {
+        return false;
+    };
+    let version = secret
+        .metadata
+        .resource_version
+        .as_deref()
+        .unwrap_or_default();
+    if ctx.stores.secrets.get(ns, name) != Some(Some(stores::version_hash(version))) {
+        return false;
+    }
+    let (answer, _, _) = probe(&secret, endpoint, ctx.probe_timeout).await;
+    answer == unchanged.probe
+}
+
+/// What a full run read, by kind and name, for [`quiet::Quiet::remember`].
+fn reads_of(
+    facts: &Facts,
+    desired: &DesiredState,
+    applied: &Applied,
+    pods: &[Pod],
+) -> quiet::Reads {
+    use quiet::Input;
+    let version = |meta: &ObjectMeta| {
+        stores::version_hash(meta.resource_version.as_deref().unwrap_or_default())
+    };
+    let live = |kind: &str, name: &str| {
+        Some(
+            applied
+                .live
+                .get(&(kind.to_string(), name.to_string()))
+                .map(|v| stores::version_hash(v)),
+        )
+    };
+    let spec = &facts.cp.spec;
+    let cluster = &facts.cluster_name;
+    let mut inputs = Vec::new();
+    for name in build::secret_names(spec, cluster) {
+        let read = facts.secrets.get(&name).map(|s| version(&s.metadata));
+        inputs.push((Input::Secret, name, Some(read)));
+    }
+    inputs.push((
+        Input::StatefulSet,
+        names::kmc_name(cluster),
+        Some(facts.statefulset.as_ref().map(|s| version(&s.metadata))),
+    ));
+    if spec.storage.type_ == StorageType::Etcd {
+        inputs.push((
+            Input::StatefulSet,
+            names::etcd_name(cluster),
+            Some(
+                facts
+                    .etcd_statefulset
+                    .as_ref()
+                    .map(|s| version(&s.metadata)),
+            ),
+        ));
+    }
+    let named = |metas: Vec<&ObjectMeta>| -> Vec<String> {
+        metas.into_iter().filter_map(|m| m.name.clone()).collect()
+    };
+    for name in named(desired.config_maps.iter().map(|c| &c.metadata).collect()) {
+        let read = live("ConfigMap", &name);
+        inputs.push((Input::ConfigMap, name, read));
+    }
+    for name in named(desired.services.iter().map(|c| &c.metadata).collect()) {
+        let read = live("Service", &name);
+        inputs.push((Input::Service, name, read));
+    }
+    for name in &desired.obsolete_services {
+        inputs.push((Input::Service, name.clone(), None));
+    }
+    for name in named(desired.cron_jobs.iter().map(|c| &c.metadata).collect()) {
+        let read = live("CronJob", &name);
+        inputs.push((Input::CronJob, name, read));
+    }
+    for name in &desired.obsolete_cron_jobs {
+        inputs.push((Input::CronJob, name.clone(), None));
+    }
+    if let Some(ingress) = &desired.ingress {
+        let name = ingress.name_any();
+        let read = live("Ingress", &name);
+        inputs.push((Input::Ingress, name, read));
+    }
+    if let Some(name) = &desired.obsolete_ingress {
+        inputs.push((Input::Ingress, name.clone(), None));
+    }
+    for pod in pods {
+        inputs.push((Input::Pod, pod.name_any(), Some(stores::pod_state(pod))));
+    }
+    let reads_nodes = spec.service.type_ == ServiceType::NodePort
+        && spec.external_address.as_deref().is_none_or(str::is_empty);
+    quiet::Reads {
+        inputs,
+        nodes: reads_nodes.then(|| quiet::nodes_hash(&facts.nodes)),
+    }
 }
 
 /// Creates the exposure Service of a control plane that has none yet, so that its cluster IP is
@@ -1105,6 +1275,8 @@ async fn fetch_claims(
 
 /// What the apply step leaves for the status step.
 pub(crate) struct Applied {
+    /// The `resourceVersion` of each child the apply step read, by kind and name.
+    pub(crate) live: LiveVersions,
     pub(crate) statefulset: Option<StatefulSet>,
     pub(crate) etcd_statefulset: Option<StatefulSet>,
     /// Nothing is waiting for a follow-up (e.g. a StatefulSet being recreated).
@@ -1532,6 +1704,7 @@ where
     }
     grow_claims(ctx, scope, obj, &ns, &desired.claim_expansions).await;
     Ok(Applied {
+        live,
         statefulset,
         etcd_statefulset,
         settled,

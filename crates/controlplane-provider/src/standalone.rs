@@ -40,6 +40,7 @@ pub async fn reconcile(cluster: Arc<Cluster>, ctx: Arc<Context>) -> Result<Actio
     }
     if cluster.metadata.deletion_timestamp.is_some() {
         ctx.waits.done(&object_key(cluster.as_ref()));
+        ctx.quiet.forget(&object_key(cluster.as_ref()));
     }
     let ctx = ctx.as_ref();
     with_finalizer(
@@ -144,6 +145,10 @@ async fn apply(cluster: &Cluster, ctx: &Context) -> Result<Action, Error> {
     let now = jiff::Timestamp::now();
     Ok(match run(ctx, cluster, cp, name, None, now).await? {
         Ran::Stopped(action) => action,
+        Ran::Unchanged(action) => {
+            ctx.metrics.reconcile_unchanged(CONTROLLER_NAME);
+            action
+        }
         Ran::Done(done) => requeue(ctx, cluster, &done, true),
     })
 }

@@ -13,12 +13,15 @@
 //! from the API server until their store has done its first full list.
 //!
 //! Secrets are watched by metadata only, for the triggers, and not kept: reconciles read the few
-//! Secret bodies they need by name. Ingresses (`spec.ingress`) are kept as metadata only: a
+//! Secret bodies they need by name. Only each Secret's resourceVersion is remembered
+//! ([`SecretVersions`]), so that a requeue can tell that none of a control plane's Secrets moved
+//! without reading them (`crate::quiet`). Ingresses (`spec.ingress`) are kept as metadata only: a
 //! reconcile needs their owner and resourceVersion, and a control plane without an Ingress then
 //! costs no request to learn it has none to delete.
 
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
 
 use futures::channel::mpsc;
 use futures::{FutureExt, SinkExt, Stream, StreamExt};
@@ -115,6 +118,74 @@ pub struct Stores {
     pub nodes: Kept<Node>,
     /// CAPI Clusters (empty when the Cluster API kind is not served).
     pub clusters: Kept<Cluster>,
+    /// The resourceVersion of each Secret with the cluster-name label.
+    pub secrets: SecretVersions,
+}
+
+/// The resourceVersion (as a hash) of every Secret the metadata watch of children sees, by
+/// namespace and name: about 90 bytes a Secret, where keeping the metadata itself would cost
+/// several hundred.
+#[derive(Clone, Default)]
+pub struct SecretVersions(Arc<RwLock<VersionIndex>>);
+
+#[derive(Default)]
+struct VersionIndex {
+    /// `ns/name` → (hash of the resourceVersion, the list it was last seen in).
+    versions: HashMap<String, (u64, u32)>,
+    /// Which list of the watch is current: every (re)list counts one up, and what the new list
+    /// did not contain is dropped when it is done.
+    list: u32,
+    listed: bool,
+}
+
+/// The hash a resourceVersion is remembered and compared by.
+pub fn version_hash(version: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    version.hash(&mut h);
+    h.finish()
+}
+
+impl SecretVersions {
+    /// What the index says of `ns/name`: `Some(Some(hash))` for a Secret it has, `Some(None)`
+    /// for one it has not (once listed), `None` before the first full list.
+    pub fn get(&self, ns: &str, name: &str) -> Option<Option<u64>> {
+        let index = self
+            .0
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !index.listed {
+            return None;
+        }
+        Some(index.versions.get(&format!("{ns}/{name}")).map(|v| v.0))
+    }
+
+    /// Takes in one event of the watch (before its triggers are sent, so a reconcile woken by a
+    /// change finds the change here).
+    pub fn observe(&self, event: &watcher::Event<PartialObjectMeta<Secret>>) {
+        let key = |o: &PartialObjectMeta<Secret>| {
+            format!("{}/{}", o.namespace().unwrap_or_default(), o.name_any())
+        };
+        let mut index = self
+            .0
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let list = index.list;
+        match event {
+            watcher::Event::Init => index.list = list.wrapping_add(1),
+            watcher::Event::Apply(o) | watcher::Event::InitApply(o) => {
+                let version = version_hash(o.resource_version().as_deref().unwrap_or_default());
+                index.versions.insert(key(o), (version, list));
+            }
+            watcher::Event::Delete(o) => {
+                index.versions.remove(&key(o));
+            }
+            watcher::Event::InitDone => {
+                index.versions.retain(|_, (_, seen)| *seen == list);
+                index.listed = true;
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for Stores {
@@ -138,6 +209,7 @@ impl Stores {
             pods: Kept::empty(),
             nodes: Kept::empty(),
             clusters: Kept::empty(),
+            secrets: SecretVersions::default(),
         }
     }
 
@@ -222,12 +294,17 @@ pub fn watches(client: &Client, args: &ManagerArgs, capi: bool, standalone: bool
         subscribers,
         &mut plan.drivers,
     );
-    let mut secret_feeds = unstored(
-        args.api::<PartialObjectMeta<Secret>>(client.clone()),
-        children_config(),
-        subscribers,
-        &mut plan.drivers,
-    );
+    let secrets = SecretVersions::default();
+    let mut secret_feeds = {
+        let secrets = secrets.clone();
+        unstored(
+            args.api::<PartialObjectMeta<Secret>>(client.clone()),
+            children_config(),
+            move |event| secrets.observe(event),
+            subscribers,
+            &mut plan.drivers,
+        )
+    };
     let pods_config = watcher::Config::default().any_semantic().labels(&format!(
         "{}={},{}",
         names::APP_LABEL,
@@ -285,6 +362,7 @@ pub fn watches(client: &Client, args: &ManagerArgs, capi: bool, standalone: bool
             pods,
             nodes,
             clusters,
+            secrets,
         },
         capi: capi_triggers,
         standalone: standalone_triggers,
@@ -528,10 +606,12 @@ where
     (Kept::new(store, listed), feeds)
 }
 
-/// A watch of `api` only for the triggers (nothing kept).
+/// A watch of `api` only for the triggers (nothing kept but what `observe` takes from each
+/// event before the triggers are sent).
 fn unstored<K>(
     api: Api<K>,
     config: watcher::Config,
+    observe: impl Fn(&watcher::Event<K>) + Send + 'static,
     subscribers: usize,
     drivers: &mut Vec<futures::future::BoxFuture<'static, ()>>,
 ) -> Vec<Feed<K>>
@@ -539,7 +619,14 @@ where
     K: Resource<DynamicType = ()> + Trim + Clone + DeserializeOwned + std::fmt::Debug,
     K: Send + Sync + 'static,
 {
-    let events = watcher(api, config).default_backoff().modify(Trim::trim);
+    let events = watcher(api, config)
+        .default_backoff()
+        .modify(Trim::trim)
+        .inspect(move |event| {
+            if let Ok(event) = event {
+                observe(event);
+            }
+        });
     let (senders, feeds) = channels(subscribers);
     drivers.push(fan_out(events, senders).boxed());
     feeds
@@ -953,6 +1040,43 @@ mod tests {
             vec!["10.0.0.1".to_string()]
         );
         assert_eq!(n.status.unwrap().capacity, None);
+    }
+
+    fn secret(name: &str, version: &str) -> PartialObjectMeta<Secret> {
+        let mut s = PartialObjectMeta::<Secret>::default();
+        s.metadata.name = Some(name.into());
+        s.metadata.namespace = Some("ns".into());
+        s.metadata.resource_version = Some(version.into());
+        s
+    }
+
+    #[test]
+    fn secret_versions_follow_the_watch_and_a_relist_drops_what_it_did_not_list() {
+        let index = SecretVersions::default();
+        assert_eq!(index.get("ns", "a"), None, "unknown before the first list");
+        index.observe(&Event::Init);
+        index.observe(&Event::InitApply(secret("a", "1")));
+        index.observe(&Event::InitApply(secret("b", "1")));
+        assert_eq!(index.get("ns", "a"), None, "still unknown while listing");
+        index.observe(&Event::InitDone);
+        assert_eq!(index.get("ns", "a"), Some(Some(version_hash("1"))));
+        assert_eq!(index.get("ns", "c"), Some(None));
+        assert_eq!(index.get("other", "a"), Some(None));
+        index.observe(&Event::Apply(secret("a", "2")));
+        assert_eq!(index.get("ns", "a"), Some(Some(version_hash("2"))));
+        index.observe(&Event::Delete(secret("b", "1")));
+        assert_eq!(index.get("ns", "b"), Some(None));
+        // A relist after a watch outage: "a" was deleted meanwhile, "c" created.
+        index.observe(&Event::Init);
+        index.observe(&Event::InitApply(secret("c", "5")));
+        assert_eq!(
+            index.get("ns", "c"),
+            Some(Some(version_hash("5"))),
+            "seen at once"
+        );
+        index.observe(&Event::InitDone);
+        assert_eq!(index.get("ns", "a"), Some(None));
+        assert_eq!(index.get("ns", "c"), Some(Some(version_hash("5"))));
     }
 
     #[test]

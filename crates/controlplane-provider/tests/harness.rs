@@ -59,6 +59,7 @@ struct Args {
 struct Provider {
     token: CancellationToken,
     done: tokio::sync::oneshot::Receiver<()>,
+    registry: std::sync::Arc<std::sync::Mutex<Registry>>,
 }
 
 impl Provider {
@@ -76,11 +77,12 @@ impl Provider {
         let token = CancellationToken::new();
         let child = token.clone();
         let (tx, done) = tokio::sync::oneshot::channel();
+        let registry = std::sync::Arc::new(std::sync::Mutex::new(Registry::default()));
+        let metrics = Metrics::register(&mut registry.lock().unwrap());
         std::thread::spawn(move || {
             let runtime = provider_runtime::runtime::build().unwrap();
             runtime.block_on(async move {
                 let client = test_support::client().await.unwrap();
-                let metrics = Metrics::register(&mut Registry::default());
                 let readiness = Readiness::new();
                 let settings = Settings {
                     probe_timeout: Duration::from_secs(3),
@@ -91,7 +93,19 @@ impl Provider {
             });
             let _ = tx.send(());
         });
-        Self { token, done }
+        Self {
+            token,
+            done,
+            registry,
+        }
+    }
+
+    /// The value of the metric sample `sample` (name and labels as rendered), 0 if absent.
+    fn metric(&self, sample: &str) -> f64 {
+        let text = provider_runtime::metrics::render(&self.registry.lock().unwrap()).unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix(sample)?.trim().parse().ok())
+            .unwrap_or(0.0)
     }
 
     async fn stop(self) {
@@ -1136,6 +1150,70 @@ async fn paused_changes_nothing() {
         .unwrap();
     let kcp = wait_ready(&ns, 2).await;
     assert!(condition_is(&kcp, "Paused", "False", "NotPaused"));
+    provider.stop().await;
+}
+
+/// On kwok the pods run and the API never answers, so the control plane waits, and its requeues
+/// find nothing changed: they only probe again (issue #11), and the metric counts them. A change
+/// of a child or of a Secret is still acted on at once.
+#[tokio::test]
+#[ignore = "needs test/harness"]
+async fn a_waiting_control_plane_is_only_probed_again_until_something_changes() {
+    const UNCHANGED: &str =
+        "k0smotron_reconcile_unchanged_total{controller=\"k0smotroncontrolplane\"}";
+    let (ns, _) = setup("cp-quiet").await;
+    let provider = Provider::start(ns.name());
+    create(&ns, sqlite_spec()).await;
+    wait_ready(&ns, 1).await;
+    // Requeues come after 10 s, 20 s, 40 s...: the first after the last write is a full one.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(150);
+    while provider.metric(UNCHANGED) < 1.0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no requeue found the waiting control plane unchanged"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+
+    // A deleted child is made again...
+    let config_maps: Api<ConfigMap> = ns.api();
+    let before = config_maps.get("kmc-demo-config").await.unwrap();
+    config_maps
+        .delete("kmc-demo-config", &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_for(
+        &config_maps,
+        "kmc-demo-config",
+        |c| c.metadata.uid != before.metadata.uid,
+        Duration::from_secs(30),
+        "the ConfigMap made again",
+    )
+    .await
+    .unwrap();
+    // ... and a kubeconfig someone else rewrote is written anew (with a new client certificate).
+    let secrets: Api<Secret> = ns.api();
+    let theirs = "apiVersion: v1\nkind: Config\n";
+    secrets
+        .patch(
+            "demo-kubeconfig",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"stringData": {"value": theirs}})),
+        )
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let value = kubeconfig_value(&ns).await;
+        if value != theirs && value.contains("server: https://") {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the rewritten kubeconfig was not written anew: {value}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
     provider.stop().await;
 }
 

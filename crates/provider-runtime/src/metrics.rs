@@ -39,17 +39,19 @@ fn duration_histogram() -> Histogram {
 pub struct Metrics {
     reconciles: Family<ControllerLabels, Counter>,
     failures: Family<ErrorLabels, Counter>,
+    unchanged: Family<ControllerLabels, Counter>,
     duration: Family<ControllerLabels, Histogram, fn() -> Histogram>,
 }
 
 impl Metrics {
     /// Registers the reconcile metrics in `registry` under the `k0smotron_` prefix:
     /// `reconcile_total{controller}`, `reconcile_errors_total{controller,reason}` and
-    /// `reconcile_duration_seconds{controller}`.
+    /// `reconcile_duration_seconds{controller}`, and `reconcile_unchanged_total{controller}`.
     pub fn register(registry: &mut Registry) -> Self {
         let metrics = Self {
             reconciles: Family::default(),
             failures: Family::default(),
+            unchanged: Family::default(),
             duration: Family::new_with_constructor(duration_histogram),
         };
         let sub = registry.sub_registry_with_prefix(METRIC_PREFIX);
@@ -62,6 +64,11 @@ impl Metrics {
             "reconcile_errors",
             "Reconciliations that failed, by controller and error reason",
             metrics.failures.clone(),
+        );
+        sub.register(
+            "reconcile_unchanged",
+            "Reconciliations that found nothing changed since the last full one and only probed again, by controller",
+            metrics.unchanged.clone(),
         );
         sub.register_with_unit(
             "reconcile_duration",
@@ -83,6 +90,13 @@ impl Metrics {
             controller,
             start: Instant::now(),
         }
+    }
+
+    /// Counts a reconcile of `controller` that found nothing changed and did no more than probe.
+    pub fn reconcile_unchanged(&self, controller: &'static str) {
+        self.unchanged
+            .get_or_create(&ControllerLabels { controller })
+            .inc();
     }
 
     /// Counts a failed reconcile of `controller`; `reason` is the error's stable metric label
@@ -135,6 +149,7 @@ mod tests {
             let _timer = metrics.clone().reconcile_started("controlplane");
         }
         metrics.reconcile_failed("controlplane", "apply_statefulset");
+        metrics.reconcile_unchanged("controlplane");
 
         let text = render(&registry).unwrap();
         assert!(
@@ -151,6 +166,10 @@ mod tests {
             text.contains(
                 "k0smotron_reconcile_duration_seconds_count{controller=\"controlplane\"} 2"
             ),
+            "{text}"
+        );
+        assert!(
+            text.contains("k0smotron_reconcile_unchanged_total{controller=\"controlplane\"} 1"),
             "{text}"
         );
         assert!(
