@@ -273,7 +273,11 @@ fn git(dir: &Path, args: &[&str]) -> String {
 fn git_dir(dir: &Path) -> PathBuf {
     // A bare repository is its own git directory; a checkout has one in `.git`.
     let dotgit = dir.join(".git");
-    if dotgit.exists() { dotgit } else { dir.to_owned() }
+    if dotgit.exists() {
+        dotgit
+    } else {
+        dir.to_owned()
+    }
 }
 
 /// clusterctl's substitution: `${NAME}`, `${NAME:=default}`, `${NAME:-default}` (and the
@@ -451,7 +455,12 @@ fn extract(dir: &Path, reference: &str, served: &[Served]) -> Extracted {
                             .is_some_and(|k| kinds.contains(k.trim()))
                     });
                     if ours {
-                        let first = err.to_string().lines().next().unwrap_or_default().to_owned();
+                        let first = err
+                            .to_string()
+                            .lines()
+                            .next()
+                            .unwrap_or_default()
+                            .to_owned();
                         found.not_yaml.push((format!("{source}#{index}"), first));
                     }
                     continue;
@@ -586,7 +595,10 @@ async fn post(
                 if (status.code >= 500 || status.code == 404) && attempts < 20 =>
             {
                 attempts += 1;
-                eprintln!("{group}/{version} {plural}: retrying after {}", status.message);
+                eprintln!(
+                    "{group}/{version} {plural}: retrying after {}",
+                    status.message
+                );
                 tokio::time::sleep(std::time::Duration::from_millis(500)).await;
             }
             Err(kube::Error::Api(status)) => return Err(status.message.replace('\n', " ")),
@@ -634,9 +646,18 @@ fn missing(actual: &Value, expected: &Value, path: &str, out: &mut Vec<String>) 
 
 /// Creates `object` (admitted by the dry run) for real, reads it back at v1beta2 into our typed
 /// structs and at its own version, and deletes it. What went wrong, if anything.
-async fn read_back(client: &Client, ns: &str, served: &Served, version: &str, object: &Value) -> Vec<String> {
+async fn read_back(
+    client: &Client,
+    ns: &str,
+    served: &Served,
+    version: &str,
+    object: &Value,
+) -> Vec<String> {
     let mut problems = Vec::new();
-    let name = object["metadata"]["name"].as_str().unwrap_or_default().to_owned();
+    let name = object["metadata"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     let coords = (served.group.as_str(), version, served.plural.as_str());
     if let Err(err) = post(client, ns, coords, object, false).await {
         return vec![format!("admitted by the dry run, refused on create: {err}")];
@@ -656,10 +677,10 @@ async fn read_back(client: &Client, ns: &str, served: &Served, version: &str, ob
                 "K0smotronControlPlane" => {
                     serde_json::from_value::<controlplane::K0smotronControlPlane>(stored).err()
                 }
-                "K0smotronControlPlaneTemplate" => serde_json::from_value::<
-                    controlplane::K0smotronControlPlaneTemplate,
-                >(stored)
-                .err(),
+                "K0smotronControlPlaneTemplate" => {
+                    serde_json::from_value::<controlplane::K0smotronControlPlaneTemplate>(stored)
+                        .err()
+                }
                 "K0sWorkerConfig" => {
                     serde_json::from_value::<bootstrap::K0sWorkerConfig>(stored).err()
                 }
@@ -678,7 +699,11 @@ async fn read_back(client: &Client, ns: &str, served: &Served, version: &str, ob
         }
         Err(err) => problems.push(format!("read at v1beta2: {err}")),
     }
-    let other = if version == "v1beta2" { "v1beta1" } else { "v1beta2" };
+    let other = if version == "v1beta2" {
+        "v1beta1"
+    } else {
+        "v1beta2"
+    };
     if served.versions.contains(other)
         && let Err(err) = api(other).get(&name).await
     {
@@ -729,7 +754,12 @@ async fn upstream_manifests_are_admitted_at_v1beta1_and_v1beta2() {
     let dir = git_dir(Path::new(&dir));
     let refs: Vec<String> = std::env::var(REF_ENV).map_or_else(
         |_| PINNED_REFS.iter().map(|r| (*r).to_owned()).collect(),
-        |v| v.split(',').map(|r| r.trim().to_owned()).filter(|r| !r.is_empty()).collect(),
+        |v| {
+            v.split(',')
+                .map(|r| r.trim().to_owned())
+                .filter(|r| !r.is_empty())
+                .collect()
+        },
     );
     let served = served_kinds();
 
@@ -747,7 +777,10 @@ async fn upstream_manifests_are_admitted_at_v1beta1_and_v1beta2() {
     std::fs::create_dir_all(&scratch).unwrap();
 
     let mut failures: Vec<String> = Vec::new();
+    // Per document (printed through libtest's capture: seen on failure and with --nocapture),
+    // and per tag (always seen).
     let mut report = String::new();
+    let mut summary = String::new();
     let mut upstream_crds = Vec::new();
     let mut seen: BTreeSet<(String, String, usize)> = BTreeSet::new();
     let mut n = 0;
@@ -755,7 +788,8 @@ async fn upstream_manifests_are_admitted_at_v1beta1_and_v1beta2() {
     for reference in &refs {
         let commit = git(&dir, &["rev-parse", &format!("{reference}^{{commit}}")]);
         let found = extract(&dir, reference, &served);
-        upstream_crds.extend(install_upstream_crds(&client, &dir, reference, &served, &scratch).await);
+        upstream_crds
+            .extend(install_upstream_crds(&client, &dir, reference, &served, &scratch).await);
         let files: BTreeSet<String> = git(&dir, &["ls-tree", "-r", "--name-only", reference])
             .lines()
             .map(str::to_owned)
@@ -766,16 +800,31 @@ async fn upstream_manifests_are_admitted_at_v1beta1_and_v1beta2() {
         for doc in &found.ours {
             n += 1;
             let (group, version) = doc.api_version();
-            let kind = served.iter().find(|s| s.group == group && s.kind == doc.kind()).unwrap();
+            let kind = served
+                .iter()
+                .find(|s| s.group == group && s.kind == doc.kind())
+                .unwrap();
             *by_version.entry(version.to_owned()).or_default() += 1;
             let object = prepared(doc, ns.name(), n);
-            let ours = post(&client, ns.name(), (group, version, &kind.plural), &object, true).await;
+            let ours = post(
+                &client,
+                ns.name(),
+                (group, version, &kind.plural),
+                &object,
+                true,
+            )
+            .await;
             let mut renamed = object.clone();
             let upstream_group = upstream_group(group, reference);
             renamed["apiVersion"] = Value::String(format!("{upstream_group}/{version}"));
-            let upstream =
-                post(&client, ns.name(), (&upstream_group, version, &kind.plural), &renamed, true)
-                    .await;
+            let upstream = post(
+                &client,
+                ns.name(),
+                (&upstream_group, version, &kind.plural),
+                &renamed,
+                true,
+            )
+            .await;
             let entry = REFUSED.iter().find(|r| {
                 r.reference == reference && r.source == doc.source && r.document == doc.index
             });
@@ -843,7 +892,8 @@ async fn upstream_manifests_are_admitted_at_v1beta1_and_v1beta2() {
                     "REFUSED entry {} {}#{}: no such file at {reference} any more",
                     entry.reference, entry.source, entry.document
                 ));
-            } else if !seen.contains(&(reference.clone(), entry.source.to_owned(), entry.document)) {
+            } else if !seen.contains(&(reference.clone(), entry.source.to_owned(), entry.document))
+            {
                 failures.push(format!(
                     "REFUSED entry {} {}#{}: no such document of a kind we serve",
                     entry.reference, entry.source, entry.document
@@ -851,7 +901,10 @@ async fn upstream_manifests_are_admitted_at_v1beta1_and_v1beta2() {
             }
         }
         for (source, err) in &found.not_yaml {
-            if !NOT_YAML.iter().any(|(r, s, _)| r == reference && s == source) {
+            if !NOT_YAML
+                .iter()
+                .any(|(r, s, _)| r == reference && s == source)
+            {
                 failures.push(format!(
                     "{reference} {source}: mentions a kind of ours but is not YAML ({err}): \
                      list it in NOT_YAML with why"
@@ -861,17 +914,22 @@ async fn upstream_manifests_are_admitted_at_v1beta1_and_v1beta2() {
         }
         for (r, source, _) in NOT_YAML.iter().filter(|(r, _, _)| r == reference) {
             if !found.not_yaml.iter().any(|(s, _)| s == source) {
-                failures.push(format!("NOT_YAML entry {r} {source}: parses now, or is gone"));
+                failures.push(format!(
+                    "NOT_YAML entry {r} {source}: parses now, or is gone"
+                ));
             }
         }
-        let unserved: Vec<String> =
-            found.unserved.iter().map(|(k, v)| format!("{v} {k}")).collect();
+        let unserved: Vec<String> = found
+            .unserved
+            .iter()
+            .map(|(k, v)| format!("{v} {k}"))
+            .collect();
         writeln!(
-            report,
-            "\n{reference} ({}): {} documents of kinds we serve ({}); ours admit {admitted}, \
+            summary,
+            "{reference} ({}): {} documents of kinds we serve ({}); ours admit {admitted}, \
              refuse {listed} listed in REFUSED; upstream's CRDs refuse {upstream_refused}, \
              {lenient} of which ours admit; {} not YAML; out of scope: {} of our groups' kinds \
-             we do not serve ({}), {} of other groups\n",
+             we do not serve ({}), {} of other groups",
             commit.trim(),
             found.ours.len(),
             by_version
@@ -895,8 +953,9 @@ async fn upstream_manifests_are_admitted_at_v1beta1_and_v1beta2() {
     }
     let _ = std::fs::remove_dir_all(&scratch);
 
+    println!("upstream manifests from {}:\n{report}", dir.display());
     loud(&format!(
-        "\nupstream manifests from {}:\n{report}{read_back_count} admitted documents created, \
+        "\nupstream manifests from {}:\n{summary}{read_back_count} admitted documents created, \
          read back at v1beta2 into our types and at their own version, deleted\n",
         dir.display()
     ));
