@@ -966,3 +966,41 @@ async fn upstream_manifests_are_admitted_at_v1beta1_and_v1beta2() {
         failures.join("\n")
     );
 }
+
+#[test]
+fn clusterctl_variables_are_substituted_with_defaults_or_values_of_their_shape() {
+    assert_eq!(
+        substitute("name: ${CLUSTER_NAME}\nreplicas: ${CONTROL_PLANE_MACHINE_COUNT}"),
+        "name: placeholder-cluster-name\nreplicas: 1"
+    );
+    assert_eq!(
+        substitute("cidr: ${POD_CIDR:=[\"192.168.0.0/16\"]} user: ${USER:-root} ${A=b}"),
+        "cidr: [\"192.168.0.0/16\"] user: root b"
+    );
+    assert_eq!(
+        substitute("version: ${KUBERNETES_VERSION}+k0s.0 k0s: ${K0S_VERSION}"),
+        "version: v1.34.1+k0s.0 k0s: v1.34.1+k0s.0"
+    );
+    // Shell expressions and unterminated ones are left alone.
+    assert_eq!(substitute("${x#y} ${A:?e} ${B"), "${x#y} ${A:?e} ${B");
+}
+
+#[test]
+fn yaml_blocks_are_found_in_lists_and_dedented() {
+    let markdown = "text\n```yaml\na: 1\n```\n\n1. step\n\n   ```yml\n    ---\n    b:\n      c: 2\n   ```\n```bash\nd: 3\n```\n";
+    assert_eq!(yaml_blocks(markdown), vec!["a: 1\n", "---\nb:\n  c: 2\n"]);
+}
+
+#[test]
+fn documents_are_numbered_as_a_yaml_parser_numbers_them() {
+    assert_eq!(documents("a: 1\n---\nb: 2\n"), vec!["a: 1\n", "b: 2\n"]);
+    assert_eq!(
+        documents("---\na: 1\n--- # x\nb: 2\n"),
+        vec!["a: 1\n", "b: 2\n"]
+    );
+    assert_eq!(
+        parse("a: 1\na: 2\n").unwrap(),
+        serde_json::json!({"a": 2}),
+        "a repeated key keeps its last value"
+    );
+}
