@@ -66,6 +66,15 @@ trap 'test/harness/cluster down >/dev/null 2>&1 || true' EXIT
 eval "$(test/harness/cluster up --workloads --capi)"
 
 step "tests: unit, snapshot, and integration against the harness"
+# Upstream k0smotron's own manifests against our CRDs (crates/controlplane-provider/tests/
+# upstream_manifests.rs) need a git directory of upstream; without one that test says loudly
+# that it checked nothing. K0SMOTRON_UPSTREAM_REF (comma-separated tags) overrides its pins.
+upstream_git=${K0SMOTRON_UPSTREAM_GIT:-/work/.mirror/k0sproject+k0smotron/repo}
+if [ -d "$upstream_git" ]; then
+	export K0SMOTRON_UPSTREAM_GIT=$upstream_git
+else
+	echo "NOTE: no upstream k0smotron git directory at $upstream_git: its manifests are not checked" >&2
+fi
 # The real-node tests (names real_node_*) and the fault tests (chaos_*, test/chaos.sh) run in
 # their own harnesses below.
 cargo test --workspace --locked --no-fail-fast -- --include-ignored --skip real_node_ --skip chaos_
