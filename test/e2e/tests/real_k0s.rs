@@ -1610,7 +1610,8 @@ async fn real_node_ingress_carries_kubectl_and_join_tokens_through_an_sni_proxy(
     env.stop().await;
 }
 
-/// The names of the objects of kind `K` in `namespace`, each with the uid of its controller.
+/// The names of the objects of kind `K` in `namespace`, each with its owner references
+/// (`Kind/name uid`, `(controller)` marked, comma-separated).
 async fn controlled<K>(
     client: &Client,
     namespace: &str,
@@ -1629,15 +1630,21 @@ where
         .items
         .iter()
         .map(|o| {
-            let controller = o
+            let owners: Vec<String> = o
                 .meta()
                 .owner_references
                 .iter()
                 .flatten()
-                .find(|r| r.controller == Some(true))
-                .map(|r| format!("{}/{} {}", r.kind, r.name, r.uid))
-                .unwrap_or_default();
-            (o.name_any(), controller)
+                .map(|r| {
+                    let controller = if r.controller == Some(true) {
+                        " (controller)"
+                    } else {
+                        ""
+                    };
+                    format!("{}/{} {}{controller}", r.kind, r.name, r.uid)
+                })
+                .collect();
+            (o.name_any(), owners.join(", "))
         })
         .collect()
 }
@@ -1694,7 +1701,12 @@ async fn real_node_remote_host_cluster_runs_k0s_on_the_hosting_clusters_node() {
         Some(kcp_uid.as_str()),
         "the root owner stands for this control plane"
     );
-    let by_root = format!("ConfigMap/{cluster}-root-owner {}", root.uid().unwrap());
+    assert!(root.owner_references().is_empty(), "{root:?}");
+    // Its only owner, in the same cluster: no reference crosses clusters.
+    let by_root = format!(
+        "ConfigMap/{cluster}-root-owner {} (controller)",
+        root.uid().unwrap()
+    );
     let hosted_children = [
         ("StatefulSet", controlled::<StatefulSet>(host, &ns).await),
         ("Service", controlled::<Service>(host, &ns).await),
@@ -1739,12 +1751,15 @@ async fn real_node_remote_host_cluster_runs_k0s_on_the_hosting_clusters_node() {
     let mgmt_secrets = controlled::<Secret>(mgmt, &ns).await;
     assert_eq!(
         mgmt_secrets.keys().cloned().collect::<Vec<_>>(),
-        [HOSTING_KUBECONFIG.to_owned(), format!("{cluster}-kubeconfig")],
+        [
+            HOSTING_KUBECONFIG.to_owned(),
+            format!("{cluster}-kubeconfig")
+        ],
         "{mgmt_secrets:?}"
     );
     assert_eq!(
         mgmt_secrets[&format!("{cluster}-kubeconfig")],
-        format!("K0smotronControlPlane/{cluster} {kcp_uid}")
+        format!("K0smotronControlPlane/{cluster} {kcp_uid} (controller)")
     );
     for (kind, names) in [
         ("StatefulSet", controlled::<StatefulSet>(mgmt, &ns).await),
@@ -1773,18 +1788,20 @@ async fn real_node_remote_host_cluster_runs_k0s_on_the_hosting_clusters_node() {
         .await
         .unwrap();
 
-    // The control plane's status says so, and CAPI core agrees.
+    // The control plane's status says so (and the dynamic part of the k0s config reached the
+    // hosted cluster's ClusterConfig), and CAPI core agrees.
     let kcps = objects::api(mgmt, &ns, CP_API, "K0smotronControlPlane");
     let kcp = env
         .poll(
             Duration::from_secs(120),
-            "the control plane initialized and Available",
+            "the control plane initialized, Available, its dynamic config applied",
             || async {
                 let k = kcps.get(cluster).await.map_err(|e| e.to_string())?;
                 let status = &k.data["status"];
                 if status["initialization"]["controlPlaneInitialized"] == true
                     && status["readyReplicas"] == 1
                     && condition(&k, "Available") == Some("True")
+                    && condition(&k, "DynamicConfigApplied") == Some("True")
                 {
                     Ok(k)
                 } else {
