@@ -29,13 +29,26 @@ use test_support::TestNamespace;
 
 const CP_API: &str = "controlplane.cluster.x-k8s.io/v1beta2";
 const BOOTSTRAP_API: &str = "bootstrap.cluster.x-k8s.io/v1beta2";
+/// The Secret of a remote-hosted test's management namespace holding the hosting cluster's
+/// kubeconfig ([`Env::start_remote`]).
+const HOSTING_KUBECONFIG: &str = "hosting-kubeconfig";
 /// A k0s controller takes its time: the readiness probe alone waits 60 s before its first try.
 const POD_READY: Duration = Duration::from_secs(420);
 
 /// What a test started; stopped (and its logs shown on a timeout) through it.
 struct Env {
+    /// The namespace of the test in the harness cluster, where the k0s pods run.
     ns: TestNamespace,
+    /// The harness cluster: the cluster whose node runs the hosted control planes.
     client: Client,
+    /// The management cluster (CAPI objects, the control planes, `<cluster>-kubeconfig`): the
+    /// harness cluster, or a workload server with `spec.remoteHostCluster` pointing at the
+    /// harness cluster ([`Env::start_remote`]); the namespace of the same name there.
+    management: Client,
+    /// Its kubeconfig, for the providers and CAPI core.
+    management_kubeconfig: PathBuf,
+    /// The workload server playing the management cluster, if any.
+    management_server: Option<test_support::WorkloadServer>,
     node: RealNode,
     logs: PathBuf,
     _scratch: ScratchDir,
@@ -78,6 +91,9 @@ impl Env {
             node,
             logs,
             _scratch: scratch,
+            management: client.clone(),
+            management_kubeconfig: kubeconfig.clone(),
+            management_server: None,
             client,
             ns,
         };
@@ -99,12 +115,111 @@ impl Env {
         env
     }
 
-    async fn provider(&self, provider: Provider) -> ProviderManager {
-        let kubeconfig = PathBuf::from(std::env::var("KUBECONFIG").unwrap());
-        let mut manager =
-            ProviderManager::start(provider, &kubeconfig, self.ns.name(), &self.logs, false)
+    /// A management cluster of its own whose control planes are hosted in the harness cluster
+    /// (`spec.remoteHostCluster`): a workload server with CAPI's CRDs and ours, the namespace of
+    /// the harness one's name, the Secret [`HOSTING_KUBECONFIG`] there holding the harness's
+    /// admin kubeconfig (inline credentials), and the control-plane provider and CAPI core
+    /// against it. No controller manager runs for it: nothing there is garbage-collected.
+    async fn start_remote(prefix: &str) -> Self {
+        let node = RealNode::from_env().unwrap();
+        let ns = TestNamespace::create(prefix).await.unwrap();
+        let client = ns.client();
+        // The generated pods must pass Pod Security's baseline level in the hosting cluster too.
+        let labels = json!({"metadata": {"labels": {
+            "pod-security.kubernetes.io/enforce": "baseline",
+            "pod-security.kubernetes.io/enforce-version": "latest"}}});
+        Api::<Namespace>::all(client.clone())
+            .patch(ns.name(), &PatchParams::default(), &Patch::Merge(&labels))
+            .await
+            .unwrap();
+        let ca = e2e::pki::cluster_ca().unwrap();
+        let server = test_support::WorkloadServer::start(
+            &test_support::unique_name("mgmt"),
+            &ca.cert_pem,
+            &ca.key_pem,
+            test_support::free_port().unwrap(),
+        )
+        .await
+        .unwrap();
+        let management = server.client().await.unwrap();
+        apply(
+            &management,
+            &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns.name()}}),
+        )
+        .await;
+        for dir in [
+            tools::capi_crd_dir().unwrap(),
+            tools::provider_crd_dir(),
+            tools::test_infra_crd_dir(),
+        ] {
+            test_support::apply_crd_dir(&management, &dir)
                 .await
                 .unwrap();
+        }
+        let hosting = std::fs::read_to_string(std::env::var("KUBECONFIG").unwrap()).unwrap();
+        Api::<Secret>::namespaced(management.clone(), ns.name())
+            .create(
+                &kube::api::PostParams::default(),
+                &Secret {
+                    metadata: kube::api::ObjectMeta {
+                        name: Some(HOSTING_KUBECONFIG.to_owned()),
+                        ..Default::default()
+                    },
+                    string_data: Some([("value".to_owned(), hosting)].into()),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        let scratch = ScratchDir::new(prefix).unwrap();
+        let logs = std::env::var_os("E2E_LOG_DIR").map_or_else(
+            || scratch.join("logs"),
+            |d| PathBuf::from(d).join(ns.name()),
+        );
+        eprintln!(
+            "process logs in {}; management cluster {} ({})",
+            logs.display(),
+            server.url(),
+            server.kubeconfig_path().display()
+        );
+        let mut env = Self {
+            control_plane: None,
+            bootstrap: None,
+            capi: None,
+            node,
+            logs,
+            _scratch: scratch,
+            management,
+            management_kubeconfig: server.kubeconfig_path().to_owned(),
+            management_server: Some(server),
+            client,
+            ns,
+        };
+        env.control_plane = Some(env.provider(Provider::ControlPlane).await);
+        // The harness's CAPI core watches the harness cluster, not this one.
+        env.capi = Some(
+            CapiManager::start(CapiOptions {
+                kubeconfig: &env.management_kubeconfig,
+                namespace: env.ns.name(),
+                log_dir: &env.logs,
+                feature_gates: "",
+            })
+            .await
+            .unwrap(),
+        );
+        env
+    }
+
+    async fn provider(&self, provider: Provider) -> ProviderManager {
+        let mut manager = ProviderManager::start(
+            provider,
+            &self.management_kubeconfig,
+            self.ns.name(),
+            &self.logs,
+            false,
+        )
+        .await
+        .unwrap();
         manager.wait_ready(Duration::from_secs(60)).await.unwrap();
         manager
     }
@@ -162,7 +277,7 @@ impl Env {
                 "spec": spec,
             }),
         ] {
-            apply(&self.client, &obj).await;
+            apply(&self.management, &obj).await;
         }
     }
 
@@ -219,7 +334,7 @@ impl Env {
     /// A client for the hosted cluster from `<cluster>-kubeconfig`, once it answers, and the
     /// kubeconfig's server URL.
     async fn hosted(&self, cluster: &str) -> (Client, String) {
-        let secrets: Api<Secret> = Api::namespaced(self.client.clone(), self.name());
+        let secrets: Api<Secret> = Api::namespaced(self.management.clone(), self.name());
         self.poll(
             Duration::from_secs(180),
             "the hosted API through <cluster>-kubeconfig",
@@ -254,7 +369,7 @@ impl Env {
 
     /// Waits until CAPI core reports the Cluster `cluster` Available.
     async fn cluster_available(&self, cluster: &str) {
-        let clusters = capi(&self.client, self.name(), "Cluster");
+        let clusters = capi(&self.management, self.name(), "Cluster");
         self.poll(
             Duration::from_secs(240),
             "the CAPI Cluster Available",
@@ -277,6 +392,9 @@ impl Env {
         }
         if let Some(capi) = self.capi.take() {
             capi.stop().await;
+        }
+        if let Some(server) = self.management_server.take() {
+            server.stop().unwrap();
         }
     }
 }
@@ -1489,5 +1607,262 @@ async fn real_node_ingress_carries_kubectl_and_join_tokens_through_an_sni_proxy(
         .await
         .unwrap();
     haproxy.kill().await;
+    env.stop().await;
+}
+
+/// The names of the objects of kind `K` in `namespace`, each with its owner references
+/// (`Kind/name uid`, `(controller)` marked, comma-separated).
+async fn controlled<K>(
+    client: &Client,
+    namespace: &str,
+) -> std::collections::BTreeMap<String, String>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+    <K as kube::Resource>::DynamicType: Default,
+{
+    Api::<K>::namespaced(client.clone(), namespace)
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .map(|o| {
+            let owners: Vec<String> = o
+                .meta()
+                .owner_references
+                .iter()
+                .flatten()
+                .map(|r| {
+                    let controller = if r.controller == Some(true) {
+                        " (controller)"
+                    } else {
+                        ""
+                    };
+                    format!("{}/{} {}{controller}", r.kind, r.name, r.uid)
+                })
+                .collect();
+            (o.name_any(), owners.join(", "))
+        })
+        .collect()
+}
+
+/// `spec.remoteHostCluster` with the harness cluster as the hosting cluster and its real node as
+/// the hosting cluster's node: the management cluster is a workload server of its own (CAPI
+/// core and the control-plane provider run against it; no controller manager, so nothing
+/// there is garbage-collected), holding the harness's admin kubeconfig in a Secret. Every
+/// child is created in the hosting cluster under the root owner and none in the management
+/// cluster but `<cluster>-kubeconfig`; k0s runs Ready on the real node; the kubeconfig alone
+/// reaches the hosted API through the node's address and the NodePort; CAPI core finds the
+/// Cluster Available; deleting the control plane takes every child in the hosting cluster
+/// (through the root owner and the hosting cluster's garbage collector) and the pods off the node.
+#[tokio::test]
+#[ignore = "needs test/harness up --real-node"]
+async fn real_node_remote_host_cluster_runs_k0s_on_the_hosting_clusters_node() {
+    use k8s_openapi::api::core::v1::{ConfigMap, Service};
+
+    let env = Env::start_remote("real-remote").await;
+    let ns = env.name().to_owned();
+    let cluster = "remote";
+    env.create_cluster(
+        cluster,
+        json!({"replicas": 1,
+            "storage": {"type": "kine", "kine": {"dataSourceURL": "sqlite:///var/lib/k0s/db/state.db?mode=rwc&_journal=WAL"}},
+            "service": {"type": "NodePort", "apiPort": 31743, "konnectivityPort": 31732},
+            "remoteHostCluster": {"kubeconfigRef": {"name": HOSTING_KUBECONFIG, "namespace": ns, "key": "value"}}}),
+    )
+    .await;
+
+    // k0s runs on the hosting cluster's node, from the StatefulSet written there.
+    let started = Instant::now();
+    let pods = env.ready_pods(&selector(cluster), 1).await;
+    assert!(pods.contains_key(&format!("kmc-{cluster}-0")), "{pods:?}");
+    eprintln!("k0s controller Ready after {:?}", started.elapsed());
+
+    // Every child in the hosting cluster is controlled by the root owner there; the management
+    // cluster holds the control plane's kubeconfig and the hosting cluster's, nothing else.
+    let (host, mgmt) = (&env.client, &env.management);
+    let root = Api::<ConfigMap>::namespaced(host.clone(), &ns)
+        .get(&format!("{cluster}-root-owner"))
+        .await
+        .unwrap();
+    let kcp_uid = objects::api(mgmt, &ns, CP_API, "K0smotronControlPlane")
+        .get(cluster)
+        .await
+        .unwrap()
+        .uid()
+        .unwrap();
+    assert_eq!(
+        root.annotations()
+            .get("k0smotron.io/control-plane-uid")
+            .map(String::as_str),
+        Some(kcp_uid.as_str()),
+        "the root owner stands for this control plane"
+    );
+    assert!(root.owner_references().is_empty(), "{root:?}");
+    // Its only owner, in the same cluster: no reference crosses clusters.
+    let by_root = format!(
+        "ConfigMap/{cluster}-root-owner {} (controller)",
+        root.uid().unwrap()
+    );
+    let hosted_children = [
+        ("StatefulSet", controlled::<StatefulSet>(host, &ns).await),
+        ("Service", controlled::<Service>(host, &ns).await),
+        ("ConfigMap", controlled::<ConfigMap>(host, &ns).await),
+        ("Secret", controlled::<Secret>(host, &ns).await),
+    ];
+    eprintln!("in the hosting cluster: {hosted_children:?}");
+    for (kind, names) in &hosted_children {
+        let expected: &[String] = match *kind {
+            "StatefulSet" => &[format!("kmc-{cluster}")],
+            "Service" => &[format!("kmc-{cluster}-nodeport")],
+            "ConfigMap" => &[
+                format!("kmc-{cluster}-config"),
+                format!("kmc-entrypoint-{cluster}-config"),
+            ],
+            _ => &[
+                format!("{cluster}-ca"),
+                format!("{cluster}-proxy"),
+                format!("{cluster}-sa"),
+            ],
+        };
+        for name in expected {
+            assert!(
+                names.contains_key(name),
+                "{kind} {name} in the hosting cluster: {names:?}"
+            );
+        }
+        for (name, controller) in names {
+            // The harness's own: the CA bundle the controller manager publishes in every namespace.
+            if name == "kube-root-ca.crt" || name == &format!("{cluster}-root-owner") {
+                continue;
+            }
+            assert_eq!(controller, &by_root, "{kind} {name} in the hosting cluster");
+        }
+    }
+    assert!(
+        !hosted_children[3]
+            .1
+            .contains_key(&format!("{cluster}-kubeconfig")),
+        "the kubeconfig stays in the management cluster"
+    );
+    let mgmt_secrets = controlled::<Secret>(mgmt, &ns).await;
+    assert_eq!(
+        mgmt_secrets.keys().cloned().collect::<Vec<_>>(),
+        [
+            HOSTING_KUBECONFIG.to_owned(),
+            format!("{cluster}-kubeconfig")
+        ],
+        "{mgmt_secrets:?}"
+    );
+    assert_eq!(
+        mgmt_secrets[&format!("{cluster}-kubeconfig")],
+        format!("K0smotronControlPlane/{cluster} {kcp_uid} (controller)")
+    );
+    for (kind, names) in [
+        ("StatefulSet", controlled::<StatefulSet>(mgmt, &ns).await),
+        ("Service", controlled::<Service>(mgmt, &ns).await),
+        ("ConfigMap", controlled::<ConfigMap>(mgmt, &ns).await),
+        ("Pod", controlled::<Pod>(mgmt, &ns).await),
+    ] {
+        assert!(
+            names.is_empty(),
+            "no {kind} in the management cluster: {names:?}"
+        );
+    }
+
+    // The kubeconfig in the management cluster alone reaches the hosted API: the hosting
+    // node's address and the NodePort, found in the hosting cluster.
+    let (hosted, server) = env.hosted(cluster).await;
+    assert_eq!(server, format!("https://{}:31743", env.node.ip));
+    let version = hosted.apiserver_version().await.unwrap();
+    assert_eq!(
+        version.git_version,
+        env.node.k0s_version.split('+').next().unwrap(),
+        "the Kubernetes of this k0s release"
+    );
+    Api::<Namespace>::all(hosted.clone())
+        .get("kube-system")
+        .await
+        .unwrap();
+
+    // The control plane's status says so (and the dynamic part of the k0s config reached the
+    // hosted cluster's ClusterConfig), and CAPI core agrees.
+    let kcps = objects::api(mgmt, &ns, CP_API, "K0smotronControlPlane");
+    let kcp = env
+        .poll(
+            Duration::from_secs(120),
+            "the control plane initialized, Available, its dynamic config applied",
+            || async {
+                let k = kcps.get(cluster).await.map_err(|e| e.to_string())?;
+                let status = &k.data["status"];
+                if status["initialization"]["controlPlaneInitialized"] == true
+                    && status["readyReplicas"] == 1
+                    && condition(&k, "Available") == Some("True")
+                    && condition(&k, "DynamicConfigApplied") == Some("True")
+                {
+                    Ok(k)
+                } else {
+                    Err(summary(&k))
+                }
+            },
+        )
+        .await;
+    assert_eq!(kcp.data["status"]["externalAddress"], json!(env.node.ip));
+    env.cluster_available(cluster).await;
+
+    // Deleting the control plane: the finalizer deletes the root owner in the hosting cluster,
+    // whose garbage collector takes the children and the pods; the provider deletes the
+    // kubeconfig in the management cluster itself (no garbage collector runs there).
+    kcps.delete(cluster, &DeleteParams::default())
+        .await
+        .unwrap();
+    env.poll(
+        Duration::from_secs(240),
+        "no child in the hosting cluster and no pod sandbox on the node",
+        || async {
+            let mut left = Vec::new();
+            for (kind, names) in [
+                ("StatefulSet", controlled::<StatefulSet>(host, &ns).await),
+                ("Service", controlled::<Service>(host, &ns).await),
+                ("ConfigMap", controlled::<ConfigMap>(host, &ns).await),
+                ("Secret", controlled::<Secret>(host, &ns).await),
+                ("Pod", controlled::<Pod>(host, &ns).await),
+            ] {
+                left.extend(
+                    names
+                        .into_keys()
+                        .filter(|n| n != "kube-root-ca.crt")
+                        .map(|n| format!("{kind} {n}")),
+                );
+            }
+            let sandboxes = env.node.pod_sandboxes(&ns).await?;
+            if left.is_empty() && sandboxes.is_empty() {
+                Ok(())
+            } else {
+                Err(format!("left {left:?} sandboxes {sandboxes:?}"))
+            }
+        },
+    )
+    .await;
+    env.poll(
+        Duration::from_secs(60),
+        "the control plane and its kubeconfig gone from the management cluster",
+        || async {
+            let kcp = kcps.get_opt(cluster).await.map_err(|e| e.to_string())?;
+            let secrets = controlled::<Secret>(mgmt, &ns).await;
+            if kcp.is_none() && secrets.keys().eq([HOSTING_KUBECONFIG]) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "control plane {:?}, Secrets {secrets:?}",
+                    kcp.map(|k| summary(&k))
+                ))
+            }
+        },
+    )
+    .await;
     env.stop().await;
 }
