@@ -82,7 +82,8 @@ pub fn cluster(
         reconciliation_status: reconciliation.text(stored_text),
         ready: st.ready_replicas == Some(spec_replicas),
     };
-    (v1beta1 != ClusterV1beta1Status::default()).then(|| ClusterDeprecatedStatus {
+    let empty = v1beta1 == ClusterV1beta1Status::default();
+    (!empty).then_some(ClusterDeprecatedStatus {
         v1beta1: Some(v1beta1),
     })
 }
@@ -105,10 +106,9 @@ pub fn join_token_request(
             .map(str::to_owned)
             .or_else(|| stored.and_then(|v| v.cluster_uid.clone())),
     };
-    (v1beta1 != JoinTokenRequestV1beta1Status::default()).then(|| {
-        JoinTokenRequestDeprecatedStatus {
-            v1beta1: Some(v1beta1),
-        }
+    let empty = v1beta1 == JoinTokenRequestV1beta1Status::default();
+    (!empty).then_some(JoinTokenRequestDeprecatedStatus {
+        v1beta1: Some(v1beta1),
     })
 }
 
