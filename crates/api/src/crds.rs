@@ -45,23 +45,17 @@ pub fn standalone() -> Vec<CustomResourceDefinition> {
         // Upstream's default for an absent spec, a NodePort Service (a given spec without
         // `service` still gets ClusterIP, as upstream's does).
         optional_spec_with(
-            deprecated_status(
-                versions(
-                    standalone::Cluster::crd(),
-                    standalone_v1beta1::Cluster::crd(),
-                ),
-                &[("reconciliationStatus", "string"), ("ready", "boolean")],
+            versions(
+                standalone::Cluster::crd(),
+                standalone_v1beta1::Cluster::crd(),
             ),
             serde_json::json!({"service": {"type": "NodePort"}}),
         ),
         // Kept required: upstream admits a request without a spec and then fails on it, as
         // it names no cluster; refused here at once (docs/deviations.md).
-        deprecated_status(
-            versions(
-                standalone::JoinTokenRequest::crd(),
-                standalone_v1beta1::JoinTokenRequest::crd(),
-            ),
-            &[("reconciliationStatus", "string"), ("clusterUID", "string")],
+        versions(
+            standalone::JoinTokenRequest::crd(),
+            standalone_v1beta1::JoinTokenRequest::crd(),
         ),
     ]
 }
@@ -130,64 +124,6 @@ pub fn conversion_webhook() -> CustomResourceConversion {
             conversion_review_versions: vec!["v1".to_owned()],
         }),
     }
-}
-
-/// Adds `status.deprecated.v1beta1` to the v1beta2 schema of `crd`: where the conversion keeps
-/// the v1beta1-only status `fields` (name, OpenAPI type), upstream's place. Without it the API
-/// server would prune them and a v1beta1 client would lose them on the round trip.
-fn deprecated_status(
-    mut crd: CustomResourceDefinition,
-    fields: &[(&str, &str)],
-) -> CustomResourceDefinition {
-    let object =
-        |description: &str, properties: std::collections::BTreeMap<String, JSONSchemaProps>| {
-            JSONSchemaProps {
-                type_: Some("object".to_owned()),
-                description: Some(description.to_owned()),
-                properties: Some(properties),
-                ..JSONSchemaProps::default()
-            }
-        };
-    let v1beta1_fields = fields
-        .iter()
-        .map(|(name, type_)| {
-            (
-                (*name).to_owned(),
-                JSONSchemaProps {
-                    type_: Some((*type_).to_owned()),
-                    description: Some(format!("The v1beta1 status field `{name}`.")),
-                    ..JSONSchemaProps::default()
-                },
-            )
-        })
-        .collect();
-    let deprecated = object(
-        "Status fields of older API versions that this version has no place for, kept by the \
-         conversion webhook so that clients of those versions read them back.",
-        [(
-            "v1beta1".to_owned(),
-            object("The v1beta1-only status fields.", v1beta1_fields),
-        )]
-        .into(),
-    );
-    for version in &mut crd.spec.versions {
-        if version.name != crate::conversion::V1BETA2 {
-            continue;
-        }
-        if let Some(status) = version
-            .schema
-            .as_mut()
-            .and_then(|s| s.open_api_v3_schema.as_mut())
-            .and_then(|root| root.properties.as_mut())
-            .and_then(|p| p.get_mut("status"))
-        {
-            status
-                .properties
-                .get_or_insert_with(Default::default)
-                .insert("deprecated".to_owned(), deprecated.clone());
-        }
-    }
-    crd
 }
 
 /// The names of `crds` (`<plural>.<group>`).

@@ -478,6 +478,8 @@ fn cluster() -> impl Strategy<Value = Value> {
                     external_address,
                     control_plane_initialized,
                     dynamic_config_hash,
+                    // Added as JSON below (`with_deprecated`), with arbitrary values.
+                    deprecated: None,
                 },
             ),
     );
@@ -522,6 +524,7 @@ fn join_token_request() -> impl Strategy<Value = Value> {
                 token_id,
                 conditions,
                 observed_generation,
+                deprecated: None,
             },
         ),
     );

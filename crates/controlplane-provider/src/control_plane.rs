@@ -20,6 +20,8 @@ use provider_runtime::apply::{ApplyError, controller_owner_ref};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::v1beta1_status::{self, Reconciliation};
+
 /// Which kind of object a [`ControlPlane`] was read from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Kind {
@@ -161,8 +163,12 @@ pub trait ControlPlaneObject:
     /// The stored status, in the common form (what the status stage starts from).
     fn common_status(&self) -> K0smotronControlPlaneStatus;
 
-    /// `st` in the kind's own form.
-    fn own_status(&self, st: &K0smotronControlPlaneStatus) -> Self::Status;
+    /// `st` in the kind's own form, for a reconcile that ended as `reconciliation` says.
+    fn own_status(
+        &self,
+        st: &K0smotronControlPlaneStatus,
+        reconciliation: Reconciliation<'_>,
+    ) -> Self::Status;
 
     /// The stored status in the kind's own form.
     fn stored_status(&self) -> Option<&Self::Status>;
@@ -175,7 +181,12 @@ impl ControlPlaneObject for K0smotronControlPlane {
         self.status.clone().unwrap_or_default()
     }
 
-    fn own_status(&self, st: &K0smotronControlPlaneStatus) -> K0smotronControlPlaneStatus {
+    /// The CAPI kind has no v1beta1-only status: `reconciliation` says nothing to it.
+    fn own_status(
+        &self,
+        st: &K0smotronControlPlaneStatus,
+        _: Reconciliation<'_>,
+    ) -> K0smotronControlPlaneStatus {
         st.clone()
     }
 
@@ -187,8 +198,9 @@ impl ControlPlaneObject for K0smotronControlPlane {
 /// The standalone `Cluster` reports upstream's fields (`replicas`, `readyReplicas`,
 /// `updatedReplicas`, `selector`, `conditions`) plus what the pipeline needs back on the next
 /// reconcile (`externalAddress`, `controlPlaneInitialized`, `dynamicConfigHash`) and
-/// `observedGeneration`; the CAPI contract's fields (versions, initialization, external
-/// management) have no place in it.
+/// `observedGeneration`, and for v1beta1 clients `status.deprecated.v1beta1` (`ready`,
+/// `reconciliationStatus`, see [`v1beta1_status::cluster`]); the CAPI contract's fields
+/// (versions, initialization, external management) have no place in it.
 impl ControlPlaneObject for Cluster {
     type Status = ClusterStatus;
 
@@ -212,7 +224,12 @@ impl ControlPlaneObject for Cluster {
         }
     }
 
-    fn own_status(&self, st: &K0smotronControlPlaneStatus) -> ClusterStatus {
+    fn own_status(
+        &self,
+        st: &K0smotronControlPlaneStatus,
+        reconciliation: Reconciliation<'_>,
+    ) -> ClusterStatus {
+        let stored = self.status.as_ref().and_then(|s| s.deprecated.as_ref());
         ClusterStatus {
             replicas: st.replicas,
             ready_replicas: st.ready_replicas,
@@ -226,6 +243,7 @@ impl ControlPlaneObject for Cluster {
                 .as_ref()
                 .and_then(|i| i.control_plane_initialized),
             dynamic_config_hash: st.dynamic_config_hash.clone(),
+            deprecated: v1beta1_status::cluster(self.spec.replicas, st, reconciliation, stored),
         }
     }
 

@@ -37,6 +37,7 @@ use tracing::{info, instrument, warn};
 
 use crate::reconcile::{Context, MANAGER};
 use crate::services;
+use crate::v1beta1_status::{self, Reconciliation};
 
 /// Metrics and log name of this controller.
 pub const CONTROLLER_NAME: &str = "jointokenrequest";
@@ -308,13 +309,25 @@ fn token_secret(jtr: &JoinTokenRequest, token: &str) -> Result<Secret, Error> {
     })
 }
 
+/// Writes the status: `outcome` on the condition and, for v1beta1 clients, in
+/// `status.deprecated.v1beta1` with the uid of the Cluster when it was read.
 async fn write_status(
     api: &Api<JoinTokenRequest>,
     jtr: &JoinTokenRequest,
     token_id: Option<String>,
     outcome: Result<(), &str>,
+    cluster_uid: Option<&str>,
 ) -> Result<(), Error> {
     let mut st = jtr.status.clone().unwrap_or_default();
+    let reconciliation = match outcome {
+        Ok(()) => Reconciliation::Succeeded,
+        Err(message) => Reconciliation::Failed {
+            step: v1beta1_status::JOIN_TOKEN_STEP,
+            message,
+        },
+    };
+    st.deprecated =
+        v1beta1_status::join_token_request(reconciliation, cluster_uid, st.deprecated.as_ref());
     let now = Time(Timestamp::now());
     let generation = jtr.metadata.generation;
     match outcome {
@@ -362,6 +375,8 @@ async fn apply_request(jtr: &JoinTokenRequest, ctx: &Context) -> Result<Action, 
     if done {
         return Ok(Action::await_change());
     }
+    // The uid of the Cluster once read, for `status.deprecated.v1beta1.clusterUID`.
+    let mut cluster_uid = None;
     let outcome: Result<(BootstrapToken, String), Error> = async {
         let cluster = Api::<Cluster>::namespaced(ctx.client.clone(), &ns)
             .get_opt(&jtr.spec.cluster_name)
@@ -373,6 +388,7 @@ async fn apply_request(jtr: &JoinTokenRequest, ctx: &Context) -> Result<Action, 
                     jtr.spec.cluster_name
                 ))
             })?;
+        cluster_uid = cluster.uid();
         let hosted = hosted(ctx, &cluster, &ns).await?;
         let token = ensure_token(&hosted, jtr, &uid, Timestamp::now()).await?;
         let encoded = join_token(&hosted, jtr.spec.role, &token)?;
@@ -382,7 +398,14 @@ async fn apply_request(jtr: &JoinTokenRequest, ctx: &Context) -> Result<Action, 
     match outcome {
         Ok((token, encoded)) => {
             apply(&secrets, &token_secret(jtr, &encoded)?, MANAGER).await?;
-            write_status(&api, jtr, Some(token.id().to_string()), Ok(())).await?;
+            write_status(
+                &api,
+                jtr,
+                Some(token.id().to_string()),
+                Ok(()),
+                cluster_uid.as_deref(),
+            )
+            .await?;
             ctx.events
                 .report(
                     jtr,
@@ -400,7 +423,7 @@ async fn apply_request(jtr: &JoinTokenRequest, ctx: &Context) -> Result<Action, 
         Err(e) => {
             let message = e.to_string();
             warn!(error = %message, "no join token yet");
-            write_status(&api, jtr, None, Err(&message)).await?;
+            write_status(&api, jtr, None, Err(&message), cluster_uid.as_deref()).await?;
             Ok(Action::requeue(Duration::from_secs(15)))
         }
     }

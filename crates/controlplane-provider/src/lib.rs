@@ -31,5 +31,6 @@ pub(crate) mod standalone;
 pub(crate) mod statefulset;
 pub(crate) mod status;
 pub(crate) mod stores;
+pub mod v1beta1_status;
 pub mod validate;
 pub(crate) mod watches;

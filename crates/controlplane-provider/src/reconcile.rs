@@ -48,6 +48,7 @@ use crate::quiet;
 use crate::statefulset::INPUTS_HASH_ANNOTATION;
 use crate::status::{self, Failure, Probe, StatusInputs};
 use crate::stores::{self, Kept, Lookup, Stores};
+use crate::v1beta1_status::{self, Reconciliation};
 use crate::validate::FieldPolicy;
 
 use crate::ownership::controlled_by;
@@ -320,7 +321,7 @@ where
     let mut st = obj.common_status();
     let gate = pause::gate(&ctx.events, obj, &mut st.conditions, cluster, now).await;
     if gate.paused && gate.changed {
-        write_status(ctx, obj, &st).await?;
+        write_status(ctx, obj, &st, Reconciliation::Unchanged).await?;
     }
     Ok(gate.paused)
 }
@@ -336,16 +337,18 @@ pub fn error_policy(kcp: Arc<K0smotronControlPlane>, err: &Error, ctx: Arc<Conte
     )
 }
 
-/// Writes `st` as `obj`'s status (in its kind's form), unless it is already what is stored.
+/// Writes `st` as `obj`'s status (in its kind's form, for a reconcile that ended as
+/// `reconciliation` says), unless it is already what is stored.
 pub(crate) async fn write_status<K>(
     ctx: &Context,
     obj: &K,
     st: &K0smotronControlPlaneStatus,
+    reconciliation: Reconciliation<'_>,
 ) -> Result<(), Error>
 where
     K: ControlPlaneObject,
 {
-    let own = obj.own_status(st);
+    let own = obj.own_status(st, reconciliation);
     if obj.stored_status() == Some(&own) {
         return Ok(());
     }
@@ -591,7 +594,14 @@ where
         dynamic_config: dynamic_config.clone(),
         now: now_t,
     });
-    write_status(ctx, obj, &st).await?;
+    // Upstream says its reconcile succeeded once it could make the kubeconfig Secret, which
+    // takes a ready replica; until then it leaves the text as it was.
+    let reconciliation = if desired.kubeconfig.is_some() && st.ready_replicas.unwrap_or(0) > 0 {
+        Reconciliation::Succeeded
+    } else {
+        Reconciliation::Unchanged
+    };
+    write_status(ctx, obj, &st, reconciliation).await?;
     report(ctx, obj, &transitions).await;
     report_kubeconfig_regenerated(ctx, obj, &facts, &desired).await;
 
@@ -823,16 +833,21 @@ where
     K: ControlPlaneObject,
 {
     let old = obj.common_status();
+    let message = error.to_string();
     let failure = Failure {
         reason: error.reason().into(),
-        message: error.to_string(),
+        message: message.clone(),
     };
     let (mut st, transitions) = status_without_children(obj, spec, failure, now);
     st.replicas = old.replicas;
     st.ready_replicas = old.ready_replicas;
     st.up_to_date_replicas = old.up_to_date_replicas;
     st.selector = old.selector;
-    write_status(ctx, obj, &st).await?;
+    let reconciliation = Reconciliation::Failed {
+        step: v1beta1_status::REMOTE_HOST_STEP,
+        message: &message,
+    };
+    write_status(ctx, obj, &st, reconciliation).await?;
     report(ctx, obj, &transitions).await;
     Ok(())
 }
@@ -933,7 +948,7 @@ async fn report_without_cluster(
     let (mut st, transitions) = status_without_children(kcp, &kcp.spec, failure, now);
     // Without a Cluster there is no selector or replica count to report yet.
     st.selector = kcp.status.as_ref().and_then(|s| s.selector.clone());
-    write_status(ctx, kcp, &st).await?;
+    write_status(ctx, kcp, &st, Reconciliation::Unchanged).await?;
     report(ctx, kcp, &transitions).await;
     Ok(())
 }
@@ -1073,7 +1088,7 @@ where
         desired: None,
         failure: Some(Failure {
             reason: reason.into(),
-            message,
+            message: message.clone(),
         }),
         pods: &pods,
         statefulset: facts.statefulset.as_ref(),
@@ -1082,7 +1097,11 @@ where
         dynamic_config: Outcome::NotRun,
         now,
     });
-    write_status(ctx, obj, &st).await?;
+    let reconciliation = Reconciliation::Failed {
+        step: v1beta1_status::failed_step(reason),
+        message: &message,
+    };
+    write_status(ctx, obj, &st, reconciliation).await?;
     report(ctx, obj, &transitions).await;
     Ok(())
 }

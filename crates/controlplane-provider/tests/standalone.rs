@@ -119,6 +119,36 @@ async fn a_standalone_cluster_is_reconciled_scaled_rolled_and_deleted() {
         );
     }
 
+    // What upstream's v1beta1 clients read (`status.ready`, `status.reconciliationStatus`),
+    // kept in `status.deprecated.v1beta1`; the live object converted to v1beta1 by the
+    // conversion the webhook runs (tests/conversion_webhook.rs runs it behind the API server)
+    // has them at the top of its status.
+    let v1beta1 = wait_for(
+        &clusters,
+        NAME,
+        |c| {
+            c.status
+                .as_ref()
+                .and_then(|s| s.deprecated.as_ref())
+                .and_then(|d| d.v1beta1.as_ref())
+                .is_some_and(|v| v.ready && v.reconciliation_status == "Reconciliation successful")
+        },
+        TIMEOUT,
+        "status.deprecated.v1beta1 ready and successful",
+    )
+    .await
+    .unwrap();
+    let as_v1beta1 = k0smotron_api::conversion::convert(
+        serde_json::to_value(&v1beta1).unwrap(),
+        "k0smotron.io/v1beta1",
+    )
+    .unwrap();
+    assert_eq!(as_v1beta1["status"]["ready"], json!(true), "{as_v1beta1}");
+    assert_eq!(
+        as_v1beta1["status"]["reconciliationStatus"],
+        json!("Reconciliation successful")
+    );
+
     // Children with upstream's names, controlled by the Cluster.
     let sts_api: Api<StatefulSet> = ns.api();
     let sts = sts_api.get("kmc-solo").await.unwrap();
@@ -414,6 +444,17 @@ async fn a_join_token_request_yields_a_working_token_and_its_deletion_revokes_it
     )
     .await
     .unwrap();
+    let rejected = clusters.get(NAME).await.unwrap();
+    let text = rejected
+        .status
+        .and_then(|s| s.deprecated)
+        .and_then(|d| d.v1beta1)
+        .unwrap_or_default()
+        .reconciliation_status;
+    assert!(
+        text.starts_with("Failed reconciling objects, ") && text.contains("range"),
+        "v1beta1 reconciliationStatus: {text}"
+    );
     // A ClusterIP Service with the external address is what this "hosted" API needs.
     clusters
         .patch(
@@ -455,6 +496,28 @@ async fn a_join_token_request_yields_a_working_token_and_its_deletion_revokes_it
     )
     .await
     .unwrap();
+    // For v1beta1 clients: upstream's success text and the Cluster's uid.
+    let cluster_uid = clusters.get(NAME).await.unwrap().uid();
+    let deprecated = done
+        .status
+        .as_ref()
+        .and_then(|s| s.deprecated.clone())
+        .and_then(|d| d.v1beta1)
+        .unwrap_or_default();
+    assert_eq!(
+        deprecated.reconciliation_status,
+        "Reconciliation successful"
+    );
+    assert_eq!(deprecated.cluster_uid, cluster_uid);
+    let as_v1beta1 = k0smotron_api::conversion::convert(
+        serde_json::to_value(&done).unwrap(),
+        "k0smotron.io/v1beta1",
+    )
+    .unwrap();
+    assert_eq!(
+        as_v1beta1["status"]["clusterUID"],
+        json!(cluster_uid.unwrap())
+    );
     let id = done.status.unwrap().token_id.unwrap();
     let secret = secrets.get("worker-token").await.unwrap();
     let encoded = String::from_utf8(secret.data.unwrap()["token"].0.clone()).unwrap();

@@ -1,6 +1,6 @@
 //! `bootstrap.cluster.x-k8s.io`: `K0sWorkerConfig` and its template.
 
-use super::{ConversionError, NoDeprecatedStatus, Versions};
+use super::{ConversionError, Versions};
 use crate::bootstrap::{v1beta1, v1beta2};
 
 /// v1beta2 → v1beta1 spec, as upstream: `ignition` only for the ignition format. Unlike
@@ -91,11 +91,9 @@ impl Versions for WorkerConfigVersions {
     const KIND: &'static str = "K0sWorkerConfig";
     type Hub = v1beta2::K0sWorkerConfig;
     type Spoke = v1beta1::K0sWorkerConfig;
-    type Deprecated = NoDeprecatedStatus;
 
     fn to_spoke(
         hub: v1beta2::K0sWorkerConfig,
-        _: Option<NoDeprecatedStatus>,
     ) -> Result<v1beta1::K0sWorkerConfig, ConversionError> {
         // `observedGeneration` has no v1beta1 field: the conversion-data annotation carries it.
         let status = hub.status.map(|status| v1beta1::K0sWorkerConfigStatus {
@@ -115,7 +113,7 @@ impl Versions for WorkerConfigVersions {
 
     fn to_hub(
         spoke: v1beta1::K0sWorkerConfig,
-    ) -> Result<(v1beta2::K0sWorkerConfig, Option<NoDeprecatedStatus>), ConversionError> {
+    ) -> Result<v1beta2::K0sWorkerConfig, ConversionError> {
         let status = spoke.status.map(|status| v1beta2::K0sWorkerConfigStatus {
             data_secret_name: status.data_secret_name,
             initialization: Some(v1beta2::BootstrapInitialization {
@@ -124,14 +122,11 @@ impl Versions for WorkerConfigVersions {
             conditions: status.conditions,
             observed_generation: None,
         });
-        Ok((
-            v1beta2::K0sWorkerConfig {
-                metadata: spoke.metadata,
-                spec: spec_to_hub(spoke.spec),
-                status,
-            },
-            None,
-        ))
+        Ok(v1beta2::K0sWorkerConfig {
+            metadata: spoke.metadata,
+            spec: spec_to_hub(spoke.spec),
+            status,
+        })
     }
 }
 
@@ -141,11 +136,9 @@ impl Versions for WorkerConfigTemplateVersions {
     const KIND: &'static str = "K0sWorkerConfigTemplate";
     type Hub = v1beta2::K0sWorkerConfigTemplate;
     type Spoke = v1beta1::K0sWorkerConfigTemplate;
-    type Deprecated = NoDeprecatedStatus;
 
     fn to_spoke(
         hub: v1beta2::K0sWorkerConfigTemplate,
-        _: Option<NoDeprecatedStatus>,
     ) -> Result<v1beta1::K0sWorkerConfigTemplate, ConversionError> {
         let template = hub.spec.template;
         Ok(v1beta1::K0sWorkerConfigTemplate {
@@ -161,20 +154,16 @@ impl Versions for WorkerConfigTemplateVersions {
 
     fn to_hub(
         spoke: v1beta1::K0sWorkerConfigTemplate,
-    ) -> Result<(v1beta2::K0sWorkerConfigTemplate, Option<NoDeprecatedStatus>), ConversionError>
-    {
+    ) -> Result<v1beta2::K0sWorkerConfigTemplate, ConversionError> {
         let template = spoke.spec.template;
-        Ok((
-            v1beta2::K0sWorkerConfigTemplate {
-                metadata: spoke.metadata,
-                spec: v1beta2::K0sWorkerConfigTemplateSpec {
-                    template: v1beta2::K0sWorkerConfigTemplateResource {
-                        metadata: template.metadata,
-                        spec: spec_to_hub(template.spec),
-                    },
+        Ok(v1beta2::K0sWorkerConfigTemplate {
+            metadata: spoke.metadata,
+            spec: v1beta2::K0sWorkerConfigTemplateSpec {
+                template: v1beta2::K0sWorkerConfigTemplateResource {
+                    metadata: template.metadata,
+                    spec: spec_to_hub(template.spec),
                 },
             },
-            None,
-        ))
+        })
     }
 }

@@ -1,7 +1,7 @@
 //! `controlplane.cluster.x-k8s.io`: `K0smotronControlPlane` and its template.
 
 use super::standalone::{cluster_spec_to_hub, cluster_spec_to_spoke};
-use super::{ConversionError, NoDeprecatedStatus, Versions, annotation_error};
+use super::{ConversionError, Versions, annotation_error};
 use crate::controlplane::{v1beta1, v1beta2};
 
 pub(crate) struct ControlPlaneVersions;
@@ -10,11 +10,9 @@ impl Versions for ControlPlaneVersions {
     const KIND: &'static str = "K0smotronControlPlane";
     type Hub = v1beta2::K0smotronControlPlane;
     type Spoke = v1beta1::K0smotronControlPlane;
-    type Deprecated = NoDeprecatedStatus;
 
     fn to_spoke(
         hub: v1beta2::K0smotronControlPlane,
-        _: Option<NoDeprecatedStatus>,
     ) -> Result<v1beta1::K0smotronControlPlane, ConversionError> {
         let mut metadata = hub.metadata;
         // `controlPlaneEndpoint` has no v1beta1 field: the conversion-data annotation carries it.
@@ -28,21 +26,18 @@ impl Versions for ControlPlaneVersions {
 
     fn to_hub(
         spoke: v1beta1::K0smotronControlPlane,
-    ) -> Result<(v1beta2::K0smotronControlPlane, Option<NoDeprecatedStatus>), ConversionError> {
+    ) -> Result<v1beta2::K0smotronControlPlane, ConversionError> {
         let mut metadata = spoke.metadata;
         let cluster = cluster_spec_to_hub(spoke.spec.cluster, &mut metadata.annotations)
             .map_err(|e| annotation_error(Self::KIND, e))?;
-        Ok((
-            v1beta2::K0smotronControlPlane {
-                metadata,
-                spec: v1beta2::K0smotronControlPlaneSpec {
-                    cluster,
-                    control_plane_endpoint: None,
-                },
-                status: spoke.status.map(status_to_hub),
+        Ok(v1beta2::K0smotronControlPlane {
+            metadata,
+            spec: v1beta2::K0smotronControlPlaneSpec {
+                cluster,
+                control_plane_endpoint: None,
             },
-            None,
-        ))
+            status: spoke.status.map(status_to_hub),
+        })
     }
 }
 
@@ -106,12 +101,10 @@ impl Versions for ControlPlaneTemplateVersions {
     const KIND: &'static str = "K0smotronControlPlaneTemplate";
     type Hub = v1beta2::K0smotronControlPlaneTemplate;
     type Spoke = v1beta1::K0smotronControlPlaneTemplate;
-    type Deprecated = NoDeprecatedStatus;
 
     /// The Service annotations live on the template object itself, as upstream keeps them.
     fn to_spoke(
         hub: v1beta2::K0smotronControlPlaneTemplate,
-        _: Option<NoDeprecatedStatus>,
     ) -> Result<v1beta1::K0smotronControlPlaneTemplate, ConversionError> {
         let mut metadata = hub.metadata;
         let template = hub.spec.template;
@@ -129,31 +122,22 @@ impl Versions for ControlPlaneTemplateVersions {
 
     fn to_hub(
         spoke: v1beta1::K0smotronControlPlaneTemplate,
-    ) -> Result<
-        (
-            v1beta2::K0smotronControlPlaneTemplate,
-            Option<NoDeprecatedStatus>,
-        ),
-        ConversionError,
-    > {
+    ) -> Result<v1beta2::K0smotronControlPlaneTemplate, ConversionError> {
         let mut metadata = spoke.metadata;
         let template = spoke.spec.template;
         let cluster = cluster_spec_to_hub(template.spec, &mut metadata.annotations)
             .map_err(|e| annotation_error(Self::KIND, e))?;
-        Ok((
-            v1beta2::K0smotronControlPlaneTemplate {
-                metadata,
-                spec: v1beta2::K0smotronControlPlaneTemplateSpec {
-                    template: v1beta2::K0smotronControlPlaneTemplateResource {
-                        metadata: template.metadata,
-                        spec: v1beta2::K0smotronControlPlaneSpec {
-                            cluster,
-                            control_plane_endpoint: None,
-                        },
+        Ok(v1beta2::K0smotronControlPlaneTemplate {
+            metadata,
+            spec: v1beta2::K0smotronControlPlaneTemplateSpec {
+                template: v1beta2::K0smotronControlPlaneTemplateResource {
+                    metadata: template.metadata,
+                    spec: v1beta2::K0smotronControlPlaneSpec {
+                        cluster,
+                        control_plane_endpoint: None,
                     },
                 },
             },
-            None,
-        ))
+        })
     }
 }

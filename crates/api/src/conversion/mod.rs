@@ -167,25 +167,14 @@ pub(crate) trait Versions {
     type Hub: Resource + Serialize + DeserializeOwned;
     /// The v1beta1 type.
     type Spoke: Resource + Serialize + DeserializeOwned;
-    /// v1beta1-only status kept in the v1beta2 object's `status.deprecated.v1beta1` (upstream's
-    /// place); [`NoDeprecatedStatus`] for kinds without any.
-    type Deprecated: Serialize + DeserializeOwned;
 
-    /// v1beta2 → v1beta1, with the object's `status.deprecated.v1beta1` if it has one.
-    fn to_spoke(
-        hub: Self::Hub,
-        deprecated: Option<Self::Deprecated>,
-    ) -> Result<Self::Spoke, ConversionError>;
+    /// v1beta2 → v1beta1. v1beta1-only status is in the hub's `status.deprecated.v1beta1`
+    /// (upstream's place), a typed field of the kinds that have any.
+    fn to_spoke(hub: Self::Hub) -> Result<Self::Spoke, ConversionError>;
 
-    /// v1beta1 → v1beta2, and what goes into `status.deprecated.v1beta1`.
-    fn to_hub(spoke: Self::Spoke)
-    -> Result<(Self::Hub, Option<Self::Deprecated>), ConversionError>;
+    /// v1beta1 → v1beta2.
+    fn to_hub(spoke: Self::Spoke) -> Result<Self::Hub, ConversionError>;
 }
-
-/// `Versions::Deprecated` of a kind whose v1beta1 status has nothing v1beta2 lacks. Reads any
-/// object (and ignores it).
-#[derive(Debug, Default, Serialize, serde::Deserialize)]
-pub(crate) struct NoDeprecatedStatus {}
 
 fn object_name(object: &Value) -> String {
     let metadata = object.get("metadata");
@@ -230,12 +219,8 @@ fn write<T: Serialize>(
 /// not restore.
 fn to_v1beta1<K: Versions>(original: Value) -> Result<Value, ConversionError> {
     let name = object_name(&original);
-    let deprecated = match original.pointer("/status/deprecated/v1beta1") {
-        Some(value) => Some(parse::<K::Deprecated>(K::KIND, V1BETA2, value)?),
-        None => None,
-    };
     let hub: K::Hub = parse(K::KIND, V1BETA2, &original)?;
-    let mut spoke = K::to_spoke(hub, deprecated)?;
+    let mut spoke = K::to_spoke(hub)?;
     // Only this function writes the annotation: one found on a v1beta2 object was set by hand
     // (or copied from a v1beta1 object) and describes some other object.
     take_annotation_raw(spoke.meta_mut(), CONVERSION_DATA_ANNOTATION);
@@ -279,25 +264,9 @@ fn to_v1beta2<K: Versions>(object: Value) -> Result<Value, ConversionError> {
     Ok(hub)
 }
 
-/// The v1beta2 JSON of a v1beta1 object, `status.deprecated.v1beta1` included.
+/// The v1beta2 JSON of a v1beta1 object.
 fn hub_json<K: Versions>(spoke: K::Spoke, name: &str) -> Result<Value, ConversionError> {
-    let (hub, deprecated) = K::to_hub(spoke)?;
-    let mut json = write(K::KIND, V1BETA2, name, &hub)?;
-    if let Some(deprecated) = deprecated {
-        let deprecated = write(K::KIND, V1BETA2, name, &deprecated)?;
-        if let Some(object) = json.as_object_mut() {
-            let status = object
-                .entry("status")
-                .or_insert_with(|| Value::Object(serde_json::Map::new()));
-            if let Some(status) = status.as_object_mut() {
-                status.insert(
-                    "deprecated".to_owned(),
-                    serde_json::json!({ "v1beta1": deprecated }),
-                );
-            }
-        }
-    }
-    Ok(json)
+    write(K::KIND, V1BETA2, name, &K::to_hub(spoke)?)
 }
 
 /// An annotation carrying a v1beta1 field could not be encoded.

@@ -3,8 +3,6 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
-
 use super::{
     ConversionError, Versions, annotation_error, read_field_annotation, write_field_annotation,
 };
@@ -223,33 +221,21 @@ pub(crate) fn cluster_spec_to_hub(
 
 pub(crate) struct ClusterVersions;
 
-/// `status.deprecated.v1beta1` of a v1beta2 `Cluster` (upstream's field names).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub(crate) struct ClusterDeprecatedStatus {
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    reconciliation_status: String,
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    ready: bool,
-}
-
 impl Versions for ClusterVersions {
     const KIND: &'static str = "Cluster";
     type Hub = v1beta2::Cluster;
     type Spoke = v1beta1::Cluster;
-    type Deprecated = ClusterDeprecatedStatus;
 
-    fn to_spoke(
-        hub: v1beta2::Cluster,
-        deprecated: Option<ClusterDeprecatedStatus>,
-    ) -> Result<v1beta1::Cluster, ConversionError> {
+    fn to_spoke(hub: v1beta2::Cluster) -> Result<v1beta1::Cluster, ConversionError> {
         let mut metadata = hub.metadata;
         let spec = cluster_spec_to_spoke(hub.spec, &mut metadata.annotations);
-        let status = match (hub.status, deprecated) {
-            (None, None) => None,
-            (status, deprecated) => {
-                let status = status.unwrap_or_default();
-                let deprecated = deprecated.unwrap_or_default();
+        let status = match hub.status {
+            None => None,
+            Some(status) => {
+                let deprecated = status
+                    .deprecated
+                    .and_then(|d| d.v1beta1)
+                    .unwrap_or_default();
                 // Upstream maps only the deprecated fields; the scale subresource of v1beta1
                 // reads `replicas` and `selector`, so they are mapped too.
                 Some(v1beta1::ClusterStatus {
@@ -267,34 +253,26 @@ impl Versions for ClusterVersions {
         })
     }
 
-    fn to_hub(
-        spoke: v1beta1::Cluster,
-    ) -> Result<(v1beta2::Cluster, Option<ClusterDeprecatedStatus>), ConversionError> {
+    fn to_hub(spoke: v1beta1::Cluster) -> Result<v1beta2::Cluster, ConversionError> {
         let mut metadata = spoke.metadata;
         let spec = cluster_spec_to_hub(spoke.spec, &mut metadata.annotations)
             .map_err(|e| annotation_error(Self::KIND, e))?;
-        let (status, deprecated) = match spoke.status {
-            None => (None, None),
-            Some(status) => (
-                Some(v1beta2::ClusterStatus {
-                    replicas: (status.replicas != 0).then_some(status.replicas),
-                    selector: status.selector,
-                    ..v1beta2::ClusterStatus::default()
-                }),
-                Some(ClusterDeprecatedStatus {
+        let status = spoke.status.map(|status| v1beta2::ClusterStatus {
+            replicas: (status.replicas != 0).then_some(status.replicas),
+            selector: status.selector,
+            deprecated: Some(v1beta2::ClusterDeprecatedStatus {
+                v1beta1: Some(v1beta2::ClusterV1beta1Status {
                     reconciliation_status: status.reconciliation_status,
                     ready: status.ready,
                 }),
-            ),
-        };
-        Ok((
-            v1beta2::Cluster {
-                metadata,
-                spec,
-                status,
-            },
-            deprecated,
-        ))
+            }),
+            ..v1beta2::ClusterStatus::default()
+        });
+        Ok(v1beta2::Cluster {
+            metadata,
+            spec,
+            status,
+        })
     }
 }
 
@@ -304,29 +282,13 @@ impl Versions for ClusterVersions {
 
 pub(crate) struct JoinTokenRequestVersions;
 
-/// `status.deprecated.v1beta1` of a v1beta2 `JoinTokenRequest` (upstream's field names).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub(crate) struct JoinTokenRequestDeprecatedStatus {
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    reconciliation_status: String,
-    #[serde(
-        default,
-        rename = "clusterUID",
-        skip_serializing_if = "Option::is_none"
-    )]
-    cluster_uid: Option<String>,
-}
-
 impl Versions for JoinTokenRequestVersions {
     const KIND: &'static str = "JoinTokenRequest";
     type Hub = v1beta2::JoinTokenRequest;
     type Spoke = v1beta1::JoinTokenRequest;
-    type Deprecated = JoinTokenRequestDeprecatedStatus;
 
     fn to_spoke(
         hub: v1beta2::JoinTokenRequest,
-        deprecated: Option<JoinTokenRequestDeprecatedStatus>,
     ) -> Result<v1beta1::JoinTokenRequest, ConversionError> {
         let mut metadata = hub.metadata;
         // The namespace moves into the field; an empty one stays an annotation (an empty
@@ -356,17 +318,17 @@ impl Versions for JoinTokenRequestVersions {
             role: hub.spec.role,
         };
         // Conditions and observedGeneration have no v1beta1 field (upstream drops them).
-        let status = match (hub.status, deprecated) {
-            (None, None) => None,
-            (status, deprecated) => {
-                let deprecated = deprecated.unwrap_or_default();
-                Some(v1beta1::JoinTokenRequestStatus {
-                    reconciliation_status: deprecated.reconciliation_status,
-                    token_id: status.and_then(|status| status.token_id),
-                    cluster_uid: deprecated.cluster_uid,
-                })
+        let status = hub.status.map(|status| {
+            let deprecated = status
+                .deprecated
+                .and_then(|d| d.v1beta1)
+                .unwrap_or_default();
+            v1beta1::JoinTokenRequestStatus {
+                reconciliation_status: deprecated.reconciliation_status,
+                token_id: status.token_id,
+                cluster_uid: deprecated.cluster_uid,
             }
-        };
+        });
         Ok(v1beta1::JoinTokenRequest {
             metadata,
             spec,
@@ -376,13 +338,7 @@ impl Versions for JoinTokenRequestVersions {
 
     fn to_hub(
         spoke: v1beta1::JoinTokenRequest,
-    ) -> Result<
-        (
-            v1beta2::JoinTokenRequest,
-            Option<JoinTokenRequestDeprecatedStatus>,
-        ),
-        ConversionError,
-    > {
+    ) -> Result<v1beta2::JoinTokenRequest, ConversionError> {
         let mut metadata = spoke.metadata;
         let v1beta1::ClusterRef { name, namespace } = spoke.spec.cluster_ref;
         if !namespace.is_empty() {
@@ -396,26 +352,20 @@ impl Versions for JoinTokenRequestVersions {
             expiry: spoke.spec.expiry,
             role: spoke.spec.role,
         };
-        let (status, deprecated) = match spoke.status {
-            None => (None, None),
-            Some(status) => (
-                Some(v1beta2::JoinTokenRequestStatus {
-                    token_id: status.token_id,
-                    ..v1beta2::JoinTokenRequestStatus::default()
-                }),
-                Some(JoinTokenRequestDeprecatedStatus {
+        let status = spoke.status.map(|status| v1beta2::JoinTokenRequestStatus {
+            token_id: status.token_id,
+            deprecated: Some(v1beta2::JoinTokenRequestDeprecatedStatus {
+                v1beta1: Some(v1beta2::JoinTokenRequestV1beta1Status {
                     reconciliation_status: status.reconciliation_status,
                     cluster_uid: status.cluster_uid,
                 }),
-            ),
-        };
-        Ok((
-            v1beta2::JoinTokenRequest {
-                metadata,
-                spec,
-                status,
-            },
-            deprecated,
-        ))
+            }),
+            ..v1beta2::JoinTokenRequestStatus::default()
+        });
+        Ok(v1beta2::JoinTokenRequest {
+            metadata,
+            spec,
+            status,
+        })
     }
 }

@@ -887,6 +887,33 @@ pub struct ClusterStatus {
     /// provider pushes the config again only when its hash differs from this one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dynamic_config_hash: Option<String>,
+    /// Status fields of older API versions that this version has no place for; clients of those
+    /// versions read them through the conversion webhook.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deprecated: Option<ClusterDeprecatedStatus>,
+}
+
+/// `status.deprecated` of a standalone `Cluster` (upstream's layout).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterDeprecatedStatus {
+    /// The v1beta1-only status fields.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub v1beta1: Option<ClusterV1beta1Status>,
+}
+
+/// The v1beta1 status fields of a standalone `Cluster` that v1beta2 has no place for; a v1beta1
+/// client reads them at the top of `status`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterV1beta1Status {
+    /// Outcome of the last reconcile, in words: `Reconciliation successful`, or
+    /// `Failed reconciling <step>, <message>`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reconciliation_status: String,
+    /// Every control-plane replica asked for in `spec.replicas` is ready.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub ready: bool,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -991,6 +1018,37 @@ pub struct JoinTokenRequestStatus {
     /// The `metadata.generation` this status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
+    /// Status fields of older API versions that this version has no place for; clients of those
+    /// versions read them through the conversion webhook.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deprecated: Option<JoinTokenRequestDeprecatedStatus>,
+}
+
+/// `status.deprecated` of a `JoinTokenRequest` (upstream's layout).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct JoinTokenRequestDeprecatedStatus {
+    /// The v1beta1-only status fields.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub v1beta1: Option<JoinTokenRequestV1beta1Status>,
+}
+
+/// The v1beta1 status fields of a `JoinTokenRequest` that v1beta2 has no place for; a v1beta1
+/// client reads them at the top of `status`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct JoinTokenRequestV1beta1Status {
+    /// Outcome of the last reconcile, in words: `Reconciliation successful`, or why no token was
+    /// made.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reconciliation_status: String,
+    /// uid of the `Cluster` the token joins.
+    #[serde(
+        default,
+        rename = "clusterUID",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub cluster_uid: Option<String>,
 }
 
 impl Default for JoinTokenRequestSpec {
