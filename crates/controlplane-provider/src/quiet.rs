@@ -178,20 +178,30 @@ impl std::fmt::Debug for Quiet {
     }
 }
 
-/// A hash of every input in `inputs` as `lookups` has it now, or `None` when one cannot be known.
+/// A hash of every input in `inputs` as `lookups` has it now (and of the Nodes, when `nodes` is
+/// given), or `None` when one cannot be known, or differs from what was read of it (the third
+/// member of an input, and the value inside `nodes`, when known).
 fn fingerprint<'a>(
     lookups: &impl Lookups,
     ns: &str,
-    inputs: impl Iterator<Item = (Input, &'a str)>,
-    nodes: bool,
+    inputs: impl Iterator<Item = (Input, &'a str, Option<Seen>)>,
+    nodes: Option<Option<u64>>,
 ) -> Option<u64> {
     use std::hash::{Hash, Hasher};
     let mut h = std::collections::hash_map::DefaultHasher::new();
-    for (input, name) in inputs {
-        (input, name, lookups.seen(input, ns, name)?).hash(&mut h);
+    for (input, name, read) in inputs {
+        let now = lookups.seen(input, ns, name)?;
+        if read.is_some_and(|r| r != now) {
+            return None;
+        }
+        (input, name, now).hash(&mut h);
     }
-    if nodes {
-        lookups.nodes()?.hash(&mut h);
+    if let Some(read) = nodes {
+        let now = lookups.nodes()?;
+        if read.is_some_and(|r| r != now) {
+            return None;
+        }
+        now.hash(&mut h);
     }
     Some(h.finish())
 }
@@ -212,20 +222,14 @@ impl Quiet {
         lookups: &impl Lookups,
         until: Instant,
     ) {
-        let current = |input: Input, name: &str| lookups.seen(input, ns, name);
-        let agrees = reads.inputs.iter().all(|(input, name, read)| {
-            let now = current(*input, name);
-            now.is_some() && read.is_none_or(|r| now == Some(r))
-        }) && reads.nodes.is_none_or(|n| lookups.nodes() == Some(n));
+        // One pass: each input must be known to the stores and be what the run read of it.
         let fingerprint = fingerprint(
             lookups,
             ns,
-            reads.inputs.iter().map(|(i, n, _)| (*i, n.as_str())),
-            reads.nodes.is_some(),
+            reads.inputs.iter().map(|(i, n, r)| (*i, n.as_str(), *r)),
+            reads.nodes.map(Some),
         );
-        let (true, Some(fingerprint), false) =
-            (agrees, fingerprint, outcome.probe == Probe::Answered)
-        else {
+        let (Some(fingerprint), false) = (fingerprint, outcome.probe == Probe::Answered) else {
             self.forget(key);
             return;
         };
@@ -269,8 +273,8 @@ impl Quiet {
             && fingerprint(
                 lookups,
                 ns,
-                memo.inputs.iter().map(|(i, n)| (*i, &**n)),
-                memo.nodes,
+                memo.inputs.iter().map(|(i, n)| (*i, &**n, None)),
+                memo.nodes.then_some(None),
             ) == Some(memo.fingerprint);
         same.then(|| memo.unchanged.clone())
     }

@@ -673,6 +673,11 @@ async fn probes_the_same(ctx: &Context, ns: &str, unchanged: &quiet::Unchanged) 
     answer == unchanged.probe
 }
 
+/// The names of the objects of `metas`.
+fn names_of(metas: Vec<&ObjectMeta>) -> Vec<String> {
+    metas.into_iter().filter_map(|m| m.name.clone()).collect()
+}
+
 /// What a full run read, by kind and name, for [`quiet::Quiet::remember`].
 fn reads_of(
     facts: &Facts,
@@ -716,21 +721,18 @@ fn reads_of(
             ),
         ));
     }
-    let named = |metas: Vec<&ObjectMeta>| -> Vec<String> {
-        metas.into_iter().filter_map(|m| m.name.clone()).collect()
-    };
-    for name in named(desired.config_maps.iter().map(|c| &c.metadata).collect()) {
+    for name in names_of(desired.config_maps.iter().map(|c| &c.metadata).collect()) {
         let read = live("ConfigMap", &name);
         inputs.push((Input::ConfigMap, name, read));
     }
-    for name in named(desired.services.iter().map(|c| &c.metadata).collect()) {
+    for name in names_of(desired.services.iter().map(|c| &c.metadata).collect()) {
         let read = live("Service", &name);
         inputs.push((Input::Service, name, read));
     }
     for name in &desired.obsolete_services {
         inputs.push((Input::Service, name.clone(), None));
     }
-    for name in named(desired.cron_jobs.iter().map(|c| &c.metadata).collect()) {
+    for name in names_of(desired.cron_jobs.iter().map(|c| &c.metadata).collect()) {
         let read = live("CronJob", &name);
         inputs.push((Input::CronJob, name, read));
     }
@@ -1357,9 +1359,6 @@ async fn check_children(
         check_owner("Service", &svc.metadata, uid)?;
     }
     check_secrets(ctx, scope, ns, facts, desired, uid, &mut live).await?;
-    let names_of = |metas: Vec<&ObjectMeta>| -> Vec<String> {
-        metas.into_iter().filter_map(|m| m.name.clone()).collect()
-    };
     let config_maps: Api<ConfigMap> = Api::namespaced(scope.client.clone(), ns);
     for name in names_of(desired.config_maps.iter().map(|c| &c.metadata).collect()) {
         check_live(
