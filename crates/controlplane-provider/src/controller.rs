@@ -48,6 +48,9 @@ pub struct Settings {
     /// a new control plane's StatefulSet, pod and Service change several times within a second,
     /// and each change was a reconcile and often a status write.
     pub debounce: Duration,
+    /// How many Secret bodies are kept between reconciles (`--secret-cache-size`; see
+    /// [`crate::secret_bodies`]).
+    pub secret_cache_size: usize,
 }
 
 /// Which control-plane kinds the provider serves. A kind whose CRDs the API server does not
@@ -78,6 +81,7 @@ impl Default for Settings {
             policy: FieldPolicy::default(),
             kinds: Kinds::default(),
             debounce: DEFAULT_DEBOUNCE,
+            secret_cache_size: crate::secret_bodies::DEFAULT_CAPACITY,
         }
     }
 }
@@ -148,6 +152,9 @@ pub async fn run(
         backoff: Arc::default(),
         waits: Arc::new(Waits::new(Duration::from_secs(10), settings.resync)),
         quiet: Arc::default(),
+        secret_bodies: Arc::new(crate::secret_bodies::SecretBodies::new(
+            settings.secret_cache_size,
+        )),
         hosts: Arc::default(),
         host_watches: Arc::new(HostWatches::new(
             capi.then_some(capi_remote),

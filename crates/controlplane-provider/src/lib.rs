@@ -26,6 +26,7 @@ pub(crate) mod ownership;
 pub(crate) mod patches;
 pub mod quiet;
 pub mod reconcile;
+pub mod secret_bodies;
 pub mod services;
 pub(crate) mod standalone;
 pub(crate) mod statefulset;

@@ -42,6 +42,10 @@ struct Cli {
     /// its children before it runs (one reconcile for a burst of changes; 0: none).
     #[arg(long, env = "RECONCILE_DEBOUNCE_MS", default_value_t = controller::DEFAULT_DEBOUNCE.as_millis() as u64, value_parser = clap::value_parser!(u64).range(0..=10_000))]
     reconcile_debounce_ms: u64,
+    /// How many Secret bodies (certificates, kubeconfigs; about 4 KiB each) are kept between
+    /// reconciles, so a control plane reconciled again soon does not read them again (0: none).
+    #[arg(long, env = "SECRET_CACHE_SIZE", default_value_t = controlplane_provider::secret_bodies::DEFAULT_CAPACITY)]
+    secret_cache_size: usize,
     /// Accept hostPath persistence and hostPath volumes in `spec.mounts`, `spec.manifests` or
     /// added by `spec.patches`: they give the control-plane pods the node's files. Off by default
     /// (upstream accepts them; see docs/security.md, "Multi-tenant installs").
@@ -170,6 +174,7 @@ async fn manager() -> anyhow::Result<()> {
         probe_timeout: Duration::from_secs(cli.workload_probe_timeout),
         resync: Duration::from_secs(cli.resync_period),
         debounce: Duration::from_millis(cli.reconcile_debounce_ms),
+        secret_cache_size: cli.secret_cache_size,
         policy,
         kinds: Kinds {
             capi: cli.kinds.contains(&KindArg::Capi),

@@ -85,6 +85,9 @@ pub struct Context {
     /// What the last full reconcile of each waiting control plane read, so that a requeue that
     /// finds none of it changed only probes again ([`crate::quiet`]).
     pub quiet: Arc<crate::quiet::Quiet>,
+    /// Bodies of the management cluster's Secrets read or created lately, served again while
+    /// the Secret index shows the same version ([`crate::secret_bodies`]).
+    pub secret_bodies: Arc<crate::secret_bodies::SecretBodies>,
     /// What the watches keep: children, pods, Nodes and CAPI Clusters read without a round trip.
     pub stores: Stores,
     /// Clients of the hosting clusters of control planes with `spec.remoteHostCluster`.
@@ -658,7 +661,7 @@ async fn probes_the_same(ctx: &Context, ns: &str, unchanged: &quiet::Unchanged) 
         return true;
     };
     let api: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
-    let Ok(Some(secret)) = get_opt(&api, name).await else {
+    let Ok(Some(secret)) = read_secret(ctx, &api, ns, name).await else {
         return false;
     };
     let version = secret
@@ -671,6 +674,27 @@ async fn probes_the_same(ctx: &Context, ns: &str, unchanged: &quiet::Unchanged) 
     }
     let (answer, _, _) = probe(&secret, endpoint, ctx.probe_timeout).await;
     answer == unchanged.probe
+}
+
+/// Reads the management cluster's Secret `ns/name` (`api` is of that cluster): its kept body
+/// while the Secret index shows the kept version, else by GET, keeping what was read.
+async fn read_secret(
+    ctx: &Context,
+    api: &Api<Secret>,
+    ns: &str,
+    name: &str,
+) -> Result<Option<Secret>, Error> {
+    let current = ctx.stores.secrets.get(ns, name).flatten();
+    if let Some(kept) = ctx.secret_bodies.get(ns, name, current) {
+        ctx.metrics.secret_read("kept");
+        return Ok(Some(kept));
+    }
+    ctx.metrics.secret_read("api");
+    let found = get_opt(api, name).await?;
+    if let Some(s) = &found {
+        ctx.secret_bodies.put(s);
+    }
+    Ok(found)
 }
 
 /// The names of the objects of `metas`.
@@ -1190,12 +1214,15 @@ pub(crate) async fn fetch(
     // burst at N = 1,000, while churn took longer (bench/README.md, issue #11).
     let mut secrets = BTreeMap::new();
     for name in build::secret_names(&cp.spec, &cluster_name) {
-        let api = if name == kubeconfig_name {
-            &kubeconfig_api
+        let found = if name == kubeconfig_name {
+            read_secret(ctx, &kubeconfig_api, &ns, &name).await?
+        } else if scope.remote {
+            // A hosting cluster's Secret: the index watches the management cluster only.
+            get_opt(&secrets_api, &name).await?
         } else {
-            &secrets_api
+            read_secret(ctx, &secrets_api, &ns, &name).await?
         };
-        if let Some(s) = get_opt(api, &name).await? {
+        if let Some(s) = found {
             secrets.insert(name, s);
         }
     }
@@ -1666,7 +1693,8 @@ where
     let live = check_children(ctx, scope, &ns, facts, desired, &uid).await?;
     let memo = ctx.applied.as_ref();
 
-    create_secrets(&secrets, &desired.create_secrets).await?;
+    let keep = (!scope.remote).then_some(ctx.secret_bodies.as_ref());
+    create_secrets(&secrets, &desired.create_secrets, keep).await?;
     apply_all(memo, &secrets, &desired.renew_secrets, &live).await?;
     for s in &desired.renew_secrets {
         info!(secret = ?s.metadata.name, "renewed etcd certificate");
@@ -1729,12 +1757,22 @@ where
     })
 }
 
-/// Generated certificates: create only. If one appeared since we looked, it wins.
-async fn create_secrets(api: &Api<Secret>, secrets: &[Secret]) -> Result<(), Error> {
+/// Generated certificates: create only. If one appeared since we looked, it wins. What was
+/// created is kept in `keep` (the management cluster's Secrets only).
+async fn create_secrets(
+    api: &Api<Secret>,
+    secrets: &[Secret],
+    keep: Option<&crate::secret_bodies::SecretBodies>,
+) -> Result<(), Error> {
     for secret in secrets {
         let name = secret.metadata.name.clone().unwrap_or_default();
         match api.create(&PostParams::default(), secret).await {
-            Ok(_) => info!(secret = %name, "generated certificate Secret"),
+            Ok(created) => {
+                if let Some(keep) = keep {
+                    keep.put(&created);
+                }
+                info!(secret = %name, "generated certificate Secret");
+            }
             Err(e) if is_conflict(&e) => {
                 info!(secret = %name, "certificate Secret appeared concurrently; using it next time");
             }

@@ -1161,6 +1161,7 @@ async fn paused_changes_nothing() {
 async fn a_waiting_control_plane_is_only_probed_again_until_something_changes() {
     const UNCHANGED: &str =
         "k0smotron_reconcile_unchanged_total{controller=\"k0smotroncontrolplane\"}";
+    const KEPT: &str = "k0smotron_secret_reads_total{source=\"kept\"}";
     let (ns, _) = setup("cp-quiet").await;
     let provider = Provider::start(ns.name());
     create(&ns, sqlite_spec()).await;
@@ -1174,6 +1175,12 @@ async fn a_waiting_control_plane_is_only_probed_again_until_something_changes() 
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+    // The reconciles after the first used the Secrets kept since they were created or read.
+    assert!(
+        provider.metric(KEPT) >= 1.0,
+        "no Secret body was used again: {KEPT} = {}",
+        provider.metric(KEPT)
+    );
 
     // A deleted child is made again...
     let config_maps: Api<ConfigMap> = ns.api();

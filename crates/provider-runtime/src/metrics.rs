@@ -25,6 +25,11 @@ struct ControllerLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SourceLabels {
+    source: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ErrorLabels {
     controller: &'static str,
     reason: &'static str,
@@ -40,18 +45,21 @@ pub struct Metrics {
     reconciles: Family<ControllerLabels, Counter>,
     failures: Family<ErrorLabels, Counter>,
     unchanged: Family<ControllerLabels, Counter>,
+    secret_reads: Family<SourceLabels, Counter>,
     duration: Family<ControllerLabels, Histogram, fn() -> Histogram>,
 }
 
 impl Metrics {
     /// Registers the reconcile metrics in `registry` under the `k0smotron_` prefix:
     /// `reconcile_total{controller}`, `reconcile_errors_total{controller,reason}` and
-    /// `reconcile_duration_seconds{controller}`, and `reconcile_unchanged_total{controller}`.
+    /// `reconcile_duration_seconds{controller}`, `reconcile_unchanged_total{controller}` and
+    /// `secret_reads_total{source}`.
     pub fn register(registry: &mut Registry) -> Self {
         let metrics = Self {
             reconciles: Family::default(),
             failures: Family::default(),
             unchanged: Family::default(),
+            secret_reads: Family::default(),
             duration: Family::new_with_constructor(duration_histogram),
         };
         let sub = registry.sub_registry_with_prefix(METRIC_PREFIX);
@@ -69,6 +77,11 @@ impl Metrics {
             "reconcile_unchanged",
             "Reconciliations that found nothing changed since the last full one and only probed again, by controller",
             metrics.unchanged.clone(),
+        );
+        sub.register(
+            "secret_reads",
+            "Secrets a reconcile read, by source: `kept` (a body kept since it was last read or written, still at the version the watch shows) or `api` (a GET)",
+            metrics.secret_reads.clone(),
         );
         sub.register_with_unit(
             "reconcile_duration",
@@ -96,6 +109,13 @@ impl Metrics {
     pub fn reconcile_unchanged(&self, controller: &'static str) {
         self.unchanged
             .get_or_create(&ControllerLabels { controller })
+            .inc();
+    }
+
+    /// Counts a Secret read by a reconcile: `kept` when its kept body was used, `api` for a GET.
+    pub fn secret_read(&self, source: &'static str) {
+        self.secret_reads
+            .get_or_create(&SourceLabels { source })
             .inc();
     }
 
@@ -150,6 +170,8 @@ mod tests {
         }
         metrics.reconcile_failed("controlplane", "apply_statefulset");
         metrics.reconcile_unchanged("controlplane");
+        metrics.secret_read("kept");
+        metrics.secret_read("kept");
 
         let text = render(&registry).unwrap();
         assert!(
@@ -170,6 +192,10 @@ mod tests {
         );
         assert!(
             text.contains("k0smotron_reconcile_unchanged_total{controller=\"controlplane\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("k0smotron_secret_reads_total{source=\"kept\"} 2"),
             "{text}"
         );
         assert!(
