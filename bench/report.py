@@ -100,6 +100,18 @@ def controlplane_markdown(r):
         f"| all pods Ready (s) | {b['ready_s']} | {f['ready_s']} | {r['ratios']['ready']} |",
         f"| children p50 / p99 (s) | {b['children_p50_s']} / {b['children_p99_s']} | {f['children_p50_s']} / {f['children_p99_s']} | |",
         f"| creates issued (s) | {b['created_s']} | {f['written_s']} (all {f['objects']} objects written) | |",
+    ]
+    bt, ft = b.get("to_children") or {}, f.get("to_children") or {}
+    if bt and ft:
+        # Where the machine's CPU went until all children were there (older files lack it).
+        for key, label in (
+            ("api_server_cpu_s", "to all children: kube-apiserver CPU (s)"),
+            ("etcd_cpu_s", "to all children: etcd CPU (s)"),
+            ("machine_cpu_s", "to all children: machine CPU (s)"),
+            ("machine_busy_pct", "to all children: machine busy (% of all cores)"),
+        ):
+            lines.append(f"| {label} | {bt[key]} | {ft[key]} | {ratio(bt[key], ft[key])} |")
+    lines += [
         "",
         "| figure | value |",
         "|---|---|",

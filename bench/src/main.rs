@@ -289,6 +289,7 @@ async fn provider(
         "burst: creating {n} Clusters + K0smotronControlPlanes in {NAMESPACES} namespaces"
     ));
     let t0 = Instant::now();
+    let server_t0 = sampler::ServerCpu::now();
     futures::stream::iter(specs.iter().cloned())
         .map(|s| {
             let client = client.clone();
@@ -331,6 +332,7 @@ async fn provider(
             |st| st.clusters.values().all(|c| c.children_at.is_some()),
         )
         .await?;
+    let server_children = sampler::ServerCpu::now();
     say(&format!(
         "burst: all children present after {:.1} s",
         secs(t0, t_children)
@@ -357,6 +359,7 @@ async fn provider(
         .await?;
     let (s, peak) = sampler.take();
     let mut figures = burst_figures(&tracker, t0);
+    figures["to_children"] = server_cpu_until(server_t0, server_children, t0, t_children);
     figures["created_s"] = json!(secs(t0, t_created));
     figures["children_s"] = json!(secs(t0, t_children));
     figures["ready_s"] = json!(secs(t0, t_ready));
@@ -678,6 +681,20 @@ fn strip(ar: &ApiResource, obj: DynamicObject) -> anyhow::Result<Value> {
 
 /// Same objects, same names, in the `floor-*` namespaces, by server-side apply (as the provider
 /// writes), `concurrency` clusters at a time, each cluster's objects in the provider's order.
+/// The API server's, etcd's and the machine's CPU from `t0` to `t1` (empty outside a harness).
+fn server_cpu_until(
+    at_t0: Option<sampler::ServerCpu>,
+    at_t1: Option<sampler::ServerCpu>,
+    t0: Instant,
+    t1: Instant,
+) -> Value {
+    let cores = std::thread::available_parallelism().map_or(1.0, |n| n.get() as f64);
+    match (at_t0, at_t1) {
+        (Some(a), Some(b)) => a.since(&b, secs(t0, t1), cores),
+        _ => json!({}),
+    }
+}
+
 async fn floor(
     client: &Client,
     capture: &std::path::Path,
@@ -724,6 +741,7 @@ async fn floor(
         by_cluster.len()
     ));
     let t0 = Instant::now();
+    let server_t0 = sampler::ServerCpu::now();
     futures::stream::iter(by_cluster.into_values())
         .map(|objs| {
             let client = client.clone();
@@ -766,6 +784,7 @@ async fn floor(
             st.clusters.values().all(|c| c.children_at.is_some())
         })
         .await?;
+    let server_children = sampler::ServerCpu::now();
     let t_ready = tracker
         .wait("floor: all pods Ready", timeout, |st| {
             st.clusters.values().all(|c| c.ready_at.is_some())
@@ -778,6 +797,7 @@ async fn floor(
         secs(t0, t_ready)
     ));
     let mut figures = burst_figures(&tracker, t0);
+    figures["to_children"] = server_cpu_until(server_t0, server_children, t0, t_children);
     figures["objects"] = json!(total);
     figures["concurrency"] = json!(concurrency);
     figures["written_s"] = json!(secs(t0, t_written));

@@ -118,3 +118,59 @@ impl Sampler {
         std::path::Path::new(&format!("/proc/{}", self.pid)).exists()
     }
 }
+
+/// CPU seconds used so far by the harness's API server and etcd (each with its descendants),
+/// read from the harness's pid files, and by the whole machine (`/proc/stat`: everything but
+/// idle and iowait). Compared at the start and end of a phase, they say where the machine's CPU
+/// went while the provider or the floor wrote.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ServerCpu {
+    pub api_server_s: f64,
+    pub etcd_s: f64,
+    pub machine_s: f64,
+}
+
+fn harness_pid(name: &str) -> Option<u32> {
+    let dir = std::env::var_os("HARNESS_DIR")?;
+    let path = std::path::Path::new(&dir)
+        .join("run")
+        .join(format!("{name}.pid"));
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+fn machine_busy_s() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let cpu = stat.lines().next()?.strip_prefix("cpu ")?;
+    let f: Vec<f64> = cpu
+        .split_whitespace()
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal (guest time is already in user).
+    let busy: f64 = f.iter().take(8).sum::<f64>() - f.get(3)? - f.get(4)?;
+    Some(busy / TICKS)
+}
+
+impl ServerCpu {
+    /// Now, or `None` outside a harness (no `HARNESS_DIR` or no pid files).
+    pub fn now() -> Option<Self> {
+        let cpu_of = |name| harness_pid(name).and_then(sample).map(|s| s.cpu_s);
+        Some(Self {
+            api_server_s: cpu_of("kube-apiserver")?,
+            etcd_s: cpu_of("etcd")?,
+            machine_s: machine_busy_s()?,
+        })
+    }
+
+    /// What was used from `self` to `later`, as JSON figures (with the machine's share of its
+    /// `cores` over `wall_s`).
+    pub fn since(&self, later: &Self, wall_s: f64, cores: f64) -> serde_json::Value {
+        let round = |v: f64| (v * 10.0).round() / 10.0;
+        let machine = later.machine_s - self.machine_s;
+        serde_json::json!({
+            "api_server_cpu_s": round(later.api_server_s - self.api_server_s),
+            "etcd_cpu_s": round(later.etcd_s - self.etcd_s),
+            "machine_cpu_s": round(machine),
+            "machine_busy_pct": round(100.0 * machine / (wall_s * cores).max(f64::EPSILON)),
+        })
+    }
+}
