@@ -2,7 +2,8 @@
 //! components files from a `file://` repository with the transformations users get, and
 //! `clusterctl init --bootstrap k0smotron --control-plane k0smotron` passes provider validation
 //! against a real API server, failing only where cert-manager is needed, and installs everything
-//! once a cert-manager API exists.
+//! once a cert-manager API exists; docs/migration.md's clusterctl steps take a management cluster
+//! from upstream k0smotron's release (built from its tag) to ours.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeSet;
@@ -774,7 +775,9 @@ async fn upstream_release(git: &Path, dir: &ScratchDir) -> (String, Vec<Value>) 
             &tools::kubectl().unwrap(),
             [
                 "kustomize".as_ref(),
-                src.join("config/clusterapi").join(kustomization).as_os_str(),
+                src.join("config/clusterapi")
+                    .join(kustomization)
+                    .as_os_str(),
             ],
             std::iter::empty::<(&str, &str)>(),
             None,
@@ -880,12 +883,7 @@ async fn finish_cert_manager_probe(client: &Client) {
     );
     ns.spec = Some(Default::default());
     namespaces
-        .replace_subresource(
-            "finalize",
-            "cert-manager-test",
-            &Default::default(),
-            &ns,
-        )
+        .replace_subresource("finalize", "cert-manager-test", &Default::default(), &ns)
         .await
         .unwrap();
     e2e::objects::poll(
@@ -958,7 +956,8 @@ async fn migration_from_upstream_with_clusterctl_as_docs_migration_md_writes_it(
     )
     .await;
     let run = |args: &'static [&'static str]| {
-        let (home, kubeconfig, config) = (dir.path().to_owned(), kubeconfig.clone(), config.clone());
+        let (home, kubeconfig, config) =
+            (dir.path().to_owned(), kubeconfig.clone(), config.clone());
         async move {
             let mut all = args.to_vec();
             all.extend(["--kubeconfig", &kubeconfig, "--config", &config]);
@@ -1076,11 +1075,7 @@ async fn migration_from_upstream_with_clusterctl_as_docs_migration_md_writes_it(
     for pass in 0..2 {
         // The intermediate Cluster first: its uid is in the others' owner references.
         let docs = test_support::upstream_fixture(&values).unwrap();
-        let docs = if pass == 0 {
-            &docs[..1]
-        } else {
-            &docs[1..]
-        };
+        let docs = if pass == 0 { &docs[..1] } else { &docs[1..] };
         for doc in docs {
             let api = api_for(&client, &doc.object);
             let typed: DynamicObject = serde_json::from_value(doc.object.clone()).unwrap();
@@ -1123,11 +1118,18 @@ async fn migration_from_upstream_with_clusterctl_as_docs_migration_md_writes_it(
     ])
     .await;
     assert!(out.status.success(), "{out}");
+    let text = lines(&out);
+    for provider in [upstream_label("bootstrap"), upstream_label("control-plane")] {
+        let expected = format!(
+            "Deleting Provider={{\"name\":\"{provider}\",\"namespace\":\"{UPSTREAM_NAMESPACE}\"}} providerVersion=\"\""
+        );
+        assert!(text.contains(&expected), "missing {expected:?} in\n{out}");
+    }
     let installed = inventory(&client).await;
     assert!(installed.is_disjoint(&upstream_inventory), "{installed:?}");
     // Upstream's components are gone (Deployments, RBAC, webhook configurations, Services,
     // cert-manager objects), its CRDs and namespace stay.
-    let mut kept = Vec::new();
+    let mut kept = BTreeSet::new();
     for doc in &upstream {
         let found = api_for(&client, doc)
             .get_opt(yaml::name(doc))
@@ -1137,11 +1139,24 @@ async fn migration_from_upstream_with_clusterctl_as_docs_migration_md_writes_it(
         let keep = matches!(yaml::kind(doc), "CustomResourceDefinition" | "Namespace");
         assert_eq!(found, keep, "{} after step 1", yaml::describe(doc));
         if keep {
-            kept.push(yaml::name(doc));
+            kept.insert(yaml::name(doc));
         }
     }
-    assert!(kept.contains(&UPSTREAM_NAMESPACE), "{kept:?}");
-    assert!(kept.len() >= 9, "{kept:?}");
+    assert_eq!(
+        kept,
+        BTreeSet::from([
+            UPSTREAM_NAMESPACE,
+            "clusters.k0smotron.io",
+            "jointokenrequests.k0smotron.io",
+            "k0scontrolplanes.controlplane.cluster.x-k8s.io",
+            "k0scontrolplanetemplates.controlplane.cluster.x-k8s.io",
+            "k0smotroncontrolplanes.controlplane.cluster.x-k8s.io",
+            "k0smotroncontrolplanetemplates.controlplane.cluster.x-k8s.io",
+            "k0scontrollerconfigs.bootstrap.cluster.x-k8s.io",
+            "k0sworkerconfigs.bootstrap.cluster.x-k8s.io",
+            "k0sworkerconfigtemplates.bootstrap.cluster.x-k8s.io",
+        ])
+    );
     // Every object is there, untouched.
     for (obj, before) in objects.iter().zip(&before) {
         assert_eq!(
@@ -1162,6 +1177,20 @@ async fn migration_from_upstream_with_clusterctl_as_docs_migration_md_writes_it(
     ])
     .await;
     assert!(out.status.success(), "{out}");
+    let text = lines(&out);
+    for expected in [
+        "Skipping installing cert-manager as it is already installed".to_owned(),
+        format!(
+            "Installing provider=\"{BOOTSTRAP_LABEL}\" version=\"{}\" targetNamespace=\"{}\"",
+            release.version, BOOTSTRAP.namespace
+        ),
+        format!(
+            "Installing provider=\"{CONTROL_PLANE_LABEL}\" version=\"{}\" targetNamespace=\"{}\"",
+            release.version, CONTROL_PLANE.namespace
+        ),
+    ] {
+        assert!(text.contains(&expected), "missing {expected:?} in\n{out}");
+    }
     let installed = inventory(&client).await;
     for (case, provider_type) in [
         (CONTROL_PLANE, "ControlPlaneProvider"),
@@ -1178,18 +1207,26 @@ async fn migration_from_upstream_with_clusterctl_as_docs_migration_md_writes_it(
         );
         let deployments: Api<Deployment> = Api::namespaced(client.clone(), case.namespace);
         assert_eq!(
-            deployments.list(&ListParams::default()).await.unwrap().items.len(),
+            deployments
+                .list(&ListParams::default())
+                .await
+                .unwrap()
+                .items
+                .len(),
             1
         );
     }
     assert!(installed.is_disjoint(&upstream_inventory), "{installed:?}");
     // Our CRDs replaced upstream's: our versions (v1beta1 served, v1beta2 stored), schemas and
     // conversion (our webhook Service in our namespace), our provider label.
-    let ours: Vec<Value> = [release.control_plane_components(), release.bootstrap_components()]
-        .iter()
-        .flat_map(|path| yaml::documents(&std::fs::read_to_string(path).unwrap()).unwrap())
-        .filter(|d| yaml::kind(d) == "CustomResourceDefinition")
-        .collect();
+    let ours: Vec<Value> = [
+        release.control_plane_components(),
+        release.bootstrap_components(),
+    ]
+    .iter()
+    .flat_map(|path| yaml::documents(&std::fs::read_to_string(path).unwrap()).unwrap())
+    .filter(|d| yaml::kind(d) == "CustomResourceDefinition")
+    .collect();
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     // Read untyped: the typed schema turns integers (`maximum: 65535`) into floats.
     let raw_crds: Api<DynamicObject> = Api::all_with(
@@ -1205,7 +1242,10 @@ async fn migration_from_upstream_with_clusterctl_as_docs_migration_md_writes_it(
                 upstream.iter().any(|d| yaml::name(d) == *name),
                 "{name}: upstream installs it too"
             );
-            assert_eq!(yaml::label(&crd, "cluster.x-k8s.io/provider"), Some(case.label));
+            assert_eq!(
+                yaml::label(&crd, "cluster.x-k8s.io/provider"),
+                Some(case.label)
+            );
             // (name, served, storage, schema) of each version; the API server lists them by
             // priority, the file by name.
             let versions = |crd: &Value| -> BTreeSet<(String, bool, bool, String)> {
@@ -1239,15 +1279,17 @@ async fn migration_from_upstream_with_clusterctl_as_docs_migration_md_writes_it(
                 expected["spec"]["conversion"]["webhook"]["clientConfig"]["service"]["name"],
                 "{name}"
             );
-            assert_eq!(crd["status"]["storedVersions"], serde_json::json!(["v1beta2"]));
+            assert_eq!(
+                crd["status"]["storedVersions"],
+                serde_json::json!(["v1beta2"])
+            );
             replaced.insert(name.to_owned());
         }
     }
     // Upstream's CRDs of kinds we do not serve stay as upstream installed them.
-    for doc in upstream
-        .iter()
-        .filter(|d| yaml::kind(d) == "CustomResourceDefinition" && !replaced.contains(yaml::name(d)))
-    {
+    for doc in upstream.iter().filter(|d| {
+        yaml::kind(d) == "CustomResourceDefinition" && !replaced.contains(yaml::name(d))
+    }) {
         let crd = crds.get(yaml::name(doc)).await.unwrap();
         let labels = crd.metadata.labels.unwrap_or_default();
         assert!(
@@ -1259,7 +1301,11 @@ async fn migration_from_upstream_with_clusterctl_as_docs_migration_md_writes_it(
         );
     }
     assert!(
-        namespaces.get_opt(UPSTREAM_NAMESPACE).await.unwrap().is_some(),
+        namespaces
+            .get_opt(UPSTREAM_NAMESPACE)
+            .await
+            .unwrap()
+            .is_some(),
         "upstream's namespace stays"
     );
 
