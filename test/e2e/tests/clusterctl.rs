@@ -634,25 +634,7 @@ async fn init_passes_provider_validation_and_only_cert_manager_is_missing() {
     ] {
         assert!(text.contains(&expected), "missing {expected:?} in\n{out}");
     }
-    let inventory = ApiResource::from_gvk_with_plural(
-        &GroupVersionKind::gvk("clusterctl.cluster.x-k8s.io", "v1alpha3", "Provider"),
-        "providers",
-    );
-    let providers: Api<DynamicObject> = Api::all_with(client.clone(), &inventory);
-    let installed: BTreeSet<(String, String, String, String)> = providers
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|p| {
-            (
-                p.metadata.namespace.clone().unwrap_or_default(),
-                p.metadata.name.clone().unwrap_or_default(),
-                p.data["type"].as_str().unwrap_or_default().to_owned(),
-                p.data["version"].as_str().unwrap_or_default().to_owned(),
-            )
-        })
-        .collect();
+    let installed = inventory(&client).await;
     for case in [CONTROL_PLANE, BOOTSTRAP] {
         let provider_type = if case.label == CONTROL_PLANE_LABEL {
             "ControlPlaneProvider"
