@@ -966,7 +966,7 @@ fn b64(s: &str) -> String {
 /// without a new revision and leaves the CA Secrets alone.
 ///
 /// Not run: upstream's manager (no image here, so its webhooks and conversion have no
-/// endpoint). There is no node here, so the pod stays Pending and the control plane does not
+/// endpoint) and CAPI core's (not needed; its webhooks are ignored too). There is no node here, so the pod stays Pending and the control plane does not
 /// become Available; `an_upstream_control_plane_is_taken_over_*` in
 /// crates/controlplane-provider/tests/harness.rs check that part, with a running pod and a
 /// hosted API server.
@@ -1133,7 +1133,7 @@ async fn migration_from_upstream_with_clusterctl_as_docs_migration_md_writes_it(
     }
     let (kcp_uid, _) = identity(&client, &objects[1]).await;
     // Key material our provider reads when it takes over (the kubeconfig it re-mints).
-    let (ca, proxy, etcd) = (
+    let (kcp_ca, proxy, etcd) = (
         pki::cluster_ca().unwrap(),
         pki::cluster_ca().unwrap(),
         pki::cluster_ca().unwrap(),
@@ -1143,8 +1143,8 @@ async fn migration_from_upstream_with_clusterctl_as_docs_migration_md_writes_it(
         ("NAMESPACE", TENANT.to_owned()),
         ("KCP_UID", kcp_uid),
         ("API_PORT", api_port.to_string()),
-        ("CA_CRT", b64(&ca.cert_pem)),
-        ("CA_KEY", b64(&ca.key_pem)),
+        ("CA_CRT", b64(&kcp_ca.cert_pem)),
+        ("CA_KEY", b64(&kcp_ca.key_pem)),
         ("PROXY_CRT", b64(&proxy.cert_pem)),
         ("PROXY_KEY", b64(&proxy.key_pem)),
         ("SA_PUB", b64(&sa.public_key_pem())),
