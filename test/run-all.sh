@@ -67,13 +67,15 @@ eval "$(test/harness/cluster up --workloads --capi)"
 
 step "tests: unit, snapshot, and integration against the harness"
 # Upstream k0smotron's own manifests against our CRDs (crates/controlplane-provider/tests/
-# upstream_manifests.rs) need a git directory of upstream; without one that test says loudly
-# that it checked nothing. K0SMOTRON_UPSTREAM_REF (comma-separated tags) overrides its pins.
+# upstream_manifests.rs) and the clusterctl migration from upstream's release (test/e2e/tests/
+# clusterctl.rs, also in the next-minor stage below) need a git directory of upstream; without
+# one these tests say loudly that they checked nothing. K0SMOTRON_UPSTREAM_REF (comma-separated
+# tags) overrides the manifests test's pins; the migration always starts from v2.1.0.
 upstream_git=${K0SMOTRON_UPSTREAM_GIT:-/work/.mirror/k0sproject+k0smotron/repo}
 if [ -d "$upstream_git" ]; then
 	export K0SMOTRON_UPSTREAM_GIT=$upstream_git
 else
-	echo "NOTE: no upstream k0smotron git directory at $upstream_git: its manifests are not checked" >&2
+	echo "NOTE: no upstream k0smotron git directory at $upstream_git: its manifests and the clusterctl migration are not checked" >&2
 fi
 # The real-node tests (names real_node_*) and the fault tests (chaos_*, test/chaos.sh) run in
 # their own harnesses below.

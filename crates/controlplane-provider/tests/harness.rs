@@ -3085,46 +3085,16 @@ async fn ingress_ships_haproxy_manifests_and_certificate() {
     provider.stop().await;
 }
 
-/// The fixture of a control plane as upstream k0smotron v2 leaves it
-/// (`tests/fixtures/upstream-v2/control-plane.yaml`), `${KEY}`s replaced: each document with
-/// the field manager and the kind of write upstream used (its `# manager:` and `# write:`
-/// comments).
-fn upstream_fixture(values: &BTreeMap<&str, String>) -> Vec<(String, bool, serde_json::Value)> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/upstream-v2/control-plane.yaml");
-    let mut text = std::fs::read_to_string(path).unwrap();
-    for (key, value) in values {
-        text = text.replace(&format!("${{{key}}}"), value);
-    }
-    assert!(!text.contains("${"), "a fixture value is missing");
-    text.split("\n---\n")
-        .map(|doc| {
-            let comment = |key: &str| {
-                doc.lines()
-                    .find_map(|l| l.strip_prefix(&format!("# {key}: ")))
-                    .unwrap_or_else(|| panic!("a fixture document without `# {key}:`"))
-                    .trim()
-                    .to_string()
-            };
-            let manager = comment("manager");
-            let create = match comment("write").as_str() {
-                "create" => true,
-                "apply" => false,
-                other => panic!("unknown write {other}"),
-            };
-            (manager, create, serde_saphyr::from_str(doc).unwrap())
-        })
-        .collect()
-}
-
 /// Writes one fixture document as upstream did: a POST or a forced server-side apply, with
 /// upstream's field manager.
-async fn write_as_upstream(
-    ns: &TestNamespace,
-    manager: &str,
-    create: bool,
-    doc: serde_json::Value,
-) {
+async fn write_as_upstream(ns: &TestNamespace, doc: test_support::UpstreamObject) {
+    let test_support::UpstreamObject {
+        manager,
+        write: how,
+        object: doc,
+    } = doc;
+    let manager = manager.as_str();
+    let create = how == test_support::UpstreamWrite::Create;
     async fn write<K>(api: Api<K>, manager: &str, create: bool, doc: serde_json::Value)
     where
         K: kube::Resource
@@ -3335,13 +3305,17 @@ async fn take_over_upstream(prefix: &str, provider_first: bool) {
         ("KMC_UID", "to be known".into()),
     ]);
     let kmcs: Api<k0smotron_api::k0smotron::v1beta2::Cluster> = ns.api();
-    let mut docs = upstream_fixture(&values).into_iter();
-    let (manager, create_it, doc) = docs.next().unwrap();
-    assert_eq!(doc["kind"], "Cluster");
-    write_as_upstream(&ns, &manager, create_it, doc).await;
+    let mut docs = test_support::upstream_fixture(&values).unwrap().into_iter();
+    let kmc = docs.next().unwrap();
+    assert_eq!(kmc.object["kind"], "Cluster");
+    write_as_upstream(&ns, kmc).await;
     values.insert("KMC_UID", kmcs.get(CLUSTER).await.unwrap().uid().unwrap());
-    for (manager, create_it, doc) in upstream_fixture(&values).into_iter().skip(1) {
-        write_as_upstream(&ns, &manager, create_it, doc).await;
+    for doc in test_support::upstream_fixture(&values)
+        .unwrap()
+        .into_iter()
+        .skip(1)
+    {
+        write_as_upstream(&ns, doc).await;
     }
     let secrets: Api<Secret> = ns.api();
     let upstream_kubeconfig_value = {

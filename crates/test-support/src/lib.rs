@@ -14,6 +14,7 @@
 //!   conditions and events.
 //! - [`apply_crd_file`] / [`apply_crd_dir`]: install CRDs and wait until they are served.
 //! - [`Tripwire`]: a loopback port that records whether anything connected to it.
+//! - [`upstream_fixture`]: a control plane's objects as upstream k0smotron v2 leaves them.
 
 mod client;
 mod crd;
@@ -22,6 +23,7 @@ mod https;
 mod leaks;
 mod namespace;
 mod tripwire;
+mod upstream_fixture;
 mod wait;
 mod workload;
 
@@ -32,5 +34,8 @@ pub use https::{ClientIdentity, HttpResponse, https_get, https_post_mtls};
 pub use leaks::{find_leaks, secret_needles};
 pub use namespace::{NamespaceError, TestNamespace, unique_name};
 pub use tripwire::Tripwire;
+pub use upstream_fixture::{
+    FixtureError, UpstreamObject, UpstreamWrite, upstream_fixture, upstream_fixture_path,
+};
 pub use wait::{WaitError, wait_for};
 pub use workload::{WorkloadError, WorkloadServer, free_port};
