@@ -198,6 +198,9 @@ def plot(results_dir):
             r = json.load(f)
         if not r.get("provider"):
             continue  # a bootstrap-only run
+        flags = [a.split("=")[0] for a in r.get("provider_cmd", "").split() if a.startswith("--")]
+        if set(flags) - {"--health-addr", "--metrics-addr"}:
+            continue  # an experiment with non-default provider flags
         n = r["provider"]["n"]
         if n not in newest or r["date"] >= newest[n]["date"]:
             newest[n] = r
