@@ -464,6 +464,56 @@ async fn init_config(
     )
 }
 
+/// `clusterctl init` succeeded (`out`) and installed both our providers of `release`: its
+/// output says so, clusterctl's inventory lists them, and each has its one Deployment. Returns
+/// the inventory.
+async fn assert_ours_installed(
+    client: &Client,
+    out: &Output,
+    release: &Release,
+) -> BTreeSet<(String, String, String, String)> {
+    assert!(out.status.success(), "{out}");
+    let text = lines(out);
+    for expected in [
+        "Skipping installing cert-manager as it is already installed".to_owned(),
+        format!(
+            "Installing provider=\"{BOOTSTRAP_LABEL}\" version=\"{}\" targetNamespace=\"{}\"",
+            release.version, BOOTSTRAP.namespace
+        ),
+        format!(
+            "Installing provider=\"{CONTROL_PLANE_LABEL}\" version=\"{}\" targetNamespace=\"{}\"",
+            release.version, CONTROL_PLANE.namespace
+        ),
+    ] {
+        assert!(text.contains(&expected), "missing {expected:?} in\n{out}");
+    }
+    let installed = inventory(client).await;
+    for (case, provider_type) in [
+        (CONTROL_PLANE, "ControlPlaneProvider"),
+        (BOOTSTRAP, "BootstrapProvider"),
+    ] {
+        assert!(
+            installed.contains(&(
+                case.namespace.to_owned(),
+                case.label.to_owned(),
+                provider_type.to_owned(),
+                release.version.clone()
+            )),
+            "{installed:?}"
+        );
+        let deployments: Api<Deployment> = Api::namespaced(client.clone(), case.namespace);
+        let names: Vec<String> = deployments
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .into_iter()
+            .filter_map(|d| d.metadata.name)
+            .collect();
+        assert_eq!(names.len(), 1, "{names:?}");
+    }
+    installed
+}
+
 fn lines(output: &Output) -> Vec<String> {
     output
         .combined()
@@ -623,46 +673,8 @@ async fn init_passes_provider_validation_and_only_cert_manager_is_missing() {
     // 3. With a cert-manager API present, init installs core and both providers.
     install_fake_cert_manager_api(&client, &dir).await;
     let out = init(config).await;
-    assert!(out.status.success(), "{out}");
-    let text = lines(&out);
-    for expected in [
-        "Skipping installing cert-manager as it is already installed".to_owned(),
-        format!(
-            "Installing provider=\"{BOOTSTRAP_LABEL}\" version=\"{}\" targetNamespace=\"{}\"",
-            release.version, BOOTSTRAP.namespace
-        ),
-        format!(
-            "Installing provider=\"{CONTROL_PLANE_LABEL}\" version=\"{}\" targetNamespace=\"{}\"",
-            release.version, CONTROL_PLANE.namespace
-        ),
-    ] {
-        assert!(text.contains(&expected), "missing {expected:?} in\n{out}");
-    }
-    let installed = inventory(&client).await;
+    assert_ours_installed(&client, &out, &release).await;
     for case in [CONTROL_PLANE, BOOTSTRAP] {
-        let provider_type = if case.label == CONTROL_PLANE_LABEL {
-            "ControlPlaneProvider"
-        } else {
-            "BootstrapProvider"
-        };
-        assert!(
-            installed.contains(&(
-                case.namespace.to_owned(),
-                case.label.to_owned(),
-                provider_type.to_owned(),
-                release.version.clone()
-            )),
-            "{installed:?}"
-        );
-        let deployments: Api<Deployment> = Api::namespaced(client.clone(), case.namespace);
-        let names: Vec<String> = deployments
-            .list(&ListParams::default())
-            .await
-            .unwrap()
-            .into_iter()
-            .filter_map(|d| d.metadata.name)
-            .collect();
-        assert_eq!(names.len(), 1, "{names:?}");
         let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
         for name in case.crds {
             let crd = crds.get(name).await.unwrap();
@@ -1261,46 +1273,7 @@ async fn migration_from_upstream_with_clusterctl_as_docs_migration_md_writes_it(
         "k0smotron",
     ])
     .await;
-    assert!(out.status.success(), "{out}");
-    let text = lines(&out);
-    for expected in [
-        "Skipping installing cert-manager as it is already installed".to_owned(),
-        format!(
-            "Installing provider=\"{BOOTSTRAP_LABEL}\" version=\"{}\" targetNamespace=\"{}\"",
-            release.version, BOOTSTRAP.namespace
-        ),
-        format!(
-            "Installing provider=\"{CONTROL_PLANE_LABEL}\" version=\"{}\" targetNamespace=\"{}\"",
-            release.version, CONTROL_PLANE.namespace
-        ),
-    ] {
-        assert!(text.contains(&expected), "missing {expected:?} in\n{out}");
-    }
-    let installed = inventory(&client).await;
-    for (case, provider_type) in [
-        (CONTROL_PLANE, "ControlPlaneProvider"),
-        (BOOTSTRAP, "BootstrapProvider"),
-    ] {
-        assert!(
-            installed.contains(&(
-                case.namespace.to_owned(),
-                case.label.to_owned(),
-                provider_type.to_owned(),
-                release.version.clone()
-            )),
-            "{installed:?}"
-        );
-        let deployments: Api<Deployment> = Api::namespaced(client.clone(), case.namespace);
-        assert_eq!(
-            deployments
-                .list(&ListParams::default())
-                .await
-                .unwrap()
-                .items
-                .len(),
-            1
-        );
-    }
+    let installed = assert_ours_installed(&client, &out, &release).await;
     assert!(installed.is_disjoint(&upstream_inventory), "{installed:?}");
     // Our CRDs replaced upstream's: our versions (v1beta1 served, v1beta2 stored), schemas and
     // conversion (our webhook Service in our namespace), our provider label.
