@@ -514,6 +514,25 @@ async fn assert_ours_installed(
     installed
 }
 
+/// A fresh API server of its own (named after `name`), its client and its kubeconfig's path:
+/// clusterctl installs CAPI core with webhooks and CRDs, which must not land in the shared
+/// harness cluster.
+async fn fresh_api_server(name: &str) -> (test_support::WorkloadServer, Client, String) {
+    let ca = pki::cluster_ca().unwrap();
+    let port = test_support::free_port().unwrap();
+    let server = test_support::WorkloadServer::start(
+        &test_support::unique_name(name),
+        &ca.cert_pem,
+        &ca.key_pem,
+        port,
+    )
+    .await
+    .unwrap();
+    let client = server.client().await.unwrap();
+    let kubeconfig = server.kubeconfig_path().display().to_string();
+    (server, client, kubeconfig)
+}
+
 fn lines(output: &Output) -> Vec<String> {
     output
         .combined()
@@ -544,20 +563,7 @@ async fn install_fake_cert_manager_api(client: &Client, dir: &ScratchDir) {
 async fn init_passes_provider_validation_and_only_cert_manager_is_missing() {
     let release = Release::build().await.unwrap();
     let dir = ScratchDir::new("clusterctl-init").unwrap();
-    // A fresh API server as the management cluster: clusterctl init installs CAPI core with
-    // webhooks and CRDs of its own, which must not land in the shared harness cluster.
-    let ca = pki::cluster_ca().unwrap();
-    let port = test_support::free_port().unwrap();
-    let server = test_support::WorkloadServer::start(
-        &test_support::unique_name("ctl-init"),
-        &ca.cert_pem,
-        &ca.key_pem,
-        port,
-    )
-    .await
-    .unwrap();
-    let client = server.client().await.unwrap();
-    let kubeconfig = server.kubeconfig_path().display().to_string();
+    let (server, client, kubeconfig) = fresh_api_server("ctl-init").await;
     let config = init_config(&dir, "clusterctl.yaml", &release, &release.repository(), "").await;
     let init = |config: String| {
         let (home, kubeconfig) = (dir.path().to_owned(), kubeconfig.clone());
@@ -997,18 +1003,7 @@ async fn migration_from_upstream_with_clusterctl_as_docs_migration_md_writes_it(
     let release = Release::build().await.unwrap();
     let dir = ScratchDir::new("clusterctl-migrate").unwrap();
     let (upstream_entries, upstream) = upstream_release(Path::new(&git), &dir).await;
-    let ca = pki::cluster_ca().unwrap();
-    let port = test_support::free_port().unwrap();
-    let server = test_support::WorkloadServer::start(
-        &test_support::unique_name("ctl-migrate"),
-        &ca.cert_pem,
-        &ca.key_pem,
-        port,
-    )
-    .await
-    .unwrap();
-    let client = server.client().await.unwrap();
-    let kubeconfig = server.kubeconfig_path().display().to_string();
+    let (server, client, kubeconfig) = fresh_api_server("ctl-migrate").await;
     install_fake_cert_manager_api(&client, &dir).await;
     let config = init_config(
         &dir,
