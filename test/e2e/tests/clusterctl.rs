@@ -425,19 +425,14 @@ async fn init_config(
     let module = capi::module_dir(&capi_version).await.unwrap();
     let core = dir.join(format!("repository/cluster-api/v{capi_version}"));
     std::fs::create_dir_all(&core).unwrap();
-    let components = command::run(
+    let components = succeed(
         &tools::kubectl().unwrap(),
         [
             "kustomize".as_ref(),
             module.join("config/default").as_os_str(),
         ],
-        std::iter::empty::<(&str, &str)>(),
-        None,
     )
-    .await
-    .unwrap()
-    .success()
-    .unwrap();
+    .await;
     std::fs::write(core.join("core-components.yaml"), components.stdout).unwrap();
     std::fs::copy(module.join("metadata.yaml"), core.join("metadata.yaml")).unwrap();
     // clusterctl installs cert-manager from this "release" when the cert-manager API is missing:
@@ -533,6 +528,20 @@ async fn fresh_api_server(name: &str) -> (test_support::WorkloadServer, Client, 
     (server, client, kubeconfig)
 }
 
+/// Runs `program` with `args` (no extra environment, in the current directory); the test fails
+/// unless it succeeds.
+async fn succeed<I, S>(program: &Path, args: I) -> Output
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    command::run(program, args, std::iter::empty::<(&str, &str)>(), None)
+        .await
+        .unwrap()
+        .success()
+        .unwrap()
+}
+
 fn lines(output: &Output) -> Vec<String> {
     output
         .combined()
@@ -614,19 +623,15 @@ async fn init_passes_provider_validation_and_only_cert_manager_is_missing() {
     // 2. The same validation refuses a broken provider before touching cert-manager, so step 1
     //    proves ours passed it: an incompatible contract, and a CRD name core cannot derive.
     let broken = dir.join("broken");
-    let copy = command::run(
+    succeed(
         Path::new("cp"),
         [
             "-r".as_ref(),
             release.repository().as_os_str(),
             broken.as_os_str(),
         ],
-        std::iter::empty::<(&str, &str)>(),
-        None,
     )
-    .await
-    .unwrap();
-    copy.success().unwrap();
+    .await;
     let version_dir = broken.join(CONTROL_PLANE_LABEL).join(&release.version);
     let metadata = std::fs::read_to_string(version_dir.join("metadata.yaml")).unwrap();
     std::fs::write(
@@ -732,7 +737,7 @@ async fn upstream_release(git: &Path, dir: &ScratchDir) -> (String, Vec<Value>) 
     };
     let src = dir.join("upstream-src");
     std::fs::create_dir_all(&src).unwrap();
-    command::run(
+    succeed(
         Path::new("bash"),
         [
             "-c",
@@ -742,13 +747,8 @@ async fn upstream_release(git: &Path, dir: &ScratchDir) -> (String, Vec<Value>) 
             UPSTREAM_TAG,
             &src.display().to_string(),
         ],
-        std::iter::empty::<(&str, &str)>(),
-        None,
     )
-    .await
-    .unwrap()
-    .success()
-    .unwrap();
+    .await;
     // `kustomize edit set image controller=quay.io/k0sproject/k0smotron:<tag>`.
     let images = src.join("config/manager/kustomization.yaml");
     let text = std::fs::read_to_string(&images).unwrap();
@@ -775,7 +775,7 @@ async fn upstream_release(git: &Path, dir: &ScratchDir) -> (String, Vec<Value>) 
             "bootstrap-components.yaml",
         ),
     ] {
-        let rendered = command::run(
+        let rendered = succeed(
             &tools::kubectl().unwrap(),
             [
                 "kustomize".as_ref(),
@@ -783,13 +783,8 @@ async fn upstream_release(git: &Path, dir: &ScratchDir) -> (String, Vec<Value>) 
                     .join(kustomization)
                     .as_os_str(),
             ],
-            std::iter::empty::<(&str, &str)>(),
-            None,
         )
-        .await
-        .unwrap()
-        .success()
-        .unwrap();
+        .await;
         let version_dir = dir.join(format!(
             "upstream-repository/{label}-{UPSTREAM_NAME}/{UPSTREAM_TAG}"
         ));
