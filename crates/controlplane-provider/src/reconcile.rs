@@ -1220,6 +1220,7 @@ pub(crate) async fn fetch(
             // A hosting cluster's Secret: the index watches the management cluster only.
             get_opt(&secrets_api, &name).await?
         } else {
+            // The local scope's client is the management cluster's.
             read_secret(ctx, &secrets_api, &ns, &name).await?
         };
         if let Some(s) = found {

@@ -116,19 +116,10 @@ impl SecretBodies {
         }
     }
 
-    /// Forgets `ns/name` (it was deleted, or a write of ours made the kept body old).
-    pub fn forget(&self, ns: &str, name: &str) {
-        self.inner().bodies.remove(&key(ns, name));
-    }
-
     /// How many bodies are kept.
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    fn len(&self) -> usize {
         self.inner().bodies.len()
-    }
-
-    /// Whether none is kept.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 
@@ -172,8 +163,6 @@ mod tests {
         bodies.put(&secret("a", "8", true));
         assert!(bodies.get("ns", "a", Some(version_hash("8"))).is_some());
         assert!(bodies.get("ns", "a", Some(version_hash("7"))).is_none());
-        bodies.forget("ns", "a");
-        assert!(bodies.get("ns", "a", Some(version_hash("8"))).is_none());
     }
 
     #[test]
@@ -183,7 +172,7 @@ mod tests {
         let mut no_version = secret("b", "1", true);
         no_version.metadata.resource_version = None;
         bodies.put(&no_version);
-        assert!(bodies.is_empty());
+        assert_eq!(bodies.len(), 0);
         SecretBodies::new(0).put(&secret("a", "1", true));
     }
 
