@@ -97,7 +97,7 @@ pub fn build(
     config: controller::Config,
 ) -> Controller<K0smotronControlPlane> {
     let controller = controller_of::<K0smotronControlPlane>(client, args);
-    owning_children(controller, triggers, stores.statefulsets.store().clone())
+    owning_children(controller, triggers, stores.statefulsets.clone())
         .watches_stream(clusters.map(Ok), |cluster| control_plane_of(&cluster))
         .with_config(config)
 }

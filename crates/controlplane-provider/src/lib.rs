@@ -23,6 +23,7 @@ pub(crate) mod labels;
 pub(crate) mod monitoring;
 pub(crate) mod nats;
 pub(crate) mod ownership;
+pub(crate) mod packed;
 pub(crate) mod patches;
 pub mod quiet;
 pub mod reconcile;

@@ -230,7 +230,7 @@ where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
 {
     match kept.get(ns, name) {
-        Lookup::Found(obj) => Ok(Some((*obj).clone())),
+        Lookup::Found(obj) => Ok(Some(obj)),
         Lookup::Missing if on_miss == OnMiss::Absent => Ok(None),
         Lookup::Missing | Lookup::Unknown => get_opt(api, name).await,
     }

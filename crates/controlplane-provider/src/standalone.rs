@@ -186,7 +186,7 @@ pub fn build(
     config: kube::runtime::controller::Config,
 ) -> Controller<Cluster> {
     let controller = crate::watches::controller_of::<Cluster>(client, args);
-    crate::watches::owning_children(controller, triggers, stores.statefulsets.store().clone())
+    crate::watches::owning_children(controller, triggers, stores.statefulsets.clone())
         .with_config(config)
 }
 

@@ -19,7 +19,7 @@
 //! reconcile needs their owner and resourceVersion, and a control plane without an Ingress then
 //! costs no request to learn it has none to delete.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
@@ -30,24 +30,28 @@ use k0smotron_api::names;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::batch::v1::CronJob;
 use k8s_openapi::api::core::v1::{
-    ConfigMap, Container, Node, NodeAddress, NodeStatus, Pod, PodSpec, Secret, Service,
+    ConfigMap, Container, Node, NodeAddress, NodeStatus, Pod, PodCondition, PodSpec, PodStatus,
+    Secret, Service,
 };
 use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{FieldsV1, ManagedFieldsEntry, ObjectMeta};
 use kube::core::PartialObjectMeta;
-use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 use provider_runtime::ManagerArgs;
+use serde::Serialize;
 use serde::de::DeserializeOwned;
+
+use crate::packed::Packed;
 
 /// Events a controller may be behind on one kind before the watch waits for it.
 const BUFFER: usize = 1024;
 
-/// A watch's store and whether its first full list is in.
+/// A watch's store (objects kept as JSON, [`Packed`]) and whether its first full list is in.
 #[derive(Clone)]
-pub struct Kept<K: Resource<DynamicType = ()> + 'static> {
-    store: Store<K>,
+pub struct Kept<K> {
+    packed: Packed<K>,
     listed: Arc<AtomicBool>,
 }
 
@@ -55,23 +59,42 @@ pub struct Kept<K: Resource<DynamicType = ()> + 'static> {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Lookup<K> {
     /// It is there (perhaps a little behind the API server).
-    Found(Arc<K>),
+    Found(K),
     /// The store has listed its kind and has no such object: absent, or not carrying the label
     /// the watch selects, or created a moment ago.
     Missing,
-    /// The store has not listed its kind yet: nothing can be said.
+    /// The store has not listed its kind yet, or cannot read what it kept: nothing can be said.
     Unknown,
 }
 
-impl<K: Resource<DynamicType = ()> + Clone + 'static> Kept<K> {
-    fn new(store: Store<K>, listed: Arc<AtomicBool>) -> Self {
-        Self { store, listed }
-    }
-
+impl<K> Kept<K> {
     fn empty() -> Self {
-        Self::new(reflector::store().0, Arc::default())
+        Self {
+            packed: Packed::default(),
+            listed: Arc::default(),
+        }
     }
 
+    /// How many objects are kept.
+    pub fn len(&self) -> usize {
+        self.packed.len()
+    }
+}
+
+impl<K: Resource + Serialize> Kept<K> {
+    /// Takes in one watch event (the watch's side).
+    fn observe(&self, event: &watcher::Event<K>) {
+        self.packed.apply(event);
+        if let watcher::Event::InitDone = event {
+            self.listed.store(true, Ordering::Release);
+        }
+    }
+}
+
+impl<K> Kept<K>
+where
+    K: Resource<DynamicType = ()> + DeserializeOwned,
+{
     /// Whether the first full list is in.
     pub fn listed(&self) -> bool {
         self.listed.load(Ordering::Acquire)
@@ -79,21 +102,29 @@ impl<K: Resource<DynamicType = ()> + Clone + 'static> Kept<K> {
 
     /// `ns/name`.
     pub fn get(&self, ns: &str, name: &str) -> Lookup<K> {
-        match self.store.get(&ObjectRef::new(name).within(ns)) {
-            Some(obj) => Lookup::Found(obj),
+        match self.packed.get(Some(ns), name) {
+            Some(Ok(obj)) => Lookup::Found(obj),
+            Some(Err(e)) => {
+                tracing::warn!(kind = %K::kind(&()), %ns, %name, error = %e, "read from the API server instead");
+                Lookup::Unknown
+            }
             None if self.listed() => Lookup::Missing,
             None => Lookup::Unknown,
         }
     }
 
-    /// Every object, or `None` before the first full list.
-    pub fn all(&self) -> Option<Vec<Arc<K>>> {
-        self.listed().then(|| self.store.state())
-    }
-
-    /// The underlying store (mappers of the triggers read it).
-    pub fn store(&self) -> &Store<K> {
-        &self.store
+    /// The objects of `ns` (all when `None`) with cluster-name label `cluster` (any when
+    /// `None`), or `None` before the first full list (or when one cannot be read back).
+    pub fn list(&self, ns: Option<&str>, cluster: Option<&str>) -> Option<Vec<K>> {
+        if !self.listed() {
+            return None;
+        }
+        self.packed
+            .list(ns, cluster)
+            .inspect_err(|e| {
+                tracing::warn!(kind = %K::kind(&()), error = %e, "list from the API server instead");
+            })
+            .ok()
     }
 }
 
@@ -191,8 +222,8 @@ impl SecretVersions {
 impl std::fmt::Debug for Stores {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Stores")
-            .field("statefulsets", &self.statefulsets.store.state().len())
-            .field("pods", &self.pods.store.state().len())
+            .field("statefulsets", &self.statefulsets.len())
+            .field("pods", &self.pods.len())
             .finish_non_exhaustive()
     }
 }
@@ -215,21 +246,16 @@ impl Stores {
 
     /// The control-plane pods of `ns` matching every label of `selector`, in name order, or
     /// `None` while the pod watch has not listed them yet.
-    pub fn pods(
-        &self,
-        ns: &str,
-        selector: &std::collections::BTreeMap<String, String>,
-    ) -> Option<Vec<Pod>> {
+    pub fn pods(&self, ns: &str, selector: &BTreeMap<String, String>) -> Option<Vec<Pod>> {
+        let cluster = selector.get(names::CLUSTER_NAME_LABEL).map(String::as_str);
         let mut pods: Vec<Pod> = self
             .pods
-            .all()?
-            .iter()
-            .filter(|p| p.namespace().as_deref() == Some(ns))
+            .list(Some(ns), cluster)?
+            .into_iter()
             .filter(|p| {
                 let labels = p.labels();
                 selector.iter().all(|(k, v)| labels.get(k) == Some(v))
             })
-            .map(|p| (**p).clone())
             .collect();
         pods.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
         Some(pods)
@@ -237,7 +263,7 @@ impl Stores {
 
     /// Every Node, or `None` while the Node watch has not listed them yet.
     pub fn nodes(&self) -> Option<Vec<Node>> {
-        Some(self.nodes.all()?.iter().map(|n| (**n).clone()).collect())
+        self.nodes.list(None, None)
     }
 }
 
@@ -391,7 +417,7 @@ impl Plan<'_> {
     fn child<K>(&mut self) -> (Kept<K>, Vec<Feed<K>>)
     where
         K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>,
-        K: Trim + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+        K: Trim + Clone + Serialize + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
     {
         stored(
             self.args.api(self.client.clone()),
@@ -403,7 +429,8 @@ impl Plan<'_> {
 }
 
 /// How an object is cut down before it is kept: `managedFields` (except a StatefulSet's); pods
-/// to what status reads (container names and images, labels, status); Nodes to their addresses.
+/// to what status reads (container names and images, labels, phase, conditions' types and
+/// statuses); Nodes to their addresses.
 pub trait Trim {
     /// Drops what no reconcile reads.
     fn trim(&mut self);
@@ -558,6 +585,21 @@ impl Trim for Pod {
                 ..Default::default()
             });
         }
+        if let Some(status) = self.status.take() {
+            self.status = Some(PodStatus {
+                phase: status.phase,
+                conditions: status.conditions.map(|cs| {
+                    cs.into_iter()
+                        .map(|c| PodCondition {
+                            type_: c.type_,
+                            status: c.status,
+                            ..Default::default()
+                        })
+                        .collect()
+                }),
+                ..Default::default()
+            });
+        }
     }
 }
 
@@ -586,24 +628,22 @@ fn stored<K>(
     drivers: &mut Vec<futures::future::BoxFuture<'static, ()>>,
 ) -> (Kept<K>, Vec<Feed<K>>)
 where
-    K: Resource<DynamicType = ()> + Trim + Clone + DeserializeOwned + std::fmt::Debug,
+    K: Resource<DynamicType = ()> + Trim + Clone + Serialize + DeserializeOwned + std::fmt::Debug,
     K: Send + Sync + 'static,
 {
-    let (store, writer) = reflector::store::<K>();
-    let listed = Arc::new(AtomicBool::new(false));
-    let set = listed.clone();
+    let kept = Kept::empty();
+    let writer = kept.clone();
     let events = watcher(api, config)
         .default_backoff()
         .modify(Trim::trim)
-        .reflect(writer)
         .inspect(move |event| {
-            if let Ok(watcher::Event::InitDone) = event {
-                set.store(true, Ordering::Release);
+            if let Ok(event) = event {
+                writer.observe(event);
             }
         });
     let (senders, feeds) = channels(subscribers);
     drivers.push(fan_out(events, senders).boxed());
-    (Kept::new(store, listed), feeds)
+    (kept, feeds)
 }
 
 /// A watch of `api` only for the triggers (nothing kept but what `observe` takes from each
@@ -667,7 +707,7 @@ where
 
 /// The control plane of kind `K` a control-plane pod belongs to: the pod's StatefulSet (from
 /// `statefulsets`) and that StatefulSet's controller.
-pub fn control_plane_of_pod<K>(statefulsets: &Store<StatefulSet>, pod: &Pod) -> Option<ObjectRef<K>>
+pub fn control_plane_of_pod<K>(statefulsets: &Kept<StatefulSet>, pod: &Pod) -> Option<ObjectRef<K>>
 where
     K: Resource<DynamicType = ()>,
 {
@@ -678,7 +718,9 @@ where
         .find(|r| r.kind == "StatefulSet" && r.controller == Some(true))?
         .name
         .clone();
-    let sts = statefulsets.get(&ObjectRef::new(&sts_name).within(&ns))?;
+    let Lookup::Found(sts) = statefulsets.get(&ns, &sts_name) else {
+        return None;
+    };
     let owner = sts
         .owner_references()
         .iter()
@@ -772,6 +814,15 @@ mod tests {
         );
         let c = &trimmed.spec.as_ref().unwrap().containers[0];
         assert_eq!((c.name.as_str(), c.args.as_ref()), ("controller", None));
+        let conditions = trimmed.status.unwrap().conditions.unwrap();
+        assert_eq!(
+            conditions
+                .iter()
+                .map(|c| (c.type_.as_str(), c.status.as_str(), c.message.as_deref()))
+                .collect::<Vec<_>>(),
+            [("Ready", "True", None), ("PodScheduled", "True", None)],
+            "conditions keep their type and status only"
+        );
     }
 
     #[test]
@@ -852,7 +903,7 @@ mod tests {
     #[test]
     fn a_pod_maps_through_its_statefulset_to_the_control_plane() {
         use k0smotron_api::controlplane::v1beta2::K0smotronControlPlane;
-        let (store, mut writer) = reflector::store::<StatefulSet>();
+        let store = Kept::<StatefulSet>::empty();
         let p = pod("True", "a");
         assert_eq!(
             control_plane_of_pod::<K0smotronControlPlane>(&store, &p),
@@ -870,7 +921,7 @@ mod tests {
             controller: Some(true),
             ..Default::default()
         }]);
-        writer.apply_watcher_event(&Event::Apply(sts));
+        store.observe(&Event::Apply(sts));
         assert_eq!(
             control_plane_of_pod::<K0smotronControlPlane>(&store, &p),
             Some(ObjectRef::new("demo-cp").within("ns"))

@@ -5,7 +5,7 @@ use futures::StreamExt;
 use k0smotron_api::capi::Cluster;
 use k0smotron_api::controlplane::v1beta2::K0smotronControlPlane;
 use k8s_openapi::api::apps::v1::StatefulSet;
-use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::{Controller, WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
 use provider_runtime::ManagerArgs;
@@ -55,7 +55,7 @@ where
 pub fn owning_children<K>(
     controller: Controller<K>,
     triggers: Triggers,
-    statefulsets: Store<StatefulSet>,
+    statefulsets: stores::Kept<StatefulSet>,
 ) -> Controller<K>
 where
     K: Resource<DynamicType = ()>
