@@ -20,6 +20,7 @@
 //! decided up to one resync interval late, as it already was for a settled control plane.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -138,8 +139,9 @@ pub struct Outcome {
     /// The probe's answer (never [`Probe::Answered`]: an answering control plane is not
     /// remembered).
     pub probe: Probe,
-    /// The kubeconfig Secret and the endpoint the probe used (`None` when it did not run).
-    pub probed_with: Option<(String, ApiEndpoint)>,
+    /// The kubeconfig Secret, the endpoint and the address dialed for it (when not resolved)
+    /// the probe used (`None` when it did not run).
+    pub probed_with: Option<(String, ApiEndpoint, Option<IpAddr>)>,
     /// The observed-state hash the requeue delay is counted by.
     pub observed: u64,
 }
@@ -149,7 +151,7 @@ pub struct Outcome {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Unchanged {
     /// The kubeconfig Secret and the endpoint to probe (`None`: no probe ran last time either).
-    pub probe_with: Option<(String, ApiEndpoint)>,
+    pub probe_with: Option<(String, ApiEndpoint, Option<IpAddr>)>,
     /// The answer of the last full reconcile's probe.
     pub probe: Probe,
     /// The observed-state hash the requeue delay is counted by.
@@ -354,7 +356,7 @@ mod tests {
     fn waiting() -> Outcome {
         Outcome {
             probe: Probe::Failed("connection refused".into()),
-            probed_with: Some(("demo-kubeconfig".into(), endpoint())),
+            probed_with: Some(("demo-kubeconfig".into(), endpoint(), None)),
             observed: 7,
         }
     }
@@ -402,7 +404,7 @@ mod tests {
         assert_eq!(
             unchanged,
             Some(Unchanged {
-                probe_with: Some(("demo-kubeconfig".into(), endpoint())),
+                probe_with: Some(("demo-kubeconfig".into(), endpoint(), None)),
                 probe: Probe::Failed("connection refused".into()),
                 observed: 7,
             })

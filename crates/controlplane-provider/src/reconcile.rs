@@ -572,7 +572,10 @@ where
         &desired.endpoint,
         counts_ready || was_initialized,
     ) {
-        (Some(secret), Some(endpoint), true) => probe(secret, endpoint, ctx.probe_timeout).await,
+        (Some(secret), Some(endpoint), true) => {
+            let dial = dial_address(&scope, endpoint, facts.exposure_service.as_ref());
+            probe(secret, endpoint, dial, ctx.probe_timeout).await
+        }
         _ => (Probe::NotRun, None, None),
     };
     let dynamic_config = push_dynamic_config(
@@ -622,11 +625,10 @@ where
     } else {
         let probed_with = match (&probe, &desired.kubeconfig, &desired.endpoint) {
             (Probe::NotRun, _, _) => None,
-            (_, Some(secret), Some(endpoint)) => secret
-                .metadata
-                .name
-                .clone()
-                .map(|name| (name, endpoint.clone())),
+            (_, Some(secret), Some(endpoint)) => secret.metadata.name.clone().map(|name| {
+                let dial = dial_address(&scope, endpoint, facts.exposure_service.as_ref());
+                (name, endpoint.clone(), dial)
+            }),
             _ => None,
         };
         ctx.quiet.remember(
@@ -657,7 +659,7 @@ where
 /// probe did (no probe ran then: nothing to ask). The kubeconfig read must be the version the
 /// memo was made with.
 async fn probes_the_same(ctx: &Context, ns: &str, unchanged: &quiet::Unchanged) -> bool {
-    let Some((name, endpoint)) = &unchanged.probe_with else {
+    let Some((name, endpoint, dial)) = &unchanged.probe_with else {
         return true;
     };
     let api: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
@@ -672,7 +674,7 @@ async fn probes_the_same(ctx: &Context, ns: &str, unchanged: &quiet::Unchanged) 
     if ctx.stores.secrets.get(ns, name) != Some(Some(stores::version_hash(version))) {
         return false;
     }
-    let (answer, _, _) = probe(&secret, endpoint, ctx.probe_timeout).await;
+    let (answer, _, _) = probe(&secret, endpoint, *dial, ctx.probe_timeout).await;
     answer == unchanged.probe
 }
 
@@ -2093,7 +2095,40 @@ async fn push_dynamic_config(
     }
 }
 
-/// GET `kube-system` through the kubeconfig Secret, within `timeout`. With the answer come the
+/// The address to connect to for `endpoint` instead of resolving its host: the cluster IP of
+/// the exposure Service `service` when the endpoint is that Service's DNS name and the Service is
+/// in the management cluster. The cluster's DNS then has no part in a probe. Under load, its
+/// answers can take seconds (glibc's parallel A/AAAA lookups losing a reply to the conntrack race
+/// wait out a 5 s timeout, issue #11), and each such wait held a reconcile worker.
+fn dial_address(
+    scope: &Scope,
+    endpoint: &k0smotron_api::capi::ApiEndpoint,
+    service: Option<&Service>,
+) -> Option<std::net::IpAddr> {
+    if scope.remote {
+        return None;
+    }
+    service_address(endpoint, service?)
+}
+
+/// [`dial_address`]'s choice for a Service of the management cluster.
+fn service_address(
+    endpoint: &k0smotron_api::capi::ApiEndpoint,
+    service: &Service,
+) -> Option<std::net::IpAddr> {
+    let name = service.metadata.name.as_deref()?;
+    let namespace = service.metadata.namespace.as_deref()?;
+    let host = endpoint.host.as_deref()?;
+    if host != crate::services::service_dns(name, namespace) {
+        return None;
+    }
+    crate::services::cluster_ips(service)
+        .iter()
+        .find_map(|ip| ip.parse().ok())
+}
+
+/// GET `kube-system` through the kubeconfig Secret, within `timeout`, connecting to `dial`
+/// when given (with TLS verified against the endpoint's host all the same). With the answer come the
 /// Namespace's uid, which identifies the workload cluster, and the client that got it (for the
 /// dynamic config push). The kubeconfig must point at `endpoint` (the one we publish) with inline
 /// credentials; anything else is refused before a connection is attempted
@@ -2101,6 +2136,7 @@ async fn push_dynamic_config(
 pub async fn probe(
     kubeconfig: &Secret,
     endpoint: &k0smotron_api::capi::ApiEndpoint,
+    dial: Option<std::net::IpAddr>,
     timeout: Duration,
 ) -> (Probe, Option<String>, Option<Client>) {
     let Some(value) = kubeconfig
@@ -2129,10 +2165,15 @@ pub async fn probe(
         Ok(t) => t,
         Err(refusal) => return (Probe::Refused(refusal.to_string()), None, None),
     };
-    let client = match trusted.client(kubeconfig::Timeouts {
+    let timeouts = kubeconfig::Timeouts {
         connect: timeout,
         io: timeout,
-    }) {
+    };
+    let config = match dial {
+        Some(address) => trusted.client_config_dialing(address, timeouts),
+        None => trusted.client_config(timeouts),
+    };
+    let client = match Client::try_from(config) {
         Ok(c) => c,
         Err(e) => return (Probe::ClientFailed(e.to_string()), None, None),
     };
@@ -2286,6 +2327,44 @@ mod tests {
             fields_v1: Some(FieldsV1(fields)),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn a_probe_dials_the_cluster_ip_only_for_the_exposure_services_own_name() {
+        let service = |ips: &[&str]| {
+            let mut s = Service::default();
+            s.metadata.name = Some("kmc-demo".into());
+            s.metadata.namespace = Some("ns".into());
+            s.spec = Some(k8s_openapi::api::core::v1::ServiceSpec {
+                cluster_ips: Some(ips.iter().map(|ip| (*ip).to_string()).collect()),
+                ..Default::default()
+            });
+            s
+        };
+        let at = |host: &str| k0smotron_api::capi::ApiEndpoint {
+            host: Some(host.into()),
+            port: Some(30443),
+        };
+        let dual = service(&["10.96.0.7", "fd00::7"]);
+        assert_eq!(
+            service_address(&at("kmc-demo.ns.svc"), &dual),
+            Some("10.96.0.7".parse().unwrap())
+        );
+        // Another name (a user's endpoint, an external address) is resolved as usual.
+        for host in [
+            "api.example.com",
+            "kmc-demo.other.svc",
+            "kmc-demo",
+            "10.0.0.9",
+        ] {
+            assert_eq!(service_address(&at(host), &dual), None, "{host}");
+        }
+        // A headless Service (or one not yet given an address) has nothing to dial.
+        assert_eq!(
+            service_address(&at("kmc-demo.ns.svc"), &service(&["None"])),
+            None
+        );
+        assert_eq!(service_address(&at("kmc-demo.ns.svc"), &service(&[])), None);
     }
 
     #[test]

@@ -12,6 +12,7 @@
 //! end up in conditions and events); the one value they quote is the server URL, which is not
 //! secret.
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -179,6 +180,29 @@ impl Trusted {
     /// A client from [`Trusted::client_config`].
     pub fn client(&self, timeouts: Timeouts) -> Result<kube::Client, kube::Error> {
         kube::Client::try_from(self.client_config(timeouts))
+    }
+
+    /// [`Trusted::client_config`], connecting to `address` (on the server's port) instead of
+    /// resolving the server's host name, with TLS still verified against that name. For a server
+    /// named after a Service whose address the caller read from the API: nothing waits on DNS.
+    pub fn client_config_dialing(&self, address: IpAddr, timeouts: Timeouts) -> kube::Config {
+        let mut config = self.client_config(timeouts);
+        let Some(host) = self.server.host() else {
+            return config;
+        };
+        if host.parse::<IpAddr>().is_ok() || host.starts_with('[') {
+            return config;
+        }
+        let port = self.server.port_u16().unwrap_or(443);
+        let url = match address {
+            IpAddr::V4(a) => format!("https://{a}:{port}"),
+            IpAddr::V6(a) => format!("https://[{a}]:{port}"),
+        };
+        if let Ok(uri) = url.parse::<http::Uri>() {
+            config.tls_server_name = Some(host.to_string());
+            config.cluster_url = uri;
+        }
+        config
     }
 }
 
@@ -529,6 +553,42 @@ users:
                 .token
                 .is_some()
         );
+    }
+
+    #[test]
+    fn dialing_an_address_keeps_the_server_name_for_tls_and_everything_else() {
+        let timeouts = Timeouts {
+            connect: Duration::from_secs(1),
+            io: Duration::from_secs(2),
+        };
+        let named = Endpoint {
+            host: "kmc-demo.ns.svc",
+            port: 30443,
+        };
+        let server = "https://kmc-demo.ns.svc:30443";
+        let trusted = validate(&kubeconfig(server, "", ""), &named).unwrap();
+        let plain = trusted.client_config(timeouts);
+        for (address, url) in [
+            ("10.96.0.7", "https://10.96.0.7:30443/"),
+            ("fd00::7", "https://[fd00::7]:30443/"),
+        ] {
+            let config = trusted.client_config_dialing(address.parse().unwrap(), timeouts);
+            assert_eq!(config.cluster_url.to_string(), url);
+            assert_eq!(config.tls_server_name.as_deref(), Some("kmc-demo.ns.svc"));
+            assert_eq!(config.root_cert, plain.root_cert);
+            assert_eq!(
+                config.auth_info.client_certificate_data,
+                plain.auth_info.client_certificate_data
+            );
+            assert!(config.proxy_url.is_none());
+            assert!(!config.accept_invalid_certs);
+            assert_eq!(config.connect_timeout, Some(Duration::from_secs(1)));
+        }
+        // A server that is an address already is dialed as it is.
+        let by_ip = validate(&good("", ""), &EXPECTED).unwrap();
+        let config = by_ip.client_config_dialing("10.96.0.7".parse().unwrap(), timeouts);
+        assert_eq!(config.cluster_url.to_string(), "https://10.0.0.1:30443/");
+        assert_eq!(config.tls_server_name, None);
     }
 
     #[test]
