@@ -4,7 +4,7 @@
 # Env: BENCH_N (or N; default 10), BENCH_PHASES (default "controlplane bootstrap"; either or
 #      both, space- or comma-separated), BENCH_STEADY_SECONDS (300), BENCH_PROVIDER_CMD (default:
 #      our release controlplane-provider), BENCH_BOOTSTRAP_CMD (default: our release
-#      bootstrap-provider), BENCH_FLOOR_CONCURRENCY (5, our provider's --concurrency),
+#      bootstrap-provider with --concurrency=20, as config/bootstrap deploys it), BENCH_FLOOR_CONCURRENCY (5, our provider's --concurrency),
 #      BENCH_HARNESS_DIR (the private harness state dir, default /tmp/k0smotron-rs-bench),
 #      BENCH_RESULTS_DIR (default bench/results), BENCH_NO_BUILD=1 (skip cargo and `cluster build`),
 #      BENCH_SETTLE_MAX_SECONDS (120), BENCH_KEEP=1 (leave the harness up), BENCH_PROFILE
@@ -60,7 +60,9 @@ target=${CARGO_TARGET_DIR:-$(cargo metadata --format-version 1 --no-deps | sed -
 driver=$target/$profile/k0smotron-bench
 [ -x "$driver" ] || { say "$driver missing (build without BENCH_NO_BUILD=1)"; exit 1; }
 PROVIDER_CMD=${BENCH_PROVIDER_CMD:-$target/$profile/controlplane-provider --health-addr=127.0.0.1:0 --metrics-addr=127.0.0.1:0}
-BOOTSTRAP_CMD=${BENCH_BOOTSTRAP_CMD:-$target/$profile/bootstrap-provider --health-addr=127.0.0.1:0 --metrics-addr=127.0.0.1:0}
+# The workers the released manifests give the bootstrap provider (K0SMOTRON_BOOTSTRAP_CONCURRENCY
+# in config/bootstrap); the binary's own default is the shared 5.
+BOOTSTRAP_CMD=${BENCH_BOOTSTRAP_CMD:-$target/$profile/bootstrap-provider --health-addr=127.0.0.1:0 --metrics-addr=127.0.0.1:0 --concurrency=20}
 
 provider_pid=
 cleanup() {
