@@ -4,7 +4,8 @@
 # Env: BENCH_N (or N; default 10), BENCH_PHASES (default "controlplane bootstrap"; either or
 #      both, space- or comma-separated), BENCH_STEADY_SECONDS (300), BENCH_PROVIDER_CMD (default:
 #      our release controlplane-provider), BENCH_BOOTSTRAP_CMD (default: our release
-#      bootstrap-provider with --concurrency=20, as config/bootstrap deploys it), BENCH_FLOOR_CONCURRENCY (5, our provider's --concurrency),
+#      bootstrap-provider with --concurrency=20, as config/bootstrap deploys it),
+#      BENCH_FLOOR_CONCURRENCY (5, our provider's --concurrency),
 #      BENCH_HARNESS_DIR (the private harness state dir, default /tmp/k0smotron-rs-bench),
 #      BENCH_RESULTS_DIR (default bench/results), BENCH_NO_BUILD=1 (skip cargo and `cluster build`),
 #      BENCH_SETTLE_MAX_SECONDS (120), BENCH_KEEP=1 (leave the harness up), BENCH_PROFILE

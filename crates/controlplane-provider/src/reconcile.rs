@@ -567,13 +567,16 @@ where
     let pods = list_pods(&scope, ns, &facts.cluster_name).await?;
     let counts_ready = pods.iter().any(pod_ready);
     let was_initialized = facts.cp.initialized;
+    let dial = desired
+        .endpoint
+        .as_ref()
+        .and_then(|e| dial_address(&scope, e, facts.exposure_service.as_ref()));
     let (probe, kube_system_uid, hosted) = match (
         &desired.kubeconfig,
         &desired.endpoint,
         counts_ready || was_initialized,
     ) {
         (Some(secret), Some(endpoint), true) => {
-            let dial = dial_address(&scope, endpoint, facts.exposure_service.as_ref());
             probe(secret, endpoint, dial, ctx.probe_timeout).await
         }
         _ => (Probe::NotRun, None, None),
@@ -625,10 +628,11 @@ where
     } else {
         let probed_with = match (&probe, &desired.kubeconfig, &desired.endpoint) {
             (Probe::NotRun, _, _) => None,
-            (_, Some(secret), Some(endpoint)) => secret.metadata.name.clone().map(|name| {
-                let dial = dial_address(&scope, endpoint, facts.exposure_service.as_ref());
-                (name, endpoint.clone(), dial)
-            }),
+            (_, Some(secret), Some(endpoint)) => secret
+                .metadata
+                .name
+                .clone()
+                .map(|name| (name, endpoint.clone(), dial)),
             _ => None,
         };
         ctx.quiet.remember(
@@ -2103,9 +2107,9 @@ async fn push_dynamic_config(
 
 /// The address to connect to for `endpoint` instead of resolving its host: the cluster IP of
 /// the exposure Service `service` when the endpoint is that Service's DNS name and the Service is
-/// in the management cluster. The cluster's DNS then has no part in a probe. Under load, its
-/// answers can take seconds (glibc's parallel A/AAAA lookups losing a reply to the conntrack race
-/// wait out a 5 s timeout, issue #11), and each such wait held a reconcile worker.
+/// in the management cluster. The cluster's DNS then has no part in a probe: a lookup whose
+/// reply is lost waits out glibc's 5 s resolver timeout, and each such wait held a reconcile
+/// worker (docs/controlplane.md, issue #11).
 fn dial_address(
     scope: &Scope,
     endpoint: &k0smotron_api::capi::ApiEndpoint,
